@@ -1,0 +1,124 @@
+/* idx.c -- see idx.h. zlib's gzread reads plain files as they are, so one
+ * path serves both forms. */
+#include "dataset/idx.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+/* Reads exactly n bytes; 0 on success. */
+static int idx_read_all(gzFile f, void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    while (n) {
+        unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
+        int got = gzread(f, p, chunk);
+        if (got <= 0)
+            return -1;
+        p += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+/* Opens path and reads its header; dims[] gets ndims big-endian sizes. */
+static fl_code idx_open(const char *path, int want_ndims, gzFile *out, uint32_t *dims, fl_error *err)
+{
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return fl_fail(err, FL_EINPUT, "%s: cannot open IDX file (%s)", path, strerror(errno));
+    unsigned char magic[4];
+    if (idx_read_all(f, magic, 4) || magic[0] || magic[1] || magic[2] != 0x08 || magic[3] != want_ndims) {
+        gzclose(f);
+        return fl_fail(err, FL_EINPUT, "%s: not an IDX file of unsigned bytes with %d dimensions HINT: expected the MNIST-family format", path, want_ndims);
+    }
+    for (int i = 0; i < want_ndims; i++) {
+        unsigned char b[4];
+        if (idx_read_all(f, b, 4)) {
+            gzclose(f);
+            return fl_fail(err, FL_EINPUT, "%s: IDX header is truncated", path);
+        }
+        dims[i] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    }
+    *out = f;
+    return FL_OK;
+}
+
+fl_code fl_idx_read_images(const char *path, fl_idx_images *out, fl_error *err)
+{
+    gzFile f = NULL;
+    uint32_t d[3] = {0, 0, 0};
+    memset(out, 0, sizeof *out);
+    fl_code rc = idx_open(path, 3, &f, d, err);
+    if (rc)
+        return rc;
+    if (d[0] == 0 || d[1] == 0 || d[2] == 0 || d[0] > (1u << 28) || d[1] > 65535 || d[2] > 65535) {
+        gzclose(f);
+        return fl_fail(err, FL_EINPUT, "%s: implausible IDX image dimensions %u x %u x %u", path, d[0], d[1], d[2]);
+    }
+    size_t bytes = (size_t)d[0] * d[1] * d[2];
+    out->pixels = malloc(bytes);
+    if (!out->pixels) {
+        gzclose(f);
+        return fl_fail(err, FL_ENOMEM, "%s: out of memory for %zu bytes of images", path, bytes);
+    }
+    if (idx_read_all(f, out->pixels, bytes)) {
+        gzclose(f);
+        fl_idx_images_free(out);
+        return fl_fail(err, FL_EINPUT, "%s: file ends before its %u images HINT: the download is truncated", path, d[0]);
+    }
+    gzclose(f);
+    out->count = (int)d[0];
+    out->rows = (int)d[1];
+    out->cols = (int)d[2];
+    return FL_OK;
+}
+
+fl_code fl_idx_read_labels(const char *path, int *count, int32_t **labels, fl_error *err)
+{
+    gzFile f = NULL;
+    uint32_t n = 0;
+    *labels = NULL;
+    fl_code rc = idx_open(path, 1, &f, &n, err);
+    if (rc)
+        return rc;
+    unsigned char *raw = n && n <= (1u << 28) ? malloc(n) : NULL;
+    int32_t *lab = raw ? malloc(sizeof *lab * n) : NULL;
+    if (!lab) {
+        free(raw);
+        gzclose(f);
+        return fl_fail(err, n ? FL_ENOMEM : FL_EINPUT, "%s: cannot hold %u labels", path, n);
+    }
+    if (idx_read_all(f, raw, n)) {
+        free(raw);
+        free(lab);
+        gzclose(f);
+        return fl_fail(err, FL_EINPUT, "%s: file ends before its %u labels", path, n);
+    }
+    gzclose(f);
+    for (uint32_t i = 0; i < n; i++)
+        lab[i] = raw[i];
+    free(raw);
+    *count = (int)n;
+    *labels = lab;
+    return FL_OK;
+}
+
+void fl_idx_images_free(fl_idx_images *im)
+{
+    free(im->pixels);
+    im->pixels = NULL;
+}
+
+int fl_idx_find(const char *dir, const char *stem, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s", dir, stem);
+    if (access(buf, F_OK) == 0)
+        return 1;
+    snprintf(buf, n, "%s/%s.gz", dir, stem);
+    return access(buf, F_OK) == 0;
+}

@@ -1,0 +1,295 @@
+/* prep.c -- see prep.h. */
+#include "dataset/prep.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dataset/datafile.h"
+#include "dataset/folds.h"
+#include "dataset/image.h"
+#include "dataset/source.h"
+#include "dist/tempfile.h"
+
+#define BLOCK_BYTES (64u << 20) /* one of the two image buffers, at most */
+#define BLOCK_ROWS_MAX 512
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Work shared by the writer (calling thread) and the decode workers. Rows of
+ * both splits are numbered as one sequence: train rows, then test rows. Row r
+ * belongs to block r / block_rows and lands in buf[block % 2]. */
+typedef struct {
+    const fl_source *src;
+    int channels, height, width;
+    int64_t n_rows, n_train, block_rows, n_blocks;
+    size_t image_bytes;
+    uint8_t *buf[2];
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t next_row;       /* next row to hand to a worker */
+    int64_t blocks_written; /* blocks the writer has finished with */
+    int64_t done_in[2];     /* rows decoded in the block of each buffer */
+    int failed;             /* stop everyone */
+    fl_error first_err;     /* the first failure of a worker */
+    double t_decode, t_resize;
+} prep_work;
+
+static int64_t block_len(const prep_work *w, int64_t b)
+{
+    int64_t first = b * w->block_rows, n = w->n_rows - first;
+    return n < w->block_rows ? n : w->block_rows;
+}
+
+/* Decodes and resizes one row into its slot. */
+static fl_code prep_one(prep_work *w, int64_t row, uint8_t *dst, double *t_dec, double *t_res, fl_error *err)
+{
+    fl_split_id split = row < w->n_train ? FL_SPLIT_TRAIN : FL_SPLIT_TEST;
+    int64_t r = split == FL_SPLIT_TRAIN ? row : row - w->n_train;
+    fl_image img;
+    double t0 = now_seconds();
+    fl_code rc = fl_source_decode(w->src, split, r, w->channels, &img, err);
+    double t1 = now_seconds();
+    *t_dec += t1 - t0;
+    if (rc)
+        return rc;
+    size_t hwc_bytes = w->image_bytes;
+    uint8_t *hwc = malloc(hwc_bytes);
+    if (!hwc) {
+        fl_image_release(&img);
+        return fl_fail(err, FL_ENOMEM, "out of memory resizing");
+    }
+    rc = fl_image_resize(img.px, img.width, img.height, w->channels, hwc, w->width, w->height);
+    if (!rc)
+        fl_image_to_planar(hwc, w->height, w->width, w->channels, dst);
+    else
+        fl_fail(err, rc, "out of memory resizing a %dx%d image", img.width, img.height);
+    free(hwc);
+    fl_image_release(&img);
+    *t_res += now_seconds() - t1;
+    return rc;
+}
+
+static void *prep_worker(void *arg)
+{
+    prep_work *w = arg;
+    double t_dec = 0, t_res = 0;
+    fl_error err;
+    fl_error_clear(&err);
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        int64_t row = 0;
+        /* The row's buffer is free once the block two back is written. */
+        while (!w->failed && (row = w->next_row) < w->n_rows && row / w->block_rows >= w->blocks_written + 2)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->failed || row >= w->n_rows) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        w->next_row++;
+        pthread_mutex_unlock(&w->mu);
+
+        int64_t b = row / w->block_rows;
+        uint8_t *dst = w->buf[b % 2] + (size_t)(row - b * w->block_rows) * w->image_bytes;
+        fl_code rc = prep_one(w, row, dst, &t_dec, &t_res, &err);
+
+        pthread_mutex_lock(&w->mu);
+        if (rc && !w->failed) {
+            w->failed = 1;
+            w->first_err = err;
+        }
+        w->done_in[b % 2]++;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    pthread_mutex_lock(&w->mu);
+    w->t_decode += t_dec;
+    w->t_resize += t_res;
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* The writer loop: waits for each block, writes it, frees its buffer. */
+static fl_code prep_write_blocks(prep_work *w, fl_datafile_writer *dw, fl_prep_stats *st, fl_error *err)
+{
+    for (int64_t b = 0; b < w->n_blocks; b++) {
+        int64_t len = block_len(w, b);
+        double t0 = now_seconds();
+        pthread_mutex_lock(&w->mu);
+        while (!w->failed && w->done_in[b % 2] < len)
+            pthread_cond_wait(&w->cv, &w->mu);
+        int failed = w->failed;
+        pthread_mutex_unlock(&w->mu);
+        double t1 = now_seconds();
+        st->seconds_wait += t1 - t0;
+        if (failed)
+            return FL_EINPUT; /* the worker's message is reported by the caller */
+        /* A block may straddle the train/test boundary: write each part. */
+        int64_t first = b * w->block_rows, end = first + len;
+        for (int64_t r = first; r < end;) {
+            int is_train = r < w->n_train;
+            int64_t stop = is_train && end > w->n_train ? w->n_train : end;
+            fl_code rc = fl_datafile_write_images(dw, is_train ? FL_SPLIT_TRAIN : FL_SPLIT_TEST,
+                                                  is_train ? r : r - w->n_train, stop - r,
+                                                  w->buf[b % 2] + (size_t)(r - first) * w->image_bytes, err);
+            if (rc)
+                return rc;
+            r = stop;
+        }
+        st->seconds_write += now_seconds() - t1;
+        pthread_mutex_lock(&w->mu);
+        w->done_in[b % 2] = 0;
+        w->blocks_written = b + 1;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    return FL_OK;
+}
+
+static int cores_available(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Decodes every row with `threads` workers while this thread writes. */
+static fl_code prep_pixels(const fl_source *src, const fl_data_info *info, int threads, fl_datafile_writer *dw,
+                           fl_prep_stats *st, fl_error *err)
+{
+    prep_work w;
+    memset(&w, 0, sizeof w);
+    w.src = src;
+    w.channels = info->channels;
+    w.height = info->height;
+    w.width = info->width;
+    w.n_train = info->n_train;
+    w.n_rows = info->n_train + info->n_test;
+    w.image_bytes = (size_t)info->channels * info->height * info->width;
+    w.block_rows = BLOCK_BYTES / w.image_bytes;
+    if (w.block_rows > BLOCK_ROWS_MAX)
+        w.block_rows = BLOCK_ROWS_MAX;
+    if (w.block_rows < 1)
+        w.block_rows = 1;
+    w.n_blocks = (w.n_rows + w.block_rows - 1) / w.block_rows;
+    w.buf[0] = malloc(w.image_bytes * w.block_rows);
+    w.buf[1] = malloc(w.image_bytes * w.block_rows);
+    pthread_t *tid = calloc((size_t)threads, sizeof *tid);
+    if (!w.buf[0] || !w.buf[1] || !tid) {
+        free(w.buf[0]);
+        free(w.buf[1]);
+        free(tid);
+        return fl_fail(err, FL_ENOMEM, "out of memory for image buffers (%zu bytes)", 2 * w.image_bytes * w.block_rows);
+    }
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    fl_error_clear(&w.first_err);
+    int started = 0;
+    for (; started < threads; started++)
+        if (pthread_create(&tid[started], NULL, prep_worker, &w) != 0)
+            break;
+    fl_code rc = started ? prep_write_blocks(&w, dw, st, err) : fl_fail(err, FL_EIO, "cannot start decode threads");
+    pthread_mutex_lock(&w.mu);
+    if (rc)
+        w.failed = 1;
+    pthread_cond_broadcast(&w.cv);
+    pthread_mutex_unlock(&w.mu);
+    for (int i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    if (w.first_err.code) {
+        *err = w.first_err;
+        rc = w.first_err.code;
+    }
+    st->seconds_decode = w.t_decode;
+    st->seconds_resize = w.t_resize;
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    free(w.buf[0]);
+    free(w.buf[1]);
+    free(tid);
+    return rc;
+}
+
+fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err)
+{
+    memset(st, 0, sizeof *st);
+    double t_start = now_seconds();
+    if (opt->channels != 1 && opt->channels != 3)
+        return fl_fail(err, FL_EUSAGE, "--channels %d: must be 1 or 3", opt->channels);
+    if (opt->folds < 2)
+        return fl_fail(err, FL_EUSAGE, "--folds %d: must be at least 2", opt->folds);
+    fl_tempfile tmp;
+    /* Refuse an existing or unwritable OUT before minutes of work. */
+    fl_code rc = fl_tempfile_begin(&tmp, opt->out_path, opt->force, err);
+    if (rc)
+        return rc;
+    fl_source src;
+    int32_t *fold = NULL;
+    fl_datafile_writer *dw = NULL;
+    if ((rc = fl_source_load(opt->src_dir, opt->classes_file, &src, err))) {
+        fl_tempfile_abort(&tmp);
+        return rc;
+    }
+    fl_data_info info = {0};
+    info.n_train = src.split[FL_SPLIT_TRAIN].n;
+    info.n_test = src.split[FL_SPLIT_TEST].n;
+    info.num_classes = src.num_classes;
+    info.classes = src.classes;
+    info.folds = opt->folds;
+    info.fold_seed = opt->seed;
+    info.channels = opt->channels;
+    info.height = opt->height ? opt->height : src.is_idx ? src.idx[0].rows : 224;
+    info.width = opt->width ? opt->width : src.is_idx ? src.idx[0].cols : 224;
+    info.has_test_labels = src.split[FL_SPLIT_TEST].labels != NULL;
+    if ((rc = fl_source_check_folds(&src, opt->folds, err)))
+        goto fail;
+    if (!(fold = malloc(sizeof *fold * (size_t)(info.n_train ? info.n_train : 1)))) {
+        rc = fl_fail(err, FL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = fl_folds_stratified(src.split[FL_SPLIT_TRAIN].labels, (int)info.n_train, opt->folds, opt->seed, fold, err)))
+        goto fail;
+    st->seconds_scan = now_seconds() - t_start;
+    if ((rc = fl_datafile_create(tmp.tmp_path, &info, &dw, err)))
+        goto fail;
+    for (int s = 0; s < 2 && !rc; s++)
+        rc = fl_datafile_write_rows(dw, (fl_split_id)s, src.split[s].labels, s == 0 ? fold : NULL, src.split[s].paths, err);
+    if (rc)
+        goto fail;
+    st->threads = opt->threads > 0 ? opt->threads : cores_available();
+    if ((rc = prep_pixels(&src, &info, st->threads, dw, st, err)))
+        goto fail;
+    double t0 = now_seconds();
+    rc = fl_datafile_finish(dw, err);
+    dw = NULL;
+    if (rc || (rc = fl_tempfile_commit(&tmp, err)))
+        goto fail;
+    st->seconds_write += now_seconds() - t0;
+    st->n_train = info.n_train;
+    st->n_test = info.n_test;
+    st->seconds_total = now_seconds() - t_start;
+    free(fold);
+    fl_source_free(&src);
+    return FL_OK;
+fail:
+    if (dw) {
+        fl_error ignored;
+        fl_datafile_finish(dw, &ignored);
+    }
+    fl_tempfile_abort(&tmp);
+    free(fold);
+    fl_source_free(&src);
+    return rc;
+}

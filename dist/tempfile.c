@@ -1,0 +1,130 @@
+/* tempfile.c -- see tempfile.h. The signal handler touches only a static
+ * array of paths and calls unlink(), both async-signal-safe. */
+#include "dist/tempfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TEMP_SLOTS 32
+
+static char temp_registry[TEMP_SLOTS][4096];
+static volatile sig_atomic_t temp_used[TEMP_SLOTS];
+
+static void temp_on_signal(int sig)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++)
+        if (temp_used[i])
+            unlink(temp_registry[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void fl_tempfile_install_signal_cleanup(void)
+{
+    static int done;
+    if (done)
+        return;
+    done = 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = temp_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static int temp_register(const char *path)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++)
+        if (!temp_used[i]) {
+            snprintf(temp_registry[i], sizeof temp_registry[i], "%s", path);
+            temp_used[i] = 1;
+            return i;
+        }
+    return -1;
+}
+
+static void temp_unregister(fl_tempfile *t)
+{
+    if (t->slot >= 0)
+        temp_used[t->slot] = 0;
+    t->slot = -1;
+}
+
+static void dir_of(const char *path, char *dir, size_t n)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(dir, n, "%s", dirname(tmp));
+}
+
+fl_code fl_tempfile_begin(fl_tempfile *t, const char *final_path, int overwrite, fl_error *err)
+{
+    memset(t, 0, sizeof *t);
+    t->slot = -1;
+    if (strlen(final_path) + 32 >= sizeof t->tmp_path)
+        return fl_fail(err, FL_EINPUT, "%s: path too long", final_path);
+    snprintf(t->final_path, sizeof t->final_path, "%s", final_path);
+    struct stat st;
+    if (!overwrite && stat(final_path, &st) == 0)
+        return fl_fail(err, FL_EINPUT, "%s: already exists HINT: pass --force to replace it", final_path);
+    char dir[4096], base[4096];
+    dir_of(final_path, dir, sizeof dir);
+    snprintf(base, sizeof base, "%s", final_path);
+    const char *slash = strrchr(base, '/');
+    snprintf(t->tmp_path, sizeof t->tmp_path, "%s/.%s.tmp.XXXXXX", dir, slash ? slash + 1 : base);
+    int fd = mkstemp(t->tmp_path);
+    if (fd < 0) {
+        int e = errno;
+        if (stat(dir, &st) != 0)
+            return fl_fail(err, FL_EIO, "%s: directory '%s' does not exist HINT: create it first", final_path, dir);
+        return fl_fail(err, FL_EIO, "%s: cannot create a file in directory '%s' (%s) HINT: choose a writable directory", final_path, dir, strerror(e));
+    }
+    fchmod(fd, 0644);
+    close(fd);
+    t->slot = temp_register(t->tmp_path);
+    return FL_OK;
+}
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+fl_code fl_tempfile_commit(fl_tempfile *t, fl_error *err)
+{
+    if (fsync_path(t->tmp_path, O_RDONLY) != 0) {
+        int e = errno;
+        fl_tempfile_abort(t);
+        return fl_fail(err, FL_EIO, "%s: cannot flush to disk (%s)", t->final_path, strerror(e));
+    }
+    if (rename(t->tmp_path, t->final_path) != 0) {
+        int e = errno;
+        fl_tempfile_abort(t);
+        return fl_fail(err, FL_EIO, "%s: cannot rename the finished file into place (%s)", t->final_path, strerror(e));
+    }
+    temp_unregister(t);
+    char dir[4096];
+    dir_of(t->final_path, dir, sizeof dir);
+    fsync_path(dir, O_RDONLY | O_DIRECTORY); /* best effort: some filesystems refuse */
+    return FL_OK;
+}
+
+void fl_tempfile_abort(fl_tempfile *t)
+{
+    if (t->tmp_path[0])
+        unlink(t->tmp_path);
+    temp_unregister(t);
+}

@@ -1,0 +1,35 @@
+/* tempfile.h -- files that appear complete or not at all.
+ *
+ * Every file a later step reads is written to a temporary name in the same
+ * directory and renamed into place once complete (after fsync), so a crash,
+ * a full disk or a signal never leaves a half-written file under the real
+ * name. Temporary files are registered so that SIGINT/SIGTERM remove them.
+ */
+#ifndef FOLDLINE_TEMPFILE_H
+#define FOLDLINE_TEMPFILE_H
+
+#include <stddef.h>
+
+#include "dist/error.h"
+
+typedef struct {
+    char final_path[4096];
+    char tmp_path[4096];
+    int slot; /* registry slot for signal cleanup, -1 if none */
+} fl_tempfile;
+
+/* Picks and creates (empty, mode 0644) a unique temporary file beside
+ * final_path. Fails with a message naming the directory if it is not
+ * writable. If !overwrite and final_path exists, fails with a HINT about
+ * --force. */
+fl_code fl_tempfile_begin(fl_tempfile *t, const char *final_path, int overwrite, fl_error *err);
+/* fsyncs the temporary file, renames it to the final path, fsyncs the directory. */
+fl_code fl_tempfile_commit(fl_tempfile *t, fl_error *err);
+/* Removes the temporary file (after a failure). */
+void fl_tempfile_abort(fl_tempfile *t);
+
+/* Installs SIGINT/SIGTERM handlers that unlink registered temporary files and
+ * then die of the signal as before. Idempotent. */
+void fl_tempfile_install_signal_cleanup(void);
+
+#endif

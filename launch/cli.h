@@ -1,0 +1,26 @@
+/* cli.h -- the `foldline` command: one function per verb, and the one place
+ * that prints an error and ends the process. */
+#ifndef FOLDLINE_CLI_H
+#define FOLDLINE_CLI_H
+
+#include "dist/error.h"
+
+#define FOLDLINE_VERSION "0.1.0"
+
+int cli_prep(int argc, char **argv);
+int cli_inspect(int argc, char **argv);
+int cli_version(void);
+
+/* Prints "foldline: error: <msg>" on stderr and returns the exit status for
+ * err's code. Under MPI (later) this is where the whole job is aborted. */
+int cli_report(const fl_error *err);
+
+/* Parses a whole decimal integer in [lo, hi] from s for option `opt`. */
+fl_code cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out, fl_error *err);
+
+/* Option lookup for "--name value" and "--name=value": if argv[*i] is the
+ * option `name`, sets *val (advancing *i past a separate value) and returns
+ * 1; returns -1 if the value is missing, 0 if argv[*i] is another option. */
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **val);
+
+#endif

@@ -1,0 +1,140 @@
+/* cli_prep.c -- `foldline prep SRC OUT.h5 [options]`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset/datafile.h"
+#include "dataset/prep.h"
+#include "dist/tempfile.h"
+#include "launch/cli.h"
+
+static const char *prep_usage =
+    "usage: foldline prep SRC OUT.h5 [options]\n"
+    "\n"
+    "SRC holds either the competition layout\n"
+    "  train.csv (class_name,image_path,target), test.csv (image_path[,target]),\n"
+    "  train/<image_path>, test/<image_path>   (JPEG or PNG; files the CSVs do not list are ignored)\n"
+    "or MNIST-family IDX files: train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-*.\n"
+    "\n"
+    "  --size N | HxW   output size (default 224 for image folders, the native size for IDX);\n"
+    "                   downscaling averages the source area (Pillow's BILINEAR resize)\n"
+    "  --channels 1|3   grey or RGB (default 3; grey sources are replicated)\n"
+    "  --folds K        stratified folds (default 5)\n"
+    "  --seed S         fold seed, 0..4294967295 (default 42; same folds as scikit-learn's\n"
+    "                   StratifiedKFold(K, shuffle=True, random_state=S) on train.csv's row order)\n"
+    "  --classes FILE   class names, one per line, for IDX sources (default SRC/classes.txt, else ids)\n"
+    "  --threads N      decode threads (default: every core this process may use)\n"
+    "  --force          replace OUT.h5 if it exists\n"
+    "  --quiet          print nothing on success\n";
+
+static fl_code parse_size(const char *s, int *h, int *w, fl_error *err)
+{
+    long a, b;
+    const char *x = strchr(s, 'x');
+    if (!x)
+        x = strchr(s, 'X');
+    if (!x) {
+        if (cli_parse_int("--size", s, 1, 16384, &a, err))
+            return FL_EUSAGE;
+        *h = *w = (int)a;
+        return FL_OK;
+    }
+    char hs[32];
+    size_t n = (size_t)(x - s);
+    if (n == 0 || n >= sizeof hs)
+        return fl_fail(err, FL_EUSAGE, "--size '%s': expected N or HxW", s);
+    memcpy(hs, s, n);
+    hs[n] = '\0';
+    if (cli_parse_int("--size", hs, 1, 16384, &a, err) || cli_parse_int("--size", x + 1, 1, 16384, &b, err))
+        return fl_fail(err, FL_EUSAGE, "--size '%s': expected N or HxW with sides 1..16384", s);
+    *h = (int)a;
+    *w = (int)b;
+    return FL_OK;
+}
+
+static void print_stats(const fl_prep_options *o, const fl_prep_stats *st)
+{
+    int64_t n = st->n_train + st->n_test;
+    double per = n ? 1e3 / n : 0;
+    printf("prep: %s -> %s: %lld train + %lld test images\n", o->src_dir, o->out_path, (long long)st->n_train, (long long)st->n_test);
+    printf("prep: %lld images in %.2f s = %.0f images/s on %d threads\n", (long long)n, st->seconds_total,
+           st->seconds_total > 0 ? n / st->seconds_total : 0.0, st->threads);
+    printf("prep: time per image (thread time): decode %.2f ms, resize %.2f ms; scan %.2f s, HDF5 write %.2f s, writer idle %.2f s\n",
+           st->seconds_decode * per, st->seconds_resize * per, st->seconds_scan, st->seconds_write, st->seconds_wait);
+}
+
+int cli_prep(int argc, char **argv)
+{
+    fl_error err;
+    fl_error_clear(&err);
+    fl_prep_options o = {0};
+    o.channels = 3;
+    o.folds = 5;
+    o.seed = 42;
+    int quiet = 0, npos = 0;
+    const char *pos[2] = {NULL, NULL};
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        long x;
+        int r;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(prep_usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--force")) {
+            o.force = 1;
+        } else if (!strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--size", &v)) != 0) {
+            if (r < 0 || parse_size(v, &o.height, &o.width, &err))
+                goto usage;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--channels", &v)) != 0) {
+            if (r < 0 || cli_parse_int("--channels", v, 1, 3, &x, &err) || x == 2)
+                goto usage;
+            o.channels = (int)x;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--folds", &v)) != 0) {
+            if (r < 0 || cli_parse_int("--folds", v, 2, 1000, &x, &err))
+                goto usage;
+            o.folds = (int)x;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--seed", &v)) != 0) {
+            if (r < 0 || cli_parse_int("--seed", v, 0, 4294967295L, &x, &err))
+                goto usage;
+            o.seed = (uint32_t)x;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--threads", &v)) != 0) {
+            if (r < 0 || cli_parse_int("--threads", v, 1, 4096, &x, &err))
+                goto usage;
+            o.threads = (int)x;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--classes", &v)) != 0) {
+            if (r < 0)
+                goto usage;
+            o.classes_file = v;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fl_fail(&err, FL_EUSAGE, "prep: unknown option '%s' HINT: foldline prep --help", argv[i]);
+            goto usage;
+        } else if (npos < 2) {
+            pos[npos++] = argv[i];
+        } else {
+            fl_fail(&err, FL_EUSAGE, "prep: unexpected argument '%s' HINT: foldline prep SRC OUT.h5 [options]", argv[i]);
+            goto usage;
+        }
+    }
+    if (npos != 2) {
+        fl_fail(&err, FL_EUSAGE, "prep: needs SRC and OUT.h5 HINT: foldline prep --help");
+        goto usage;
+    }
+    o.src_dir = pos[0];
+    o.out_path = pos[1];
+    fl_h5_quiet();
+    fl_tempfile_install_signal_cleanup();
+    fl_prep_stats st;
+    fl_code rc = fl_prep_run(&o, &st, &err);
+    if (rc)
+        return cli_report(&err);
+    if (!quiet)
+        print_stats(&o, &st);
+    return 0;
+usage:
+    if (!err.code)
+        fl_fail(&err, FL_EUSAGE, "prep: option '%s' needs a value HINT: foldline prep --help", argv[argc - 1]);
+    err.code = FL_EUSAGE;
+    return cli_report(&err);
+}

@@ -1,0 +1,32 @@
+/* cli_version.c -- `foldline --version`: what this binary was built with. */
+#include <stdio.h>
+
+#include <hdf5.h>
+#include <libconfig.h>
+
+#include "dist/world.h"
+#include "launch/cli.h"
+#include "trainer/torch/bridge.h"
+
+int cli_version(void)
+{
+    fl_error err;
+    fl_torch_info ti;
+    if (fl_torch_get_info(&ti, &err))
+        return cli_report(&err);
+    char mpi[256], nccl[128];
+    fl_mpi_library_version(mpi, sizeof mpi);
+    fl_nccl_version(nccl, sizeof nccl);
+    unsigned h5maj, h5min, h5rel;
+    H5get_libversion(&h5maj, &h5min, &h5rel);
+    printf("foldline %s\n", FOLDLINE_VERSION);
+    printf("libtorch %s (CUDA %s", ti.version, ti.cuda_built ? "on" : "off");
+    if (ti.cuda_built)
+        printf(", %d device%s visible", ti.cuda_devices, ti.cuda_devices == 1 ? "" : "s");
+    printf(")\n");
+    printf("MPI      %s\n", mpi);
+    printf("HDF5     %u.%u.%u\n", h5maj, h5min, h5rel);
+    printf("libconfig %d.%d.%d\n", LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
+    printf("NCCL     %s\n", nccl);
+    return 0;
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# demo.sh -- install, build, and run foldline's main job on the embedded
+# default: Fashion-MNIST from Debian's dataset-fashion-mnist package.
+#   1. prep: the IDX files -> data/fashion-mnist.h5 (60,000 train rows in 5
+#      stratified folds, 10,000 labelled test rows); skipped if already made
+#   2. inspect: what the data file holds
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
+cd "$FOLDLINE_ROOT"
+
+src=/usr/share/datasets/fashion-mnist
+data=data/fashion-mnist.h5
+mkdir -p data
+if [[ ! -f $data ]]; then
+  "$FOLDLINE" prep "$src" "$data" --channels 1 --folds 5 --seed 42 --classes configs/fashion-mnist.classes
+fi
+"$FOLDLINE" inspect "$data"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# deps.sh -- install what foldline needs on Debian 12 (or a recent Ubuntu) and
+# build it into build/. Sourced by demo.sh and test.sh; safe to run again:
+# apt-get runs only when a package is missing, and the build is incremental.
+#
+#   FOLDLINE_BUILD_DIR   build folder (default: build)
+#   FOLDLINE_WITH_TESTS  1: also install the test oracles (numpy, h5py, Pillow, scikit-learn)
+#   CMAKE_PREFIX_PATH    another libtorch (CUDA, pip torch) instead of Debian's
+set -euo pipefail
+
+FOLDLINE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FOLDLINE_BUILD_DIR=${FOLDLINE_BUILD_DIR:-$FOLDLINE_ROOT/build}
+
+packages=(
+  build-essential cmake pkg-config
+  libtorch-dev            # libtorch 1.13 (CPU); a CUDA libtorch comes in through CMAKE_PREFIX_PATH
+  libopenblas0-pthread    # without it libtorch falls back to the reference BLAS (about 30x slower)
+  libopenmpi-dev openmpi-bin
+  libhdf5-dev libconfig-dev libjpeg-dev libpng-dev zlib1g-dev
+  dataset-fashion-mnist   # the demo's data
+)
+if [[ ${FOLDLINE_WITH_TESTS:-0} == 1 ]]; then
+  packages+=(python3 python3-numpy python3-h5py python3-pil python3-sklearn)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  [[ $p == \#* ]] && continue
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  sudo=""
+  if [[ $(id -u) != 0 ]]; then
+    command -v sudo >/dev/null || { echo "foldline: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  echo "foldline: installing ${missing[*]}" >&2
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# libtorch uses whatever libblas.so.3 points to; make sure that is OpenBLAS.
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+if [[ -n $blas && $blas != *openblas* ]]; then
+  echo "foldline: warning: libblas.so.3 is $blas, not OpenBLAS; matrix products will be slow" >&2
+  echo "  HINT: update-alternatives --config libblas.so.3-x86_64-linux-gnu" >&2
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S "$FOLDLINE_ROOT" -B "$FOLDLINE_BUILD_DIR" -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE:-Release} >/dev/null
+cmake --build "$FOLDLINE_BUILD_DIR" -j "$jobs" >/dev/null
+export FOLDLINE="$FOLDLINE_BUILD_DIR/foldline"
+
+# Open MPI refuses root unless told; tests and the demo may run as root.
+if [[ $(id -u) == 0 ]]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi

@@ -1,0 +1,40 @@
+/* main.c -- `foldline VERB ...`: verb dispatch, --help and --version. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "launch/cli.h"
+
+static const char *usage =
+    "foldline " FOLDLINE_VERSION " -- k-fold training of image classifiers on libtorch, MPI and NCCL\n"
+    "\n"
+    "usage: foldline VERB [ARGS...]\n"
+    "\n"
+    "  prep SRC OUT.h5 [--size N|HxW] [--channels 1|3] [--folds K] [--seed S]\n"
+    "                  read a competition layout (train.csv, test.csv, train/, test/) or MNIST-style\n"
+    "                  IDX files and write the HDF5 data file every rank reads\n"
+    "  inspect FILE.h5 print a data file's schema version, shapes, classes and fold sizes\n"
+    "\n"
+    "  foldline VERB --help   options of one verb\n"
+    "  foldline --version     versions of foldline, libtorch, MPI, HDF5 and NCCL\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *verb = argv[1];
+    if (!strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(verb, "--version") || !strcmp(verb, "version"))
+        return cli_version();
+    if (!strcmp(verb, "prep"))
+        return cli_prep(argc - 1, argv + 1);
+    if (!strcmp(verb, "inspect"))
+        return cli_inspect(argc - 1, argv + 1);
+    fprintf(stderr, "foldline: error: unknown verb '%s' HINT: foldline --help lists the verbs\n", verb);
+    return 2;
+}

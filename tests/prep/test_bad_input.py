@@ -1,0 +1,329 @@
+#!/usr/bin/python3
+"""`foldline prep` on bad input.
+
+Every data error: exit status 1, exactly one line on stderr that starts "foldline: error: " and names the
+thing at fault, no file at OUT, and nothing new in OUT's directory (no `.<OUT>.tmp.XXXXXX` left behind).
+Usage errors: exit status 2, same one-line rule, and nothing written.
+"""
+
+import csv
+import io
+import os
+import random
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+PREFIX = "foldline: error: "
+
+
+class BadInputCase(common.TempDirCase):
+
+    def setUp(self):
+        super().setUp()
+        self.src = os.path.join(self.tmp, "src")
+        # 3 classes x 5 rows, 16x16 JPEGs (real JPEG files, so truncating one means something)
+        self.lay = common.simple_layout(self.src, [5, 5, 5], size=16, seed=11, n_test=3, fmt="JPEG")
+        self.outdir = os.path.join(self.tmp, "out")
+        os.mkdir(self.outdir)
+        self.out = os.path.join(self.outdir, "data.h5")
+        self.train_csv = os.path.join(self.src, "train.csv")
+        self.test_csv = os.path.join(self.src, "test.csv")
+
+    # ------------------------------------------------------------------ helpers
+
+    def rewrite_train(self, rows=None, header=("class_name", "image_path", "target"), **kw):
+        common.write_csv(self.train_csv, header, self.lay.train if rows is None else rows, **kw)
+
+    def assertFails(self, *must_contain, opts=(), rc=1, out=None, watch=None):
+        """Run prep SRC OUT OPTS; check the failure contract; return the stderr line."""
+        out = out or self.out
+        watch = watch or os.path.dirname(out)
+        before = sorted(os.listdir(watch)) if os.path.isdir(watch) else None
+        res = common.prep(self.src, out, *opts)
+        self.assertEqual(res.rc, rc, "exit status %d, expected %d\nstdout: %s\nstderr: %s"
+                         % (res.rc, rc, res.stdout, res.stderr))
+        self.assertTrue(res.stderr.endswith("\n") and res.stderr.count("\n") == 1,
+                        "stderr is not exactly one line: %r" % res.stderr)
+        line = res.stderr.rstrip("\n")
+        self.assertTrue(line.startswith(PREFIX), "stderr does not start with %r: %r" % (PREFIX, line))
+        for s in must_contain:
+            self.assertIn(str(s), line)
+        self.assertFalse(os.path.lexists(out), "%s exists after a failed prep" % out)
+        after = sorted(os.listdir(watch)) if os.path.isdir(watch) else None
+        self.assertEqual(after, before, "OUT's directory changed: %s -> %s" % (before, after))
+        return line
+
+    def row_line(self, rows, i, header=("class_name", "image_path", "target"), crlf=False):
+        """Independent oracle: the 1-based physical line on which data row i starts."""
+        buf = io.StringIO()
+        wr = csv.writer(buf, lineterminator="\r\n" if crlf else "\n")
+        wr.writerow(header)
+        for r in rows[:i]:
+            wr.writerow(r)
+        return buf.getvalue().count("\n") + 1
+
+
+class MissingFiles(BadInputCase):
+
+    def test_missing_train_csv(self):
+        os.unlink(self.train_csv)
+        self.assertFails(self.train_csv)
+
+    def test_missing_test_csv(self):
+        os.unlink(self.test_csv)
+        self.assertFails(self.test_csv)
+
+    def test_missing_train_image(self):
+        path = self.lay.train[4][1]
+        os.unlink(self.lay.train_file(path))
+        self.assertFails(path)
+
+    def test_missing_test_image(self):
+        path = self.lay.test[1][0]
+        os.unlink(self.lay.test_file(path))
+        self.assertFails(path)
+
+    def test_listed_file_not_an_image(self):
+        path = self.lay.train[6][1]
+        with open(self.lay.train_file(path), "wb") as f:
+            f.write(bytes(random.Random(3).randrange(256) for _ in range(500)))
+        self.assertFails(path)
+
+    def test_listed_test_file_not_an_image(self):
+        path = self.lay.test[0][0]
+        with open(self.lay.test_file(path), "wb") as f:
+            f.write(b"this is a text file, not a JPEG\n" * 10)
+        self.assertFails(path)
+
+    def test_empty_image_file(self):
+        path = self.lay.train[2][1]
+        open(self.lay.train_file(path), "wb").close()
+        self.assertFails(path)
+
+    def test_truncated_jpeg_undecodable(self):
+        path = self.lay.train[9][1]
+        f = self.lay.train_file(path)
+        with open(f, "rb") as fh:
+            data = fh.read()
+        self.assertEqual(data[:2], b"\xff\xd8")
+        with open(f, "wb") as fh:
+            fh.write(data[:20])
+        self.assertFails(path)
+
+    def test_corrupt_png(self):
+        path = self.lay.train[3][1]
+        f = self.lay.train_file(path)
+        img = common.structured_image(random.Random(5), 64, 64)
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        data = buf.getvalue()
+        with open(f, "wb") as fh:  # a PNG cut in the middle of its image data (name says .JPEG)
+            fh.write(data[: len(data) // 2])
+        self.assertFails(path)
+
+
+class CsvErrors(BadInputCase):
+
+    def test_missing_column_target(self):
+        self.rewrite_train([r[:2] for r in self.lay.train], header=("class_name", "image_path"))
+        self.assertFails("missing column 'target'", self.train_csv)
+
+    def test_missing_column_image_path(self):
+        self.rewrite_train([(r[0], r[2]) for r in self.lay.train], header=("class_name", "target"))
+        self.assertFails("missing column 'image_path'", self.train_csv)
+
+    def test_missing_column_class_name(self):
+        self.rewrite_train([r[1:] for r in self.lay.train], header=("image_path", "target"))
+        self.assertFails("missing column 'class_name'", self.train_csv)
+
+    def test_misspelt_column_target(self):
+        self.rewrite_train(header=("class_name", "image_path", "targets"))
+        self.assertFails("missing column 'target'")
+
+    def test_test_csv_missing_column_image_path(self):
+        common.write_csv(self.test_csv, ["path"], self.lay.test)
+        self.assertFails("missing column 'image_path'", self.test_csv)
+
+    def bad_target(self, i, value, **kw):
+        rows = [list(r) for r in self.lay.train]
+        rows[i][2] = value
+        self.rewrite_train(rows, **kw)
+        line = self.row_line(rows, i, crlf=kw.get("crlf", False))
+        self.assertFails("train.csv:%d" % line, value)  # (an empty value: just the line)
+
+    def test_target_not_integer_word(self):
+        self.bad_target(3, "abc")
+
+    def test_target_not_integer_decimal(self):
+        self.bad_target(7, "1.5")
+
+    def test_target_negative(self):
+        self.bad_target(11, "-1")
+
+    def test_target_beyond_int32(self):
+        self.bad_target(5, "99999999999")
+
+    def test_target_empty(self):
+        self.bad_target(2, "")
+
+    def test_target_error_line_with_bom_and_crlf(self):
+        self.bad_target(8, "x7", bom=True, crlf=True)
+
+    def test_target_error_line_counts_physical_lines(self):
+        # class names with a quoted line break make rows span two physical lines each
+        rows = [list(r) for r in self.lay.train]
+        for r in rows:
+            if r[2] == 0:
+                r[0] = "two\nlines"
+        i = max(j for j, r in enumerate(rows) if r[2] != 0)
+        rows[i][2] = "bad"
+        self.rewrite_train(rows)
+        line = self.row_line(rows, i)
+        self.assertGreater(line, i + 2)  # the oracle did count the embedded line breaks
+        self.assertFails("train.csv:%d" % line, "'bad'")
+
+    def test_duplicate_image_path(self):
+        rows = list(self.lay.train) + [self.lay.train[4]]
+        self.rewrite_train(rows)
+        self.assertFails(self.lay.train[4][1], "listed twice")
+
+    def test_duplicate_test_image_path(self):
+        rows = list(self.lay.test) + [self.lay.test[0]]
+        common.write_csv(self.test_csv, ["image_path"], rows)
+        self.assertFails(self.lay.test[0][0], "listed twice")
+
+    def test_class_with_fewer_rows_than_folds(self):
+        rows = [r for r in self.lay.train if r[2] != 1] + [r for r in self.lay.train if r[2] == 1][:3]
+        self.rewrite_train(rows)
+        self.assertFails("class001", "fewer than")
+
+    def test_class_with_fewer_rows_than_folds_option(self):
+        self.assertFails("fewer than", opts=("--folds", 6))
+
+    def test_one_class_two_targets(self):
+        rows = [list(r) for r in self.lay.train]
+        i = max(j for j, r in enumerate(rows) if r[2] == 2)
+        rows[i][2] = 0
+        self.rewrite_train(rows)
+        self.assertFails("train.csv:%d" % (i + 2))
+
+    def test_empty_train_csv(self):
+        open(self.train_csv, "wb").close()
+        self.assertFails("empty CSV", self.train_csv)
+
+    def test_header_only_train_csv(self):
+        self.rewrite_train([])
+        self.assertFails("empty CSV", self.train_csv)
+
+    def test_empty_test_csv(self):
+        open(self.test_csv, "wb").close()
+        self.assertFails("empty CSV", self.test_csv)
+
+
+class PathEscapes(BadInputCase):
+
+    def escape(self, bad, part="train"):
+        # the target really exists, so a refusal is about the path, not a missing file
+        common.save_image(common.structured_image(random.Random(1), 16, 16), os.path.join(self.src, "x.JPEG"))
+        if part == "train":
+            rows = [list(r) for r in self.lay.train]
+            rows[5][1] = bad
+            self.rewrite_train(rows)
+        else:
+            rows = [list(r) for r in self.lay.test]
+            rows[1][0] = bad
+            common.write_csv(self.test_csv, ["image_path"], rows)
+        self.assertFails(bad)
+
+    def test_parent_dir_path_refused(self):
+        self.escape("../x.JPEG")
+
+    def test_absolute_path_refused(self):
+        self.escape("/etc/passwd")
+
+    def test_nested_parent_dir_path_refused(self):
+        self.escape("class000/../../x.JPEG")
+
+    def test_test_csv_parent_dir_path_refused(self):
+        self.escape("../x.JPEG", part="test")
+
+
+class OutputErrors(BadInputCase):
+
+    def test_out_exists_without_force(self):
+        with open(self.out, "wb") as f:
+            f.write(b"precious bytes\x00\x01")
+        before = sorted(os.listdir(self.outdir))
+        res = common.prep(self.src, self.out)
+        self.assertEqual(res.rc, 1, res.stderr)
+        self.assertEqual(res.stderr.count("\n"), 1, res.stderr)
+        self.assertTrue(res.stderr.startswith(PREFIX), res.stderr)
+        self.assertIn("already exists", res.stderr)
+        self.assertIn("--force", res.stderr)
+        with open(self.out, "rb") as f:
+            self.assertEqual(f.read(), b"precious bytes\x00\x01")
+        self.assertEqual(sorted(os.listdir(self.outdir)), before)
+
+    def test_out_parent_missing(self):
+        missing = os.path.join(self.tmp, "no", "such")
+        self.assertFails(os.path.join(self.tmp, "no"), out=os.path.join(missing, "d.h5"), watch=self.tmp)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "no")))
+
+    def test_out_parent_is_regular_file(self):
+        plain = os.path.join(self.outdir, "plain")
+        with open(plain, "w") as f:
+            f.write("x")
+        self.assertFails(plain, out=os.path.join(plain, "d.h5"), watch=self.outdir)
+
+    def test_out_is_a_directory(self):
+        d = os.path.join(self.outdir, "isdir.h5")
+        os.mkdir(d)
+        before = sorted(os.listdir(self.outdir))
+        res = common.prep(self.src, d, "--force")
+        self.assertEqual(res.rc, 1, res.stdout + res.stderr)
+        self.assertEqual(res.stderr.count("\n"), 1, res.stderr)
+        self.assertTrue(res.stderr.startswith(PREFIX), res.stderr)
+        self.assertIn("isdir.h5", res.stderr)
+        self.assertTrue(os.path.isdir(d))
+        self.assertEqual(sorted(os.listdir(self.outdir)), before)
+
+
+class UsageErrors(BadInputCase):
+
+    def test_unknown_option(self):
+        self.assertFails("--bogus", opts=("--bogus",), rc=2)
+
+    def test_size_zero(self):
+        self.assertFails("--size", opts=("--size", "0"), rc=2)
+
+    def test_size_malformed(self):
+        self.assertFails("--size", opts=("--size", "12y4"), rc=2)
+
+    def test_channels_2(self):
+        self.assertFails("--channels", opts=("--channels", "2"), rc=2)
+
+    def test_folds_1(self):
+        self.assertFails("--folds", opts=("--folds", "1"), rc=2)
+
+    def test_seed_out_of_range(self):
+        self.assertFails("--seed", opts=("--seed", "4294967296"), rc=2)
+
+    def test_option_without_value(self):
+        self.assertFails("--folds", opts=("--folds",), rc=2)
+
+    def test_missing_out(self):
+        before = sorted(os.listdir(self.tmp))
+        res = common.run("prep", self.src)
+        self.assertEqual(res.rc, 2, res.stderr)
+        self.assertEqual(res.stderr.count("\n"), 1, res.stderr)
+        self.assertTrue(res.stderr.startswith(PREFIX), res.stderr)
+        self.assertEqual(sorted(os.listdir(self.tmp)), before)
+
+
+load_tests = common.concurrent_load_tests
+
+if __name__ == "__main__":
+    common.main()

@@ -1,0 +1,105 @@
+/* spec.h -- a training run as plain data.
+ *
+ * launch/config.c fills an fl_train_config from a libconfig file (plus
+ * --set overrides) and checks every key; trainer/ and dist/ only read it.
+ * Each value keeps the config line it came from (the *_line fields), so that
+ * checks that need the data file (channels, fold count) can still name the
+ * file, line and key.
+ */
+#ifndef FOLDLINE_SPEC_H
+#define FOLDLINE_SPEC_H
+
+#include <stdint.h>
+
+#define FL_MAX_OPS 16
+#define FL_MAX_STAGES 16
+#define FL_MAX_MODELS 32
+#define FL_MAX_FOLDS 64
+#define FL_MAX_TTA 8
+#define FL_NAME_MAX 64
+#define FL_PATH_MAX 4096
+
+typedef enum {
+    FL_OP_HFLIP,
+    FL_OP_VFLIP,
+    FL_OP_ROTATE,          /* degrees: uniform in [-degrees, degrees] */
+    FL_OP_ELASTIC,         /* alpha, sigma (not implemented yet: a config error) */
+    FL_OP_GRID_DISTORTION  /* num_steps, distort_limit (not implemented yet: a config error) */
+} fl_op_kind;
+
+typedef struct {
+    fl_op_kind kind;
+    double p;              /* probability per image, default 0.5 */
+    double degrees;        /* rotate */
+    double alpha, sigma;   /* elastic */
+    int num_steps;         /* grid_distortion */
+    double distort_limit;  /* grid_distortion */
+} fl_aug_op;
+
+/* From epoch from_epoch on (0-based), ops replace the previous stage's ops. */
+typedef struct {
+    int from_epoch;
+    int n_ops;
+    fl_aug_op ops[FL_MAX_OPS];
+} fl_aug_stage;
+
+typedef enum { FL_TTA_HFLIP, FL_TTA_VFLIP } fl_tta_kind;
+
+typedef struct {
+    char name[FL_NAME_MAX];        /* models.[i].name: letters, digits, '_', '-', '.'; unique */
+    char backbone[FL_PATH_MAX];    /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" */
+    int freeze_backbone;           /* default 0 */
+    char head_type[16];            /* "linear" (default) | "mlp3" */
+    int head_hidden;               /* mlp3 hidden width, default 1024 */
+    char head_act[8];              /* "relu" (default) | "gelu" */
+    int epochs;                    /* >= 1, required */
+    int batch;                     /* >= 1, default 64; the global batch */
+    char optimizer[8];             /* "adam" (default) | "adamw" | "sgd" */
+    double lr;                     /* > 0, default 1e-3 */
+    double weight_decay;           /* >= 0, default 0 */
+    double momentum;               /* sgd, [0, 1), default 0.9 */
+    int nesterov;                  /* sgd, default 0 */
+    double clip_grad_norm;         /* 0 = off (default); else max global L2 norm */
+    char schedule[8];              /* "none" (default) | "step" | "cosine" */
+    int step_size;                 /* step: epochs per step (>= 1), default 10 */
+    double gamma;                  /* step: factor (0, 1], default 0.1 */
+    int warmup_epochs;             /* cosine: linear warm-up epochs, default 0 */
+    double min_lr;                 /* cosine: floor, default 0 */
+    double label_smoothing;        /* [0, 1), default 0 */
+    char predict_with[16];         /* "best_acc" (default) | "best_loss" | "last" */
+    int n_tta;
+    fl_tta_kind tta[FL_MAX_TTA];   /* extra views averaged with the plain one at prediction */
+    int n_stages;
+    fl_aug_stage stages[FL_MAX_STAGES]; /* sorted by from_epoch, strictly increasing */
+    double vote_weight;            /* vote.weights[i], default 1 */
+    int line;                      /* config line of this model's group */
+} fl_model_cfg;
+
+typedef struct {
+    char path[FL_PATH_MAX];        /* the config file, for messages */
+    /* run */
+    char run_name[FL_NAME_MAX];    /* default "run" */
+    char out_dir[FL_PATH_MAX];     /* default "runs"; the run lives in out_dir/run_name */
+    uint32_t seed;                 /* default 42 */
+    int threads;                   /* 0 (default): the node's cores / its ranks */
+    /* data */
+    char data_file[FL_PATH_MAX];   /* required; relative paths are relative to the working directory */
+    int n_mean, n_std;             /* 0 when absent: mean 0.5, std 0.5 per channel */
+    double mean[3], std[3];
+    int mean_line, std_line;
+    char data_cache[16];           /* "none" (default): read batches from the file; "memory": load it whole */
+    /* folds */
+    int n_folds_use;               /* 0 when absent: every fold of the data file */
+    int folds_use[FL_MAX_FOLDS];
+    int folds_use_line;
+    /* dist */
+    int ranks_per_job;             /* default 1 */
+    char backend[8];               /* "auto" (default) | "nccl" | "mpi" */
+    /* models */
+    int n_models;
+    fl_model_cfg models[FL_MAX_MODELS];
+    /* vote */
+    char vote_method[16];          /* "soft-soft" (default) | "soft-hard" | "hard-hard" | "soft" | "hard" */
+} fl_train_config;
+
+#endif

@@ -1,0 +1,107 @@
+/* bridge.h -- the C face of foldline's libtorch code (trainer/torch/).
+ *
+ * This header is the whole boundary between C and C++: plain types and
+ * opaque handles only. Every function catches what libtorch throws, stores
+ * the message in the fl_error and returns an fl_code, so no exception or C++
+ * type ever reaches C.
+ */
+#ifndef FOLDLINE_TORCH_BRIDGE_H
+#define FOLDLINE_TORCH_BRIDGE_H
+
+#include <stdint.h>
+
+#include "dist/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    char version[32];   /* libtorch's version, e.g. "1.13.0" */
+    int cuda_built;     /* this libtorch was built with CUDA */
+    int cuda_devices;   /* CUDA devices visible now (0 without a GPU) */
+    int intra_threads;  /* libtorch's current intra-op thread count */
+} fl_torch_info;
+
+fl_code fl_torch_get_info(fl_torch_info *info, fl_error *err);
+
+/* Sets libtorch's intra-op threads (n >= 1). */
+fl_code fl_torch_set_threads(int n, fl_error *err);
+
+/* ---- models ---------------------------------------------------------------
+ * An fl_model is a backbone, a head, a loss and an optimizer on one device.
+ * Images cross the boundary as uint8 (B, ch, H, W) host buffers, exactly as
+ * the data file stores them; the bridge converts them to float, divides by
+ * 255 and normalises with mean/std on the model's device.
+ */
+typedef struct fl_model fl_model;
+
+typedef struct {
+    const char *backbone;     /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" */
+    int in_channels, height, width, num_classes;
+    const char *head_type;    /* "linear" | "mlp3" */
+    int head_hidden;          /* mlp3 */
+    const char *head_act;     /* "relu" | "gelu" */
+    int freeze_backbone;      /* train the head only (the backbone also stays in eval mode) */
+    const char *optimizer;    /* "adam" | "adamw" | "sgd" */
+    double lr, weight_decay, momentum;
+    int nesterov;
+    double clip_grad_norm;    /* 0 = off */
+    double label_smoothing;   /* 0 = plain cross-entropy */
+    float mean[3], std[3];    /* per channel, on the 0..1 scale */
+    uint64_t seed;            /* weight initialisation */
+    const char *device;       /* "cpu", "cuda", "cuda:N" */
+} fl_model_spec;
+
+/* Per-image augmentation, drawn by the caller (trainer/augment.c) so that it
+ * depends only on the seed, the epoch and the row. Applied in this order:
+ * rotation by angle_deg about the centre (bilinear, reflect-101 borders:
+ * grid_sample with padding_mode reflection and align_corners true), then the
+ * flips. angle_deg == 0 and no flip leaves the image bit for bit as it was. */
+typedef struct {
+    uint8_t hflip, vflip;
+    float angle_deg;
+} fl_augment;
+
+fl_code fl_model_new(const fl_model_spec *spec, fl_model **out, fl_error *err);
+void fl_model_free(fl_model *m);
+
+/* Parameters of backbone + head; trainable_only counts those the optimizer updates. */
+int64_t fl_model_num_params(const fl_model *m, int trainable_only);
+/* Width D of the backbone's features (the head's input). */
+int fl_model_feature_dim(const fl_model *m);
+
+fl_code fl_model_set_lr(fl_model *m, double lr, fl_error *err);
+
+/* Forward and backward on one batch (train mode), gradients accumulated into
+ * the parameters' .grad (zeroed by fl_model_step). x: uint8 (B, ch, H, W);
+ * y: int32 (B); aug: (B) or NULL. loss_scale multiplies the mean loss before
+ * backward (B / global batch, for data-parallel shards). Outputs the summed
+ * (not mean) loss over the B rows and the count of correct argmaxes. */
+fl_code fl_model_forward_backward(fl_model *m, const uint8_t *x, const int32_t *y, int B, const fl_augment *aug,
+                                  double loss_scale, double *loss_sum, int *correct, fl_error *err);
+
+/* Clips gradients (if configured), steps the optimizer, zeroes gradients. */
+fl_code fl_model_step(fl_model *m, fl_error *err);
+
+/* Eval mode, no grad: softmax probabilities float32 (B, num_classes) into
+ * probs, averaged over the plain view and the n_tta extra views (tta: 0 =
+ * hflip, 1 = vflip, as fl_tta_kind). If y is not NULL, also the summed
+ * cross-entropy (without label smoothing) and the correct count of the
+ * averaged probabilities. */
+fl_code fl_model_predict(fl_model *m, const uint8_t *x, int B, const int *tta, int n_tta, const int32_t *y,
+                         float *probs, double *loss_sum, int *correct, fl_error *err);
+
+/* Model and optimizer state (parameters, buffers, optimizer moments, lr) to
+ * and from a file. The caller makes writes atomic (temporary name, rename). */
+fl_code fl_model_save(fl_model *m, const char *path, fl_error *err);
+fl_code fl_model_load(fl_model *m, const char *path, fl_error *err);
+
+/* Seeds libtorch's global generators (CPU and CUDA). */
+fl_code fl_torch_manual_seed(uint64_t seed, fl_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,31 @@
+// bridge_core.cpp -- libtorch build information and process-wide settings.
+// The one C++ idiom allowed to leak out is none: every entry point is wrapped
+// by FL_TORCH_GUARD (bridge_guard.h), which turns exceptions into fl_codes.
+#include "trainer/torch/bridge.h"
+#include "trainer/torch/bridge_guard.h"
+
+#include <cstdio>
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+extern "C" fl_code fl_torch_get_info(fl_torch_info *info, fl_error *err)
+{
+    FL_TORCH_GUARD(err, {
+        std::snprintf(info->version, sizeof info->version, "%s", TORCH_VERSION);
+#ifdef FL_TORCH_CUDA
+        info->cuda_built = 1;
+#else
+        info->cuda_built = 0;
+#endif
+        info->cuda_devices = torch::cuda::is_available() ? (int)torch::cuda::device_count() : 0;
+        info->intra_threads = at::get_num_threads();
+    });
+}
+
+extern "C" fl_code fl_torch_set_threads(int n, fl_error *err)
+{
+    if (n < 1)
+        return fl_fail(err, FL_EINPUT, "thread count %d: must be at least 1", n);
+    FL_TORCH_GUARD(err, { at::set_num_threads(n); });
+}
