@@ -128,3 +128,44 @@ void fl_tempfile_abort(fl_tempfile *t)
         unlink(t->tmp_path);
     temp_unregister(t);
 }
+
+fl_code fl_mkdir_p(const char *path, fl_error *err)
+{
+    char buf[4096];
+    if (strlen(path) >= sizeof buf)
+        return fl_fail(err, FL_EINPUT, "%s: path too long", path);
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return fl_fail(err, FL_EIO, "%s: cannot create directory (%s) HINT: choose a writable location", buf, strerror(errno));
+            struct stat st;
+            if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+                return fl_fail(err, FL_EIO, "%s: exists and is not a directory", buf);
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    return FL_OK;
+}
+
+fl_code fl_write_file_atomic(const char *path, const void *data, size_t len, fl_error *err)
+{
+    fl_tempfile t;
+    fl_code rc = fl_tempfile_begin(&t, path, 1, err);
+    if (rc)
+        return rc;
+    FILE *f = fopen(t.tmp_path, "wb");
+    int bad = !f || fwrite(data, 1, len, f) != len;
+    if (f && fclose(f) != 0)
+        bad = 1;
+    if (bad) {
+        int e = errno;
+        fl_tempfile_abort(&t);
+        return fl_fail(err, FL_EIO, "%s: cannot write (%s)", path, strerror(e));
+    }
+    return fl_tempfile_commit(&t, err);
+}

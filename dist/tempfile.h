@@ -28,6 +28,12 @@ fl_code fl_tempfile_commit(fl_tempfile *t, fl_error *err);
 /* Removes the temporary file (after a failure). */
 void fl_tempfile_abort(fl_tempfile *t);
 
+/* Creates a directory and its parents (mode 0755); fails naming the path. */
+fl_code fl_mkdir_p(const char *path, fl_error *err);
+
+/* Writes len bytes to path atomically (temporary file, fsync, rename). */
+fl_code fl_write_file_atomic(const char *path, const void *data, size_t len, fl_error *err);
+
 /* Installs SIGINT/SIGTERM handlers that unlink registered temporary files and
  * then die of the signal as before. Idempotent. */
 void fl_tempfile_install_signal_cleanup(void);

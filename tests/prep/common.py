@@ -315,6 +315,8 @@ class ConcurrentSuite(unittest.TestSuite):
         tests = list(_flatten(self))
         classes = list(dict.fromkeys(type(t) for t in tests))
         failed_setup = {}
+        skipped = {cls for cls in classes if getattr(cls, "__unittest_skip__", False)}
+        classes = [cls for cls in classes if cls not in skipped]
         for cls in classes:
             try:
                 cls.setUpClass()

@@ -139,10 +139,6 @@ class CsvErrors(BadInputCase):
         self.rewrite_train([r[1:] for r in self.lay.train], header=("image_path", "target"))
         self.assertFails("missing column 'class_name'", self.train_csv)
 
-    def test_misspelt_column_target(self):
-        self.rewrite_train(header=("class_name", "image_path", "targets"))
-        self.assertFails("missing column 'target'")
-
     def test_test_csv_missing_column_image_path(self):
         common.write_csv(self.test_csv, ["path"], self.lay.test)
         self.assertFails("missing column 'image_path'", self.test_csv)
@@ -299,17 +295,11 @@ class UsageErrors(BadInputCase):
     def test_size_zero(self):
         self.assertFails("--size", opts=("--size", "0"), rc=2)
 
-    def test_size_malformed(self):
-        self.assertFails("--size", opts=("--size", "12y4"), rc=2)
-
     def test_channels_2(self):
         self.assertFails("--channels", opts=("--channels", "2"), rc=2)
 
     def test_folds_1(self):
         self.assertFails("--folds", opts=("--folds", "1"), rc=2)
-
-    def test_seed_out_of_range(self):
-        self.assertFails("--seed", opts=("--seed", "4294967296"), rc=2)
 
     def test_option_without_value(self):
         self.assertFails("--folds", opts=("--folds",), rc=2)

@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -55,12 +56,16 @@ class FoldTest(unittest.TestCase):
         assert not np.array_equal(cls.labels, np.sort(cls.labels))
         first = list(dict.fromkeys(cls.labels.tolist()))
         assert first != sorted(first)
-        cls.data = {}
-        for name, opts in RUNS.items():
+        def one(name):
             out = os.path.join(cls._td.name, name + ".h5")
-            res = common.prep(root, out, "--size", 8, "--quiet", *opts)
+            return out, common.prep(root, out, "--size", 8, "--quiet", *RUNS[name])
+
+        with ThreadPoolExecutor(common.ConcurrentSuite.workers) as ex:
+            results = dict(zip(RUNS, ex.map(one, RUNS)))
+        cls.data = {}
+        for name, (out, res) in results.items():
             if res.rc != 0:
-                raise AssertionError("prep %s failed: %s%s" % (opts, res.stdout, res.stderr))
+                raise AssertionError("prep %s failed: %s%s" % (RUNS[name], res.stdout, res.stderr))
             cls.data[name] = common.read_data(out)
 
     @classmethod

@@ -118,6 +118,7 @@ class SchemaTest(unittest.TestCase):
         if cls.res.rc != 0:
             raise AssertionError("prep failed: rc=%d\n%s%s" % (cls.res.rc, cls.res.stdout, cls.res.stderr))
         cls.data = common.read_data(cls.out)
+        cls.inspected = common.inspect(cls.out)
 
     @classmethod
     def tearDownClass(cls):
@@ -250,13 +251,6 @@ class SchemaTest(unittest.TestCase):
         ref = common.pillow_reference(os.path.join(self.src, "train", self.train_rows[3][1]), 64, 64, 1)
         self.assertLess(np.abs(img - ref).mean(), 2.0)
 
-    def test_folds_and_seed_options_recorded(self):
-        out = self.run_prep("--size", "16", "--folds", "3", "--seed", "7", name="f3.h5")
-        with h5py.File(out, "r") as f:
-            self.assertEqual(f.attrs["folds"], 3)
-            self.assertEqual(f.attrs["fold_seed"], 7)
-            self.assertEqual(set(f["train/fold"][()].tolist()), {0, 1, 2})
-
     def test_force_replaces_existing_file(self):
         out = os.path.join(self.tmp, "force.h5")
         with open(out, "wb") as f:
@@ -290,8 +284,9 @@ class SchemaTest(unittest.TestCase):
     # ------------------------------------------------------------------ inspect
 
     def inspect_out(self):
-        r = common.inspect(self.out)
+        r = self.inspected
         self.assertEqual(r.rc, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
         return r.stdout
 
     def test_inspect_schema_version_and_shape(self):
@@ -328,6 +323,8 @@ class SchemaTest(unittest.TestCase):
             pat = r"(?m)^\s*%d\s+%s\s+%d\s*$" % (t, re.escape(name), COUNTS[t])
             self.assertRegex(s, pat, "no line '%d %s %d'" % (t, name, COUNTS[t]))
 
+
+load_tests = common.concurrent_load_tests
 
 if __name__ == "__main__":
     common.main()

@@ -1,0 +1,40 @@
+/* loader.h -- batches of images from the data file, read ahead by a thread.
+ *
+ * The caller decides which rows form each batch (shuffling, fold selection
+ * and, under MPI, sharding live in trainer/ and dist/); the loader reads the
+ * rows of the next batches on a prefetch thread while the model computes on
+ * the current one, so that reading does not show in the step time. With
+ * cache_memory the whole split is read once and batches are gathered from
+ * RAM.
+ *
+ * HDF5 (serial build) is not thread-safe: while an epoch is in flight the
+ * prefetch thread is the process's only HDF5 user. fl_loader_next returns 0
+ * at the end of an epoch, after which the thread is idle and the caller may
+ * use HDF5 again.
+ */
+#ifndef FOLDLINE_LOADER_H
+#define FOLDLINE_LOADER_H
+
+#include <stdint.h>
+
+#include "dataset/datafile.h"
+
+typedef struct fl_loader fl_loader;
+
+/* Opens its own handle on the data file; split selects /train or /test. */
+fl_code fl_loader_open(const char *path, fl_split_id split, int cache_memory, fl_loader **out, fl_error *err);
+void fl_loader_close(fl_loader *ld);
+
+/* Starts reading the rows (n, indices into the split) in batches of `batch`
+ * (the last one may be shorter). The rows array is copied. */
+fl_code fl_loader_start(fl_loader *ld, const int64_t *rows, int64_t n, int batch, fl_error *err);
+
+/* The next batch: *x points to (B, ch, H, W) uint8 pixels valid until the
+ * next call, *first its position in the rows of fl_loader_start. Returns 1,
+ * 0 at the end, or -1 (err set). */
+int fl_loader_next(fl_loader *ld, const uint8_t **x, int *B, int64_t *first, fl_error *err);
+
+/* Seconds the caller spent waiting in fl_loader_next since the last start. */
+double fl_loader_wait_seconds(const fl_loader *ld);
+
+#endif

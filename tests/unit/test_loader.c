@@ -1,0 +1,145 @@
+/* test_loader.c -- the prefetching batch loader returns exactly the rows it
+ * was asked for, in order, from the file or from the memory cache. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "dataset/datafile.h"
+#include "dataset/loader.h"
+
+#define N 103
+#define M 17
+static char path[64];
+
+/* A data file whose every pixel of row r is (r * 7 + c) % 251, c the channel. */
+static void make_file(void)
+{
+    snprintf(path, sizeof path, "/tmp/fl_loader_XXXXXX");
+    int fd = mkstemp(path);
+    close(fd);
+    char *classes[2] = {"a", "b"};
+    fl_data_info in = {.n_train = N, .n_test = M, .num_classes = 2, .folds = 2, .height = 5, .width = 4, .channels = 3, .fold_seed = 1, .classes = classes};
+    fl_datafile_writer *w;
+    fl_error err;
+    if (fl_datafile_create(path, &in, &w, &err))
+        abort();
+    int32_t labels[N], fold[N];
+    char *paths[N];
+    for (int i = 0; i < N; i++) {
+        labels[i] = i % 2;
+        fold[i] = (i / 2) % 2;
+        paths[i] = "p";
+    }
+    fl_datafile_write_rows(w, FL_SPLIT_TRAIN, labels, fold, paths, &err);
+    fl_datafile_write_rows(w, FL_SPLIT_TEST, NULL, NULL, paths, &err);
+    for (int s = 0; s < 2; s++) {
+        int n = s ? M : N;
+        uint8_t *px = malloc((size_t)n * 60);
+        for (int r = 0; r < n; r++)
+            for (int c = 0; c < 3; c++)
+                memset(px + r * 60 + c * 20, (r * 7 + c) % 251, 20);
+        if (fl_datafile_write_images(w, (fl_split_id)s, 0, n, px, &err))
+            abort();
+        free(px);
+    }
+    if (fl_datafile_finish(w, &err))
+        abort();
+}
+
+static int row_ok(const uint8_t *img, int64_t r)
+{
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < 20; i++)
+            if (img[c * 20 + i] != (r * 7 + c) % 251)
+                return 0;
+    return 1;
+}
+
+static void check_epoch(fl_loader *ld, const int64_t *rows, int64_t n, int batch)
+{
+    fl_error err;
+    CHECK(fl_loader_start(ld, rows, n, batch, &err) == FL_OK);
+    const uint8_t *x;
+    int B, got;
+    int64_t first, seen = 0, expect_first = 0;
+    while ((got = fl_loader_next(ld, &x, &B, &first, &err)) == 1) {
+        CHECK(first == expect_first);
+        CHECK(B == (n - first < batch ? n - first : batch));
+        for (int i = 0; i < B; i++)
+            CHECK(row_ok(x + (size_t)i * 60, rows[first + i]));
+        seen += B;
+        expect_first += B;
+    }
+    CHECK(got == 0);
+    CHECK(seen == n);
+}
+
+static void test_shuffled_rows_come_back_in_order(void)
+{
+    for (int cache = 0; cache < 2; cache++) {
+        fl_loader *ld;
+        fl_error err;
+        CHECK(fl_loader_open(path, FL_SPLIT_TRAIN, cache, &ld, &err) == FL_OK);
+        int64_t rows[N];
+        for (int i = 0; i < N; i++)
+            rows[i] = (i * 37) % N;
+        check_epoch(ld, rows, N, 10);
+        check_epoch(ld, rows, N, 64);
+        check_epoch(ld, rows + 5, 1, 7); /* one row, short batch */
+        fl_loader_close(ld);
+    }
+}
+
+static void test_restart_mid_epoch_starts_over(void)
+{
+    fl_loader *ld;
+    fl_error err;
+    CHECK(fl_loader_open(path, FL_SPLIT_TRAIN, 0, &ld, &err) == FL_OK);
+    int64_t rows[N];
+    for (int i = 0; i < N; i++)
+        rows[i] = N - 1 - i;
+    const uint8_t *x;
+    int B;
+    int64_t first;
+    CHECK(fl_loader_start(ld, rows, N, 8, &err) == FL_OK);
+    CHECK(fl_loader_next(ld, &x, &B, &first, &err) == 1);
+    int64_t asc[N];
+    for (int i = 0; i < N; i++)
+        asc[i] = i;
+    check_epoch(ld, asc, N, 16); /* bigger batches: buffers grow */
+    fl_loader_close(ld);
+}
+
+static void test_test_split_and_bad_rows(void)
+{
+    fl_loader *ld;
+    fl_error err;
+    CHECK(fl_loader_open(path, FL_SPLIT_TEST, 0, &ld, &err) == FL_OK);
+    int64_t rows[M];
+    for (int i = 0; i < M; i++)
+        rows[i] = i;
+    check_epoch(ld, rows, M, 4);
+    int64_t bad[1] = {M};
+    CHECK(fl_loader_start(ld, bad, 1, 4, &err) != FL_OK);
+    fl_loader_close(ld);
+}
+
+static void test_missing_file_is_named(void)
+{
+    fl_loader *ld;
+    fl_error err;
+    CHECK(fl_loader_open("/nonexistent/x.h5", FL_SPLIT_TRAIN, 0, &ld, &err) != FL_OK);
+    CHECK(strstr(err.msg, "/nonexistent/x.h5") != NULL);
+}
+
+int main(void)
+{
+    fl_h5_quiet();
+    make_file();
+    RUN(test_shuffled_rows_come_back_in_order);
+    RUN(test_restart_mid_epoch_starts_over);
+    RUN(test_test_split_and_bad_rows);
+    RUN(test_missing_file_is_named);
+    unlink(path);
+    return check_summary();
+}

@@ -1,0 +1,368 @@
+/* job.c -- see job.h. */
+#include "trainer/job.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "dataset/preds.h"
+#include "dist/tempfile.h"
+#include "trainer/augment.h"
+#include "trainer/rng.h"
+#include "trainer/schedule.h"
+#include "trainer/torch/bridge.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+uint64_t fl_job_seed(const fl_train_config *cfg, const fl_job *job)
+{
+    return fl_mix64((uint64_t)cfg->seed ^ fl_mix64(fl_hash_str(cfg->models[job->model].name) ^ fl_mix64((uint64_t)job->fold)));
+}
+
+void fl_job_dir(const fl_job_env *env, const fl_job *job, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s/fold%d", env->run_dir, env->cfg->models[job->model].name, job->fold);
+}
+
+int fl_job_is_done(const fl_job_env *env, const fl_job *job)
+{
+    char dir[4096], path[4200];
+    struct stat st;
+    fl_job_dir(env, job, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/preds.h5", dir);
+    return stat(path, &st) == 0;
+}
+
+/* Everything one job keeps while it runs. */
+typedef struct {
+    const fl_job_env *env;
+    const fl_model_cfg *mc;
+    const fl_job *job;
+    uint64_t seed;
+    char dir[4096];
+    fl_model *model;
+    int64_t *train_rows, n_train; /* rows whose fold != k */
+    int64_t *val_rows, n_val;     /* rows whose fold == k, ascending */
+    int32_t *labels_buf;          /* (batch) labels of the current batch */
+    fl_augment *aug;              /* (batch) */
+    char *metrics;                /* metrics.csv text so far */
+    size_t metrics_len;
+} job_state;
+
+static fl_code job_model_new(job_state *js, fl_error *err)
+{
+    const fl_job_env *env = js->env;
+    const fl_train_config *cfg = env->cfg;
+    const fl_model_cfg *mc = js->mc;
+    fl_model_spec spec = {0};
+    spec.backbone = mc->backbone;
+    spec.in_channels = env->data->channels;
+    spec.height = env->data->height;
+    spec.width = env->data->width;
+    spec.num_classes = env->data->num_classes;
+    spec.head_type = mc->head_type;
+    spec.head_hidden = mc->head_hidden;
+    spec.head_act = mc->head_act;
+    spec.freeze_backbone = mc->freeze_backbone;
+    spec.optimizer = mc->optimizer;
+    spec.lr = mc->lr;
+    spec.weight_decay = mc->weight_decay;
+    spec.momentum = mc->momentum;
+    spec.nesterov = mc->nesterov;
+    spec.clip_grad_norm = mc->clip_grad_norm;
+    spec.label_smoothing = mc->label_smoothing;
+    for (int c = 0; c < 3; c++) {
+        spec.mean[c] = (float)(cfg->n_mean == 0 ? 0.5 : cfg->mean[cfg->n_mean == 1 ? 0 : c]);
+        spec.std[c] = (float)(cfg->n_std == 0 ? 0.5 : cfg->std[cfg->n_std == 1 ? 0 : c]);
+    }
+    spec.seed = js->seed;
+    spec.device = env->device;
+    return fl_model_new(&spec, &js->model, err);
+}
+
+static fl_code job_save(job_state *js, const char *name, fl_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.pt", js->dir, name);
+    fl_tempfile t;
+    fl_code rc = fl_tempfile_begin(&t, path, 1, err);
+    if (rc)
+        return rc;
+    if ((rc = fl_model_save(js->model, t.tmp_path, err))) {
+        fl_tempfile_abort(&t);
+        return fl_error_prefix(err, "%s", path);
+    }
+    return fl_tempfile_commit(&t, err);
+}
+
+static fl_code job_load(job_state *js, const char *name, fl_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.pt", js->dir, name);
+    fl_code rc = fl_model_load(js->model, path, err);
+    return rc ? fl_error_prefix(err, "%s", path) : FL_OK;
+}
+
+/* One pass of training over the shuffled train rows. */
+static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *acc, double *seconds, fl_error *err)
+{
+    const fl_job_env *env = js->env;
+    int batch = js->mc->batch;
+    /* Shuffle: a Fisher-Yates permutation drawn from (job seed, epoch). */
+    fl_rng r = fl_rng_for(js->seed ^ 0x73687566ull, (uint64_t)epoch, 0);
+    for (int64_t i = js->n_train - 1; i > 0; i--) {
+        int64_t j = (int64_t)fl_rng_below(&r, (uint64_t)i + 1);
+        int64_t t = js->train_rows[i];
+        js->train_rows[i] = js->train_rows[j];
+        js->train_rows[j] = t;
+    }
+    const fl_aug_stage *stage = fl_augment_stage_at(js->mc, epoch);
+    double t0 = now_s(), loss_sum = 0;
+    int64_t correct = 0;
+    fl_code rc = fl_loader_start(env->train_loader, js->train_rows, js->n_train, batch, err);
+    if (rc)
+        return rc;
+    const uint8_t *x;
+    int B, got;
+    int64_t first;
+    while ((got = fl_loader_next(env->train_loader, &x, &B, &first, err)) == 1) {
+        const int64_t *rows = js->train_rows + first;
+        for (int i = 0; i < B; i++)
+            js->labels_buf[i] = env->train_labels[rows[i]];
+        int any = fl_augment_draw(stage, js->seed, epoch, rows, B, js->aug);
+        double l;
+        int c;
+        if ((rc = fl_model_forward_backward(js->model, x, js->labels_buf, B, any ? js->aug : NULL, 1.0, &l, &c, err)) ||
+            (rc = fl_model_step(js->model, err)))
+            return rc;
+        loss_sum += l;
+        correct += c;
+    }
+    if (got < 0)
+        return err->code;
+    *seconds = now_s() - t0;
+    *loss = loss_sum / (double)js->n_train;
+    *acc = (double)correct / (double)js->n_train;
+    if (!isfinite(*loss))
+        return fl_fail(err, FL_EINPUT, "job %s fold %d: training loss is %g at epoch %d HINT: lower the learning rate", js->mc->name, js->job->fold, *loss, epoch);
+    return FL_OK;
+}
+
+/* Predicts rows (n) of a loader's split; probs (n, C) may be NULL; labels
+ * (by split row) may be NULL. TTA views only when tta is set. */
+static fl_code job_predict(job_state *js, fl_loader *ld, const int64_t *rows, int64_t n, int use_tta, const int32_t *labels,
+                           float *probs, double *loss, double *acc, fl_error *err)
+{
+    int C = js->env->data->num_classes, batch = js->mc->batch;
+    float *scratch = probs ? NULL : malloc(sizeof *scratch * (size_t)batch * C);
+    if (!probs && !scratch)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    int tta[FL_MAX_TTA];
+    int n_tta = use_tta ? js->mc->n_tta : 0;
+    for (int i = 0; i < n_tta; i++)
+        tta[i] = (int)js->mc->tta[i];
+    double loss_sum = 0;
+    int64_t correct = 0;
+    fl_code rc = fl_loader_start(ld, rows, n, batch, err);
+    const uint8_t *x;
+    int B, got = 0;
+    int64_t first;
+    while (!rc && (got = fl_loader_next(ld, &x, &B, &first, err)) == 1) {
+        const int32_t *y = NULL;
+        if (labels) {
+            for (int i = 0; i < B; i++)
+                js->labels_buf[i] = labels[rows[first + i]];
+            y = js->labels_buf;
+        }
+        double l = 0;
+        int c = 0;
+        rc = fl_model_predict(js->model, x, B, tta, n_tta, y, probs ? probs + (size_t)first * C : scratch, &l, &c, err);
+        loss_sum += l;
+        correct += c;
+    }
+    free(scratch);
+    if (rc)
+        return rc;
+    if (got < 0)
+        return err->code;
+    if (loss)
+        *loss = n ? loss_sum / (double)n : 0;
+    if (acc)
+        *acc = n ? (double)correct / (double)n : 0;
+    return FL_OK;
+}
+
+static fl_code job_metrics_append(job_state *js, int epoch, double lr, double tl, double ta, double vl, double va, double secs,
+                                  double ips, fl_error *err)
+{
+    char row[512];
+    int n = snprintf(row, sizeof row, "%s%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n",
+                     js->metrics_len ? "" : "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds,images_per_s\n", epoch, lr,
+                     tl, ta, vl, va, secs, ips);
+    char *m = realloc(js->metrics, js->metrics_len + (size_t)n + 1);
+    if (!m)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    memcpy(m + js->metrics_len, row, (size_t)n + 1);
+    js->metrics = m;
+    js->metrics_len += (size_t)n;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.csv", js->dir);
+    return fl_write_file_atomic(path, js->metrics, js->metrics_len, err);
+}
+
+/* The rows of fold k (ascending) and of the other folds. */
+static fl_code job_split_rows(job_state *js, fl_error *err)
+{
+    const fl_job_env *env = js->env;
+    int64_t n = env->data->n_train;
+    js->train_rows = malloc(sizeof *js->train_rows * (size_t)(n ? n : 1));
+    js->val_rows = malloc(sizeof *js->val_rows * (size_t)(n ? n : 1));
+    if (!js->train_rows || !js->val_rows)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        if (env->train_fold[i] == js->job->fold)
+            js->val_rows[js->n_val++] = i;
+        else
+            js->train_rows[js->n_train++] = i;
+    }
+    if (!js->n_val || !js->n_train)
+        return fl_fail(err, FL_EINPUT, "job %s fold %d: fold %d has %lld rows and the others %lld HINT: check folds.use against the data file",
+                       js->mc->name, js->job->fold, js->job->fold, (long long)js->n_val, (long long)js->n_train);
+    return FL_OK;
+}
+
+/* Trains every epoch, keeping last, best_loss and best_acc. */
+static fl_code job_train(job_state *js, int *best_loss_epoch, int *best_acc_epoch, fl_error *err)
+{
+    const fl_model_cfg *mc = js->mc;
+    double best_loss = INFINITY, best_acc = -1;
+    fl_code rc = FL_OK;
+    for (int epoch = 0; epoch < mc->epochs && !rc; epoch++) {
+        double lr = fl_schedule_lr(mc, epoch), tl, ta, secs, vl, va;
+        if ((rc = fl_model_set_lr(js->model, lr, err)) || (rc = job_train_epoch(js, epoch, &tl, &ta, &secs, err)))
+            break;
+        double t0 = now_s();
+        if ((rc = job_predict(js, js->env->train_loader, js->val_rows, js->n_val, 0, js->env->train_labels, NULL, &vl, &va, err)))
+            break;
+        double vsecs = now_s() - t0, ips = secs > 0 ? js->n_train / secs : 0;
+        if ((rc = job_save(js, "last", err)))
+            break;
+        if (vl < best_loss) {
+            best_loss = vl;
+            *best_loss_epoch = epoch;
+            rc = job_save(js, "best_loss", err);
+        }
+        if (!rc && va > best_acc) {
+            best_acc = va;
+            *best_acc_epoch = epoch;
+            rc = job_save(js, "best_acc", err);
+        }
+        if (!rc)
+            rc = job_metrics_append(js, epoch, lr, tl, ta, vl, va, secs + vsecs, ips, err);
+        if (!rc && js->env->log) {
+            fprintf(js->env->log, "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s\n",
+                    mc->name, js->job->fold, epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
+            fflush(js->env->log);
+        }
+    }
+    return rc;
+}
+
+/* Loads the checkpoint predict_with names and writes preds.h5. */
+static fl_code job_predict_all(job_state *js, int best_loss_epoch, int best_acc_epoch, fl_error *err)
+{
+    const fl_job_env *env = js->env;
+    const char *which = js->mc->predict_with;
+    int epoch = js->mc->epochs - 1;
+    fl_code rc = FL_OK;
+    if (!strcmp(which, "best_loss"))
+        epoch = best_loss_epoch;
+    else if (!strcmp(which, "best_acc"))
+        epoch = best_acc_epoch;
+    if (epoch != js->mc->epochs - 1 && (rc = job_load(js, which, err)))
+        return rc;
+    int C = env->data->num_classes;
+    int64_t n_test = env->data->n_test;
+    fl_preds p = {0};
+    snprintf(p.model, sizeof p.model, "%s", js->mc->name);
+    p.fold = js->job->fold;
+    p.epoch = epoch;
+    snprintf(p.checkpoint, sizeof p.checkpoint, "%s", which);
+    p.num_classes = C;
+    memcpy(p.test_fingerprint, env->fingerprint, sizeof p.test_fingerprint);
+    p.n_oof = js->n_val;
+    p.n_test = n_test;
+    p.oof_index = malloc(sizeof *p.oof_index * (size_t)js->n_val);
+    p.oof_probs = malloc(sizeof *p.oof_probs * (size_t)js->n_val * C);
+    p.test_probs = malloc(sizeof *p.test_probs * (size_t)(n_test ? n_test : 1) * C);
+    int64_t *test_rows = malloc(sizeof *test_rows * (size_t)(n_test ? n_test : 1));
+    if (!p.oof_index || !p.oof_probs || !p.test_probs || !test_rows) {
+        rc = fl_fail(err, FL_ENOMEM, "out of memory for predictions");
+        goto done;
+    }
+    for (int64_t i = 0; i < js->n_val; i++)
+        p.oof_index[i] = (int32_t)js->val_rows[i];
+    for (int64_t i = 0; i < n_test; i++)
+        test_rows[i] = i;
+    double oof_acc = 0;
+    if ((rc = job_predict(js, env->train_loader, js->val_rows, js->n_val, 1, env->train_labels, p.oof_probs, NULL, &oof_acc, err)) ||
+        (rc = job_predict(js, env->test_loader, test_rows, n_test, 1, NULL, p.test_probs, NULL, NULL, err)))
+        goto done;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/preds.h5", js->dir);
+    rc = fl_preds_write(path, &p, err);
+    if (!rc && env->log) {
+        fprintf(env->log, "[%s fold %d] predicted %lld OOF rows (acc %.4f) and %lld test rows with %s (epoch %d)\n", js->mc->name,
+                js->job->fold, (long long)js->n_val, oof_acc, (long long)n_test, which, epoch + 1);
+        fflush(env->log);
+    }
+done:
+    free(p.oof_index);
+    free(p.oof_probs);
+    free(p.test_probs);
+    free(test_rows);
+    return rc;
+}
+
+fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
+{
+    job_state js;
+    memset(&js, 0, sizeof js);
+    js.env = env;
+    js.job = job;
+    js.mc = &env->cfg->models[job->model];
+    js.seed = fl_job_seed(env->cfg, job);
+    fl_job_dir(env, job, js.dir, sizeof js.dir);
+    int best_loss_epoch = 0, best_acc_epoch = 0;
+    fl_code rc = fl_mkdir_p(js.dir, err);
+    if (!rc)
+        rc = job_split_rows(&js, err);
+    if (!rc) {
+        js.labels_buf = malloc(sizeof *js.labels_buf * (size_t)js.mc->batch);
+        js.aug = malloc(sizeof *js.aug * (size_t)js.mc->batch);
+        if (!js.labels_buf || !js.aug)
+            rc = fl_fail(err, FL_ENOMEM, "out of memory");
+    }
+    if (!rc)
+        rc = job_model_new(&js, err);
+    if (!rc)
+        rc = job_train(&js, &best_loss_epoch, &best_acc_epoch, err);
+    if (!rc)
+        rc = job_predict_all(&js, best_loss_epoch, best_acc_epoch, err);
+    if (rc && !strstr(err->msg, "job "))
+        fl_error_prefix(err, "job %s fold %d", js.mc->name, job->fold);
+    fl_model_free(js.model);
+    free(js.train_rows);
+    free(js.val_rows);
+    free(js.labels_buf);
+    free(js.aug);
+    free(js.metrics);
+    return rc;
+}

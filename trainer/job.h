@@ -1,0 +1,51 @@
+/* job.h -- one job of a run: model m trained on every fold but k, validated
+ * on fold k every epoch, then predicting its held-out rows (OOF) and the test
+ * set with the checkpoint its config names.
+ *
+ * Files of a job, in RUN_DIR/<model>/fold<k>/: last.pt, best_loss.pt,
+ * best_acc.pt (model + optimizer state), metrics.csv (a row per epoch), and
+ * preds.h5 (DESIGN.md's predictions file), each written to a temporary name
+ * and renamed. A job whose preds.h5 exists is complete and never redone.
+ */
+#ifndef FOLDLINE_JOB_H
+#define FOLDLINE_JOB_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dataset/datafile.h"
+#include "dataset/loader.h"
+#include "trainer/spec.h"
+
+/* What every job of a run shares: the data and where results go. */
+typedef struct {
+    const fl_train_config *cfg;
+    const fl_data_info *data;      /* shapes and counts of the data file */
+    const int32_t *train_labels;   /* (n_train) */
+    const int32_t *train_fold;     /* (n_train) */
+    char fingerprint[17];          /* fl_datafile_fingerprint of the data file */
+    char run_dir[4096];            /* out_dir/run_name */
+    const char *device;            /* "cpu", "cuda:0", ... */
+    fl_loader *train_loader;       /* /train rows (training and validation) */
+    fl_loader *test_loader;        /* /test rows */
+    FILE *log;                     /* per-epoch lines; NULL for none */
+} fl_job_env;
+
+typedef struct {
+    int model;                     /* index into cfg->models */
+    int fold;
+} fl_job;
+
+/* The job's seed: a function of run.seed, the model name and the fold only. */
+uint64_t fl_job_seed(const fl_train_config *cfg, const fl_job *job);
+
+/* RUN_DIR/<model>/fold<k> into buf. */
+void fl_job_dir(const fl_job_env *env, const fl_job *job, char *buf, size_t n);
+
+/* 1 if the job's preds.h5 exists (the job is complete). */
+int fl_job_is_done(const fl_job_env *env, const fl_job *job);
+
+/* Trains and predicts one job. */
+fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err);
+
+#endif
