@@ -1,0 +1,307 @@
+/* config.c -- fl_config_load: parse the file with libconfig, apply the --set
+ * overrides to its tree, then walk the tree section by section against the
+ * schema (the keys of DESIGN.md's "Config" contract; meanings, defaults and
+ * ranges in trainer/spec.h). The first problem found is the one reported. */
+#include "launch/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "launch/config_priv.h"
+
+static const char *const top_keys[] = {"run", "data", "folds", "dist", "models", "vote", NULL};
+static const char *const run_keys[] = {"name", "out_dir", "seed", "threads", NULL};
+static const char *const data_keys[] = {"file", "mean", "std", "cache", NULL};
+static const char *const data_caches[] = {"none", "memory", NULL};
+static const char *const folds_keys[] = {"use", NULL};
+static const char *const dist_keys[] = {"ranks_per_job", "backend", NULL};
+static const char *const backends[] = {"auto", "nccl", "mpi", NULL};
+static const char *const vote_keys[] = {"method", "weights", NULL};
+static const char *const vote_methods[] = {"soft-soft", "soft-hard", "hard-hard", "soft", "hard", NULL};
+static const cfg_range any_number = {-INFINITY, INFINITY, 1, 1};
+
+static void config_defaults(fl_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->run_name, "run");
+    strcpy(cfg->out_dir, "runs");
+    cfg->seed = 42;
+    strcpy(cfg->data_cache, "none");
+    cfg->ranks_per_job = 1;
+    strcpy(cfg->backend, "auto");
+    strcpy(cfg->vote_method, "soft-soft");
+}
+
+/* The top-level group `name` (NULL when absent), its members checked. */
+static fl_code section(cfg_ctx *c, const config_setting_t *root, const char *name, const char *const *keys,
+                       const config_setting_t **out)
+{
+    *out = cfg_member(root, name);
+    if (!*out)
+        return FL_OK;
+    fl_code rc = cfg_group(c, *out, name);
+    return rc ? rc : cfg_members(c, *out, name, keys, name);
+}
+
+static fl_code load_run(cfg_ctx *c, const config_setting_t *root, fl_train_config *cfg)
+{
+    const config_setting_t *g, *s;
+    fl_code rc = section(c, root, "run", run_keys, &g);
+    if (rc || !g)
+        return rc;
+    if ((s = cfg_member(g, "name")) && (rc = cfg_name(c, s, "run.name", cfg->run_name, sizeof cfg->run_name)))
+        return rc;
+    if ((rc = cfg_opt_string(c, g, "run", "out_dir", cfg->out_dir, sizeof cfg->out_dir)))
+        return rc;
+    if ((s = cfg_member(g, "seed"))) {
+        long long seed;
+        if ((rc = cfg_int(c, s, "run.seed", 0, 4294967295LL, &seed)))
+            return rc;
+        cfg->seed = (uint32_t)seed;
+    }
+    return cfg_opt_int(c, g, "run", "threads", 0, INT_MAX, &cfg->threads);
+}
+
+/* data.mean or data.std: 1 to 3 numbers (1 or one per channel; the channel
+ * count is checked against the data file by fl_config_check_data). */
+static fl_code per_channel(cfg_ctx *c, const config_setting_t *g, const char *name, cfg_range r, double *v, int *n,
+                           int *line)
+{
+    char key[CFG_KEY_MAX], ekey[CFG_KEY_MAX];
+    const config_setting_t *s = cfg_member(g, name);
+    if (!s)
+        return FL_OK;
+    cfg_key(key, "data", name);
+    if (!config_setting_is_array(s) && !config_setting_is_list(s))
+        return cfg_fail(c, s, key, "expected an array [ ... ], found %s", cfg_type_name(s));
+    *n = config_setting_length(s);
+    if (*n < 1 || *n > 3)
+        return cfg_fail(c, s, key, "expected 1 or 3 values (one for every channel, or one per channel), found %d", *n);
+    *line = (int)config_setting_source_line(s);
+    for (int i = 0; i < *n; i++) {
+        cfg_key_index(ekey, key, i);
+        fl_code rc = cfg_float(c, config_setting_get_elem(s, (unsigned)i), ekey, r, &v[i]);
+        if (rc)
+            return rc;
+    }
+    return FL_OK;
+}
+
+static fl_code load_data(cfg_ctx *c, const config_setting_t *root, fl_train_config *cfg)
+{
+    const config_setting_t *g, *s;
+    fl_code rc = section(c, root, "data", data_keys, &g);
+    if (rc)
+        return rc;
+    if (!(s = cfg_member(g, "file")))
+        return cfg_missing(c, g, "data", "file", "the data file foldline prep wrote, e.g. file = \"data/x.h5\"");
+    if ((rc = cfg_string(c, s, "data.file", cfg->data_file, sizeof cfg->data_file)))
+        return rc;
+    if (access(cfg->data_file, R_OK) != 0)
+        return cfg_fail(c, s, "data.file",
+                        "cannot read \"%s\" (%s) HINT: relative paths start at the working "
+                        "directory; foldline prep writes the data file",
+                        cfg->data_file, strerror(errno));
+    if ((rc = per_channel(c, g, "mean", any_number, cfg->mean, &cfg->n_mean, &cfg->mean_line)) ||
+        (rc = per_channel(c, g, "std", cfg_positive, cfg->std, &cfg->n_std, &cfg->std_line)))
+        return rc;
+    return cfg_opt_enum(c, g, "data", "cache", data_caches, cfg->data_cache, sizeof cfg->data_cache);
+}
+
+static fl_code load_folds(cfg_ctx *c, const config_setting_t *root, fl_train_config *cfg)
+{
+    char ekey[CFG_KEY_MAX];
+    const config_setting_t *g, *s;
+    fl_code rc = section(c, root, "folds", folds_keys, &g);
+    if (rc || !(s = cfg_member(g, "use")))
+        return rc;
+    if (config_setting_is_aggregate(s) && config_setting_length(s) == 0)
+        return cfg_fail(c, s, "folds.use", "lists no fold HINT: leave folds.use out to train every fold");
+    if ((rc = cfg_values(c, s, "folds.use", 1, FL_MAX_FOLDS, &cfg->n_folds_use)))
+        return rc;
+    cfg->folds_use_line = (int)config_setting_source_line(s);
+    for (int i = 0; i < cfg->n_folds_use; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        long long fold;
+        cfg_key_index(ekey, "folds.use", i);
+        if ((rc = cfg_int(c, e, ekey, 0, FL_MAX_FOLDS - 1, &fold)))
+            return rc;
+        cfg->folds_use[i] = (int)fold;
+        for (int j = 0; j < i; j++)
+            if (cfg->folds_use[j] == fold)
+                return cfg_fail(c, e, ekey, "fold %lld is listed twice", fold);
+    }
+    return FL_OK;
+}
+
+static fl_code load_dist(cfg_ctx *c, const config_setting_t *root, fl_train_config *cfg)
+{
+    const config_setting_t *g;
+    fl_code rc = section(c, root, "dist", dist_keys, &g);
+    if (rc || !g)
+        return rc;
+    if ((rc = cfg_opt_int(c, g, "dist", "ranks_per_job", 1, INT_MAX, &cfg->ranks_per_job)))
+        return rc;
+    return cfg_opt_enum(c, g, "dist", "backend", backends, cfg->backend, sizeof cfg->backend);
+}
+
+static fl_code load_models(cfg_ctx *c, const config_setting_t *root, fl_train_config *cfg)
+{
+    char key[CFG_KEY_MAX], name_key[CFG_KEY_MAX];
+    const config_setting_t *s = cfg_member(root, "models");
+    if (!s)
+        return cfg_missing(c, NULL, "", "models",
+                           "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 10; } );");
+    int n = config_setting_is_aggregate(s) ? config_setting_length(s) : 0;
+    if (!config_setting_is_list(s) && !(config_setting_is_array(s) && n == 0))
+        return cfg_fail(c, s, "models", "expected a list ( { ... }, ... ), found %s", cfg_type_name(s));
+    if (n == 0)
+        return cfg_fail(c, s, "models",
+                        "lists no model HINT: models = ( { name = \"a\"; backbone = \"resnet18\"; "
+                        "epochs = 10; } );");
+    if (n > FL_MAX_MODELS)
+        return cfg_fail(c, s, "models", "expected at most %d models, found %d", FL_MAX_MODELS, n);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+        cfg_key_index(key, "models", i);
+        fl_code rc = cfg_model(c, m, key, &cfg->models[i]);
+        if (rc)
+            return rc;
+        cfg->n_models = i + 1;
+        for (int j = 0; j < i; j++) {
+            if (strcmp(cfg->models[j].name, cfg->models[i].name) != 0)
+                continue;
+            cfg_key(name_key, key, "name");
+            return cfg_fail(c, cfg_member(m, "name"), name_key,
+                            "\"%s\" is already the name of models.[%d] HINT: model "
+                            "names must be unique, each names a folder of the run",
+                            cfg->models[i].name, j);
+        }
+    }
+    return FL_OK;
+}
+
+static fl_code load_vote(cfg_ctx *c, const config_setting_t *root, fl_train_config *cfg)
+{
+    char ekey[CFG_KEY_MAX];
+    const config_setting_t *g, *s;
+    fl_code rc = section(c, root, "vote", vote_keys, &g);
+    if (rc || !g)
+        return rc;
+    if ((rc = cfg_opt_enum(c, g, "vote", "method", vote_methods, cfg->vote_method, sizeof cfg->vote_method)))
+        return rc;
+    if (!(s = cfg_member(g, "weights")))
+        return FL_OK;
+    int n;
+    if ((rc = cfg_values(c, s, "vote.weights", 0, INT_MAX, &n)))
+        return rc;
+    if (n != cfg->n_models)
+        return cfg_fail(c, s, "vote.weights", "expected %d value%s (one per model), found %d", cfg->n_models,
+                        cfg->n_models == 1 ? "" : "s", n);
+    for (int i = 0; i < n; i++) {
+        cfg_key_index(ekey, "vote.weights", i);
+        if ((rc = cfg_float(c, config_setting_get_elem(s, (unsigned)i), ekey, cfg_positive,
+                            &cfg->models[i].vote_weight)))
+            return rc;
+    }
+    return FL_OK;
+}
+
+static fl_code parse_error(cfg_ctx *c, const config_t *conf)
+{
+    const char *file = config_error_file(conf) ? config_error_file(conf) : c->path;
+    const char *text = config_error_text(conf) ? config_error_text(conf) : "unknown error";
+    const char *hint = "";
+    if (strstr(text, "mismatched element type"))
+        hint = " HINT: the values of an array [ ... ] share one type: write 1.0, not 1, among floats";
+    else if (strstr(text, "duplicate setting"))
+        hint = " HINT: each key may appear once in a group";
+    if (config_error_type(conf) == CONFIG_ERR_FILE_IO)
+        return fl_fail(c->err, FL_EINPUT, "%s:%d: cannot read an included file (libconfig: %s)", file,
+                       config_error_line(conf), text);
+    return fl_fail(c->err, FL_EINPUT, "%s:%d: syntax error (libconfig: %s)%s", file, config_error_line(conf), text,
+                   hint);
+}
+
+fl_code fl_config_load(const char *path, const char *const *overrides, int n_overrides, fl_train_config *cfg,
+                       fl_error *err)
+{
+    cfg_ctx c = {.path = path, .err = err};
+    config_t conf;
+    fl_code rc = FL_OK;
+    if (strlen(path) >= sizeof cfg->path)
+        return fl_fail(err, FL_EINPUT, "%.64s...: the config path is too long", path);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fl_fail(err, FL_EINPUT, "%s: cannot read the config file (%s)", path, strerror(errno));
+    fclose(f);
+    config_init(&conf);
+    if (!config_read_file(&conf, path)) {
+        rc = parse_error(&c, &conf);
+        goto done;
+    }
+    for (int i = 0; i < n_overrides && !rc; i++)
+        rc = cfg_apply_override(&c, &conf, overrides[i]);
+    if (rc)
+        goto done;
+    config_defaults(cfg);
+    strcpy(cfg->path, path);
+    const config_setting_t *root = config_root_setting(&conf);
+    if ((rc = cfg_members(&c, root, "", top_keys, "the top level")) || (rc = load_run(&c, root, cfg)) ||
+        (rc = load_data(&c, root, cfg)) || (rc = load_folds(&c, root, cfg)) || (rc = load_dist(&c, root, cfg)) ||
+        (rc = load_models(&c, root, cfg)))
+        goto done;
+    rc = load_vote(&c, root, cfg);
+done:
+    config_destroy(&conf);
+    cfg_ctx_free(&c);
+    return rc;
+}
+
+/* "file:line", or "file (--set)" for a value an override gave (line 0). */
+static void data_where(const fl_train_config *cfg, int line, char *out, size_t n)
+{
+    if (line > 0)
+        snprintf(out, n, "%s:%d", cfg->path, line);
+    else
+        snprintf(out, n, "%s (--set)", cfg->path);
+}
+
+static fl_code check_channels(const fl_train_config *cfg, const char *key, int n, int line, int channels, fl_error *err)
+{
+    char where[FL_PATH_MAX + 32];
+    if (n == 0 || n == 1 || n == channels)
+        return FL_OK;
+    data_where(cfg, line, where, sizeof where);
+    if (channels == 1)
+        return fl_fail(err, FL_EINPUT, "%s: %s: expected 1 value (the data file has 1 channel), found %d", where, key,
+                       n);
+    return fl_fail(err, FL_EINPUT, "%s: %s: expected 1 or %d values (the data file has %d channels), found %d", where,
+                   key, channels, channels, n);
+}
+
+fl_code fl_config_check_data(const fl_train_config *cfg, int channels, int folds, fl_error *err)
+{
+    char where[FL_PATH_MAX + 32];
+    fl_code rc;
+    if ((rc = check_channels(cfg, "data.mean", cfg->n_mean, cfg->mean_line, channels, err)) ||
+        (rc = check_channels(cfg, "data.std", cfg->n_std, cfg->std_line, channels, err)))
+        return rc;
+    data_where(cfg, cfg->folds_use_line, where, sizeof where);
+    for (int i = 0; i < cfg->n_folds_use; i++) {
+        int fold = cfg->folds_use[i];
+        if (fold < 0 || fold >= folds)
+            return fl_fail(err, FL_EINPUT,
+                           "%s: folds.use.[%d]: fold %d is not in the data file HINT: it has %d "
+                           "folds, 0..%d",
+                           where, i, fold, folds, folds - 1);
+        for (int j = 0; j < i; j++)
+            if (cfg->folds_use[j] == fold)
+                return fl_fail(err, FL_EINPUT, "%s: folds.use.[%d]: fold %d is listed twice", where, i, fold);
+    }
+    return FL_OK;
+}

@@ -1,0 +1,327 @@
+/* config_model.c -- one element of the models list: backbone, head, optimiser,
+ * schedule, prediction, TTA and the augmentation stages. Keys that only one
+ * variant uses (momentum for sgd, degrees for rotate, ...) are errors on the
+ * others: a setting foldline would ignore is never accepted silently. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "launch/config_priv.h"
+
+static const char *const model_keys[] = {"name",         "backbone",  "freeze_backbone", "head",     "epochs",
+                                         "batch",        "optimizer", "clip_grad_norm",  "schedule", "label_smoothing",
+                                         "predict_with", "tta",       "augment",         NULL};
+static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", NULL};
+static const char *const head_keys[] = {"type", "hidden", "act", NULL};
+static const char *const head_types[] = {"linear", "mlp3", NULL};
+static const char *const head_acts[] = {"relu", "gelu", NULL};
+static const char *const optim_keys[] = {"type", "lr", "weight_decay", "momentum", "nesterov", NULL};
+static const char *const optimizers[] = {"adam", "adamw", "sgd", NULL};
+static const char *const sched_keys[] = {"type", "step", "gamma", "warmup_epochs", "min_lr", NULL};
+static const char *const schedules[] = {"none", "step", "cosine", NULL};
+static const char *const predict_withs[] = {"best_acc", "best_loss", "last", NULL};
+static const char *const tta_views[] = {"hflip", "vflip", NULL}; /* order of fl_tta_kind */
+static const char *const stage_keys[] = {"from_epoch", "ops", NULL};
+static const char *const op_keys[] = {"op", "p", "degrees", "alpha", "sigma", "num_steps", "distort_limit", NULL};
+static const char *const op_names[] = {"hflip", "vflip", "rotate", "elastic", "grid_distortion", NULL};
+/* Keys each op takes, by fl_op_kind. */
+static const char *const op_takes[][8] = {
+    {"op", "p", NULL},
+    {"op", "p", NULL},
+    {"op", "p", "degrees", NULL},
+    {"op", "p", "alpha", "sigma", NULL},
+    {"op", "p", "num_steps", "distort_limit", NULL},
+};
+static const cfg_range degrees_range = {0, 180, 1, 0};
+
+static void model_defaults(fl_model_cfg *m)
+{
+    memset(m, 0, sizeof *m);
+    strcpy(m->head_type, "linear");
+    m->head_hidden = 1024;
+    strcpy(m->head_act, "relu");
+    m->batch = 64;
+    strcpy(m->optimizer, "adam");
+    m->lr = 1e-3;
+    m->momentum = 0.9;
+    strcpy(m->schedule, "none");
+    m->step_size = 10;
+    m->gamma = 0.1;
+    strcpy(m->predict_with, "best_acc");
+    m->vote_weight = 1.0;
+}
+
+/* The keys of group g listed in keys are used only when `type` is `wanted`. */
+static fl_code only_with_type(cfg_ctx *c, const config_setting_t *g, const char *gkey, const char *const *keys,
+                              const char *type, const char *wanted)
+{
+    char key[CFG_KEY_MAX];
+    for (int i = 0; keys[i]; i++) {
+        const config_setting_t *s = cfg_member(g, keys[i]);
+        if (!s || strcmp(type, wanted) == 0)
+            continue;
+        cfg_key(key, gkey, keys[i]);
+        return cfg_fail(c, s, key, "only used with type \"%s\", found type \"%s\" HINT: remove it or set type = \"%s\"",
+                        wanted, type, wanted);
+    }
+    return FL_OK;
+}
+
+/* Reads the member `name` of g as a group (absent: *out = NULL). */
+static fl_code sub_group(cfg_ctx *c, const config_setting_t *g, const char *gkey, const char *name,
+                         const char *const *keys, const config_setting_t **out, char *key)
+{
+    cfg_key(key, gkey, name);
+    *out = cfg_member(g, name);
+    if (!*out)
+        return FL_OK;
+    fl_code rc = cfg_group(c, *out, key);
+    return rc ? rc : cfg_members(c, *out, key, keys, name);
+}
+
+static fl_code load_backbone(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
+{
+    char key[CFG_KEY_MAX], list[128];
+    const config_setting_t *s = cfg_member(g, "backbone");
+    cfg_join(list, sizeof list, backbones);
+    if (!s)
+        return cfg_missing(c, g, gkey, "backbone", "one of resnet18, resnet34, resnet50, smallcnn");
+    cfg_key(key, gkey, "backbone");
+    fl_code rc = cfg_string(c, s, key, m->backbone, sizeof m->backbone);
+    if (rc)
+        return rc;
+    if (strncmp(m->backbone, "torchscript:", 12) == 0)
+        return cfg_fail(c, s, key, "TorchScript backbones are not supported yet, found \"%s\" HINT: use one of %s",
+                        m->backbone, list);
+    return cfg_enum(c, s, key, backbones, NULL, 0, NULL);
+}
+
+static fl_code load_head(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
+{
+    static const char *const mlp_keys[] = {"hidden", "act", NULL};
+    char key[CFG_KEY_MAX];
+    const config_setting_t *h;
+    fl_code rc = sub_group(c, g, gkey, "head", head_keys, &h, key);
+    if (rc || !h)
+        return rc;
+    if ((rc = cfg_opt_enum(c, h, key, "type", head_types, m->head_type, sizeof m->head_type)) ||
+        (rc = only_with_type(c, h, key, mlp_keys, m->head_type, "mlp3")) ||
+        (rc = cfg_opt_int(c, h, key, "hidden", 1, INT_MAX, &m->head_hidden)))
+        return rc;
+    return cfg_opt_enum(c, h, key, "act", head_acts, m->head_act, sizeof m->head_act);
+}
+
+static fl_code load_optimizer(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
+{
+    static const char *const sgd_keys[] = {"momentum", "nesterov", NULL};
+    char key[CFG_KEY_MAX];
+    const config_setting_t *o;
+    fl_code rc = sub_group(c, g, gkey, "optimizer", optim_keys, &o, key);
+    if (rc || !o)
+        return rc;
+    if ((rc = cfg_opt_enum(c, o, key, "type", optimizers, m->optimizer, sizeof m->optimizer)) ||
+        (rc = only_with_type(c, o, key, sgd_keys, m->optimizer, "sgd")) ||
+        (rc = cfg_opt_float(c, o, key, "lr", cfg_positive, &m->lr)) ||
+        (rc = cfg_opt_float(c, o, key, "weight_decay", cfg_nonnegative, &m->weight_decay)) ||
+        (rc = cfg_opt_float(c, o, key, "momentum", cfg_unit_open_hi, &m->momentum)))
+        return rc;
+    return cfg_opt_bool(c, o, key, "nesterov", &m->nesterov);
+}
+
+static fl_code load_schedule(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
+{
+    static const char *const step_keys[] = {"step", "gamma", NULL};
+    static const char *const cosine_keys[] = {"warmup_epochs", "min_lr", NULL};
+    char key[CFG_KEY_MAX];
+    const config_setting_t *s;
+    fl_code rc = sub_group(c, g, gkey, "schedule", sched_keys, &s, key);
+    if (rc || !s)
+        return rc;
+    if ((rc = cfg_opt_enum(c, s, key, "type", schedules, m->schedule, sizeof m->schedule)) ||
+        (rc = only_with_type(c, s, key, step_keys, m->schedule, "step")) ||
+        (rc = only_with_type(c, s, key, cosine_keys, m->schedule, "cosine")) ||
+        (rc = cfg_opt_int(c, s, key, "step", 1, INT_MAX, &m->step_size)) ||
+        (rc = cfg_opt_float(c, s, key, "gamma", cfg_unit_open_lo, &m->gamma)) ||
+        (rc = cfg_opt_int(c, s, key, "warmup_epochs", 0, INT_MAX, &m->warmup_epochs)))
+        return rc;
+    return cfg_opt_float(c, s, key, "min_lr", cfg_nonnegative, &m->min_lr);
+}
+
+static fl_code load_tta(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
+{
+    char key[CFG_KEY_MAX], ekey[CFG_KEY_MAX];
+    const config_setting_t *s = cfg_member(g, "tta");
+    if (!s)
+        return FL_OK;
+    cfg_key(key, gkey, "tta");
+    fl_code rc = cfg_values(c, s, key, 0, FL_MAX_TTA, &m->n_tta);
+    for (int i = 0; !rc && i < m->n_tta; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        int kind;
+        cfg_key_index(ekey, key, i);
+        if ((rc = cfg_enum(c, e, ekey, tta_views, NULL, 0, &kind)))
+            break;
+        m->tta[i] = (fl_tta_kind)kind;
+        for (int j = 0; j < i; j++)
+            if ((int)m->tta[j] == kind)
+                return cfg_fail(c, e, ekey, "\"%s\" is listed twice", tta_views[kind]);
+    }
+    return rc;
+}
+
+/* Reports member `name` of op group s when the op does not take it. */
+static fl_code op_member_check(cfg_ctx *c, const config_setting_t *s, const char *okey, int kind)
+{
+    char key[CFG_KEY_MAX], list[128];
+    cfg_join(list, sizeof list, op_takes[kind]);
+    for (int i = 0; i < config_setting_length(s); i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *name = config_setting_name(e);
+        if (cfg_in(name, op_takes[kind]) >= 0)
+            continue;
+        cfg_key(key, okey, name);
+        if (cfg_in(name, op_keys) >= 0)
+            return cfg_fail(c, e, key, "not a parameter of op '%s' HINT: %s takes %s", op_names[kind], op_names[kind],
+                            list);
+        return cfg_fail(c, e, key, "unknown key HINT: %s takes %s", op_names[kind], list);
+    }
+    return FL_OK;
+}
+
+static fl_code load_op(cfg_ctx *c, const config_setting_t *s, const char *okey, fl_aug_op *op)
+{
+    char key[CFG_KEY_MAX];
+    fl_code rc = cfg_group(c, s, okey);
+    if (rc)
+        return rc;
+    const config_setting_t *name = cfg_member(s, "op");
+    if (!name)
+        return cfg_missing(c, s, okey, "op", "one of hflip, vflip, rotate");
+    cfg_key(key, okey, "op");
+    if (config_setting_type(name) != CONFIG_TYPE_STRING)
+        return cfg_enum(c, name, key, op_names, NULL, 0, NULL); /* reports the type */
+    int kind = cfg_in(config_setting_get_string(name), op_names);
+    if (kind < 0)
+        return cfg_fail(c, name, key, "unknown op \"%s\" HINT: use one of hflip, vflip, rotate",
+                        config_setting_get_string(name));
+    if (kind == FL_OP_ELASTIC || kind == FL_OP_GRID_DISTORTION)
+        return cfg_fail(c, name, key,
+                        "op '%s' is not implemented yet HINT: remove it; the ops so far are hflip, "
+                        "vflip, rotate",
+                        op_names[kind]);
+    memset(op, 0, sizeof *op);
+    op->kind = (fl_op_kind)kind;
+    op->p = 0.5;
+    if ((rc = op_member_check(c, s, okey, kind)) || (rc = cfg_opt_float(c, s, okey, "p", cfg_unit, &op->p)))
+        return rc;
+    if (kind == FL_OP_ROTATE) {
+        if (!cfg_member(s, "degrees"))
+            return cfg_missing(c, s, okey, "degrees", "rotate takes degrees in (0, 180], e.g. degrees = 15.0");
+        return cfg_opt_float(c, s, okey, "degrees", degrees_range, &op->degrees);
+    }
+    return FL_OK;
+}
+
+/* An empty array [ ] is accepted where a list ( ) is expected. */
+static int is_list(const config_setting_t *s)
+{
+    return config_setting_is_list(s) || (config_setting_is_array(s) && config_setting_length(s) == 0);
+}
+
+static fl_code load_stage(cfg_ctx *c, const config_setting_t *s, const char *skey, int prev_from, fl_aug_stage *st)
+{
+    char key[CFG_KEY_MAX], okey[CFG_KEY_MAX];
+    long long from;
+    fl_code rc = cfg_group(c, s, skey);
+    if (!rc)
+        rc = cfg_members(c, s, skey, stage_keys, "an augment stage");
+    if (rc)
+        return rc;
+    const config_setting_t *f = cfg_member(s, "from_epoch"), *ops = cfg_member(s, "ops");
+    if (!f)
+        return cfg_missing(c, s, skey, "from_epoch", "the 0-based epoch this stage starts at");
+    cfg_key(key, skey, "from_epoch");
+    if ((rc = cfg_int(c, f, key, 0, INT_MAX, &from)))
+        return rc;
+    if (from <= prev_from)
+        return cfg_fail(c, f, key,
+                        "must be > %d (the previous stage's from_epoch), found %lld HINT: list the stages "
+                        "in the order they start",
+                        prev_from, from);
+    st->from_epoch = (int)from;
+    st->n_ops = 0;
+    if (!ops)
+        return FL_OK;
+    cfg_key(key, skey, "ops");
+    if (!is_list(ops))
+        return cfg_fail(c, ops, key, "expected a list ( { op = ...; }, ... ), found %s", cfg_type_name(ops));
+    if (config_setting_length(ops) > FL_MAX_OPS)
+        return cfg_fail(c, ops, key, "expected at most %d ops, found %d", FL_MAX_OPS, config_setting_length(ops));
+    for (int i = 0; i < config_setting_length(ops); i++) {
+        cfg_key_index(okey, key, i);
+        if ((rc = load_op(c, config_setting_get_elem(ops, (unsigned)i), okey, &st->ops[i])))
+            return rc;
+        st->n_ops = i + 1;
+    }
+    return FL_OK;
+}
+
+static fl_code load_augment(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
+{
+    char key[CFG_KEY_MAX], skey[CFG_KEY_MAX];
+    const config_setting_t *s = cfg_member(g, "augment");
+    if (!s)
+        return FL_OK;
+    cfg_key(key, gkey, "augment");
+    if (!is_list(s))
+        return cfg_fail(c, s, key, "expected a list ( { from_epoch = ...; ops = ( ... ); }, ... ), found %s",
+                        cfg_type_name(s));
+    int n = config_setting_length(s);
+    if (n > FL_MAX_STAGES)
+        return cfg_fail(c, s, key, "expected at most %d stages, found %d", FL_MAX_STAGES, n);
+    for (int i = 0; i < n; i++) {
+        cfg_key_index(skey, key, i);
+        fl_code rc = load_stage(c, config_setting_get_elem(s, (unsigned)i), skey, i ? m->stages[i - 1].from_epoch : -1,
+                                &m->stages[i]);
+        if (rc)
+            return rc;
+        m->n_stages = i + 1;
+    }
+    return FL_OK;
+}
+
+fl_code cfg_model(cfg_ctx *c, const config_setting_t *s, const char *gkey, fl_model_cfg *m)
+{
+    char key[CFG_KEY_MAX];
+    fl_code rc = cfg_group(c, s, gkey);
+    if (!rc)
+        rc = cfg_members(c, s, gkey, model_keys, "a model");
+    if (rc)
+        return rc;
+    model_defaults(m);
+    m->line = (int)config_setting_source_line(s);
+    const config_setting_t *name = cfg_member(s, "name");
+    if (!name)
+        return cfg_missing(c, s, gkey, "name", "it names the model's folder, e.g. name = \"cnn_a\"");
+    cfg_key(key, gkey, "name");
+    if ((rc = cfg_name(c, name, key, m->name, sizeof m->name)))
+        return rc;
+    if (strcmp(m->name, "ensemble") == 0)
+        return cfg_fail(c, name, key, "\"ensemble\" is reserved HINT: vote writes RUN_DIR/ensemble; pick another name");
+    if ((rc = load_backbone(c, s, gkey, m)) || (rc = cfg_opt_bool(c, s, gkey, "freeze_backbone", &m->freeze_backbone)))
+        return rc;
+    if ((rc = load_head(c, s, gkey, m)))
+        return rc;
+    if (!cfg_member(s, "epochs"))
+        return cfg_missing(c, s, gkey, "epochs", "the number of training epochs, e.g. epochs = 30");
+    if ((rc = cfg_opt_int(c, s, gkey, "epochs", 1, INT_MAX, &m->epochs)) ||
+        (rc = cfg_opt_int(c, s, gkey, "batch", 1, INT_MAX, &m->batch)) || (rc = load_optimizer(c, s, gkey, m)) ||
+        (rc = cfg_opt_float(c, s, gkey, "clip_grad_norm", cfg_nonnegative, &m->clip_grad_norm)) ||
+        (rc = load_schedule(c, s, gkey, m)) ||
+        (rc = cfg_opt_float(c, s, gkey, "label_smoothing", cfg_unit_open_hi, &m->label_smoothing)) ||
+        (rc = cfg_opt_enum(c, s, gkey, "predict_with", predict_withs, m->predict_with, sizeof m->predict_with)) ||
+        (rc = load_tta(c, s, gkey, m)))
+        return rc;
+    return load_augment(c, s, gkey, m);
+}
