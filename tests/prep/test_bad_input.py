@@ -11,7 +11,6 @@ import io
 import os
 import random
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -206,6 +205,23 @@ class CsvErrors(BadInputCase):
         self.rewrite_train(rows)
         self.assertFails("train.csv:%d" % (i + 2))
 
+    def test_target_ids_with_a_gap(self):
+        # targets 0, 1, 7: ids 2..6 name no class
+        rows = [(c, p, 7 if t == 2 else t) for c, p, t in self.lay.train]
+        self.rewrite_train(rows)
+        self.assertFails(self.train_csv)
+
+    def test_row_with_too_few_fields(self):
+        rows = list(self.lay.train)
+        with open(self.train_csv, "a") as f:
+            f.write("lonely\n")
+        self.assertFails("train.csv:%d" % self.row_line(rows, len(rows)))
+
+    def test_unclosed_quote(self):
+        with open(self.train_csv, "a") as f:
+            f.write('"class000,class000/img_0.JPEG,0\n')
+        self.assertFails(self.train_csv)
+
     def test_empty_train_csv(self):
         open(self.train_csv, "wb").close()
         self.assertFails("empty CSV", self.train_csv)
@@ -265,7 +281,7 @@ class OutputErrors(BadInputCase):
 
     def test_out_parent_missing(self):
         missing = os.path.join(self.tmp, "no", "such")
-        self.assertFails(os.path.join(self.tmp, "no"), out=os.path.join(missing, "d.h5"), watch=self.tmp)
+        self.assertFails(missing, out=os.path.join(missing, "d.h5"), watch=self.tmp)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "no")))
 
     def test_out_parent_is_regular_file(self):

@@ -42,6 +42,25 @@ def grey16_as_8bit():
     return common.structured_image(random.Random(13), 120, 100, "L")
 
 
+class Saved:
+    """An image that must be saved with particular JPEG options."""
+
+    def __init__(self, img, **opts):
+        self.img, self.opts = img, opts
+
+    def save(self, path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.img.save(path, "JPEG", **self.opts)
+
+
+def progressive():
+    return Saved(common.structured_image(random.Random(30), 230, 210), progressive=True, quality=90)
+
+
+def cmyk():
+    return Saved(common.structured_image(random.Random(31), 210, 230).convert("CMYK"), quality=90)
+
+
 # case -> ((H, W), channels, [(file name, image factory)])
 CASES = {
     "downscale_4x_jpeg": ((100, 100), 3, [("a4.JPEG", s(1, 400, 400)), ("b4.JPEG", s(2, 400, 400))]),
@@ -61,6 +80,7 @@ CASES = {
                                       .convert("LA"))]),
     "grey_16_bit_png": ((64, 64), 3, [("g16.png", grey16)]),
     "checkerboard": ((64, 64), 3, [("board.png", checkerboard)]),
+    "progressive_and_cmyk_jpeg": ((100, 100), 3, [("prog.JPEG", progressive), ("cmyk.JPEG", cmyk)]),
 }
 
 
@@ -81,8 +101,11 @@ class PixelTest(unittest.TestCase):
             names = []
             for n, make in groups[key]:
                 img = make()
-                common.save_image(img, lay.train_file(n))
-                common.save_image(img, lay.test_file(n))
+                for f in (lay.train_file(n), lay.test_file(n)):
+                    if isinstance(img, Saved):
+                        img.save(f)
+                    else:
+                        common.save_image(img, f)
                 names.append(n)
             rows = list(names)
             k = 0
@@ -193,6 +216,12 @@ class PixelTest(unittest.TestCase):
         ref = np.asarray(ref, np.float64).transpose(2, 0, 1)
         diff = np.abs(px.astype(np.float64) - ref)
         self.assertLessEqual(diff.mean(), MEAN_TOL, "16-bit grey png: mean %.3f max %d" % (diff.mean(), diff.max()))
+
+    def test_progressive_and_cmyk_jpeg(self):
+        for f, _, _ in self.pixels("progressive_and_cmyk_jpeg"):
+            with Image.open(f) as im:  # the files are what the test means
+                self.assertTrue(im.info.get("progressive") or im.mode == "CMYK", (f, im.mode, im.info))
+        self.check_against_pillow("progressive_and_cmyk_jpeg")
 
     # ------------------------------------------------------------------ antialiasing
 

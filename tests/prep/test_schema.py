@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-from common import Image, np  # noqa: E402
+from common import np  # noqa: E402
 
 import h5py  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
@@ -32,7 +32,7 @@ CLASSES = {
     4: "caf\u00e9",
 }
 # per class: folder under train/ and number of images
-FOLDERS = {0: "d_zebra", 1: "d_ink", 2: "d_say", 3: "n01872401", 4: "d_cafe"}
+FOLDERS = {0: "d_zebra", 1: "d_ink", 2: "d_say", 3: "n01872401", 4: "d caf\u00e9 dir"}  # space, non-ASCII
 COUNTS = {0: 8, 1: 7, 2: 9, 3: 8, 4: 7}
 # image formats cycled through per image: (extension, Pillow mode)
 KINDS = [(".JPEG", "RGB"), (".JPEG", "L"), (".png", "RGB"), (".png", "RGBA"), (".png", "P"),
@@ -220,6 +220,24 @@ class SchemaTest(unittest.TestCase):
         self.assertEqual(r.rc, 0, r.stderr)
         self.assertIn("labels present", r.stdout)
 
+    def test_columns_in_any_order_with_extra_columns(self):
+        src = os.path.join(self.tmp, "src_cols")
+        shutil.copytree(self.src, src)
+        lines = ["target,note,image_path,class_name"]
+        for j, (name, path, t) in enumerate(self.train_rows):
+            lines.append(",".join([str(t), "row %d" % j, csv_field(path, False), csv_field(name, False)]))
+        write_raw_csv(os.path.join(src, "train.csv"), lines, bom=False, crlf=False)
+        write_raw_csv(os.path.join(src, "test.csv"), ["id,image_path"] + ["%d,%s" % (i, p) for i, (p, _) in
+                                                                          enumerate(self.test_rows)])
+        out = self.run_prep("--size", "16", src=src, name="cols.h5")
+        d = common.read_data(out)
+        np.testing.assert_array_equal(d["train"]["labels"], [t for _, _, t in self.train_rows])
+        self.assertEqual(d["train"]["paths"], [p for _, p, _ in self.train_rows])
+        self.assertEqual(d["test"]["paths"], [p for p, _ in self.test_rows])
+        self.assertEqual(d["classes"], [CLASSES[t] for t in range(len(CLASSES))])
+        with h5py.File(out, "r") as f:
+            self.assertNotIn("labels", f["test"])
+
     # ------------------------------------------------------------------ options
 
     def test_size_hxw_non_square(self):
@@ -322,6 +340,23 @@ class SchemaTest(unittest.TestCase):
         for t, name in CLASSES.items():
             pat = r"(?m)^\s*%d\s+%s\s+%d\s*$" % (t, re.escape(name), COUNTS[t])
             self.assertRegex(s, pat, "no line '%d %s %d'" % (t, name, COUNTS[t]))
+
+    def test_inspect_missing_file(self):
+        r = common.inspect(os.path.join(self.tmp, "nothing-here.h5"))
+        self.assertEqual(r.rc, 1)
+        self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
+        self.assertTrue(r.stderr.startswith("foldline: error: "), r.stderr)
+        self.assertIn("nothing-here.h5", r.stderr)
+
+    def test_inspect_hdf5_that_is_not_a_data_file(self):
+        other = os.path.join(self.tmp, "other.h5")
+        with h5py.File(other, "w") as f:
+            f["x"] = np.arange(3)
+        r = common.inspect(other)
+        self.assertEqual(r.rc, 1)
+        self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
+        self.assertTrue(r.stderr.startswith("foldline: error: "), r.stderr)
+        self.assertIn("other.h5", r.stderr)
 
 
 load_tests = common.concurrent_load_tests
