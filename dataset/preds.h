@@ -32,10 +32,14 @@ typedef struct {
     float *test_probs;      /* (n_test, num_classes) */
 } fl_preds;
 
+/* Writes p to path through a temporary file and a rename (overwriting). */
 fl_code fl_preds_write(const char *path, const fl_preds *p, fl_error *err);
 /* Reads and checks a predictions file (format, shapes, rows of probabilities
  * that sum to 1 within 1e-3, ascending index); messages name the path. */
 fl_code fl_preds_read(const char *path, fl_preds *p, fl_error *err);
+/* Frees the arrays fl_preds_read allocated (not p itself). */
 void fl_preds_free(fl_preds *p);
+/* 1 if path is an HDF5 file whose format attribute is "foldline-preds". */
+int fl_preds_probe(const char *path);
 
 #endif

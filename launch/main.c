@@ -13,7 +13,11 @@ static const char *usage =
     "  prep SRC OUT.h5 [--size N|HxW] [--channels 1|3] [--folds K] [--seed S]\n"
     "                  read a competition layout (train.csv, test.csv, train/, test/) or MNIST-style\n"
     "                  IDX files and write the HDF5 data file every rank reads\n"
-    "  inspect FILE.h5 print a data file's schema version, shapes, classes and fold sizes\n"
+    "  inspect FILE.h5 print a data file's schema version, shapes, classes and fold sizes, or what a\n"
+    "                  predictions file holds\n"
+    "  vote RUN_DIR [--method soft|hard|soft-soft|soft-hard|hard-hard] [--model NAME] [--out FILE]\n"
+    "               [--labels CSV] [--data FILE.h5]\n"
+    "                  vote the folds and models of a run into a submission and a report\n"
     "\n"
     "  foldline VERB --help   options of one verb\n"
     "  foldline --version     versions of foldline, libtorch, MPI, HDF5 and NCCL\n";
@@ -35,6 +39,8 @@ int main(int argc, char **argv)
         return cli_prep(argc - 1, argv + 1);
     if (!strcmp(verb, "inspect"))
         return cli_inspect(argc - 1, argv + 1);
+    if (!strcmp(verb, "vote"))
+        return cli_vote(argc - 1, argv + 1);
     fprintf(stderr, "foldline: error: unknown verb '%s' HINT: foldline --help lists the verbs\n", verb);
     return 2;
 }
