@@ -88,8 +88,12 @@ int cli_prep(int argc, char **argv)
             if (r < 0 || parse_size(v, &o.height, &o.width, &err))
                 goto usage;
         } else if ((r = cli_opt_value(argc, argv, &i, "--channels", &v)) != 0) {
-            if (r < 0 || cli_parse_int("--channels", v, 1, 3, &x, &err) || x == 2)
+            if (r < 0 || cli_parse_int("--channels", v, 1, 3, &x, &err))
                 goto usage;
+            if (x == 2) {
+                fl_fail(&err, FL_EUSAGE, "--channels 2: must be 1 (grey) or 3 (RGB)");
+                goto usage;
+            }
             o.channels = (int)x;
         } else if ((r = cli_opt_value(argc, argv, &i, "--folds", &v)) != 0) {
             if (r < 0 || cli_parse_int("--folds", v, 2, 1000, &x, &err))
@@ -133,7 +137,7 @@ int cli_prep(int argc, char **argv)
         print_stats(&o, &st);
     return 0;
 usage:
-    if (!err.code)
+    if (!err.code) /* only cli_opt_value's "no value" case leaves err unset */
         fl_fail(&err, FL_EUSAGE, "prep: option '%s' needs a value HINT: foldline prep --help", argv[argc - 1]);
     err.code = FL_EUSAGE;
     return cli_report(&err);

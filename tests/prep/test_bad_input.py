@@ -91,17 +91,6 @@ class MissingFiles(BadInputCase):
             f.write(bytes(random.Random(3).randrange(256) for _ in range(500)))
         self.assertFails(path)
 
-    def test_listed_test_file_not_an_image(self):
-        path = self.lay.test[0][0]
-        with open(self.lay.test_file(path), "wb") as f:
-            f.write(b"this is a text file, not a JPEG\n" * 10)
-        self.assertFails(path)
-
-    def test_empty_image_file(self):
-        path = self.lay.train[2][1]
-        open(self.lay.train_file(path), "wb").close()
-        self.assertFails(path)
-
     def test_truncated_jpeg_undecodable(self):
         path = self.lay.train[9][1]
         f = self.lay.train_file(path)
@@ -194,9 +183,6 @@ class CsvErrors(BadInputCase):
         rows = [r for r in self.lay.train if r[2] != 1] + [r for r in self.lay.train if r[2] == 1][:3]
         self.rewrite_train(rows)
         self.assertFails("class001", "fewer than")
-
-    def test_class_with_fewer_rows_than_folds_option(self):
-        self.assertFails("fewer than", opts=("--folds", 6))
 
     def test_one_class_two_targets(self):
         rows = [list(r) for r in self.lay.train]
