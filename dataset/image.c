@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <jpeglib.h>
+#include <jerror.h>
 #include <png.h>
 
 void fl_image_release(fl_image *img)
@@ -55,6 +56,7 @@ typedef struct {
     struct jpeg_error_mgr mgr;
     jmp_buf jump;
     char msg[JMSG_LENGTH_MAX];
+    int truncated;
 } jpeg_err_ctx;
 
 static void jpeg_on_error(j_common_ptr cinfo)
@@ -64,7 +66,17 @@ static void jpeg_on_error(j_common_ptr cinfo)
     longjmp(ctx->jump, 1);
 }
 
-static void jpeg_on_message(j_common_ptr cinfo) { (void)cinfo; /* warnings: corrupt data is still decoded, as Pillow does */ }
+/* Warnings: corrupt entropy data is decoded anyway (as Pillow does), but a
+ * file that ends early is refused, as Pillow refuses truncated images. */
+static void jpeg_on_emit(j_common_ptr cinfo, int level)
+{
+    jpeg_err_ctx *ctx = (jpeg_err_ctx *)cinfo->err;
+    if (level < 0) {
+        cinfo->err->num_warnings++;
+        if (cinfo->err->msg_code == JWRN_JPEG_EOF)
+            ctx->truncated = 1;
+    }
+}
 
 static fl_code decode_jpeg(const unsigned char *data, size_t len, const char *name, fl_image *img, fl_error *err)
 {
@@ -75,7 +87,8 @@ static fl_code decode_jpeg(const unsigned char *data, size_t len, const char *na
     memset(&cinfo, 0, sizeof cinfo);
     cinfo.err = jpeg_std_error(&jerr.mgr);
     jerr.mgr.error_exit = jpeg_on_error;
-    jerr.mgr.output_message = jpeg_on_message;
+    jerr.mgr.emit_message = jpeg_on_emit;
+    jerr.truncated = 0;
     if (setjmp(jerr.jump)) {
         jpeg_destroy_decompress(&cinfo);
         free(px);
@@ -106,6 +119,10 @@ static fl_code decode_jpeg(const unsigned char *data, size_t len, const char *na
     int adobe_inverted = cinfo.saw_Adobe_marker;
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
+    if (jerr.truncated) {
+        free(px);
+        return fl_fail(err, FL_EINPUT, "%s: JPEG file is truncated (it ends before its last scan) HINT: re-copy or re-encode the file, or remove its row from the CSV", name);
+    }
     if (cmyk) {
         /* Adobe writes inverted CMYK; RGB = (255 - C) * (255 - K) / 255 on the uninverted values. */
         size_t npx = (size_t)w * h;

@@ -44,6 +44,54 @@ static int builder_push(split_builder *b, char *path, char *file, int32_t label)
     return 0;
 }
 
+/* The normal form of a relative path: no "." components, no repeated '/'. */
+static char *normal_path(const char *p)
+{
+    char *out = malloc(strlen(p) + 1), *o = out;
+    if (!out)
+        return NULL;
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n && !(n == 1 && p[0] == '.')) {
+            if (o != out)
+                *o++ = '/';
+            memcpy(o, p, n);
+            o += n;
+        }
+        p += n + (e ? 1 : 0);
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Owned strings, freed together (the duplicate check's keys). */
+typedef struct {
+    char **s;
+    size_t n, cap;
+} str_list;
+
+static int push_key(str_list *l, char *s)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        char **ns = realloc(l->s, sizeof *ns * cap);
+        if (!ns)
+            return -1;
+        l->s = ns;
+        l->cap = cap;
+    }
+    l->s[l->n++] = s;
+    return 0;
+}
+
+static void free_keys(str_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->s[i]);
+    free(l->s);
+}
+
 /* image_path must stay inside its folder: relative, no ".." component. */
 static int path_is_safe(const char *p)
 {
@@ -93,6 +141,7 @@ static fl_code read_split_csv(fl_source *src, const char *src_dir, fl_split_id s
         snprintf(src->train_csv, sizeof src->train_csv, "%s", path);
     fl_csv *csv = NULL;
     fl_strmap seen = {0}, class_ids = {0};
+    str_list keys = {0};
     fl_code rc = fl_csv_open(path, &csv, err);
     if (rc)
         return rc;
@@ -118,15 +167,31 @@ static fl_code read_split_csv(fl_source *src, const char *src_dir, fl_split_id s
             rc = fl_fail(err, FL_EINPUT, "%s:%ld: image_path '%s' is empty, absolute or leaves %s/ HINT: paths are relative to %s/%s/", path, line, ip, sub, src_dir, sub);
             goto done;
         }
-        long *first = fl_strmap_get(&seen, ip);
+        /* "a/./b.png" and "a//b.png" name "a/b.png": compare normal forms. */
+        char *key = normal_path(ip);
+        if (!key) {
+            rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
+            goto done;
+        }
+        long *first = fl_strmap_get(&seen, key);
         if (first) {
+            free(key);
             rc = fl_fail(err, FL_EINPUT, "%s:%ld: image_path '%s' is listed twice (first at line %ld) HINT: remove the duplicate row", path, line, ip, *first);
             goto done;
         }
-        if (c_target >= 0 && (rc = parse_target(fl_csv_field(csv, c_target), path, line, &target, err)))
+        if (c_target >= 0 && (rc = parse_target(fl_csv_field(csv, c_target), path, line, &target, err))) {
+            free(key);
             goto done;
+        }
         char *file = malloc(strlen(src_dir) + strlen(sub) + strlen(ip) + 3);
         char *ipd = strdup(ip);
+        if (push_key(&keys, key)) {
+            free(key);
+            free(file);
+            free(ipd);
+            rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
+            goto done;
+        }
         if (!file || !ipd || builder_push(&b, ipd, file, target)) {
             free(file);
             free(ipd);
@@ -134,7 +199,7 @@ static fl_code read_split_csv(fl_source *src, const char *src_dir, fl_split_id s
             goto done;
         }
         sprintf(file, "%s/%s/%s", src_dir, sub, ip);
-        if (fl_strmap_put(&seen, ipd, line)) {
+        if (fl_strmap_put(&seen, key, line)) {
             rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
             goto done;
         }
@@ -185,6 +250,7 @@ static fl_code read_split_csv(fl_source *src, const char *src_dir, fl_split_id s
 done:
     fl_strmap_free(&seen);
     fl_strmap_free(&class_ids);
+    free_keys(&keys);
     fl_csv_close(csv);
     return rc;
 }

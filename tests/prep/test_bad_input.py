@@ -101,6 +101,16 @@ class MissingFiles(BadInputCase):
             fh.write(data[:20])
         self.assertFails(path)
 
+    def test_jpeg_cut_in_half_is_refused_not_padded(self):
+        path = self.lay.train[9][1]
+        f = self.lay.train_file(path)
+        buf = io.BytesIO()
+        common.structured_image(random.Random(9), 200, 200).save(buf, "JPEG", quality=90)
+        data = buf.getvalue()
+        with open(f, "wb") as fh:  # headers and most of the scan: libjpeg would pad the rest
+            fh.write(data[: len(data) * 7 // 10])
+        self.assertFails(path, "truncated")
+
     def test_corrupt_png(self):
         path = self.lay.train[3][1]
         f = self.lay.train_file(path)
@@ -173,6 +183,13 @@ class CsvErrors(BadInputCase):
         rows = list(self.lay.train) + [self.lay.train[4]]
         self.rewrite_train(rows)
         self.assertFails(self.lay.train[4][1], "listed twice")
+
+    def test_duplicate_image_path_in_another_spelling(self):
+        cls, p, t = self.lay.train[4]
+        d, base = p.rsplit("/", 1)
+        rows = list(self.lay.train) + [(cls, d + "/./" + base, t)]
+        self.rewrite_train(rows)
+        self.assertFails(d + "/./" + base, "listed twice")
 
     def test_duplicate_test_image_path(self):
         rows = list(self.lay.test) + [self.lay.test[0]]
