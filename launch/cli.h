@@ -9,6 +9,7 @@
 
 int cli_prep(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
+int cli_train(int argc, char **argv);
 int cli_vote(int argc, char **argv);
 int cli_version(void);
 

@@ -111,6 +111,8 @@ static fl_code train_run(const fl_train_config *cfg, fl_error *err)
     int threads = cfg->threads > 0 ? cfg->threads : cores_available();
     if (!rc)
         rc = fl_torch_set_threads(threads, err);
+    if (!rc)
+        rc = fl_torch_keep_freed_memory(err);
     if (!rc && (rc = fl_mkdir_p(env.run_dir, err)))
         fl_error_prefix(err, "%s: run.out_dir", cfg->path);
     if (!rc)

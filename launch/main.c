@@ -15,6 +15,8 @@ static const char *usage =
     "                  IDX files and write the HDF5 data file every rank reads\n"
     "  inspect FILE.h5 print a data file's schema version, shapes, classes and fold sizes, or what a\n"
     "                  predictions file holds\n"
+    "  train CONFIG [--set key.path=value]...\n"
+    "                  train every model x fold job of a run on libtorch, then vote\n"
     "  vote RUN_DIR [--method soft|hard|soft-soft|soft-hard|hard-hard] [--model NAME] [--out FILE]\n"
     "               [--labels CSV] [--data FILE.h5]\n"
     "                  vote the folds and models of a run into a submission and a report\n"
@@ -37,6 +39,8 @@ int main(int argc, char **argv)
         return cli_version();
     if (!strcmp(verb, "prep"))
         return cli_prep(argc - 1, argv + 1);
+    if (!strcmp(verb, "train"))
+        return cli_train(argc - 1, argv + 1);
     if (!strcmp(verb, "inspect"))
         return cli_inspect(argc - 1, argv + 1);
     if (!strcmp(verb, "vote"))

@@ -245,7 +245,7 @@ static fl_code job_train(job_state *js, int *best_loss_epoch, int *best_acc_epoc
     double best_loss = INFINITY, best_acc = -1;
     fl_code rc = FL_OK;
     for (int epoch = 0; epoch < mc->epochs && !rc; epoch++) {
-        double lr = fl_schedule_lr(mc, epoch), tl, ta, secs, vl, va;
+        double lr = fl_schedule_lr(mc, epoch), tl = 0, ta = 0, secs = 0, vl = 0, va = 0;
         if ((rc = fl_model_set_lr(js->model, lr, err)) || (rc = job_train_epoch(js, epoch, &tl, &ta, &secs, err)))
             break;
         double t0 = now_s();
