@@ -20,7 +20,8 @@ packages=(
   dataset-fashion-mnist   # the demo's data
 )
 if [[ ${FOLDLINE_WITH_TESTS:-0} == 1 ]]; then
-  packages+=(python3 python3-numpy python3-h5py python3-pil python3-sklearn)
+  packages+=(python3 python3-numpy python3-h5py python3-pil python3-sklearn
+             python3-torch python3-torchvision)  # torchvision: the ResNets' oracle (tests/torch/)
 fi
 
 missing=()

@@ -6,6 +6,10 @@
 
 #include <cstdio>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -28,4 +32,19 @@ extern "C" fl_code fl_torch_set_threads(int n, fl_error *err)
     if (n < 1)
         return fl_fail(err, FL_EINPUT, "thread count %d: must be at least 1", n);
     FL_TORCH_GUARD(err, { at::set_num_threads(n); });
+}
+
+extern "C" fl_code fl_torch_keep_freed_memory(fl_error *err)
+{
+#ifdef __GLIBC__
+    // glibc serves blocks above M_MMAP_THRESHOLD with fresh mmaps and gives
+    // the heap's free top back above M_TRIM_THRESHOLD; both make the kernel
+    // zero new pages at every training step. 32 MiB is the largest threshold
+    // glibc takes; tensors above it are big enough for the faults not to matter.
+    if (!mallopt(M_MMAP_THRESHOLD, 32 << 20) || !mallopt(M_TRIM_THRESHOLD, 1 << 30))
+        return fl_fail(err, FL_EINTERNAL, "mallopt refused the memory thresholds");
+#else
+    (void)err;
+#endif
+    return FL_OK;
 }

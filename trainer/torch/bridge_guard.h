@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <exception>
+#include <new>
 #include <string>
 
 #include "dist/error.h"
@@ -21,10 +22,14 @@ inline fl_code torch_error(fl_error *err, const char *what)
 }
 } // namespace foldline
 
-#define FL_TORCH_GUARD(err, body)                                                                                      \
+// The body is variadic so that commas in it (template arguments, braced
+// initialisers) need no extra parentheses. It may `return` an fl_code itself.
+#define FL_TORCH_GUARD(err, ...)                                                                                       \
     try {                                                                                                              \
-        body;                                                                                                          \
+        __VA_ARGS__;                                                                                                   \
         return FL_OK;                                                                                                  \
+    } catch (const std::bad_alloc &e) {                                                                                \
+        return fl_fail(err, FL_ENOMEM, "out of memory (%s)", e.what());                                               \
     } catch (const std::exception &e) {                                                                                \
         return foldline::torch_error(err, e.what());                                                                   \
     } catch (...) {                                                                                                    \

@@ -1,0 +1,40 @@
+// model.h -- what an fl_model holds (C sees only the opaque pointer).
+// Shared by model_api.cpp (building, training, predicting) and
+// model_state.cpp (saving and loading). C++ only.
+#ifndef FOLDLINE_TORCH_MODEL_H
+#define FOLDLINE_TORCH_MODEL_H
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "trainer/torch/bridge.h"
+#include "trainer/torch/nets.h"
+
+struct fl_model {
+    // The spec, as owned copies (the caller's strings may go away).
+    std::string backbone_name, head_type, head_act, optimizer_name, device_name;
+    int64_t in_channels = 0, height = 0, width = 0, num_classes = 0, head_hidden = 0;
+    bool freeze_backbone = false;
+    double clip_grad_norm = 0, label_smoothing = 0;
+
+    torch::Device device{torch::kCPU};
+    foldline::Net net{nullptr};
+    std::vector<torch::Tensor> trainable; // what the optimizer updates
+    std::unique_ptr<torch::optim::Optimizer> opt;
+    double lr = 0;           // of every parameter group
+    torch::Tensor mean, std; // (1, C, 1, 1) float32 on device
+};
+
+namespace foldline
+{
+// One line naming what must match between a saved model and the one loading
+// it: backbone, channels, classes, head and optimizer.
+std::string model_signature(const fl_model &m);
+// Sets lr on every parameter group and remembers it.
+void model_set_lr(fl_model &m, double lr);
+} // namespace foldline
+
+#endif

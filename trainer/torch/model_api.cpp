@@ -1,0 +1,393 @@
+// model_api.cpp -- the fl_model_* entry points of bridge.h: building a model
+// from its spec, one training step (forward_backward, then step), prediction
+// with test-time flips, and the seeds. Saving and loading live in
+// model_state.cpp. Every entry point checks its arguments (FL_EINPUT, with
+// the bad value and what is allowed), then runs under FL_TORCH_GUARD.
+#include "trainer/torch/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "trainer/torch/bridge_guard.h"
+#include "trainer/spec.h"
+#include "trainer/torch/images.h"
+
+namespace foldline
+{
+namespace
+{
+
+const char *or_default(const char *s, const char *def)
+{
+    return s ? s : def;
+}
+
+// "cpu" | "cuda" | "cuda:N"; CUDA must be there.
+fl_code parse_device(const std::string &name, torch::Device *dev, fl_error *err)
+{
+    if (name == "cpu") {
+        *dev = torch::Device(torch::kCPU);
+        return FL_OK;
+    }
+    long index = 0;
+    if (name.compare(0, 5, "cuda:") == 0 && name.size() > 5) {
+        char *end = nullptr;
+        index = std::strtol(name.c_str() + 5, &end, 10);
+        if (*end != '\0' || index < 0 || index > 1024)
+            return fl_fail(err, FL_EINPUT, "device \"%s\": expected \"cpu\", \"cuda\" or \"cuda:N\" with N >= 0",
+                           name.c_str());
+    } else if (name != "cuda") {
+        return fl_fail(err, FL_EINPUT, "device \"%s\": expected \"cpu\", \"cuda\" or \"cuda:N\"", name.c_str());
+    }
+    if (!torch::cuda::is_available()) {
+#ifdef FL_TORCH_CUDA
+        const char *why = "this libtorch has CUDA but sees no GPU";
+#else
+        const char *why = "this libtorch was built without CUDA";
+#endif
+        return fl_fail(err, FL_EINPUT, "device \"%s\": CUDA is not available (%s); HINT: use device \"cpu\"",
+                       name.c_str(), why);
+    }
+    long count = (long)torch::cuda::device_count();
+    if (index >= count)
+        return fl_fail(err, FL_EINPUT, "device \"%s\": only %ld CUDA device%s visible (cuda:0 to cuda:%ld)",
+                       name.c_str(), count, count == 1 ? "" : "s", count - 1);
+    *dev = torch::Device(torch::kCUDA, (c10::DeviceIndex)index);
+    return FL_OK;
+}
+
+bool finite_at_least(double v, double lo)
+{
+    return std::isfinite(v) && v >= lo;
+}
+
+// Everything of the spec that needs no libtorch. Names default as trainer/spec.h says.
+fl_code check_spec(const fl_model_spec &s, fl_error *err)
+{
+    const std::string backbone = or_default(s.backbone, ""), head = or_default(s.head_type, "linear"),
+                      act = or_default(s.head_act, "relu"), opt = or_default(s.optimizer, "adam");
+    if (backbone != "resnet18" && backbone != "resnet34" && backbone != "resnet50" && backbone != "smallcnn")
+        return fl_fail(err, FL_EINPUT, "backbone \"%s\": expected %s", backbone.c_str(), kBackboneNames);
+    if (head != "linear" && head != "mlp3")
+        return fl_fail(err, FL_EINPUT, "head type \"%s\": expected %s", head.c_str(), kHeadNames);
+    if (act != "relu" && act != "gelu")
+        return fl_fail(err, FL_EINPUT, "head activation \"%s\": expected %s", act.c_str(), kActNames);
+    if (opt != "adam" && opt != "adamw" && opt != "sgd")
+        return fl_fail(err, FL_EINPUT, "optimizer \"%s\": expected \"adam\" | \"adamw\" | \"sgd\"", opt.c_str());
+    if (s.in_channels < 1 || s.in_channels > 3)
+        return fl_fail(err, FL_EINPUT, "in_channels %d: expected 1 to 3 (one mean and std per channel)", s.in_channels);
+    if (s.height < 8 || s.width < 8)
+        return fl_fail(err, FL_EINPUT, "image size %dx%d (height x width): expected at least 8x8", s.height, s.width);
+    if (s.num_classes < 1)
+        return fl_fail(err, FL_EINPUT, "num_classes %d: expected at least 1", s.num_classes);
+    if (head == "mlp3" && s.head_hidden < 1)
+        return fl_fail(err, FL_EINPUT, "mlp3 head_hidden %d: expected at least 1", s.head_hidden);
+    if (!finite_at_least(s.lr, 0) || !finite_at_least(s.weight_decay, 0))
+        return fl_fail(err, FL_EINPUT, "lr %g, weight_decay %g: expected finite numbers >= 0", s.lr, s.weight_decay);
+    if (opt == "sgd" && !(s.momentum >= 0 && s.momentum < 1))
+        return fl_fail(err, FL_EINPUT, "sgd momentum %g: expected 0 <= momentum < 1", s.momentum);
+    if (opt == "sgd" && s.nesterov && !(s.momentum > 0))
+        return fl_fail(err, FL_EINPUT, "sgd nesterov needs a momentum > 0 (momentum is %g)", s.momentum);
+    if (!finite_at_least(s.clip_grad_norm, 0))
+        return fl_fail(err, FL_EINPUT, "clip_grad_norm %g: expected >= 0 (0 = off)", s.clip_grad_norm);
+    if (!(s.label_smoothing >= 0 && s.label_smoothing < 1))
+        return fl_fail(err, FL_EINPUT, "label_smoothing %g: expected 0 <= label_smoothing < 1", s.label_smoothing);
+    for (int c = 0; c < s.in_channels; c++)
+        if (!std::isfinite(s.mean[c]) || !(s.std[c] > 0) || !std::isfinite(s.std[c]))
+            return fl_fail(err, FL_EINPUT, "channel %d: mean %g, std %g: expected finite numbers, std > 0", c,
+                           (double)s.mean[c], (double)s.std[c]);
+    return FL_OK;
+}
+
+std::unique_ptr<torch::optim::Optimizer> optimizer_new(const std::string &name, const fl_model_spec &s,
+                                                       const std::vector<torch::Tensor> &params)
+{
+    namespace optim = torch::optim;
+    if (name == "adamw")
+        return std::make_unique<optim::AdamW>(params, optim::AdamWOptions(s.lr).weight_decay(s.weight_decay));
+    if (name == "sgd")
+        return std::make_unique<optim::SGD>(
+            params,
+            optim::SGDOptions(s.lr).momentum(s.momentum).nesterov(s.nesterov != 0).weight_decay(s.weight_decay));
+    return std::make_unique<optim::Adam>(params, optim::AdamOptions(s.lr).weight_decay(s.weight_decay));
+}
+
+fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
+{
+    auto m = std::make_unique<fl_model>();
+    m->backbone_name = s.backbone;
+    m->head_type = or_default(s.head_type, "linear");
+    m->head_act = or_default(s.head_act, "relu");
+    m->optimizer_name = or_default(s.optimizer, "adam");
+    m->device_name = or_default(s.device, "cpu");
+    m->in_channels = s.in_channels;
+    m->height = s.height;
+    m->width = s.width;
+    m->num_classes = s.num_classes;
+    m->head_hidden = m->head_type == "mlp3" ? s.head_hidden : 0;
+    m->freeze_backbone = s.freeze_backbone != 0;
+    m->clip_grad_norm = s.clip_grad_norm;
+    m->label_smoothing = s.label_smoothing;
+    if (fl_code rc = parse_device(m->device_name, &m->device, err))
+        return rc;
+
+    // Weights are drawn on the CPU from a seeded generator, then moved.
+    torch::manual_seed(s.seed);
+    std::shared_ptr<BackboneImpl> backbone = backbone_new(m->backbone_name, m->in_channels);
+    torch::nn::Sequential head =
+        head_new(m->head_type, backbone->feature_dim(), m->head_hidden, m->head_act, m->num_classes);
+    m->net = Net(backbone, head);
+    m->net->to(m->device);
+    if (m->freeze_backbone)
+        for (auto &p : m->net->backbone->parameters())
+            p.set_requires_grad(false);
+    for (auto &p : m->net->parameters())
+        if (p.requires_grad())
+            m->trainable.push_back(p);
+    m->opt = optimizer_new(m->optimizer_name, s, m->trainable);
+    m->lr = s.lr;
+
+    auto per_channel = [&](const float *v) {
+        return torch::tensor(std::vector<float>(v, v + m->in_channels), torch::kFloat32)
+            .view({1, m->in_channels, 1, 1})
+            .to(m->device);
+    };
+    m->mean = per_channel(s.mean);
+    m->std = per_channel(s.std);
+    *out = m.release();
+    return FL_OK;
+}
+
+// Per-row cross-entropy (B) of logits (B, C) against y (B): with label
+// smoothing eps, (1 - eps) * nll + eps * mean over classes of -log_softmax,
+// which is torch's label_smoothing spelled out (the same in every version).
+torch::Tensor cross_entropy_rows(const torch::Tensor &logits, const torch::Tensor &y, double eps)
+{
+    torch::Tensor logp = torch::log_softmax(logits.to(torch::kFloat32), 1); // (B, C)
+    torch::Tensor nll = -logp.gather(1, y.unsqueeze(1)).squeeze(1);         // (B)
+    if (eps == 0)
+        return nll;
+    return nll * (1 - eps) - logp.mean(1) * eps;
+}
+
+fl_code check_batch(const fl_model &m, const void *x, int B, const int32_t *y, fl_error *err)
+{
+    if (!x || B < 1)
+        return fl_fail(err, FL_EINPUT, "batch of %d images at %p: expected B >= 1 and a buffer", B, x);
+    if (y)
+        for (int i = 0; i < B; i++)
+            if (y[i] < 0 || y[i] >= m.num_classes)
+                return fl_fail(err, FL_EINPUT, "label %d of row %d: expected a class id in 0..%lld", (int)y[i], i,
+                               (long long)m.num_classes - 1);
+    return FL_OK;
+}
+
+torch::Tensor labels_to_device(const int32_t *y, int B, const torch::Device &dev)
+{
+    torch::Tensor host = torch::from_blob(const_cast<int32_t *>(y), {B}, torch::kInt32);
+    return host.to(dev).to(torch::kInt64); // (B)
+}
+
+void copy_to_host(const torch::Tensor &t, float *out)
+{
+    torch::Tensor h = t.to(torch::kCPU, torch::kFloat32).contiguous();
+    std::memcpy(out, h.data_ptr<float>(), sizeof(float) * (size_t)h.numel());
+}
+
+void forward_backward(fl_model &m, const uint8_t *x, const int32_t *y, int B, const fl_augment *aug, double scale,
+                      double *loss_sum, int *correct)
+{
+    m.net->train();
+    if (m.freeze_backbone)
+        m.net->backbone->eval(); // batch-norm statistics stay as they are
+    torch::Tensor xb = images_to_device(x, B, m.in_channels, m.height, m.width, m.device); // (B, C, H, W)
+    if (aug)
+        images_augment(xb, aug);
+    xb = images_normalise(xb, m.mean, m.std);
+    torch::Tensor feats; // (B, D)
+    if (m.freeze_backbone) {
+        torch::NoGradGuard no_grad;
+        feats = m.net->backbone->forward(xb);
+    } else {
+        feats = m.net->backbone->forward(xb);
+    }
+    torch::Tensor logits = m.net->head->forward(feats); // (B, num_classes)
+    torch::Tensor yt = labels_to_device(y, B, m.device);
+    torch::Tensor rows = cross_entropy_rows(logits, yt, m.label_smoothing); // (B)
+    (rows.mean() * scale).backward();
+    torch::Tensor stats =
+        torch::stack({rows.detach().sum().to(torch::kFloat64), logits.argmax(1).eq(yt).sum().to(torch::kFloat64)})
+            .to(torch::kCPU); // one device-to-host copy
+    if (loss_sum)
+        *loss_sum = stats[0].item<double>();
+    if (correct)
+        *correct = (int)stats[1].item<double>();
+}
+
+void step(fl_model &m)
+{
+    if (m.clip_grad_norm > 0)
+        torch::nn::utils::clip_grad_norm_(m.trainable, m.clip_grad_norm);
+    m.opt->step();
+    // Gradients go back to undefined rather than zero: the same in libtorch
+    // 1.13 and 2.x, and what a freshly loaded model has.
+    for (auto &p : m.trainable)
+        p.mutable_grad() = torch::Tensor();
+}
+
+// Mean of the softmax over the plain view and the flipped views (B, C), on host.
+void predict(fl_model &m, const uint8_t *x, int B, const int *tta, int n_tta, float *probs)
+{
+    m.net->eval();
+    torch::NoGradGuard no_grad;
+    torch::Tensor xb = images_to_device(x, B, m.in_channels, m.height, m.width, m.device);
+    xb = images_normalise(xb, m.mean, m.std);                                    // (B, C, H, W)
+    torch::Tensor p = torch::softmax(m.net->forward(xb).to(torch::kFloat32), 1); // (B, num_classes)
+    for (int t = 0; t < n_tta; t++) {
+        torch::Tensor view = xb.flip({tta[t] == FL_TTA_HFLIP ? 3 : 2});
+        p = p + torch::softmax(m.net->forward(view).to(torch::kFloat32), 1);
+    }
+    if (n_tta > 0)
+        p = p / (double)(n_tta + 1);
+    copy_to_host(p, probs);
+}
+
+} // namespace
+
+void model_set_lr(fl_model &m, double lr)
+{
+    for (auto &group : m.opt->param_groups())
+        group.options().set_lr(lr);
+    m.lr = lr;
+}
+
+std::string model_signature(const fl_model &m)
+{
+    std::string s = "backbone " + m.backbone_name + ", in_channels " + std::to_string(m.in_channels) + ", " +
+                    std::to_string(m.num_classes) + " classes, head " + m.head_type;
+    if (m.head_type == "mlp3")
+        s += "(" + std::to_string(m.head_hidden) + ", " + m.head_act + ")";
+    s += m.freeze_backbone ? ", frozen backbone" : ", trained backbone";
+    return s + ", optimizer " + m.optimizer_name;
+}
+
+} // namespace foldline
+
+using namespace foldline;
+
+extern "C" fl_code fl_model_new(const fl_model_spec *spec, fl_model **out, fl_error *err)
+{
+    if (!spec || !out)
+        return fl_fail(err, FL_EINTERNAL, "fl_model_new: spec and out must not be NULL");
+    *out = nullptr;
+    if (fl_code rc = check_spec(*spec, err))
+        return rc;
+    FL_TORCH_GUARD(err, return model_new(*spec, out, err));
+}
+
+extern "C" void fl_model_free(fl_model *m)
+{
+    try {
+        delete m;
+    } catch (...) {
+    }
+}
+
+extern "C" int64_t fl_model_num_params(const fl_model *m, int trainable_only)
+{
+    try {
+        int64_t n = 0;
+        for (const auto &p : m->net->parameters())
+            if (!trainable_only || p.requires_grad())
+                n += p.numel();
+        return n;
+    } catch (...) {
+        return -1;
+    }
+}
+
+extern "C" int fl_model_feature_dim(const fl_model *m)
+{
+    return (int)m->net->backbone->feature_dim();
+}
+
+extern "C" fl_code fl_model_set_lr(fl_model *m, double lr, fl_error *err)
+{
+    if (!finite_at_least(lr, 0))
+        return fl_fail(err, FL_EINPUT, "learning rate %g: expected a finite number >= 0", lr);
+    FL_TORCH_GUARD(err, model_set_lr(*m, lr));
+}
+
+extern "C" fl_code fl_model_forward_backward(fl_model *m, const uint8_t *x, const int32_t *y, int B,
+                                             const fl_augment *aug, double loss_scale, double *loss_sum, int *correct,
+                                             fl_error *err)
+{
+    if (!y)
+        return fl_fail(err, FL_EINPUT, "forward_backward: labels must not be NULL");
+    if (fl_code rc = check_batch(*m, x, B, y, err))
+        return rc;
+    if (!std::isfinite(loss_scale))
+        return fl_fail(err, FL_EINPUT, "loss_scale %g: expected a finite number", loss_scale);
+    if (aug && !images_augment_valid(aug, B))
+        return fl_fail(err, FL_EINPUT, "forward_backward: a rotation angle is not a finite number");
+    FL_TORCH_GUARD(err, forward_backward(*m, x, y, B, aug, loss_scale, loss_sum, correct));
+}
+
+extern "C" fl_code fl_model_step(fl_model *m, fl_error *err)
+{
+    FL_TORCH_GUARD(err, step(*m));
+}
+
+extern "C" fl_code fl_model_predict(fl_model *m, const uint8_t *x, int B, const int *tta, int n_tta, const int32_t *y,
+                                    float *probs, double *loss_sum, int *correct, fl_error *err)
+{
+    if (fl_code rc = check_batch(*m, x, B, y, err))
+        return rc;
+    if (!probs || n_tta < 0 || (n_tta > 0 && !tta))
+        return fl_fail(err, FL_EINPUT, "predict: expected a probs buffer and n_tta >= 0 views (got %d)", n_tta);
+    for (int t = 0; t < n_tta; t++)
+        if (tta[t] != FL_TTA_HFLIP && tta[t] != FL_TTA_VFLIP)
+            return fl_fail(err, FL_EINPUT, "test-time view %d: expected 0 (hflip) or 1 (vflip)", tta[t]);
+    FL_TORCH_GUARD(err, {
+        predict(*m, x, B, tta, n_tta, probs);
+        // Loss and accuracy of the averaged probabilities, on the host; ties
+        // go to the lowest class id, as in the votes.
+        const int64_t C = m->num_classes;
+        double loss = 0;
+        int hits = 0;
+        for (int i = 0; y && i < B; i++) {
+            const float *row = probs + (size_t)i * C;
+            int64_t best = 0;
+            for (int64_t c = 1; c < C; c++)
+                if (row[c] > row[best])
+                    best = c;
+            hits += best == y[i];
+            loss -= std::log(std::max((double)row[y[i]], 1e-12));
+        }
+        if (loss_sum)
+            *loss_sum = loss;
+        if (correct)
+            *correct = hits;
+    });
+}
+
+extern "C" fl_code fl_model_features(fl_model *m, const uint8_t *x, int B, float *feats, fl_error *err)
+{
+    if (fl_code rc = check_batch(*m, x, B, nullptr, err))
+        return rc;
+    if (!feats)
+        return fl_fail(err, FL_EINPUT, "features: the output buffer must not be NULL");
+    FL_TORCH_GUARD(err, {
+        m->net->eval();
+        torch::NoGradGuard no_grad;
+        torch::Tensor xb = images_to_device(x, B, m->in_channels, m->height, m->width, m->device);
+        copy_to_host(m->net->backbone->forward(images_normalise(xb, m->mean, m->std)), feats); // (B, D)
+    });
+}
+
+extern "C" fl_code fl_torch_manual_seed(uint64_t seed, fl_error *err)
+{
+    FL_TORCH_GUARD(err, torch::manual_seed(seed));
+}
