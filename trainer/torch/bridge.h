@@ -58,7 +58,7 @@ typedef struct {
     float mean[3], std[3];    /* per channel, on the 0..1 scale */
     uint64_t seed;            /* weight initialisation */
     const char *device;       /* "cpu", "cuda", "cuda:N" */
-} fl_model_spec;
+} fl_model_spec;              /* NULL head_type, head_act, optimizer, device: "linear", "relu", "adam", "cpu" */
 
 /* Per-image augmentation, drawn by the caller (trainer/augment.c) so that it
  * depends only on the seed, the epoch and the row. Applied in this order:
@@ -116,8 +116,9 @@ fl_code fl_model_features(fl_model *m, const uint8_t *x, int B, float *feats, fl
  * and from a file. The caller makes writes atomic (temporary name, rename).
  * A model loads only a file saved by a model of the same backbone, channels,
  * classes, head and optimizer (FL_EINPUT otherwise, naming both); after a
- * failed load other than that, free the model. Training on after a load goes
- * exactly as it would have without the stop. */
+ * failed load other than that, free the model. On the CPU with a fixed
+ * thread count, training on after a load gives bit for bit what it would have
+ * given without the stop. */
 fl_code fl_model_save(fl_model *m, const char *path, fl_error *err);
 fl_code fl_model_load(fl_model *m, const char *path, fl_error *err);
 
