@@ -4,6 +4,9 @@
 #   1. prep: the IDX files -> data/fashion-mnist.h5 (60,000 train rows in 5
 #      stratified folds, 10,000 labelled test rows); skipped if already made
 #   2. inspect: what the data file holds
+#   3. train configs/demo.cfg: 2 small CNNs x 5 folds on the CPU, then the vote
+#      and its report (runs/demo/ensemble/report.md, submission.csv).
+#      Rerunning skips the folds already trained; rm -rf runs/demo to start over.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
 cd "$FOLDLINE_ROOT"
@@ -15,3 +18,4 @@ if [[ ! -f $data ]]; then
   "$FOLDLINE" prep "$src" "$data" --channels 1 --folds 5 --seed 42 --classes configs/fashion-mnist.classes
 fi
 "$FOLDLINE" inspect "$data"
+"$FOLDLINE" train configs/demo.cfg

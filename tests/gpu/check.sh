@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# tests/gpu/check.sh -- the prepared check for a machine with an NVIDIA GPU and
-# a CUDA-enabled Python torch. Run from the repo root:
+# tests/gpu/check.sh -- the prepared check for a machine with an NVIDIA GPU and a
+# CUDA-enabled Python torch (libtorch 2.x). Run from the repo root:
 #     bash tests/gpu/check.sh [OUT_DIR]
-# It builds foldline against that torch's libtorch (torch.utils.cmake_prefix_path),
-# with NCCL from CUDA_HOME or from pip's nvidia-nccl package, checks that the
-# binary sees the GPU, and measures prep on this machine's cores (15,000
-# synthetic 600x600 sketches -> 224, against the Pillow + multiprocessing loop).
+# 1. builds foldline and its tests against that torch's libtorch
+#    (torch.utils.cmake_prefix_path), with NCCL from CUDA_HOME or pip's nvidia-nccl
+# 2. checks the binary sees the GPU; runs the bridge's unit tests on the CPU and on
+#    cuda, and the torchvision oracle when torchvision is there
+# 3. model throughput on the GPU (smallcnn, resnet18, resnet50)
+# 4. a short fold run on the GPU: synthetic sketches -> prep -> train (resnet18,
+#    2 folds, 2 epochs) -> vote
+# 5. prep throughput on every core (15,000 600x600 JPEGs -> 224) against Pillow
 # Where the machine lacks MPI/HDF5/libconfig, put the .deb files fetched by
-# shared/gpu/fetch-debs.sh in .gpu-debs/ first: this script sources its env.sh.
-set -euo pipefail
+# ../shared/gpu/fetch-debs.sh in .gpu-debs/ first: this script sources its env.sh.
+set -uo pipefail
 out=${1:-${OUT:-/tmp/foldline-gpu-check}}
 mkdir -p "$out"
 log() { echo "gpu-check: $*" | tee -a "$out/summary.txt"; }
 : > "$out/summary.txt"
+status=0
+step() { # name, command...: run, log ok/FAIL with the time and the tail of a failure
+  local name=$1 t; shift
+  t=$(date +%s)
+  if "$@" > "$out/$name.log" 2>&1; then log "ok   $name ($(( $(date +%s) - t )) s)"
+  else log "FAIL $name"; tail -25 "$out/$name.log" | tee -a "$out/summary.txt"; status=1; fi
+}
 
 if [[ -f .gpu-debs/env.sh ]]; then
   export FOLDLINE_DEPS_QUIET=1
@@ -20,7 +31,7 @@ if [[ -f .gpu-debs/env.sh ]]; then
   . .gpu-debs/env.sh
 fi
 py=${FOLDLINE_TORCH_PYTHON:-python3}
-torch_prefix=$($py -c 'import torch; print(torch.utils.cmake_prefix_path)')
+torch_prefix=$($py -c 'import torch; print(torch.utils.cmake_prefix_path)') || { log "FAIL: no Python torch"; exit 1; }
 log "torch $($py -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())')"
 if [[ -z ${NCCL_ROOT:-} ]]; then
   NCCL_ROOT=$($py -c 'import nvidia.nccl as m; print(list(m.__path__)[0])' 2>/dev/null || true)
@@ -30,10 +41,37 @@ fi
 t0=$(date +%s)
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix${CMAKE_PREFIX_PATH:+;$CMAKE_PREFIX_PATH}" \
   > "$out/cmake.log" 2>&1 || { tail -30 "$out/cmake.log"; log "FAIL: cmake"; exit 1; }
-cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E 'error|Error' -A3 "$out/build.log" | head -40; log "FAIL: build"; exit 1; }
+cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 ||
+  { grep -E 'error|warning' -A5 "$out/build.log" | head -60 | tee -a "$out/summary.txt"; log "FAIL: build"; exit 1; }
 log "built in $(( $(date +%s) - t0 )) s: $(grep 'foldline: libtorch' "$out/cmake.log" | sed 's/^-- //')"
-./build-gpu/foldline --version | tee -a "$out/summary.txt"
-./build-gpu/foldline --version | grep -q 'CUDA on, [1-9]' || { log "FAIL: the binary does not see a GPU"; exit 1; }
+fl=./build-gpu/foldline
+$fl --version | tee -a "$out/summary.txt"
+$fl --version | grep -q 'CUDA on, [1-9]' || { log "FAIL: the binary does not see a GPU"; exit 1; }
+
+pin2=""; command -v taskset >/dev/null && pin2="taskset -c 0,1"
+step test_model_cpu timeout 300 env FOLDLINE_TEST_DEVICE=cpu $pin2 ./build-gpu/test_model
+step test_model_cuda timeout 300 env FOLDLINE_TEST_DEVICE=cuda ./build-gpu/test_model
+if $py -c 'import torchvision' 2>/dev/null; then
+  step torchvision timeout 300 $py tests/torch/test_torchvision.py ./build-gpu/model_params
+fi
+for args in "smallcnn 1 28 28 128 50 4 cuda" "resnet18 3 64 64 64 50 4 cuda" "resnet50 3 224 224 64 20 4 cuda"; do
+  timeout 120 ./build-gpu/bench_model $args 2>&1 | tee -a "$out/summary.txt"
+done
+
+# A short fold run on the GPU.
+work=/tmp/foldline-gpu-run
+rm -rf "$work" && mkdir -p "$work/src"
+$py tests/bench/make_sketches.py "$work/src" 2000 200 128 10 > /dev/null
+$fl prep "$work/src" "$work/data.h5" --size 64 --quiet
+cat > "$work/run.cfg" <<CFG
+run = { name = "gpu"; out_dir = "$work/runs"; seed = 1; threads = 4; };
+data = { file = "$work/data.h5"; mean = [0.5]; std = [0.5]; };
+folds = { use = [0, 1]; };
+models = ( { name = "resnet18"; backbone = "resnet18"; epochs = 2; batch = 64;
+             optimizer = { type = "adamw"; lr = 1e-3; weight_decay = 0.01; }; tta = [ "hflip" ]; } );
+CFG
+step fold_run timeout 300 $fl train "$work/run.cfg"
+grep -E '^\[|soft-soft' "$out/fold_run.log" | tee -a "$out/summary.txt"
 
 # prep throughput on every core of this machine
 bench=/tmp/foldline-gpu-bench
@@ -41,6 +79,7 @@ if [[ ! -f $bench/src/test.csv ]]; then
   mkdir -p "$bench/src" && $py tests/bench/make_sketches.py "$bench/src" 15000 1000 600
 fi
 rm -f "$bench"/*.h5
-./build-gpu/foldline prep "$bench/src" "$bench/foldline.h5" --size 224 | tee -a "$out/summary.txt"
+$fl prep "$bench/src" "$bench/foldline.h5" --size 224 | tee -a "$out/summary.txt"
 $py tests/bench/prep_baseline.py "$bench/src" "$bench/baseline.h5" 224 "$(nproc)" | tee -a "$out/summary.txt"
-log "PASS"
+[[ $status == 0 ]] && log "PASS" || log "FAIL"
+exit $status
