@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hdf5.h>
+#include "dataset/h5util.h"
 
 static const char *split_group[2] = {"train", "test"};
 
@@ -24,83 +24,16 @@ struct fl_datafile {
     fl_data_info info;
 };
 
-/* ---- HDF5 error plumbing ------------------------------------------------- */
-
-static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *data)
-{
-    char *buf = data;
-    if (n == 0) /* innermost: the actual reason */
-        snprintf(buf, 256, "%s", e->desc ? e->desc : "unknown HDF5 error");
-    return 0;
-}
-
-void fl_h5_last_error(char *buf, size_t n)
-{
-    char tmp[256] = "unknown HDF5 error";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_walk_cb, tmp);
-    snprintf(buf, n, "%s", tmp);
-}
-
-void fl_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
-
-static fl_code h5_fail(fl_error *err, const char *path, const char *what)
-{
-    char why[256];
-    fl_h5_last_error(why, sizeof why);
-    return fl_fail(err, FL_EIO, "%s: %s (HDF5: %s)", path, what, why);
-}
-
 /* ---- small writers ------------------------------------------------------- */
 
-static hid_t h5_string_type(void)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
-static int h5_attr_write(hid_t obj, const char *name, hid_t mem_type, hid_t file_type, const void *value)
-{
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t st = a < 0 ? -1 : H5Awrite(a, mem_type, value);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    return st < 0 ? -1 : 0;
-}
-
-static int h5_attr_int(hid_t obj, const char *name, int64_t v, int wide)
-{
-    return wide ? h5_attr_write(obj, name, H5T_NATIVE_INT64, H5T_STD_I64LE, &v)
-                : h5_attr_write(obj, name, H5T_NATIVE_INT64, H5T_STD_I32LE, &v);
-}
-
-static int h5_attr_str(hid_t obj, const char *name, const char *s)
-{
-    hid_t t = h5_string_type();
-    int r = h5_attr_write(obj, name, t, t, &s);
-    H5Tclose(t);
-    return r;
-}
-
-/* A 1-D dataset of n values written at once (contiguous; n may be 0). */
 static int h5_write_1d(hid_t loc, const char *name, hid_t mem_type, hid_t file_type, int64_t n, const void *data)
 {
-    hsize_t dim = (hsize_t)n;
-    hid_t sp = H5Screate_simple(1, &dim, NULL);
-    hid_t d = H5Dcreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t st = d < 0 ? -1 : (n ? H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0);
-    if (d >= 0)
-        H5Dclose(d);
-    H5Sclose(sp);
-    return st < 0 ? -1 : 0;
+    return fl_h5_write_nd(loc, name, mem_type, file_type, 1, n, 1, data);
 }
 
 static int h5_write_strings(hid_t loc, const char *name, int64_t n, char *const *s)
 {
-    hid_t t = h5_string_type();
+    hid_t t = fl_h5_string_type();
     int r = h5_write_1d(loc, name, t, t, n, s);
     H5Tclose(t);
     return r;
@@ -134,17 +67,17 @@ fl_code fl_datafile_create(const char *path, const fl_data_info *info, fl_datafi
     w->images[0] = w->images[1] = -1;
     w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->file < 0) {
-        fl_code rc = h5_fail(err, path, "cannot create HDF5 file");
+        fl_code rc = fl_h5_fail(err, path, "cannot create HDF5 file");
         free(w->path);
         free(w);
         return rc;
     }
     *out = w;
     hid_t f = w->file;
-    int bad = h5_attr_str(f, "format", FL_DATA_FORMAT) || h5_attr_int(f, "version", FL_DATA_VERSION, 0) ||
-              h5_attr_int(f, "num_classes", info->num_classes, 0) || h5_attr_int(f, "folds", info->folds, 0) ||
-              h5_attr_int(f, "fold_seed", info->fold_seed, 1) || h5_attr_int(f, "height", info->height, 0) ||
-              h5_attr_int(f, "width", info->width, 0) || h5_attr_int(f, "channels", info->channels, 0) ||
+    int bad = fl_h5_attr_str(f, "format", FL_DATA_FORMAT) || fl_h5_attr_int(f, "version", FL_DATA_VERSION, 0) ||
+              fl_h5_attr_int(f, "num_classes", info->num_classes, 0) || fl_h5_attr_int(f, "folds", info->folds, 0) ||
+              fl_h5_attr_int(f, "fold_seed", info->fold_seed, 1) || fl_h5_attr_int(f, "height", info->height, 0) ||
+              fl_h5_attr_int(f, "width", info->width, 0) || fl_h5_attr_int(f, "channels", info->channels, 0) ||
               h5_write_strings(f, "classes", info->num_classes, info->classes);
     for (int s = 0; s < 2 && !bad; s++) {
         hid_t g = H5Gcreate2(f, split_group[s], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -157,7 +90,7 @@ fl_code fl_datafile_create(const char *path, const fl_data_info *info, fl_datafi
         H5Gclose(g);
     }
     if (bad)
-        return h5_fail(err, path, "cannot lay out the data file");
+        return fl_h5_fail(err, path, "cannot lay out the data file");
     return FL_OK;
 }
 
@@ -171,7 +104,7 @@ fl_code fl_datafile_write_rows(fl_datafile_writer *w, fl_split_id split, const i
               (fold && h5_write_1d(g, "fold", H5T_NATIVE_INT32, H5T_STD_I32LE, n, fold));
     if (g >= 0)
         H5Gclose(g);
-    return bad ? h5_fail(err, w->path, "cannot write row data") : FL_OK;
+    return bad ? fl_h5_fail(err, w->path, "cannot write row data") : FL_OK;
 }
 
 /* Selects rows [first, first+count) of a (N, ch, H, W) dataset. */
@@ -203,7 +136,7 @@ fl_code fl_datafile_write_images(fl_datafile_writer *w, fl_split_id split, int64
     for (int64_t i = 0; i < count; i++) {
         hsize_t off[4] = {(hsize_t)(first + i), 0, 0, 0};
         if (H5Dwrite_chunk(w->images[split], H5P_DEFAULT, 0, off, bytes, chw + (size_t)i * bytes) < 0)
-            return h5_fail(err, w->path, "cannot write images");
+            return fl_h5_fail(err, w->path, "cannot write images");
     }
     return FL_OK;
 #else
@@ -213,7 +146,7 @@ fl_code fl_datafile_write_images(fl_datafile_writer *w, fl_split_id split, int64
     herr_t st = H5Dwrite(w->images[split], H5T_NATIVE_UINT8, mem, fs, H5P_DEFAULT, chw);
     H5Sclose(mem);
     H5Sclose(fs);
-    return st < 0 ? h5_fail(err, w->path, "cannot write images") : FL_OK;
+    return st < 0 ? fl_h5_fail(err, w->path, "cannot write images") : FL_OK;
 #endif
 }
 
@@ -224,7 +157,7 @@ fl_code fl_datafile_finish(fl_datafile_writer *w, fl_error *err)
         if (w->images[s] >= 0)
             H5Dclose(w->images[s]);
     if (H5Fclose(w->file) < 0)
-        rc = h5_fail(err, w->path, "cannot close the HDF5 file (disk full?)");
+        rc = fl_h5_fail(err, w->path, "cannot close the HDF5 file (disk full?)");
     free(w->path);
     free(w);
     return rc;
@@ -232,69 +165,11 @@ fl_code fl_datafile_finish(fl_datafile_writer *w, fl_error *err)
 
 /* ---- reading ------------------------------------------------------------- */
 
-static int h5_attr_read_int(hid_t obj, const char *name, int64_t *v)
-{
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    herr_t st = a < 0 ? -1 : H5Aread(a, H5T_NATIVE_INT64, v);
-    if (a >= 0)
-        H5Aclose(a);
-    return st < 0 ? -1 : 0;
-}
-
-/* Reads a scalar string attribute (fixed or variable length) into buf. */
-static int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t n)
-{
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t ft = a < 0 ? -1 : H5Aget_type(a);
-    int r = -1;
-    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING) {
-        if (H5Tis_variable_str(ft) > 0) {
-            hid_t t = h5_string_type();
-            char *s = NULL;
-            if (H5Aread(a, t, &s) >= 0 && s) {
-                snprintf(buf, n, "%s", s);
-                H5free_memory(s);
-                r = 0;
-            }
-            H5Tclose(t);
-        } else {
-            size_t sz = H5Tget_size(ft);
-            char *s = calloc(1, sz + 1);
-            hid_t t = H5Tcopy(H5T_C_S1);
-            H5Tset_size(t, sz + 1);
-            if (s && H5Aread(a, t, s) >= 0) {
-                snprintf(buf, n, "%s", s);
-                r = 0;
-            }
-            H5Tclose(t);
-            free(s);
-        }
-    }
-    if (ft >= 0)
-        H5Tclose(ft);
-    if (a >= 0)
-        H5Aclose(a);
-    return r;
-}
-
 /* Length of a 1-D dataset, or -1 if absent or not 1-D. */
 static int64_t h5_len_1d(hid_t loc, const char *name)
 {
-    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
-        return -1;
-    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (d < 0)
-        return -1;
-    hid_t sp = H5Dget_space(d);
-    hsize_t dim = 0;
-    int64_t r = H5Sget_simple_extent_ndims(sp) == 1 && H5Sget_simple_extent_dims(sp, &dim, NULL) == 1 ? (int64_t)dim : -1;
-    H5Sclose(sp);
-    H5Dclose(d);
-    return r;
+    int64_t dims[2];
+    return fl_h5_shape(loc, name, 1, dims) ? -1 : dims[0];
 }
 
 static fl_code h5_read_strings(hid_t loc, const char *name, const char *path, int64_t n, char ***out, fl_error *err)
@@ -302,7 +177,7 @@ static fl_code h5_read_strings(hid_t loc, const char *name, const char *path, in
     char **s = calloc((size_t)(n > 0 ? n : 1), sizeof *s);
     char **copy = calloc((size_t)(n > 0 ? n : 1), sizeof *copy);
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
-    hid_t t = h5_string_type();
+    hid_t t = fl_h5_string_type();
     fl_code rc = FL_OK;
     if (!s || !copy)
         rc = fl_fail(err, FL_ENOMEM, "%s: out of memory reading /%s", path, name);
@@ -390,30 +265,24 @@ fl_code fl_datafile_open(const char *path, fl_datafile **out, fl_error *err)
         rc = fl_fail(err, FL_EINPUT, "%s: %s HINT: make it with foldline prep", path, is < 0 ? "cannot open (missing or unreadable)" : "not an HDF5 file");
         goto fail;
     }
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-#if H5_VERSION_GE(1, 10, 7)
-    /* Read-only opens must not trip file locking on NFS/Lustre. */
-    H5Pset_file_locking(fapl, 0, 1);
-#endif
-    df->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
+    df->file = fl_h5_open_readonly(path);
     if (df->file < 0) {
-        rc = h5_fail(err, path, "cannot open HDF5 file (truncated or corrupt?)");
+        rc = fl_h5_fail(err, path, "cannot open HDF5 file (truncated or corrupt?)");
         goto fail;
     }
     char fmt[64] = "";
     int64_t v[7];
-    if (h5_attr_read_str(df->file, "format", fmt, sizeof fmt) || strcmp(fmt, FL_DATA_FORMAT) != 0) {
+    if (fl_h5_attr_read_str(df->file, "format", fmt, sizeof fmt) || strcmp(fmt, FL_DATA_FORMAT) != 0) {
         rc = fl_fail(err, FL_EINPUT, "%s: not a foldline data file (format attribute is '%s') HINT: make it with foldline prep", path, fmt);
         goto fail;
     }
-    if (h5_attr_read_int(df->file, "version", &v[0]) || v[0] != FL_DATA_VERSION) {
+    if (fl_h5_attr_read_int(df->file, "version", &v[0]) || v[0] != FL_DATA_VERSION) {
         rc = fl_fail(err, FL_EINPUT, "%s: data file version %lld, this foldline reads version %d HINT: rerun foldline prep with this foldline", path, (long long)v[0], FL_DATA_VERSION);
         goto fail;
     }
     const char *keys[6] = {"num_classes", "folds", "fold_seed", "height", "width", "channels"};
     for (int i = 0; i < 6; i++)
-        if (h5_attr_read_int(df->file, keys[i], &v[i + 1])) {
+        if (fl_h5_attr_read_int(df->file, keys[i], &v[i + 1])) {
             rc = fl_fail(err, FL_EINPUT, "%s: root attribute '%s' is missing HINT: rerun foldline prep", path, keys[i]);
             goto fail;
         }
@@ -466,7 +335,7 @@ static fl_code datafile_read_int32(fl_datafile *df, const char *name, int32_t *o
     herr_t st = d < 0 ? -1 : H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
     if (d >= 0)
         H5Dclose(d);
-    return st < 0 ? h5_fail(err, df->path, name) : FL_OK;
+    return st < 0 ? fl_h5_fail(err, df->path, name) : FL_OK;
 }
 
 fl_code fl_datafile_read_labels(fl_datafile *df, fl_split_id split, int32_t *labels, fl_error *err)
@@ -490,7 +359,7 @@ fl_code fl_datafile_read_images(fl_datafile *df, fl_split_id split, int64_t firs
     herr_t st = H5Dread(df->images[split], H5T_NATIVE_UINT8, mem, fs, H5P_DEFAULT, chw);
     H5Sclose(mem);
     H5Sclose(fs);
-    return st < 0 ? h5_fail(err, df->path, "cannot read images (truncated or corrupt?)") : FL_OK;
+    return st < 0 ? fl_h5_fail(err, df->path, "cannot read images (truncated or corrupt?)") : FL_OK;
 }
 
 fl_code fl_datafile_read_paths(fl_datafile *df, fl_split_id split, char ***paths, fl_error *err)

@@ -14,6 +14,7 @@
 #include "dataset/image.h"
 #include "dataset/source.h"
 #include "dist/tempfile.h"
+#include "dist/world.h"
 
 #define BLOCK_BYTES (64u << 20) /* one of the two image buffers, at most */
 #define BLOCK_ROWS_MAX 512
@@ -156,15 +157,6 @@ static fl_code prep_write_blocks(prep_work *w, fl_datafile_writer *dw, fl_prep_s
     return FL_OK;
 }
 
-static int cores_available(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 /* Decodes every row with `threads` workers while this thread writes. */
 static fl_code prep_pixels(const fl_source *src, const fl_data_info *info, int threads, fl_datafile_writer *dw,
                            fl_prep_stats *st, fl_error *err)
@@ -268,7 +260,7 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
         rc = fl_datafile_write_rows(dw, (fl_split_id)s, src.split[s].labels, s == 0 ? fold : NULL, src.split[s].paths, err);
     if (rc)
         goto fail;
-    st->threads = opt->threads > 0 ? opt->threads : cores_available();
+    st->threads = opt->threads > 0 ? opt->threads : fl_cores_available();
     if ((rc = prep_pixels(&src, &info, st->threads, dw, st, err)))
         goto fail;
     double t0 = now_seconds();

@@ -1,7 +1,9 @@
 /* world.c -- see world.h. */
 #include "dist/world.h"
 
+#include <sched.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <mpi.h>
@@ -31,4 +33,13 @@ void fl_nccl_version(char *buf, size_t n)
 #else
     snprintf(buf, n, "not built in");
 #endif
+}
+
+int fl_cores_available(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }

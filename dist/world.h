@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 
+/* The cores this process may run on (its CPU affinity mask). */
+int fl_cores_available(void);
+
 /* First line of MPI_Get_library_version (callable before MPI_Init). */
 void fl_mpi_library_version(char *buf, size_t n);
 /* "NCCL 2.x.y" when foldline was built with NCCL, else "not built in". */

@@ -12,6 +12,7 @@
 #include "dataset/loader.h"
 #include "dist/manifest.h"
 #include "dist/tempfile.h"
+#include "dist/world.h"
 #include "dist/vote.h"
 #include "launch/cli.h"
 #include "launch/config.h"
@@ -27,15 +28,6 @@ static const char *train_usage =
     "\n"
     "  --set key.path=value   override a config value, e.g. --set models.0.epochs=2,\n"
     "                         --set models.cnn_a.optimizer.lr=3e-4, --set run.threads=4\n";
-
-static int cores_available(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
 
 /* Reads what every job needs from the data file and checks the config against it. */
 static fl_code train_open_data(const fl_train_config *cfg, fl_data_info *info, int32_t **labels, int32_t **fold, char fp[17],
@@ -108,7 +100,7 @@ static fl_code train_run(const fl_train_config *cfg, fl_error *err)
     if (!rc)
         rc = fl_torch_get_info(&ti, err);
     env.device = !rc && ti.cuda_devices > 0 ? "cuda:0" : "cpu";
-    int threads = cfg->threads > 0 ? cfg->threads : cores_available();
+    int threads = cfg->threads > 0 ? cfg->threads : fl_cores_available();
     if (!rc)
         rc = fl_torch_set_threads(threads, err);
     if (!rc)
