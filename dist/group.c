@@ -10,12 +10,12 @@
 #include "dist/nccl.h"
 
 struct fl_group {
-    MPI_Comm comm;      /* the group's ranks, in world order */
-    int index, count;   /* which group, of how many */
-    int rank, size;     /* in the group */
+    MPI_Comm comm;    /* the group's ranks, in world order */
+    int index, count; /* which group, of how many */
+    int rank, size;   /* in the group */
     fl_backend backend;
-    fl_nccl *nccl;      /* FL_BACKEND_NCCL with size > 1 */
-    void *stream;       /* cudaStream_t of the NCCL calls */
+    fl_nccl *nccl; /* FL_BACKEND_NCCL with size > 1 */
+    void *stream;  /* cudaStream_t of the NCCL calls */
 };
 
 /* MPI counts are ints: longer buffers go in pieces of this many values. */
@@ -51,7 +51,10 @@ fl_code fl_group_set_backend(fl_group *g, fl_backend backend, int device, fl_err
     return fl_nccl_open(g->comm, device, &g->nccl, err);
 }
 
-void fl_group_set_stream(fl_group *g, void *stream) { g->stream = stream; }
+void fl_group_set_stream(fl_group *g, void *stream)
+{
+    g->stream = stream;
+}
 
 void fl_group_close(fl_group *g)
 {
@@ -63,11 +66,26 @@ void fl_group_close(fl_group *g)
     free(g);
 }
 
-int fl_group_index(const fl_group *g) { return g->index; }
-int fl_group_count(const fl_group *g) { return g->count; }
-int fl_group_rank(const fl_group *g) { return g->rank; }
-int fl_group_size(const fl_group *g) { return g->size; }
-int fl_group_host_buffers(const fl_group *g) { return g->backend == FL_BACKEND_MPI; }
+int fl_group_index(const fl_group *g)
+{
+    return g->index;
+}
+int fl_group_count(const fl_group *g)
+{
+    return g->count;
+}
+int fl_group_rank(const fl_group *g)
+{
+    return g->rank;
+}
+int fl_group_size(const fl_group *g)
+{
+    return g->size;
+}
+int fl_group_host_buffers(const fl_group *g)
+{
+    return g->backend == FL_BACKEND_MPI;
+}
 
 void fl_group_share(int64_t n, int rank, int size, int64_t *lo, int64_t *hi)
 {

@@ -24,8 +24,8 @@
 typedef struct fl_group fl_group;
 
 typedef enum {
-    FL_BACKEND_MPI,  /* MPI_Allreduce on host memory */
-    FL_BACKEND_NCCL  /* ncclAllReduce on device memory */
+    FL_BACKEND_MPI, /* MPI_Allreduce on host memory */
+    FL_BACKEND_NCCL /* ncclAllReduce on device memory */
 } fl_backend;
 
 /* Collective over the world: rank r joins group r / ranks_per_group. The
@@ -46,7 +46,7 @@ void fl_group_close(fl_group *g);
 
 int fl_group_index(const fl_group *g); /* 0 .. fl_group_count - 1 */
 int fl_group_count(const fl_group *g);
-int fl_group_rank(const fl_group *g);  /* in the group; 0 is the leader */
+int fl_group_rank(const fl_group *g); /* in the group; 0 is the leader */
 int fl_group_size(const fl_group *g);
 /* 1 when the flat collectives want host buffers (MPI), 0 for device buffers (NCCL). */
 int fl_group_host_buffers(const fl_group *g);

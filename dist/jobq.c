@@ -18,11 +18,11 @@
 #include <mpi.h>
 
 struct fl_jobq {
-    MPI_Comm comm;        /* a duplicate of the world, used by the window alone */
+    MPI_Comm comm; /* a duplicate of the world, used by the window alone */
     MPI_Win win;
-    long long *counter;   /* on rank 0: jobs handed out so far */
+    long long *counter; /* on rank 0: jobs handed out so far */
     int n_jobs;
-    int holder;           /* 1 on world rank 0 */
+    int holder; /* 1 on world rank 0 */
 };
 
 fl_code fl_jobq_open(const fl_world *w, int n_jobs, fl_jobq **out, fl_error *err)

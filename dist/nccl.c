@@ -18,7 +18,10 @@ struct fl_nccl {
     int rank, size;
 };
 
-int fl_nccl_built(void) { return 1; }
+int fl_nccl_built(void)
+{
+    return 1;
+}
 
 static fl_code nccl_fail(fl_error *err, ncclResult_t r, const char *what)
 {
@@ -126,11 +129,15 @@ struct fl_nccl {
 
 static fl_code no_nccl(fl_error *err)
 {
-    return fl_fail(err, FL_EINPUT, "dist.backend \"nccl\": this foldline was built without NCCL HINT: rebuild "
-                                   "with NCCL_ROOT or CUDA_HOME pointing at NCCL, or set dist.backend = \"mpi\"");
+    return fl_fail(err, FL_EINPUT,
+                   "dist.backend \"nccl\": this foldline was built without NCCL HINT: rebuild "
+                   "with NCCL_ROOT or CUDA_HOME pointing at NCCL, or set dist.backend = \"mpi\"");
 }
 
-int fl_nccl_built(void) { return 0; }
+int fl_nccl_built(void)
+{
+    return 0;
+}
 
 fl_code fl_nccl_open(MPI_Comm comm, int device, fl_nccl **out, fl_error *err)
 {
@@ -140,7 +147,10 @@ fl_code fl_nccl_open(MPI_Comm comm, int device, fl_nccl **out, fl_error *err)
     return no_nccl(err);
 }
 
-void fl_nccl_close(fl_nccl *c) { (void)c; }
+void fl_nccl_close(fl_nccl *c)
+{
+    (void)c;
+}
 
 fl_code fl_nccl_allreduce_sum(fl_nccl *c, float *buf, int64_t count, void *stream, fl_error *err)
 {

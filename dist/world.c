@@ -67,15 +67,15 @@ fl_code fl_world_start(fl_world *w, fl_error *err)
         setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
     int provided = 0, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
     if (rc != MPI_SUCCESS)
-        return fl_fail(err, FL_EMPI, "MPI_Init_thread failed (MPI error %d) HINT: start foldline train alone, or "
-                                     "with mpirun -np N, or srun --mpi=pmix",
+        return fl_fail(err, FL_EMPI,
+                       "MPI_Init_thread failed (MPI error %d) HINT: start foldline train alone, or "
+                       "with mpirun -np N, or srun --mpi=pmix",
                        rc);
     /* Errors come back as codes, so that every failure goes through the one
      * reporting path of launch/ (which aborts the whole job). */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     if (provided < MPI_THREAD_FUNNELED)
-        return fl_fail(err, FL_EMPI, "this MPI library provides thread level %d, below MPI_THREAD_FUNNELED",
-                       provided);
+        return fl_fail(err, FL_EMPI, "this MPI library provides thread level %d, below MPI_THREAD_FUNNELED", provided);
     MPI_Comm node;
     if ((rc = MPI_Comm_rank(MPI_COMM_WORLD, &w->rank)) != MPI_SUCCESS ||
         (rc = MPI_Comm_size(MPI_COMM_WORLD, &w->size)) != MPI_SUCCESS)

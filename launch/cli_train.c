@@ -309,10 +309,20 @@ static int train_main(const char *config, const char **overrides, int n_over, fl
             fl_error_prefix(&err, "rank %d of %d (%s)", w.rank, w.size, w.host);
         return cli_report(&err);
     }
-    if ((rc = train_setup_groups(t, &err)) || (rc = train_jobs(t, &err)) ||
-        (rc = fl_jobq_close(t->env.queue, &err)) || (rc = fl_world_barrier(&t->world, &err))) {
+    if (!(rc = train_setup_groups(t, &err)) && !(rc = train_jobs(t, &err))) {
+        rc = fl_jobq_close(t->env.queue, &err); /* collective: waits for every group */
+        t->env.queue = NULL;
+        if (!rc)
+            rc = fl_world_barrier(&t->world, &err);
+    }
+    if (rc) {
         train_free(t);
-        return cli_report(&err); /* ends every rank */
+        if (t->world.size == 1) { /* alone, MPI ends normally: free what it holds first */
+            fl_jobq_close(t->env.queue, NULL);
+            fl_group_close(t->env.group);
+        }
+        free(t);
+        return cli_report(&err); /* with more ranks: ends every one of them */
     }
     fl_group_close(t->env.group);
     int rank = t->world.rank;

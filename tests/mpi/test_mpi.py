@@ -49,7 +49,7 @@ SMALLCNN = model_text("m", epochs=1).replace("batch = 32", "batch = 16")
 # SGD, not Adam: Adam's steps barely change when every gradient is scaled, SGD's do, so a
 # wrong loss scale or a missing all-reduce shows in the loss curve.
 MLP = """{ name = "m"; backbone = "mlp"; epochs = 4; batch = 8;
-      optimizer = { type = "sgd"; lr = 0.05; momentum = 0.9; }; }"""
+      optimizer = { type = "sgd"; lr = 0.02; momentum = 0.9; }; }"""
 
 
 class Run:
