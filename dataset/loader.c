@@ -17,8 +17,9 @@ struct fl_loader {
     int64_t n_split;
     uint8_t *cache; /* whole split, or NULL */
 
-    int64_t *rows, n, batch_cap;
+    int64_t *rows, n, batch_cap; /* batch_cap: images a slot holds */
     int batch;
+    int shard, n_shards;          /* which part of every batch this loader reads */
     int64_t n_batches;
     uint8_t *slot[RING];
 
@@ -63,6 +64,15 @@ static fl_code loader_read(fl_loader *ld, const int64_t *rows, int count, uint8_
     return FL_OK;
 }
 
+/* Position and size of this loader's shard of batch b (under the lock). */
+static void loader_shard_of(const fl_loader *ld, int64_t b, int64_t *first, int *count)
+{
+    int64_t lo = b * ld->batch;
+    int64_t len = ld->n - lo < ld->batch ? ld->n - lo : ld->batch;
+    *first = lo + len * ld->shard / ld->n_shards;
+    *count = (int)(lo + len * (ld->shard + 1) / ld->n_shards - *first);
+}
+
 static void *loader_thread(void *arg)
 {
     fl_loader *ld = arg;
@@ -73,9 +83,9 @@ static void *loader_thread(void *arg)
             pthread_cond_wait(&ld->cv, &ld->mu);
         if (ld->stop)
             break;
-        int64_t b = ld->filled, epoch = ld->epoch;
-        int64_t first = b * ld->batch;
-        int count = (int)(ld->n - first < ld->batch ? ld->n - first : ld->batch);
+        int64_t b = ld->filled, epoch = ld->epoch, first;
+        int count;
+        loader_shard_of(ld, b, &first, &count);
         uint8_t *dst = ld->slot[b % RING];
         const int64_t *rows = ld->rows + first;
         ld->busy = 1;
@@ -170,8 +180,16 @@ void fl_loader_close(fl_loader *ld)
 
 fl_code fl_loader_start(fl_loader *ld, const int64_t *rows, int64_t n, int batch, fl_error *err)
 {
-    if (batch < 1)
-        return fl_fail(err, FL_EINTERNAL, "loader: batch %d", batch);
+    return fl_loader_start_shard(ld, rows, n, batch, 0, 1, err);
+}
+
+fl_code fl_loader_start_shard(fl_loader *ld, const int64_t *rows, int64_t n, int batch, int shard, int n_shards,
+                              fl_error *err)
+{
+    if (batch < 1 || n_shards < 1 || shard < 0 || shard >= n_shards)
+        return fl_fail(err, FL_EINTERNAL, "loader: batch %d, shard %d of %d", batch, shard, n_shards);
+    /* The largest shard of a batch: ceil(batch / n_shards) images. */
+    int cap = (int)(((int64_t)batch + n_shards - 1) / n_shards);
     for (int64_t i = 0; i < n; i++)
         if (rows[i] < 0 || rows[i] >= ld->n_split)
             return fl_fail(err, FL_EINTERNAL, "loader: row %lld outside 0..%lld", (long long)rows[i], (long long)ld->n_split - 1);
@@ -185,21 +203,23 @@ fl_code fl_loader_start(fl_loader *ld, const int64_t *rows, int64_t n, int batch
         rc = fl_fail(err, FL_ENOMEM, "out of memory");
     else
         ld->rows = nr;
-    if (!rc && batch > ld->batch_cap) {
+    if (!rc && cap > ld->batch_cap) {
         for (int i = 0; i < RING && !rc; i++) {
-            uint8_t *s = realloc(ld->slot[i], ld->image_bytes * (size_t)batch);
+            uint8_t *s = realloc(ld->slot[i], ld->image_bytes * (size_t)cap);
             if (!s)
                 rc = fl_fail(err, FL_ENOMEM, "out of memory for batch buffers");
             else
                 ld->slot[i] = s;
         }
         if (!rc)
-            ld->batch_cap = batch;
+            ld->batch_cap = cap;
     }
     if (!rc) {
         memcpy(ld->rows, rows, sizeof *rows * (size_t)n);
         ld->n = n;
         ld->batch = batch;
+        ld->shard = shard;
+        ld->n_shards = n_shards;
         ld->n_batches = (n + batch - 1) / batch;
         ld->filled = ld->consumed = 0;
         ld->failed = 0;
@@ -234,8 +254,7 @@ int fl_loader_next(fl_loader *ld, const uint8_t **x, int *B, int64_t *first, fl_
     pthread_cond_broadcast(&ld->cv);
     pthread_mutex_unlock(&ld->mu);
     *x = ld->slot[b % RING];
-    *first = b * ld->batch;
-    *B = (int)(ld->n - *first < ld->batch ? ld->n - *first : ld->batch);
+    loader_shard_of(ld, b, first, B);
     ld->wait_s += now_s() - t0;
     return 1;
 }

@@ -29,9 +29,17 @@ void fl_loader_close(fl_loader *ld);
  * (the last one may be shorter). The rows array is copied. */
 fl_code fl_loader_start(fl_loader *ld, const int64_t *rows, int64_t n, int batch, fl_error *err);
 
-/* The next batch: *x points to (B, ch, H, W) uint8 pixels valid until the
- * next call, *first its position in the rows of fl_loader_start. Returns 1,
- * 0 at the end, or -1 (err set). */
+/* The same, reading only shard `shard` of n_shards of every batch: of a batch
+ * of len rows starting at position lo, the rows [lo + len * shard / n_shards,
+ * lo + len * (shard + 1) / n_shards), so that the shards of the ranks of a
+ * data-parallel group tile every batch in order. A shard may be empty (B = 0)
+ * when a batch has fewer rows than there are shards. */
+fl_code fl_loader_start_shard(fl_loader *ld, const int64_t *rows, int64_t n, int batch, int shard, int n_shards,
+                              fl_error *err);
+
+/* The next batch (or its shard): *x points to (B, ch, H, W) uint8 pixels valid
+ * until the next call, *first its position in the rows of fl_loader_start.
+ * Returns 1, 0 at the end, or -1 (err set). */
 int fl_loader_next(fl_loader *ld, const uint8_t **x, int *B, int64_t *first, fl_error *err);
 
 /* Seconds the caller spent waiting in fl_loader_next since the last start. */

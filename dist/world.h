@@ -1,9 +1,28 @@
-/* world.h -- the MPI side of the process: library versions now; the world,
- * rank groups and collectives as training grows into them. */
+/* world.h -- the MPI world of `foldline train`: starting and ending MPI, who
+ * this process is (rank, size, host, rank on its host), the launch check
+ * against SLURM, and agreeing on a failure that every rank met on its own.
+ *
+ * Only `foldline train` starts MPI; prep, inspect and vote never do. The
+ * same binary runs alone (a singleton world of one rank) and under mpirun or
+ * srun --mpi=pmix. MPI_THREAD_FUNNELED is enough: only the main thread calls
+ * MPI (the loader's prefetch thread and libtorch's threads never do).
+ *
+ * The rank groups that train one job together are in dist/group.h, the queue
+ * of jobs in dist/jobq.h.
+ */
 #ifndef FOLDLINE_WORLD_H
 #define FOLDLINE_WORLD_H
 
 #include <stddef.h>
+
+#include "dist/error.h"
+
+typedef struct {
+    int rank, size;             /* in MPI_COMM_WORLD */
+    int local_rank, local_size; /* among the ranks on this host (MPI_COMM_TYPE_SHARED) */
+    int hosts;                  /* hosts the world spans */
+    char host[256];             /* MPI_Get_processor_name */
+} fl_world;
 
 /* The cores this process may run on (its CPU affinity mask). */
 int fl_cores_available(void);
@@ -12,5 +31,33 @@ int fl_cores_available(void);
 void fl_mpi_library_version(char *buf, size_t n);
 /* "NCCL 2.x.y" when foldline was built with NCCL, else "not built in". */
 void fl_nccl_version(char *buf, size_t n);
+
+/* MPI_Init_thread (FUNNELED), then fills w. On failure MPI may be half up:
+ * call fl_world_end anyway. */
+fl_code fl_world_start(fl_world *w, fl_error *err);
+
+/* Under SLURM (SLURM_NTASKS set) the world must have SLURM_NTASKS ranks: a
+ * plain srun without PMI starts N singletons, each "rank 0 of 1", which would
+ * all train the whole run. Fails with a message and a HINT. */
+fl_code fl_world_check_launch(const fl_world *w, fl_error *err);
+
+/* Whether this process is the one that prints a failure every process shares:
+ * world rank 0, except that of the N singletons a plain srun starts, only
+ * SLURM_PROCID 0 (so that the error appears once, not N times). */
+int fl_world_reports(const fl_world *w);
+
+/* Collective over the world: after a step that every rank ran on its own,
+ * whether any rank failed (failed != 0 here). *first: the lowest rank that
+ * failed; *n_failed: how many did. Returns FL_OK or FL_EMPI. */
+fl_code fl_world_agree(const fl_world *w, int failed, int *first, int *n_failed, fl_error *err);
+
+/* Waits for every rank (MPI_Barrier). */
+fl_code fl_world_barrier(const fl_world *w, fl_error *err);
+
+/* MPI_Finalize if MPI is up and not yet finalized; idempotent. */
+void fl_world_end(void);
+
+/* Message of an MPI error code, "what: MPI message". Returns FL_EMPI. */
+fl_code fl_mpi_fail(fl_error *err, int mpi_rc, const char *what);
 
 #endif

@@ -14,7 +14,10 @@ int cli_vote(int argc, char **argv);
 int cli_version(void);
 
 /* Prints "foldline: error: <msg>" on stderr and returns the exit status for
- * err's code. Under MPI (later) this is where the whole job is aborted. */
+ * err's code. The one place that ends a failed run: under MPI with more than
+ * one rank it names the rank and host and calls MPI_Abort(MPI_COMM_WORLD,
+ * status), so that no rank waits forever for this one; a process alone
+ * finalizes MPI (if it is up) and returns the status. */
 int cli_report(const fl_error *err);
 
 /* Parses a whole decimal integer in [lo, hi] from s for option `opt`. */

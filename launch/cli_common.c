@@ -4,13 +4,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mpi.h>
+
 #include "launch/cli.h"
 
 int cli_report(const fl_error *err)
 {
+    int status = fl_exit_status(err->code), up = 0, down = 0, size = 1;
+    MPI_Initialized(&up);
+    MPI_Finalized(&down);
+    if (up && !down)
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (up && !down && size > 1) {
+        /* One rank failed while the others may be waiting for it in a
+         * collective: name this rank, then end every rank of the job. */
+        int rank = 0, len = 0;
+        char host[MPI_MAX_PROCESSOR_NAME] = "unknown host";
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Get_processor_name(host, &len);
+        fprintf(stderr, "foldline: error: rank %d of %d (%s): %s\n", rank, size, host, err->msg);
+        fflush(stderr);
+        fflush(stdout);
+        MPI_Abort(MPI_COMM_WORLD, status);
+    }
+    if (up && !down)
+        MPI_Finalize(); /* alone: end MPI as a successful run would */
     fprintf(stderr, "foldline: error: %s\n", err->msg);
     fflush(stderr);
-    return fl_exit_status(err->code);
+    return status;
 }
 
 fl_code cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out, fl_error *err)

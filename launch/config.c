@@ -144,6 +144,11 @@ static fl_code load_dist(cfg_ctx *c, const config_setting_t *root, fl_train_conf
     fl_code rc = section(c, root, "dist", dist_keys, &g);
     if (rc || !g)
         return rc;
+    const config_setting_t *s;
+    if ((s = cfg_member(g, "ranks_per_job")))
+        cfg->ranks_per_job_line = (int)config_setting_source_line(s);
+    if ((s = cfg_member(g, "backend")))
+        cfg->backend_line = (int)config_setting_source_line(s);
     if ((rc = cfg_opt_int(c, g, "dist", "ranks_per_job", 1, INT_MAX, &cfg->ranks_per_job)))
         return rc;
     return cfg_opt_enum(c, g, "dist", "backend", backends, cfg->backend, sizeof cfg->backend);
@@ -304,4 +309,36 @@ fl_code fl_config_check_data(const fl_train_config *cfg, int channels, int folds
                 return fl_fail(err, FL_EINPUT, "%s: folds.use.[%d]: fold %d is listed twice", where, i, fold);
     }
     return FL_OK;
+}
+
+fl_code fl_config_check_world(const fl_train_config *cfg, int world_size, fl_error *err)
+{
+    char where[FL_PATH_MAX + 32];
+    int g = cfg->ranks_per_job;
+    if (world_size % g == 0)
+        return FL_OK;
+    data_where(cfg, cfg->ranks_per_job_line, where, sizeof where);
+    int up = (world_size / g + 1) * g;
+    return fl_fail(err, FL_EINPUT,
+                   "%s: dist.ranks_per_job: %d does not divide the %d rank%s of this run (each job runs on a group "
+                   "of %d ranks) HINT: start a multiple of %d ranks (mpirun -np %d) or set dist.ranks_per_job to a "
+                   "divisor of %d",
+                   where, g, world_size, world_size == 1 ? "" : "s", g, g, up, world_size);
+}
+
+fl_code fl_config_check_backend(const fl_train_config *cfg, int cuda, int nccl_built, const char *host, fl_error *err)
+{
+    char where[FL_PATH_MAX + 32];
+    if (strcmp(cfg->backend, "nccl") != 0 || (cuda && nccl_built))
+        return FL_OK;
+    data_where(cfg, cfg->backend_line, where, sizeof where);
+    if (!cuda)
+        return fl_fail(err, FL_EINPUT,
+                       "%s: dist.backend: \"nccl\" needs CUDA tensors, but %s has no CUDA device for this rank "
+                       "HINT: set dist.backend = \"auto\" (NCCL on GPUs, MPI on CPUs) or \"mpi\"",
+                       where, host);
+    return fl_fail(err, FL_EINPUT,
+                   "%s: dist.backend: \"nccl\", but this foldline was built without NCCL HINT: rebuild with "
+                   "NCCL_ROOT or CUDA_HOME pointing at NCCL, or set dist.backend = \"mpi\"",
+                   where);
 }

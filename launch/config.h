@@ -33,4 +33,11 @@ fl_code fl_config_load(const char *path, const char *const *overrides, int n_ove
  * no duplicates. Messages name the config file, line and key. */
 fl_code fl_config_check_data(const fl_train_config *cfg, int channels, int folds, fl_error *err);
 
+/* Checks against the MPI world: dist.ranks_per_job must divide its size. */
+fl_code fl_config_check_world(const fl_train_config *cfg, int world_size, fl_error *err);
+
+/* dist.backend "nccl" needs a CUDA device for this rank (cuda) and a foldline
+ * built with NCCL; host names the machine in the message. */
+fl_code fl_config_check_backend(const fl_train_config *cfg, int cuda, int nccl_built, const char *host, fl_error *err);
+
 #endif

@@ -12,7 +12,7 @@
 static const char *const model_keys[] = {"name",         "backbone",  "freeze_backbone", "head",     "epochs",
                                          "batch",        "optimizer", "clip_grad_norm",  "schedule", "label_smoothing",
                                          "predict_with", "tta",       "augment",         NULL};
-static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", NULL};
+static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "mlp", NULL};
 static const char *const head_keys[] = {"type", "hidden", "act", NULL};
 static const char *const head_types[] = {"linear", "mlp3", NULL};
 static const char *const head_acts[] = {"relu", "gelu", NULL};
@@ -86,7 +86,7 @@ static fl_code load_backbone(cfg_ctx *c, const config_setting_t *g, const char *
     const config_setting_t *s = cfg_member(g, "backbone");
     cfg_join(list, sizeof list, backbones);
     if (!s)
-        return cfg_missing(c, g, gkey, "backbone", "one of resnet18, resnet34, resnet50, smallcnn");
+        return cfg_missing(c, g, gkey, "backbone", "one of resnet18, resnet34, resnet50, smallcnn, mlp");
     cfg_key(key, gkey, "backbone");
     fl_code rc = cfg_string(c, s, key, m->backbone, sizeof m->backbone);
     if (rc)

@@ -20,3 +20,16 @@ foreach(t train train_errors)
   add_test(NAME train_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/train/test_${t}.py)
   set_tests_properties(train_${t} PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600)
 endforeach()
+
+# foldline train under real mpirun (2 and 3 ranks, oversubscribed): fold-parallel and
+# data-parallel runs against one process, spare and uneven groups, the vote, failures.
+find_program(FOLDLINE_MPIRUN NAMES mpirun mpiexec HINTS ${MPIEXEC_EXECUTABLE})
+if(FOLDLINE_MPIRUN)
+  add_test(NAME mpi_train COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/mpi/test_mpi.py)
+  set_tests_properties(mpi_train PROPERTIES
+                       ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>;MPIRUN=${FOLDLINE_MPIRUN};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"
+                       LABELS mpi
+                       TIMEOUT 600)
+else()
+  message(WARNING "mpirun not found: the test mpi_train is left out")
+endif()

@@ -54,7 +54,30 @@ typedef struct {
     fl_augment *aug;              /* (batch) */
     char *metrics;                /* metrics.csv text so far */
     size_t metrics_len;
+    fl_group *group;              /* NULL: alone */
+    int g_rank, g_size;           /* this rank in the job's group */
+    int leader;                   /* group rank 0: writes the files and the log */
+    FILE *log;                    /* env->log on the leader, else NULL */
 } job_state;
+
+/* Group rank 0's tensors (FL_STATE_PARAMS, FL_STATE_BUFFERS) to every rank of
+ * the group: the initial weights, a loaded checkpoint, and the batch-norm
+ * running statistics before a prediction (each rank keeps its own while it
+ * trains on its shards), so that every row is predicted by the same model
+ * whichever rank holds it. */
+static fl_code job_sync(job_state *js, int what, fl_error *err)
+{
+    if (js->g_size == 1)
+        return FL_OK;
+    return fl_model_state_broadcast(js->model, what, fl_group_host_buffers(js->group), fl_group_bcast_flat, js->group,
+                                    err);
+}
+
+/* Sums n values over the group, in place. */
+static fl_code job_sum(job_state *js, double *v, int n, fl_error *err)
+{
+    return js->g_size == 1 ? FL_OK : fl_group_sum(js->group, v, n, err);
+}
 
 static fl_code job_model_new(job_state *js, fl_error *err)
 {
@@ -84,11 +107,20 @@ static fl_code job_model_new(job_state *js, fl_error *err)
     }
     spec.seed = js->seed;
     spec.device = env->device;
-    return fl_model_new(&spec, &js->model, err);
+    fl_code rc = fl_model_new(&spec, &js->model, err);
+    if (rc || js->g_size == 1)
+        return rc;
+    /* Every rank drew the same weights from the same seed; the broadcast
+     * makes sure of it whatever the device or the library underneath. */
+    fl_group_set_stream(js->group, fl_model_cuda_stream(js->model));
+    return job_sync(js, FL_STATE_PARAMS | FL_STATE_BUFFERS, err);
 }
 
+/* Saves a checkpoint (on the group's leader only: the weights are the same on every rank). */
 static fl_code job_save(job_state *js, const char *name, fl_error *err)
 {
+    if (!js->leader)
+        return FL_OK;
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.pt", js->dir, name);
     fl_tempfile t;
@@ -102,20 +134,25 @@ static fl_code job_save(job_state *js, const char *name, fl_error *err)
     return fl_tempfile_commit(&t, err);
 }
 
+/* Loads a checkpoint on the leader, which sends its weights to the group. */
 static fl_code job_load(job_state *js, const char *name, fl_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.pt", js->dir, name);
-    fl_code rc = fl_model_load(js->model, path, err);
-    return rc ? fl_error_prefix(err, "%s", path) : FL_OK;
+    fl_code rc = js->leader ? fl_model_load(js->model, path, err) : FL_OK;
+    if (rc)
+        return fl_error_prefix(err, "%s", path);
+    return job_sync(js, FL_STATE_PARAMS | FL_STATE_BUFFERS, err);
 }
 
-/* One pass of training over the shuffled train rows. */
+/* One pass of training over the shuffled train rows: on each rank its shard
+ * of every global batch, gradients summed over the group, then the step. */
 static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *acc, double *seconds, fl_error *err)
 {
     const fl_job_env *env = js->env;
     int batch = js->mc->batch;
-    /* Shuffle: a Fisher-Yates permutation drawn from (job seed, epoch). */
+    /* Shuffle: a Fisher-Yates permutation drawn from (job seed, epoch), the
+     * same on every rank of the group. */
     fl_rng r = fl_rng_for(js->seed ^ 0x73687566ull, (uint64_t)epoch, 0);
     for (int64_t i = js->n_train - 1; i > 0; i--) {
         int64_t j = (int64_t)fl_rng_below(&r, (uint64_t)i + 1);
@@ -126,51 +163,75 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
     const fl_aug_stage *stage = fl_augment_stage_at(js->mc, epoch);
     double t0 = now_s(), loss_sum = 0;
     int64_t correct = 0;
-    fl_code rc = fl_loader_start(env->train_loader, js->train_rows, js->n_train, batch, err);
+    fl_code rc = fl_loader_start_shard(env->train_loader, js->train_rows, js->n_train, batch, js->g_rank, js->g_size, err);
     if (rc)
         return rc;
     const uint8_t *x;
     int B, got;
-    int64_t first;
+    int64_t first, batch_lo = 0; /* batch_lo: the global batch's first position in train_rows */
     while ((got = fl_loader_next(env->train_loader, &x, &B, &first, err)) == 1) {
+        int64_t batch_rows = js->n_train - batch_lo < batch ? js->n_train - batch_lo : batch;
+        batch_lo += batch_rows;
         const int64_t *rows = js->train_rows + first;
-        for (int i = 0; i < B; i++)
-            js->labels_buf[i] = env->train_labels[rows[i]];
-        int any = fl_augment_draw(stage, js->seed, epoch, rows, B, js->aug);
-        double l;
-        int c;
-        if ((rc = fl_model_forward_backward(js->model, x, js->labels_buf, B, any ? js->aug : NULL, 1.0, &l, &c, err)) ||
-            (rc = fl_model_step(js->model, err)))
+        double l = 0;
+        int c = 0;
+        if (B > 0) { /* a shard is empty only when a batch has fewer rows than the group has ranks */
+            for (int i = 0; i < B; i++)
+                js->labels_buf[i] = env->train_labels[rows[i]];
+            int any = fl_augment_draw(stage, js->seed, epoch, rows, B, js->aug);
+            /* The mean loss over this shard times its share of the batch: the
+             * group's summed gradients are those of the whole batch's mean loss. */
+            double scale = (double)B / (double)batch_rows;
+            rc = fl_model_forward_backward(js->model, x, js->labels_buf, B, any ? js->aug : NULL, scale, &l, &c, err);
+        }
+        if (!rc && js->g_size > 1)
+            rc = fl_model_grads_reduce(js->model, fl_group_host_buffers(js->group), fl_group_sum_flat, js->group, err);
+        if (rc || (rc = fl_model_step(js->model, err)))
             return rc;
         loss_sum += l;
         correct += c;
+        fl_jobq_progress(env->queue);
     }
     if (got < 0)
         return err->code;
+    double sums[2] = {loss_sum, (double)correct};
+    if ((rc = job_sum(js, sums, 2, err)))
+        return rc;
     *seconds = now_s() - t0;
-    *loss = loss_sum / (double)js->n_train;
-    *acc = (double)correct / (double)js->n_train;
+    *loss = sums[0] / (double)js->n_train;
+    *acc = sums[1] / (double)js->n_train;
     if (!isfinite(*loss))
         return fl_fail(err, FL_EINPUT, "job %s fold %d: training loss is %g at epoch %d HINT: lower the learning rate", js->mc->name, js->job->fold, *loss, epoch);
     return FL_OK;
 }
 
-/* Predicts rows (n) of a loader's split; probs (n, C) may be NULL; labels
- * (by split row) may be NULL. TTA views only when tta is set. */
+/* Predicts rows (n) of a loader's split, sharded over the group: each rank
+ * its fl_group_share of the rows, in batches of its share of `batch`. With
+ * probs_out, the probabilities (n, C) are gathered into probs (the leader's;
+ * the others pass NULL). labels (by split row) may be NULL; *loss and *acc
+ * cover all n rows, on every rank. TTA views only when use_tta is set. */
 static fl_code job_predict(job_state *js, fl_loader *ld, const int64_t *rows, int64_t n, int use_tta, const int32_t *labels,
-                           float *probs, double *loss, double *acc, fl_error *err)
+                           int probs_out, float *probs, double *loss, double *acc, fl_error *err)
 {
-    int C = js->env->data->num_classes, batch = js->mc->batch;
-    float *scratch = probs ? NULL : malloc(sizeof *scratch * (size_t)batch * C);
-    if (!probs && !scratch)
+    int C = js->env->data->num_classes, batch = (js->mc->batch + js->g_size - 1) / js->g_size;
+    int64_t lo, hi;
+    fl_group_share(n, js->g_rank, js->g_size, &lo, &hi);
+    /* mine: (hi - lo, C), this rank's rows (on the leader, the first rows of
+     * probs); own: its buffer elsewhere, or (batch, C) dropped after each batch. */
+    float *mine = probs_out && js->leader ? probs : NULL;
+    float *own = mine ? NULL : malloc(sizeof *own * (size_t)(probs_out ? (hi - lo) : batch) * C + 1);
+    if (!mine && !own)
         return fl_fail(err, FL_ENOMEM, "out of memory");
+    if (probs_out && !mine)
+        mine = own;
     int tta[FL_MAX_TTA];
     int n_tta = use_tta ? js->mc->n_tta : 0;
     for (int i = 0; i < n_tta; i++)
         tta[i] = (int)js->mc->tta[i];
-    double loss_sum = 0;
-    int64_t correct = 0;
-    fl_code rc = fl_loader_start(ld, rows, n, batch, err);
+    double sums[2] = {0, 0}; /* loss, correct */
+    fl_code rc = job_sync(js, FL_STATE_BUFFERS, err);
+    if (!rc)
+        rc = fl_loader_start(ld, rows + lo, hi - lo, batch, err);
     const uint8_t *x;
     int B, got = 0;
     int64_t first;
@@ -178,30 +239,37 @@ static fl_code job_predict(job_state *js, fl_loader *ld, const int64_t *rows, in
         const int32_t *y = NULL;
         if (labels) {
             for (int i = 0; i < B; i++)
-                js->labels_buf[i] = labels[rows[first + i]];
+                js->labels_buf[i] = labels[rows[lo + first + i]];
             y = js->labels_buf;
         }
         double l = 0;
         int c = 0;
-        rc = fl_model_predict(js->model, x, B, tta, n_tta, y, probs ? probs + (size_t)first * C : scratch, &l, &c, err);
-        loss_sum += l;
-        correct += c;
+        rc = fl_model_predict(js->model, x, B, tta, n_tta, y, mine ? mine + (size_t)first * C : own, &l, &c, err);
+        sums[0] += l;
+        sums[1] += c;
+        fl_jobq_progress(js->env->queue);
     }
-    free(scratch);
+    if (!rc && got < 0)
+        rc = err->code;
+    if (!rc)
+        rc = job_sum(js, sums, 2, err);
+    if (!rc && probs_out && js->g_size > 1)
+        rc = fl_group_gather_rows(js->group, mine, probs, n, C, err);
+    free(own);
     if (rc)
         return rc;
-    if (got < 0)
-        return err->code;
     if (loss)
-        *loss = n ? loss_sum / (double)n : 0;
+        *loss = n ? sums[0] / (double)n : 0;
     if (acc)
-        *acc = n ? (double)correct / (double)n : 0;
+        *acc = n ? sums[1] / (double)n : 0;
     return FL_OK;
 }
 
 static fl_code job_metrics_append(job_state *js, int epoch, double lr, double tl, double ta, double vl, double va, double secs,
                                   double ips, fl_error *err)
 {
+    if (!js->leader)
+        return FL_OK;
     char row[512];
     int n = snprintf(row, sizeof row, "%s%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n",
                      js->metrics_len ? "" : "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds,images_per_s\n", epoch, lr,
@@ -249,7 +317,7 @@ static fl_code job_train(job_state *js, int *best_loss_epoch, int *best_acc_epoc
         if ((rc = fl_model_set_lr(js->model, lr, err)) || (rc = job_train_epoch(js, epoch, &tl, &ta, &secs, err)))
             break;
         double t0 = now_s();
-        if ((rc = job_predict(js, js->env->train_loader, js->val_rows, js->n_val, 0, js->env->train_labels, NULL, &vl, &va, err)))
+        if ((rc = job_predict(js, js->env->train_loader, js->val_rows, js->n_val, 0, js->env->train_labels, 0, NULL, &vl, &va, err)))
             break;
         double vsecs = now_s() - t0, ips = secs > 0 ? js->n_train / secs : 0;
         if ((rc = job_save(js, "last", err)))
@@ -266,10 +334,10 @@ static fl_code job_train(job_state *js, int *best_loss_epoch, int *best_acc_epoc
         }
         if (!rc)
             rc = job_metrics_append(js, epoch, lr, tl, ta, vl, va, secs + vsecs, ips, err);
-        if (!rc && js->env->log) {
-            fprintf(js->env->log, "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s\n",
+        if (!rc && js->log) {
+            fprintf(js->log, "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s\n",
                     mc->name, js->job->fold, epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
-            fflush(js->env->log);
+            fflush(js->log);
         }
     }
     return rc;
@@ -299,29 +367,34 @@ static fl_code job_predict_all(job_state *js, int best_loss_epoch, int best_acc_
     memcpy(p.test_fingerprint, env->fingerprint, sizeof p.test_fingerprint);
     p.n_oof = js->n_val;
     p.n_test = n_test;
-    p.oof_index = malloc(sizeof *p.oof_index * (size_t)js->n_val);
-    p.oof_probs = malloc(sizeof *p.oof_probs * (size_t)js->n_val * C);
-    p.test_probs = malloc(sizeof *p.test_probs * (size_t)(n_test ? n_test : 1) * C);
+    /* Every rank predicts its share of the rows; the leader gathers and writes. */
     int64_t *test_rows = malloc(sizeof *test_rows * (size_t)(n_test ? n_test : 1));
-    if (!p.oof_index || !p.oof_probs || !p.test_probs || !test_rows) {
+    if (js->leader) {
+        p.oof_index = malloc(sizeof *p.oof_index * (size_t)js->n_val);
+        p.oof_probs = malloc(sizeof *p.oof_probs * (size_t)js->n_val * C);
+        p.test_probs = malloc(sizeof *p.test_probs * (size_t)(n_test ? n_test : 1) * C);
+    }
+    if (!test_rows || (js->leader && (!p.oof_index || !p.oof_probs || !p.test_probs))) {
         rc = fl_fail(err, FL_ENOMEM, "out of memory for predictions");
         goto done;
     }
-    for (int64_t i = 0; i < js->n_val; i++)
+    for (int64_t i = 0; js->leader && i < js->n_val; i++)
         p.oof_index[i] = (int32_t)js->val_rows[i];
     for (int64_t i = 0; i < n_test; i++)
         test_rows[i] = i;
     double oof_acc = 0;
-    if ((rc = job_predict(js, env->train_loader, js->val_rows, js->n_val, 1, env->train_labels, p.oof_probs, NULL, &oof_acc, err)) ||
-        (rc = job_predict(js, env->test_loader, test_rows, n_test, 1, NULL, p.test_probs, NULL, NULL, err)))
+    if ((rc = job_predict(js, env->train_loader, js->val_rows, js->n_val, 1, env->train_labels, 1, p.oof_probs, NULL, &oof_acc, err)) ||
+        (rc = job_predict(js, env->test_loader, test_rows, n_test, 1, NULL, 1, p.test_probs, NULL, NULL, err)))
+        goto done;
+    if (!js->leader)
         goto done;
     char path[4200];
     snprintf(path, sizeof path, "%s/preds.h5", js->dir);
     rc = fl_preds_write(path, &p, err);
-    if (!rc && env->log) {
-        fprintf(env->log, "[%s fold %d] predicted %lld OOF rows (acc %.4f) and %lld test rows with %s (epoch %d)\n", js->mc->name,
+    if (!rc && js->log) {
+        fprintf(js->log, "[%s fold %d] predicted %lld OOF rows (acc %.4f) and %lld test rows with %s (epoch %d)\n", js->mc->name,
                 js->job->fold, (long long)js->n_val, oof_acc, (long long)n_test, which, epoch + 1);
-        fflush(env->log);
+        fflush(js->log);
     }
 done:
     free(p.oof_index);
@@ -340,8 +413,13 @@ fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
     js.mc = &env->cfg->models[job->model];
     js.seed = fl_job_seed(env->cfg, job);
     fl_job_dir(env, job, js.dir, sizeof js.dir);
+    js.group = env->group;
+    js.g_rank = env->group ? fl_group_rank(env->group) : 0;
+    js.g_size = env->group ? fl_group_size(env->group) : 1;
+    js.leader = js.g_rank == 0;
+    js.log = js.leader ? env->log : NULL;
     int best_loss_epoch = 0, best_acc_epoch = 0;
-    fl_code rc = fl_mkdir_p(js.dir, err);
+    fl_code rc = js.leader ? fl_mkdir_p(js.dir, err) : FL_OK;
     if (!rc)
         rc = job_split_rows(&js, err);
     if (!rc) {

@@ -6,6 +6,18 @@
  * best_acc.pt (model + optimizer state), metrics.csv (a row per epoch), and
  * preds.h5 (DESIGN.md's predictions file), each written to a temporary name
  * and renamed. A job whose preds.h5 exists is complete and never redone.
+ *
+ * Data-parallel: every rank of env->group runs fl_job_run on the same job.
+ * `batch` is the global batch; each rank computes the gradient of its
+ * contiguous shard of every batch, scaled by (its rows / the batch's rows),
+ * the gradients are summed over the group in one flat all-reduce, and every
+ * rank steps: the weights stay identical on every rank, and equal (up to
+ * rounding) to one process's with the same batch. Group rank 0 broadcasts the
+ * initial weights, and its batch-norm running statistics before every
+ * validation and prediction (each rank keeps its own while training).
+ * Validation and prediction are sharded (each rank a contiguous share of the
+ * rows) and gathered, so every row is predicted exactly once. Only group
+ * rank 0 writes files and log lines.
  */
 #ifndef FOLDLINE_JOB_H
 #define FOLDLINE_JOB_H
@@ -15,6 +27,8 @@
 
 #include "dataset/datafile.h"
 #include "dataset/loader.h"
+#include "dist/group.h"
+#include "dist/jobq.h"
 #include "trainer/spec.h"
 
 /* What every job of a run shares: the data and where results go. */
@@ -29,6 +43,8 @@ typedef struct {
     fl_loader *train_loader;       /* /train rows (training and validation) */
     fl_loader *test_loader;        /* /test rows */
     FILE *log;                     /* per-epoch lines; NULL for none */
+    fl_group *group;               /* the ranks that run each job together; NULL: this process alone */
+    fl_jobq *queue;                /* kept served during a job (fl_jobq_progress); NULL for none */
 } fl_job_env;
 
 typedef struct {
@@ -45,7 +61,7 @@ void fl_job_dir(const fl_job_env *env, const fl_job *job, char *buf, size_t n);
 /* 1 if the job's preds.h5 exists (the job is complete). */
 int fl_job_is_done(const fl_job_env *env, const fl_job *job);
 
-/* Trains and predicts one job. */
+/* Trains and predicts one job (collective over env->group). */
 fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err);
 
 #endif

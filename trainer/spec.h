@@ -47,7 +47,7 @@ typedef enum { FL_TTA_HFLIP, FL_TTA_VFLIP } fl_tta_kind;
 
 typedef struct {
     char name[FL_NAME_MAX];        /* models.[i].name: letters, digits, '_', '-', '.'; unique */
-    char backbone[FL_PATH_MAX];    /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" */
+    char backbone[FL_PATH_MAX];    /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "mlp" */
     int freeze_backbone;           /* default 0 */
     char head_type[16];            /* "linear" (default) | "mlp3" */
     int head_hidden;               /* mlp3 hidden width, default 1024 */
@@ -93,8 +93,9 @@ typedef struct {
     int folds_use[FL_MAX_FOLDS];
     int folds_use_line;
     /* dist */
-    int ranks_per_job;             /* default 1 */
+    int ranks_per_job;             /* default 1; must divide the MPI world size */
     char backend[8];               /* "auto" (default) | "nccl" | "mpi" */
+    int ranks_per_job_line, backend_line;
     /* models */
     int n_models;
     fl_model_cfg models[FL_MAX_MODELS];

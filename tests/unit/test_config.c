@@ -178,11 +178,11 @@ static void test_torchscript_backbone_is_rejected_for_now(void)
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; epochs = 3;\n"
                "  backbone = \"torchscript:models/eva.pt\"; } );\n") == FL_EINPUT);
     CHECK_MSG(":3: models.[0].backbone: TorchScript backbones are not supported yet, found "
-              "\"torchscript:models/eva.pt\" HINT: use one of resnet18, resnet34, resnet50, smallcnn");
+              "\"torchscript:models/eva.pt\" HINT: use one of resnet18, resnet34, resnet50, smallcnn, mlp");
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; epochs = 3; backbone = \"vit\"; } );\n") ==
           FL_EINPUT);
     CHECK_MSG(":2: models.[0].backbone: unknown value \"vit\" HINT: use one of resnet18, resnet34, resnet50, "
-              "smallcnn");
+              "smallcnn, mlp");
 }
 
 static void test_unknown_key_names_line_key_and_the_keys_allowed(void)
@@ -387,7 +387,7 @@ static void test_missing_required_keys_are_named(void)
     CHECK(strstr(err.msg, ": missing key models HINT: models = ( {") != NULL);
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; },\n"
                "  { name = \"b\"; epochs = 3; } );\n") == FL_EINPUT);
-    CHECK_MSG(":3: missing key models.[1].backbone HINT: one of resnet18, resnet34, resnet50, smallcnn");
+    CHECK_MSG(":3: missing key models.[1].backbone HINT: one of resnet18, resnet34, resnet50, smallcnn, mlp");
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { backbone = \"resnet18\"; epochs = 3; } );\n") ==
           FL_EINPUT);
     CHECK(strstr(err.msg, ":2: missing key models.[0].name HINT:") != NULL);

@@ -124,6 +124,51 @@ static void test_test_split_and_bad_rows(void)
     fl_loader_close(ld);
 }
 
+/* The shards of n_shards loaders tile every batch, in order, each row once. */
+static void check_shards(fl_loader *ld, const int64_t *rows, int64_t n, int batch, int n_shards)
+{
+    fl_error err;
+    int64_t *seen = calloc((size_t)n, sizeof *seen);
+    for (int s = 0; s < n_shards; s++) {
+        CHECK(fl_loader_start_shard(ld, rows, n, batch, s, n_shards, &err) == FL_OK);
+        const uint8_t *x;
+        int B, got;
+        int64_t first, b = 0;
+        while ((got = fl_loader_next(ld, &x, &B, &first, &err)) == 1) {
+            int64_t lo = b * batch, len = n - lo < batch ? n - lo : batch;
+            CHECK(first == lo + len * s / n_shards);
+            CHECK(B == lo + len * (s + 1) / n_shards - first);
+            for (int i = 0; i < B; i++) {
+                CHECK(row_ok(x + (size_t)i * 60, rows[first + i]));
+                seen[first + i]++;
+            }
+            b++;
+        }
+        CHECK(got == 0);
+        CHECK(b == (n + batch - 1) / batch); /* every shard sees every batch, even empty */
+    }
+    for (int64_t i = 0; i < n; i++)
+        CHECK(seen[i] == 1);
+    free(seen);
+}
+
+static void test_shards_tile_every_batch_exactly_once(void)
+{
+    for (int cache = 0; cache < 2; cache++) {
+        fl_loader *ld;
+        fl_error err;
+        CHECK(fl_loader_open(path, FL_SPLIT_TRAIN, cache, &ld, &err) == FL_OK);
+        int64_t rows[N];
+        for (int i = 0; i < N; i++)
+            rows[i] = (i * 37) % N;
+        check_shards(ld, rows, N, 10, 2);
+        check_shards(ld, rows, N, 10, 3); /* the last batch has 3 rows: one per shard */
+        check_shards(ld, rows, N, 16, 5); /* 7 rows in the last: shards of 1 and 2 */
+        check_shards(ld, rows, 2, 8, 3);  /* fewer rows than shards: one shard is empty */
+        fl_loader_close(ld);
+    }
+}
+
 static void test_missing_file_is_named(void)
 {
     fl_loader *ld;
@@ -139,6 +184,7 @@ int main(void)
     RUN(test_shuffled_rows_come_back_in_order);
     RUN(test_restart_mid_epoch_starts_over);
     RUN(test_test_split_and_bad_rows);
+    RUN(test_shards_tile_every_batch_exactly_once);
     RUN(test_missing_file_is_named);
     unlink(path);
     return check_summary();

@@ -44,7 +44,7 @@ fl_code fl_torch_keep_freed_memory(fl_error *err);
 typedef struct fl_model fl_model;
 
 typedef struct {
-    const char *backbone;     /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" */
+    const char *backbone;     /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "mlp" */
     int in_channels, height, width, num_classes; /* in_channels 1..3 (mean/std); height, width >= 8 */
     const char *head_type;    /* "linear" | "mlp3" */
     int head_hidden;          /* mlp3 */
@@ -121,6 +121,39 @@ fl_code fl_model_features(fl_model *m, const uint8_t *x, int B, float *feats, fl
  * given without the stop. */
 fl_code fl_model_save(fl_model *m, const char *path, fl_error *err);
 fl_code fl_model_load(fl_model *m, const char *path, fl_error *err);
+
+/* ---- data-parallel training (dist/ provides the collectives) ----------------
+ * A collective over the ranks of a group on one flat float32 buffer of count
+ * values, in place: an all-reduce (sum) of gradients, or a broadcast of group
+ * rank 0's values. buf lies in host memory or on the model's device, as the
+ * caller of the fl_model_* function below asked (host). Returns an fl_code
+ * and leaves its message in err. */
+typedef fl_code (*fl_flat_collective_fn)(float *buf, int64_t count, void *ctx, fl_error *err);
+
+/* Packs the .grad of every trainable parameter (in a fixed order; a missing
+ * gradient packs as zeros) into one contiguous float32 buffer, calls
+ * fn(buf, count, ctx) once, and unpacks the result into the gradients. One
+ * bucket for the whole model: one collective per step, never one per tensor.
+ * host = 1: the buffer is in host memory (copied there when the model is on
+ * a GPU), for MPI; host = 0: on the model's device, for NCCL, written on the
+ * device's current CUDA stream (fl_model_cuda_stream). */
+fl_code fl_model_grads_reduce(fl_model *m, int host, fl_flat_collective_fn fn, void *ctx, fl_error *err);
+
+/* What fl_model_state_broadcast sends: parameters (all of them, trainable or
+ * not) and floating-point buffers (batch-norm running means and variances;
+ * integer buffers such as num_batches_tracked stay as they are). */
+enum { FL_STATE_PARAMS = 1, FL_STATE_BUFFERS = 2 };
+
+/* Like fl_model_grads_reduce, for the tensors `what` names: packs them, calls
+ * fn once (a broadcast from group rank 0), unpacks. No call when the model
+ * has none of them (a model without batch norm has no buffers). */
+fl_code fl_model_state_broadcast(fl_model *m, int what, int host, fl_flat_collective_fn fn, void *ctx,
+                                 fl_error *err);
+
+/* The current CUDA stream of the model's device (a cudaStream_t), on which
+ * the device buffers above are written; NULL for a model on the CPU or a
+ * libtorch without CUDA. */
+void *fl_model_cuda_stream(const fl_model *m);
 
 /* Seeds libtorch's global generators (CPU and CUDA). */
 fl_code fl_torch_manual_seed(uint64_t seed, fl_error *err);

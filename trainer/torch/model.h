@@ -26,6 +26,7 @@ struct fl_model {
     std::unique_ptr<torch::optim::Optimizer> opt;
     double lr = 0;           // of every parameter group
     torch::Tensor mean, std; // (1, C, 1, 1) float32 on device
+    torch::Tensor flat;      // (count) float32: model_comm.cpp's buffer, kept between steps
 };
 
 namespace foldline

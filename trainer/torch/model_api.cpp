@@ -68,7 +68,8 @@ fl_code check_spec(const fl_model_spec &s, fl_error *err)
 {
     const std::string backbone = or_default(s.backbone, ""), head = or_default(s.head_type, "linear"),
                       act = or_default(s.head_act, "relu"), opt = or_default(s.optimizer, "adam");
-    if (backbone != "resnet18" && backbone != "resnet34" && backbone != "resnet50" && backbone != "smallcnn")
+    if (backbone != "resnet18" && backbone != "resnet34" && backbone != "resnet50" && backbone != "smallcnn" &&
+        backbone != "mlp")
         return fl_fail(err, FL_EINPUT, "backbone \"%s\": expected %s", backbone.c_str(), kBackboneNames);
     if (head != "linear" && head != "mlp3")
         return fl_fail(err, FL_EINPUT, "head type \"%s\": expected %s", head.c_str(), kHeadNames);
@@ -135,7 +136,7 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
 
     // Weights are drawn on the CPU from a seeded generator, then moved.
     torch::manual_seed(s.seed);
-    std::shared_ptr<BackboneImpl> backbone = backbone_new(m->backbone_name, m->in_channels);
+    std::shared_ptr<BackboneImpl> backbone = backbone_new(m->backbone_name, m->in_channels, m->height, m->width);
     torch::nn::Sequential head =
         head_new(m->head_type, backbone->feature_dim(), m->head_hidden, m->head_act, m->num_classes);
     m->net = Net(backbone, head);

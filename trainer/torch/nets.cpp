@@ -1,5 +1,5 @@
 // nets.cpp -- ResNet-18/34/50 (torchvision's topology), the small CNN of the
-// tests and the CPU demo, and the two heads. See nets.h.
+// tests and the CPU demo, the one-layer MLP, and the two heads. See nets.h.
 #include "trainer/torch/nets.h"
 
 #include <vector>
@@ -7,7 +7,7 @@
 namespace foldline
 {
 
-const char *const kBackboneNames = "\"resnet18\" | \"resnet34\" | \"resnet50\" | \"smallcnn\"";
+const char *const kBackboneNames = "\"resnet18\" | \"resnet34\" | \"resnet50\" | \"smallcnn\" | \"mlp\"";
 const char *const kHeadNames = "\"linear\" | \"mlp3\"";
 const char *const kActNames = "\"relu\" | \"gelu\"";
 
@@ -156,9 +156,28 @@ struct SmallCnnImpl : BackboneImpl {
     nn::Sequential features{nullptr};
 };
 
+// The "mlp" backbone: the image flattened, one Linear(ch * H * W, 128) and a
+// ReLU; D = 128. No batch norm, so data-parallel training computes the same
+// gradients as one process would (the equivalence tests of dist/ rely on it),
+// and small enough to train in milliseconds on tiny images.
+struct MlpImpl : BackboneImpl {
+    MlpImpl(int64_t in_channels, int64_t height, int64_t width)
+    {
+        fc = register_module("fc", nn::Linear(in_channels * height * width, kWidth));
+    }
+
+    torch::Tensor forward(torch::Tensor x) override
+    {
+        return torch::relu(fc(x.flatten(1))); // (B, ch * H * W) -> (B, 128)
+    }
+    int64_t feature_dim() const override { return kWidth; }
+    static constexpr int64_t kWidth = 128;
+    nn::Linear fc{nullptr};
+};
+
 } // namespace
 
-std::shared_ptr<BackboneImpl> backbone_new(const std::string &name, int64_t in_channels)
+std::shared_ptr<BackboneImpl> backbone_new(const std::string &name, int64_t in_channels, int64_t height, int64_t width)
 {
     if (name == "resnet18")
         return std::make_shared<ResNetImpl>(in_channels, std::vector<int64_t>{2, 2, 2, 2}, false);
@@ -168,6 +187,8 @@ std::shared_ptr<BackboneImpl> backbone_new(const std::string &name, int64_t in_c
         return std::make_shared<ResNetImpl>(in_channels, std::vector<int64_t>{3, 4, 6, 3}, true);
     if (name == "smallcnn")
         return std::make_shared<SmallCnnImpl>(in_channels);
+    if (name == "mlp")
+        return std::make_shared<MlpImpl>(in_channels, height, width);
     return nullptr;
 }
 

@@ -1,0 +1,75 @@
+/* group.h -- the rank groups of a run: the world split into groups of
+ * dist.ranks_per_job consecutive ranks; each group trains one job at a time,
+ * data-parallel across its ranks.
+ *
+ * What a job needs from its group lives here, with no MPI type in sight:
+ * sums of metrics, the job index from the group's rank 0, gathering shards
+ * of predictions to rank 0, and the two flat collectives of the bridge
+ * (fl_flat_collective_fn in trainer/torch/bridge.h): the all-reduce of the
+ * gradients and the broadcast of the weights. Those run on one of two
+ * backends: MPI on host buffers, or NCCL on the GPU buffers themselves.
+ *
+ * Every function is collective over the group (its ranks call it in the same
+ * order), except the accessors and fl_group_set_stream. A group of one rank
+ * does no communication at all.
+ */
+#ifndef FOLDLINE_GROUP_H
+#define FOLDLINE_GROUP_H
+
+#include <stdint.h>
+
+#include "dist/error.h"
+#include "dist/world.h"
+
+typedef struct fl_group fl_group;
+
+typedef enum {
+    FL_BACKEND_MPI, /* MPI_Allreduce on host memory */
+    FL_BACKEND_NCCL /* ncclAllReduce on device memory */
+} fl_backend;
+
+/* Collective over the world: rank r joins group r / ranks_per_group. The
+ * world size must be a multiple of ranks_per_group (launch/ checks it first,
+ * as a config error). */
+fl_code fl_group_open(const fl_world *w, int ranks_per_group, fl_group **out, fl_error *err);
+
+/* Picks the backend of the flat collectives. NCCL (only for a group of more
+ * than one rank) creates the group's communicator on CUDA device `device`. */
+fl_code fl_group_set_backend(fl_group *g, fl_backend backend, int device, fl_error *err);
+
+/* The CUDA stream (cudaStream_t) the NCCL collectives run on: the stream the
+ * tensors are written on (fl_model_cuda_stream). Ignored by MPI. */
+void fl_group_set_stream(fl_group *g, void *stream);
+
+/* Frees the group's communicators (collective over the group). */
+void fl_group_close(fl_group *g);
+
+int fl_group_index(const fl_group *g); /* 0 .. fl_group_count - 1 */
+int fl_group_count(const fl_group *g);
+int fl_group_rank(const fl_group *g); /* in the group; 0 is the leader */
+int fl_group_size(const fl_group *g);
+/* 1 when the flat collectives want host buffers (MPI), 0 for device buffers (NCCL). */
+int fl_group_host_buffers(const fl_group *g);
+
+/* Rank `rank` of `size`'s contiguous share [*lo, *hi) of n rows: rows
+ * n * rank / size up to n * (rank + 1) / size. */
+void fl_group_share(int64_t n, int rank, int size, int64_t *lo, int64_t *hi);
+
+/* The leader's *v to every rank of the group. */
+fl_code fl_group_bcast_int(fl_group *g, int *v, fl_error *err);
+
+/* Sums v (n doubles) over the group, in place on every rank. */
+fl_code fl_group_sum(fl_group *g, double *v, int n, fl_error *err);
+
+/* Gathers rows of `width` floats to the leader: every rank holds its
+ * fl_group_share of n_rows rows in mine; the leader gets all n_rows in all.
+ * The leader's share (the first rows) may already lie there (mine == all),
+ * which saves a copy. all is ignored on the other ranks. */
+fl_code fl_group_gather_rows(fl_group *g, const float *mine, float *all, int64_t n_rows, int width, fl_error *err);
+
+/* The flat collectives for the bridge (ctx is the fl_group): the sum over the
+ * group, in place; and the leader's values to every rank. */
+fl_code fl_group_sum_flat(float *buf, int64_t count, void *ctx, fl_error *err);
+fl_code fl_group_bcast_flat(float *buf, int64_t count, void *ctx, fl_error *err);
+
+#endif

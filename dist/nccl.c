@@ -1,0 +1,167 @@
+/* nccl.c -- see nccl.h. */
+#include "dist/nccl.h"
+
+#include <stdlib.h>
+
+#include "dist/world.h"
+
+#ifdef FL_HAVE_NCCL
+
+#include <sched.h>
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+struct fl_nccl {
+    ncclComm_t comm;
+    int device;
+    int rank, size;
+};
+
+int fl_nccl_built(void)
+{
+    return 1;
+}
+
+static fl_code nccl_fail(fl_error *err, ncclResult_t r, const char *what)
+{
+    return fl_fail(err, FL_EMPI, "NCCL %s: %s HINT: NCCL_DEBUG=WARN shows why", what, ncclGetErrorString(r));
+}
+
+fl_code fl_nccl_open(MPI_Comm comm, int device, fl_nccl **out, fl_error *err)
+{
+    *out = NULL;
+    fl_nccl *c = calloc(1, sizeof *c);
+    if (!c)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    c->device = device;
+    MPI_Comm_rank(comm, &c->rank);
+    MPI_Comm_size(comm, &c->size);
+    ncclUniqueId id;
+    ncclResult_t r = ncclSuccess;
+    /* Rank 0 of the group draws the id; every rank takes part in the
+     * broadcast even when drawing failed (it sends a flag with it), so that
+     * a failure is an error on every rank and never a hang. */
+    int ok = 1;
+    if (c->rank == 0 && (r = ncclGetUniqueId(&id)) != ncclSuccess)
+        ok = 0;
+    int mrc = MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
+    if (mrc == MPI_SUCCESS && ok)
+        mrc = MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, comm);
+    fl_code rc = FL_OK;
+    cudaError_t ce;
+    if (mrc != MPI_SUCCESS)
+        rc = fl_mpi_fail(err, mrc, "MPI_Bcast of the NCCL unique id");
+    else if (!ok)
+        rc = c->rank == 0 ? nccl_fail(err, r, "ncclGetUniqueId")
+                          : fl_fail(err, FL_EMPI, "NCCL: rank 0 of this group could not create a communicator id");
+    else if ((ce = cudaSetDevice(device)) != cudaSuccess)
+        rc = fl_fail(err, FL_EMPI, "cudaSetDevice(%d): %s", device, cudaGetErrorString(ce));
+    else if ((r = ncclCommInitRank(&c->comm, c->size, id, c->rank)) != ncclSuccess)
+        rc = nccl_fail(err, r, "ncclCommInitRank");
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return FL_OK;
+}
+
+void fl_nccl_close(fl_nccl *c)
+{
+    if (!c)
+        return;
+    if (c->comm)
+        ncclCommDestroy(c->comm);
+    free(c);
+}
+
+/* Waits until stream has run what was queued on it, checking the
+ * communicator: a peer that died leaves the kernel waiting forever, which
+ * ncclCommGetAsyncError reports; the communicator is then aborted. */
+static fl_code nccl_wait(fl_nccl *c, cudaStream_t stream, const char *what, fl_error *err)
+{
+    for (;;) {
+        cudaError_t ce = cudaStreamQuery(stream);
+        if (ce == cudaSuccess)
+            return FL_OK;
+        if (ce != cudaErrorNotReady)
+            return fl_fail(err, FL_EMPI, "NCCL %s: CUDA stream: %s", what, cudaGetErrorString(ce));
+        ncclResult_t async = ncclSuccess, r = ncclCommGetAsyncError(c->comm, &async);
+        if (r != ncclSuccess)
+            return nccl_fail(err, r, "ncclCommGetAsyncError");
+        if (async != ncclSuccess && async != ncclInProgress) {
+            ncclCommAbort(c->comm);
+            c->comm = NULL;
+            return nccl_fail(err, async, what);
+        }
+        sched_yield();
+    }
+}
+
+fl_code fl_nccl_allreduce_sum(fl_nccl *c, float *buf, int64_t count, void *stream, fl_error *err)
+{
+    if (!c->comm)
+        return fl_fail(err, FL_EMPI, "NCCL: the communicator was aborted after an earlier error");
+    cudaStream_t s = (cudaStream_t)stream;
+    ncclResult_t r = ncclAllReduce(buf, buf, (size_t)count, ncclFloat32, ncclSum, c->comm, s);
+    if (r != ncclSuccess)
+        return nccl_fail(err, r, "ncclAllReduce");
+    return nccl_wait(c, s, "all-reduce of the gradients", err);
+}
+
+fl_code fl_nccl_broadcast(fl_nccl *c, float *buf, int64_t count, int root, void *stream, fl_error *err)
+{
+    if (!c->comm)
+        return fl_fail(err, FL_EMPI, "NCCL: the communicator was aborted after an earlier error");
+    cudaStream_t s = (cudaStream_t)stream;
+    ncclResult_t r = ncclBroadcast(buf, buf, (size_t)count, ncclFloat32, root, c->comm, s);
+    if (r != ncclSuccess)
+        return nccl_fail(err, r, "ncclBroadcast");
+    return nccl_wait(c, s, "broadcast of the weights", err);
+}
+
+#else /* !FL_HAVE_NCCL */
+
+struct fl_nccl {
+    int unused;
+};
+
+static fl_code no_nccl(fl_error *err)
+{
+    return fl_fail(err, FL_EINPUT,
+                   "dist.backend \"nccl\": this foldline was built without NCCL HINT: rebuild "
+                   "with NCCL_ROOT or CUDA_HOME pointing at NCCL, or set dist.backend = \"mpi\"");
+}
+
+int fl_nccl_built(void)
+{
+    return 0;
+}
+
+fl_code fl_nccl_open(MPI_Comm comm, int device, fl_nccl **out, fl_error *err)
+{
+    (void)comm;
+    (void)device;
+    *out = NULL;
+    return no_nccl(err);
+}
+
+void fl_nccl_close(fl_nccl *c)
+{
+    (void)c;
+}
+
+fl_code fl_nccl_allreduce_sum(fl_nccl *c, float *buf, int64_t count, void *stream, fl_error *err)
+{
+    (void)c, (void)buf, (void)count, (void)stream;
+    return no_nccl(err);
+}
+
+fl_code fl_nccl_broadcast(fl_nccl *c, float *buf, int64_t count, int root, void *stream, fl_error *err)
+{
+    (void)c, (void)buf, (void)count, (void)root, (void)stream;
+    return no_nccl(err);
+}
+
+#endif

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""`foldline train` under real mpirun: fold-parallel runs equal to one process, uneven and
+spare groups, data-parallel groups equal to one process, the vote after the jobs, and
+failures that end every rank.
+
+Needs $FOLDLINE and $MPIRUN (tests/tests.cmake sets both); as root also
+OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1. Tiny data (3 classes x 30
+images of 16x16) and run.threads = 1 keep it to about a minute on 2 cores.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
+from common import FOLDLINE, config_text, model_text, read_metrics, run, write_data_file  # noqa: E402
+
+MPIRUN = os.environ.get("MPIRUN") or "mpirun"
+
+
+def mpirun(n, *args, timeout=120, env=None):
+    """Runs `mpirun -np n foldline ARGS`; returns (status, stdout, stderr, seconds)."""
+    cmd = [MPIRUN, "--oversubscribe", "-np", str(n), FOLDLINE] + [str(a) for a in args]
+    t0 = time.time()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                       timeout=timeout, env=dict(os.environ, **(env or {})))
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"), time.time() - t0
+
+
+def read_preds(path):
+    with h5py.File(path) as f:
+        return {"oof/index": f["oof/index"][:], "oof/probs": f["oof/probs"][:], "test/probs": f["test/probs"][:],
+                "epoch": int(f.attrs["epoch"]), "checkpoint": f.attrs["checkpoint"]}
+
+
+def foldline_errors(stderr):
+    return [l for l in stderr.splitlines() if l.startswith("foldline: error:")]
+
+
+FOLDS = 5
+SMALLCNN = model_text("m", epochs=1).replace("batch = 32", "batch = 16")
+# No batch norm: data-parallel gradients are exactly the one-process gradients (up to rounding).
+# SGD, not Adam: Adam's steps barely change when every gradient is scaled, SGD's do, so a
+# wrong loss scale or a missing all-reduce shows in the loss curve.
+MLP = """{ name = "m"; backbone = "mlp"; epochs = 4; batch = 8;
+      optimizer = { type = "sgd"; lr = 0.02; momentum = 0.9; }; }"""
+
+
+class Run:
+    """Data file, configs and run directories shared by the tests of this file."""
+
+    def __init__(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="fl-mpi-")
+        self.tmp = self._tmp.name
+        self.data = self.path("data.h5")
+        self.labels, self.fold, _ = write_data_file(self.data, n_per_class=30, classes=3, folds=FOLDS, n_test=20,
+                                                    size=16)
+        self.runs = {}
+
+    def path(self, *p):
+        return os.path.join(self.tmp, *p)
+
+    def config(self, name, models=None, extra=""):
+        p = self.path(name + ".cfg")
+        with open(p, "w") as f:
+            f.write(config_text(self.data, self.path("runs"), name, models or [SMALLCNN], extra))
+        return p
+
+    def run_dir(self, name):
+        return self.path("runs", name)
+
+    def once(self, name, ranks, models=None, extra=""):
+        """Runs config `name` once (alone when ranks is 0) and keeps the result for every test."""
+        if name not in self.runs:
+            cfg = self.config(name, models, extra)
+            if ranks == 0:
+                t0 = time.time()
+                rc, out, err = run("train", cfg)
+                self.runs[name] = (rc, out, err, time.time() - t0)
+            else:
+                self.runs[name] = mpirun(ranks, "train", cfg)
+        return self.runs[name]
+
+
+R = None
+
+
+def setUpModule():
+    global R
+    R = Run()
+
+
+def tearDownModule():
+    R._tmp.cleanup()
+
+
+class FoldParallel(unittest.TestCase):
+    def reference(self):
+        rc, out, err, _ = R.once("alone", 0)
+        self.assertEqual(rc, 0, err)
+        return "alone"
+
+    def assert_same_predictions(self, name):
+        ref = self.reference()
+        for k in range(FOLDS):
+            a = read_preds(os.path.join(R.run_dir(ref), "m", "fold%d" % k, "preds.h5"))
+            b = read_preds(os.path.join(R.run_dir(name), "m", "fold%d" % k, "preds.h5"))
+            for key in a:
+                if isinstance(a[key], np.ndarray):
+                    self.assertEqual(a[key].dtype, b[key].dtype)
+                    self.assertTrue(np.array_equal(a[key], b[key]), "fold %d %s differs" % (k, key))
+                else:
+                    self.assertEqual(a[key], b[key])
+
+    def test_two_ranks_give_the_predictions_of_one_process_bit_for_bit(self):
+        rc, out, err, _ = R.once("np2", 2)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("2 ranks on 1 host in 2 groups of 1", out)
+        self.assert_same_predictions("np2")
+
+    def test_three_ranks_give_the_predictions_of_one_process_bit_for_bit(self):
+        rc, out, err, _ = R.once("np3", 3)
+        self.assertEqual(rc, 0, err)
+        self.assert_same_predictions("np3")
+
+    def test_five_folds_on_two_groups_run_every_job_exactly_once(self):
+        rc, out, err, _ = R.once("np2", 2)
+        self.assertEqual(rc, 0, err)
+        for k in range(FOLDS):
+            self.assertEqual(out.count("[m fold %d] predicted" % k), 1, out)
+            self.assertEqual(len(read_metrics(os.path.join(R.run_dir("np2"), "m", "fold%d" % k, "metrics.csv"))), 1)
+        self.assertNotIn("warning", err)
+
+    def test_the_vote_after_the_mpirun_job_equals_the_one_process_vote(self):
+        rc, out, err, _ = R.once("np2", 2)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.count("# foldline vote"), 1, "the vote runs once, on rank 0")
+        ens = os.path.join(R.run_dir("np2"), "ensemble")
+        self.assertTrue(os.path.isfile(os.path.join(ens, "report.md")))
+        with open(os.path.join(ens, "submission.csv")) as f:
+            sub = f.read()
+        with open(os.path.join(R.run_dir(self.reference()), "ensemble", "submission.csv")) as f:
+            self.assertEqual(sub, f.read())
+        self.assertEqual(len(sub.splitlines()), 21)
+        # `foldline vote` alone on the same run directory writes the same submission.
+        rc, vout, verr = run("vote", R.run_dir("np2"), "--out", R.path("again.csv"))
+        self.assertEqual(rc, 0, verr)
+        with open(R.path("again.csv")) as f:
+            self.assertEqual(sub, f.read())
+
+    def test_a_rerun_under_mpirun_skips_the_complete_jobs(self):
+        rc, out, err, _ = R.once("np2", 2)
+        self.assertEqual(rc, 0, err)
+        p = os.path.join(R.run_dir("np2"), "m", "fold3", "preds.h5")
+        before = os.stat(p).st_mtime_ns
+        rc, out, err, _ = mpirun(2, "train", R.path("np2.cfg"))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.count("skipped"), FOLDS, out)
+        self.assertEqual(os.stat(p).st_mtime_ns, before)
+
+    def test_spare_ranks_warn_wait_and_exit_cleanly(self):
+        rc, out, err, _ = R.once("spare", 3, extra="folds = { use = [0, 1]; };")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err.count("foldline: warning: 3 groups of 1 rank but 2 jobs"), 1, err)
+        for k in (0, 1):
+            self.assertTrue(os.path.isfile(os.path.join(R.run_dir("spare"), "m", "fold%d" % k, "preds.h5")))
+        self.assertTrue(os.path.isfile(os.path.join(R.run_dir("spare"), "ensemble", "submission.csv")))
+
+
+class DataParallel(unittest.TestCase):
+    def test_two_ranks_train_the_loss_curve_of_one_process_with_the_same_global_batch(self):
+        # 72 train rows (fold 0 held out) in batches of 8: 9 steps an epoch, 36 steps in all.
+        extra = "folds = { use = [0]; };"
+        rc, out, err, _ = R.once("dp_alone", 0, models=[MLP], extra=extra)
+        self.assertEqual(rc, 0, err)
+        rc, out, err, _ = R.once("dp2", 2, models=[MLP], extra=extra + " dist = { ranks_per_job = 2; };")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("1 group of 2", out)
+        a = read_metrics(os.path.join(R.run_dir("dp_alone"), "m", "fold0", "metrics.csv"))
+        b = read_metrics(os.path.join(R.run_dir("dp2"), "m", "fold0", "metrics.csv"))
+        self.assertEqual(len(a), 4)
+        self.assertEqual(len(b), 4)
+        for ra, rb in zip(a, b):
+            for col in ("train_loss", "val_loss"):
+                x, y = float(ra[col]), float(rb[col])
+                self.assertLessEqual(abs(x - y), 1e-4 * abs(x) + 1e-6, "%s epoch %s: %r vs %r" % (col, ra["epoch"], x, y))
+            for col in ("train_acc", "val_acc"):
+                self.assertEqual(ra[col], rb[col])
+        pa = read_preds(os.path.join(R.run_dir("dp_alone"), "m", "fold0", "preds.h5"))
+        pb = read_preds(os.path.join(R.run_dir("dp2"), "m", "fold0", "preds.h5"))
+        np.testing.assert_array_equal(pa["oof/index"], pb["oof/index"])
+        np.testing.assert_allclose(pa["oof/probs"], pb["oof/probs"], rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(pa["test/probs"], pb["test/probs"], rtol=1e-3, atol=1e-5)
+
+    def test_a_group_with_batch_norm_predicts_every_row_exactly_once(self):
+        # Three ranks, a global batch of 4: the last batch of every epoch leaves a rank without rows.
+        m = SMALLCNN.replace("batch = 16", "batch = 4")
+        rc, out, err, _ = R.once("dp3", 3, models=[m], extra="folds = { use = [1]; }; dist = { ranks_per_job = 3; };")
+        self.assertEqual(rc, 0, err)
+        p = read_preds(os.path.join(R.run_dir("dp3"), "m", "fold1", "preds.h5"))
+        np.testing.assert_array_equal(p["oof/index"], np.flatnonzero(R.fold == 1))
+        np.testing.assert_allclose(p["oof/probs"].sum(1), 1, atol=1e-5)
+        self.assertEqual(p["test/probs"].shape, (20, 3))
+        np.testing.assert_allclose(p["test/probs"].sum(1), 1, atol=1e-5)
+        self.assertEqual(out.count("[m fold 1] predicted"), 1)
+
+
+class Failures(unittest.TestCase):
+    def test_ranks_per_job_not_dividing_the_ranks_is_one_config_error_and_every_rank_exits(self):
+        cfg = R.config("indivisible", extra="dist = { ranks_per_job = 2; };")
+        rc, out, err, secs = mpirun(3, "train", cfg, timeout=60)
+        self.assertNotEqual(rc, 0)
+        self.assertLess(secs, 30)
+        lines = foldline_errors(err)
+        self.assertEqual(len(lines), 1, err)
+        self.assertIn("indivisible.cfg:5: dist.ranks_per_job: 2 does not divide the 3 ranks", lines[0])
+        self.assertIn("HINT", lines[0])
+        self.assertFalse(os.path.exists(os.path.join(R.run_dir("indivisible"), "m")), "a job started")
+
+    def job_error_case(self, name, ranks, extra):
+        cfg = R.config(name, extra=extra)
+        # A file where the job's directory should go: that job fails on whichever group takes it.
+        os.makedirs(os.path.join(R.run_dir(name), "m"))
+        open(os.path.join(R.run_dir(name), "m", "fold1"), "w").close()
+        rc, out, err, secs = mpirun(ranks, "train", cfg, timeout=90)
+        self.assertNotEqual(rc, 0)
+        self.assertLess(secs, 60)
+        lines = foldline_errors(err)
+        self.assertGreaterEqual(len(lines), 1, err)
+        self.assertTrue(re.search(r"rank \d of %d \([^)]+\): job m fold 1: .*fold1: exists and is not a directory" % ranks,
+                                  lines[0]), lines[0])
+        self.assertFalse(os.path.exists(os.path.join(R.run_dir(name), "ensemble")), "no vote after a failure")
+
+    def test_a_job_error_under_mpirun_ends_every_rank_naming_the_rank_and_the_job(self):
+        self.job_error_case("jobfail", 2, "folds = { use = [0, 1, 2, 3]; };")
+
+    def test_a_job_error_in_a_data_parallel_group_ends_every_rank(self):
+        self.job_error_case("dpfail", 2, "folds = { use = [1]; }; dist = { ranks_per_job = 2; };")
+
+    def test_srun_without_pmi_is_refused_instead_of_training_n_copies(self):
+        cfg = R.config("srun")
+        env = dict(os.environ, SLURM_NTASKS="2", SLURM_PROCID="0")
+        p = subprocess.run([FOLDLINE, "train", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        err = p.stderr.decode()
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertIn("SLURM_NTASKS is 2 but this MPI world has 1 rank", err)
+        self.assertIn("srun --mpi=pmix", err)
+        # The other copies fail too, silently: the error appears once.
+        env["SLURM_PROCID"] = "1"
+        p = subprocess.run([FOLDLINE, "train", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(p.stderr.decode().strip(), "")
+        self.assertFalse(os.path.exists(R.run_dir("srun")))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
