@@ -106,6 +106,22 @@ class TrainEndToEnd(TempDirTest):
     def test_predict_with_last_uses_the_last_epoch(self):
         self.checkpoint_case("last")
 
+    def lrs(self, name, schedule, epochs=4):
+        m = model_text("m", epochs=epochs, extra="schedule = %s;" % schedule)
+        rc, out, err, _ = self.train(models=[m], name=name, extra="folds = { use = [0]; };")
+        self.assertEqual(rc, 0, err)
+        return [float(r["lr"]) for r in read_metrics(self.path("runs", name, "m", "fold0", "metrics.csv"))]
+
+    def test_step_schedule_multiplies_by_gamma_every_step_epochs(self):
+        got = self.lrs("step", '{ type = "step"; step = 2; gamma = 0.1; }')
+        np.testing.assert_allclose(got, [3e-3, 3e-3, 3e-4, 3e-4], rtol=1e-5)
+
+    def test_cosine_schedule_warms_up_then_follows_a_half_cosine(self):
+        got = self.lrs("cosine", '{ type = "cosine"; warmup_epochs = 1; min_lr = 1e-4; }')
+        lr, lo = 3e-3, 1e-4
+        want = [lr * 1 / 1] + [lo + (lr - lo) * 0.5 * (1 + np.cos(np.pi * (e - 1) / 3)) for e in (1, 2, 3)]
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
     def test_rerun_skips_complete_jobs(self):
         rc, out, err, _ = self.train()
         self.assertEqual(rc, 0, err)
