@@ -28,21 +28,6 @@ namespace
 
 const char *const kFormat = "foldline-model-1";
 
-fl_code write_file(const char *path, const std::string &bytes, fl_error *err)
-{
-    FILE *f = std::fopen(path, "wb");
-    if (!f)
-        return fl_fail(err, FL_EIO, "cannot create model file %s: %s", path, std::strerror(errno));
-    size_t n = std::fwrite(bytes.data(), 1, bytes.size(), f);
-    int werr = n == bytes.size() ? 0 : errno;
-    if (std::fclose(f) != 0 && !werr)
-        werr = errno;
-    if (werr)
-        return fl_fail(err, FL_EIO, "cannot write model file %s (%zu bytes): %s", path, bytes.size(),
-                       std::strerror(werr));
-    return FL_OK;
-}
-
 fl_code read_file(const char *path, std::string *bytes, fl_error *err)
 {
     FILE *f = std::fopen(path, "rb");
@@ -69,9 +54,10 @@ fl_code save(fl_model &m, const char *path, fl_error *err)
     ar.write("net", net_ar);
     m.opt->save(opt_ar);
     ar.write("optimizer", opt_ar);
-    std::ostringstream out;
-    ar.save_to(out);
-    return write_file(path, out.str(), err);
+    // Straight to the file: a checkpoint of a large model is never held twice in memory.
+    ar.save_to(std::string(path));
+    (void)err;
+    return FL_OK;
 }
 
 fl_code load(fl_model &m, const char *path, fl_error *err)
