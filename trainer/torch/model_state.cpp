@@ -54,9 +54,16 @@ fl_code save(fl_model &m, const char *path, fl_error *err)
     ar.write("net", net_ar);
     m.opt->save(opt_ar);
     ar.write("optimizer", opt_ar);
-    // Straight to the file: a checkpoint of a large model is never held twice in memory.
-    ar.save_to(std::string(path));
-    (void)err;
+    // Straight to the file: a checkpoint of a large model is never held twice
+    // in memory. Whatever stops the write (no directory, a full disk) is an
+    // I/O error about this path, not a libtorch error.
+    try {
+        ar.save_to(std::string(path));
+    } catch (const std::exception &e) {
+        std::string why(e.what());
+        why.resize(std::min(why.find('\n'), why.size()));
+        return fl_fail(err, FL_EIO, "cannot write model file %s: %s", path, why.c_str());
+    }
     return FL_OK;
 }
 
