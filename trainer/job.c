@@ -134,12 +134,13 @@ static fl_code job_save(job_state *js, const char *name, fl_error *err)
     return fl_tempfile_commit(&t, err);
 }
 
-/* Loads a checkpoint on the leader, which sends its weights to the group. */
-static fl_code job_load(job_state *js, const char *name, fl_error *err)
+/* Loads a checkpoint's weights on the leader, which sends them to the group;
+ * for prediction, so the optimizer's state is let go. */
+static fl_code job_load_weights(job_state *js, const char *name, fl_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.pt", js->dir, name);
-    fl_code rc = js->leader ? fl_model_load(js->model, path, err) : FL_OK;
+    fl_code rc = js->leader ? fl_model_load_weights(js->model, path, err) : FL_OK;
     if (rc)
         return fl_error_prefix(err, "%s", path);
     return job_sync(js, FL_STATE_PARAMS | FL_STATE_BUFFERS, err);
@@ -354,7 +355,7 @@ static fl_code job_predict_all(job_state *js, int best_loss_epoch, int best_acc_
         epoch = best_loss_epoch;
     else if (!strcmp(which, "best_acc"))
         epoch = best_acc_epoch;
-    if (epoch != js->mc->epochs - 1 && (rc = job_load(js, which, err)))
+    if (epoch != js->mc->epochs - 1 && (rc = job_load_weights(js, which, err)))
         return rc;
     int C = env->data->num_classes;
     int64_t n_test = env->data->n_test;

@@ -389,6 +389,43 @@ static void test_save_load_then_training_on_is_bit_identical(void)
     CHECK(fl_torch_set_threads(info.intra_threads, &err) == FL_OK);
 }
 
+/* Saved, trained on, then loaded for prediction: the probabilities are the
+ * saved model's, and training on afterwards still works (a fresh optimizer). */
+static void test_load_weights_predicts_with_the_saved_weights(void)
+{
+    char path[] = "/tmp/foldline-test-model-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    close(fd);
+    fl_model_spec s = small_spec();
+    s.optimizer = "adam";
+    fl_model *a = model_new(&s);
+    uint8_t x[8 * SIDE * SIDE];
+    int32_t y[8];
+    float saved[8 * NCLS], later[8 * NCLS], loaded[8 * NCLS];
+    fl_error err;
+    CHECK(a != NULL);
+    if (a) {
+        rng_state = 7;
+        make_batch(x, y, 8);
+        CHECK(train_steps(a, 3, 16) >= 0);
+        CHECK(fl_model_save(a, path, &err) == FL_OK);
+        CHECK(fl_model_predict(a, x, 8, NULL, 0, NULL, saved, NULL, NULL, &err) == FL_OK);
+        CHECK(train_steps(a, 3, 16) >= 0);
+        CHECK(fl_model_predict(a, x, 8, NULL, 0, NULL, later, NULL, NULL, &err) == FL_OK);
+        CHECK(!same_floats(saved, later, 8 * NCLS)); /* training moved the weights */
+        CHECK(fl_model_load_weights(a, path, &err) == FL_OK);
+        CHECK(fl_model_predict(a, x, 8, NULL, 0, NULL, loaded, NULL, NULL, &err) == FL_OK);
+        CHECK(same_floats(saved, loaded, 8 * NCLS));
+        CHECK(train_steps(a, 2, 16) >= 0);
+        CHECK(fl_model_load_weights(a, "/nonexistent/foldline.model", &err) == FL_EIO);
+    }
+    unlink(path);
+    fl_model_free(a);
+}
+
 static void test_load_refuses_another_model_and_bad_files(void)
 {
     char path[] = "/tmp/foldline-test-model-XXXXXX";
@@ -410,6 +447,7 @@ static void test_load_refuses_another_model_and_bad_files(void)
         CHECK(fl_model_load(b, path, &err) == FL_EINPUT);
         CHECK(strstr(err.msg, "4 classes") && strstr(err.msg, "5 classes"));
         CHECK(fl_model_load(a, "/nonexistent/foldline.model", &err) == FL_EIO);
+        CHECK(fl_model_load_weights(b, path, &err) == FL_EINPUT);
         CHECK(fl_model_save(a, "/nonexistent/foldline.model", &err) == FL_EIO);
     }
     close(fd);
@@ -687,6 +725,7 @@ int main(void)
     RUN(test_lr_zero_keeps_the_head_still);
     RUN(test_clip_grad_norm_bounds_the_step);
     RUN(test_save_load_then_training_on_is_bit_identical);
+    RUN(test_load_weights_predicts_with_the_saved_weights);
     RUN(test_load_refuses_another_model_and_bad_files);
     RUN(test_hflip_and_vflip_mirror_exactly_and_twice_is_identity);
     RUN(test_rotation_by_zero_is_exact_even_beside_a_rotated_image);

@@ -121,6 +121,10 @@ fl_code fl_model_features(fl_model *m, const uint8_t *x, int B, float *feats, fl
  * given without the stop. */
 fl_code fl_model_save(fl_model *m, const char *path, fl_error *err);
 fl_code fl_model_load(fl_model *m, const char *path, fl_error *err);
+/* Only the parameters and buffers of such a file, for prediction: the
+ * optimizer's state is released first (training on afterwards starts the
+ * optimizer afresh), so the weights are never in memory twice beside it. */
+fl_code fl_model_load_weights(fl_model *m, const char *path, fl_error *err);
 
 /* ---- data-parallel training (dist/ provides the collectives) ----------------
  * A collective over the ranks of a group on one flat float32 buffer of count

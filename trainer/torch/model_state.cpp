@@ -1,4 +1,4 @@
-// model_state.cpp -- fl_model_save and fl_model_load: one file holds the
+// model_state.cpp -- fl_model_save and fl_model_load(_weights): one file holds the
 // parameters and buffers (batch-norm statistics), the optimizer's state (Adam
 // moments and step counts, SGD momentum buffers) and the learning rate, so
 // that training continues exactly as if it had never stopped.
@@ -28,19 +28,22 @@ namespace
 
 const char *const kFormat = "foldline-model-1";
 
-fl_code read_file(const char *path, std::string *bytes, fl_error *err)
+// Opens the archive straight from its file: libtorch reads one tensor record
+// at a time, so a checkpoint is never held in memory as bytes beside its
+// tensors (that copy was the peak of a whole training run).
+fl_code open_archive(const char *path, const torch::Device &device, torch::serialize::InputArchive &ar, fl_error *err)
 {
-    FILE *f = std::fopen(path, "rb");
+    FILE *f = std::fopen(path, "rb"); // a clear I/O error before libtorch's own
     if (!f)
         return fl_fail(err, FL_EIO, "cannot open model file %s: %s", path, std::strerror(errno));
-    char buf[1 << 16];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
-        bytes->append(buf, n);
-    int rerr = std::ferror(f) ? errno : 0;
     std::fclose(f);
-    if (rerr)
-        return fl_fail(err, FL_EIO, "cannot read model file %s: %s", path, std::strerror(rerr));
+    try {
+        ar.load_from(std::string(path), device); // every tensor lands on the model's device
+    } catch (const std::exception &e) {
+        std::string what = e.what();
+        what.resize(std::min(what.find('\n'), what.size())); // libtorch appends a backtrace
+        return fl_fail(err, FL_EINPUT, "model file %s is not a libtorch archive (%s)", path, what.c_str());
+    }
     return FL_OK;
 }
 
@@ -67,19 +70,13 @@ fl_code save(fl_model &m, const char *path, fl_error *err)
     return FL_OK;
 }
 
-fl_code load(fl_model &m, const char *path, fl_error *err)
+fl_code load(fl_model &m, const char *path, bool with_optimizer, fl_error *err)
 {
-    std::string bytes;
-    if (fl_code rc = read_file(path, &bytes, err))
-        return rc;
+    if (!with_optimizer)
+        m.opt->state().clear(); // freed before the file's tensors arrive: memory for one copy, not two
     torch::serialize::InputArchive ar, net_ar, opt_ar;
-    try {
-        ar.load_from(bytes.data(), bytes.size(), m.device); // every tensor lands on the model's device
-    } catch (const std::exception &e) {
-        std::string what = e.what();
-        what.resize(std::min(what.find('\n'), what.size())); // libtorch appends a backtrace
-        return fl_fail(err, FL_EINPUT, "model file %s is not a libtorch archive (%s)", path, what.c_str());
-    }
+    if (fl_code rc = open_archive(path, m.device, ar, err))
+        return rc;
     c10::IValue format, signature, lr;
     if (!ar.try_read("format", format) || !format.isString() || format.toStringRef() != kFormat)
         return fl_fail(err, FL_EINPUT, "model file %s: not a foldline model (expected format \"%s\")", path, kFormat);
@@ -87,9 +84,11 @@ fl_code load(fl_model &m, const char *path, fl_error *err)
     if (signature.toStringRef() != model_signature(m))
         return fl_fail(err, FL_EINPUT, "model file %s holds a different model: %s; this model: %s", path,
                        signature.toStringRef().c_str(), model_signature(m).c_str());
-    ar.read("lr", lr);
     ar.read("net", net_ar);
     m.net->load(net_ar);
+    if (!with_optimizer)
+        return FL_OK;
+    ar.read("lr", lr);
     ar.read("optimizer", opt_ar);
     m.opt->load(opt_ar);
     model_set_lr(m, lr.toDouble());
@@ -110,5 +109,12 @@ extern "C" fl_code fl_model_load(fl_model *m, const char *path, fl_error *err)
 {
     if (!m || !path)
         return fl_fail(err, FL_EINTERNAL, "fl_model_load: model and path must not be NULL");
-    FL_TORCH_GUARD(err, return foldline::load(*m, path, err));
+    FL_TORCH_GUARD(err, return foldline::load(*m, path, true, err));
+}
+
+extern "C" fl_code fl_model_load_weights(fl_model *m, const char *path, fl_error *err)
+{
+    if (!m || !path)
+        return fl_fail(err, FL_EINTERNAL, "fl_model_load_weights: model and path must not be NULL");
+    FL_TORCH_GUARD(err, return foldline::load(*m, path, false, err));
 }
