@@ -54,6 +54,7 @@ const char *fl_strerror(fl_code code)
     case FL_ETORCH: return "libtorch error";
     case FL_EMPI: return "communication error";
     case FL_EINTERRUPT: return "interrupted";
+    case FL_ESTOPPED: return "stopped";
     case FL_EINTERNAL: return "internal error";
     }
     return "unknown error";
@@ -65,6 +66,7 @@ int fl_exit_status(fl_code code)
     case FL_OK: return 0;
     case FL_EUSAGE: return 2;
     case FL_EINTERRUPT: return 130;
+    case FL_ESTOPPED: return 75;
     default: return 1;
     }
 }

@@ -24,6 +24,7 @@ typedef enum {
     FL_ETORCH,    /* libtorch raised */
     FL_EMPI,      /* MPI or NCCL failed */
     FL_EINTERRUPT, /* a signal asked us to stop */
+    FL_ESTOPPED,  /* a signal asked training to stop; it checkpointed: rerun to resume */
     FL_EINTERNAL  /* a bug in foldline */
 } fl_code;
 
@@ -49,7 +50,8 @@ void fl_error_clear(fl_error *err);
 const char *fl_strerror(fl_code code);
 
 /* The process exit status for a code: 2 for usage errors, 130 for an
- * interrupt, 1 for everything else. */
+ * interrupt, 75 (EX_TEMPFAIL) for a training that stopped at a checkpoint
+ * (rerun the same command to resume), 1 for everything else. */
 int fl_exit_status(fl_code code);
 
 #ifdef __cplusplus

@@ -101,6 +101,27 @@ fl_code fl_group_bcast_int(fl_group *g, int *v, fl_error *err)
     return rc == MPI_SUCCESS ? FL_OK : fl_mpi_fail(err, rc, "MPI_Bcast of the next job in the rank group");
 }
 
+fl_code fl_group_bcast_bytes(fl_group *g, void **bytes, size_t *n, fl_error *err)
+{
+    if (g->size == 1)
+        return FL_OK;
+    uint64_t len = g->rank == 0 ? (uint64_t)*n : 0;
+    int rc = MPI_Bcast(&len, 1, MPI_UINT64_T, 0, g->comm);
+    if (rc != MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Bcast of a checkpoint's size in the rank group");
+    if (g->rank != 0) {
+        *n = (size_t)len;
+        if (!(*bytes = malloc(len ? len : 1)))
+            return fl_fail(err, FL_ENOMEM, "out of memory for a checkpoint of %llu bytes", (unsigned long long)len);
+    }
+    for (uint64_t off = 0; off < len; off += MPI_PIECE) { /* MPI counts are ints */
+        int piece = (int)(len - off < MPI_PIECE ? len - off : MPI_PIECE);
+        if ((rc = MPI_Bcast((char *)*bytes + off, piece, MPI_BYTE, 0, g->comm)) != MPI_SUCCESS)
+            return fl_mpi_fail(err, rc, "MPI_Bcast of a checkpoint in the rank group");
+    }
+    return FL_OK;
+}
+
 fl_code fl_group_sum(fl_group *g, double *v, int n, fl_error *err)
 {
     if (g->size == 1)

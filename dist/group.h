@@ -58,6 +58,10 @@ void fl_group_share(int64_t n, int rank, int size, int64_t *lo, int64_t *hi);
 /* The leader's *v to every rank of the group. */
 fl_code fl_group_bcast_int(fl_group *g, int *v, fl_error *err);
 
+/* The leader's *n bytes at *bytes to every rank: the others get a malloc'd
+ * copy in *bytes (free it) and its size in *n. */
+fl_code fl_group_bcast_bytes(fl_group *g, void **bytes, size_t *n, fl_error *err);
+
 /* Sums v (n doubles) over the group, in place on every rank. */
 fl_code fl_group_sum(fl_group *g, double *v, int n, fl_error *err);
 

@@ -17,7 +17,7 @@
 static char temp_registry[TEMP_SLOTS][4096];
 static volatile sig_atomic_t temp_used[TEMP_SLOTS];
 
-static void temp_on_signal(int sig)
+void fl_tempfile_die_of_signal(int sig)
 {
     for (int i = 0; i < TEMP_SLOTS; i++)
         if (temp_used[i])
@@ -34,7 +34,7 @@ void fl_tempfile_install_signal_cleanup(void)
     done = 1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = temp_on_signal;
+    sa.sa_handler = fl_tempfile_die_of_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

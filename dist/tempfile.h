@@ -37,5 +37,8 @@ fl_code fl_write_file_atomic(const char *path, const void *data, size_t len, fl_
 /* Installs SIGINT/SIGTERM handlers that unlink registered temporary files and
  * then die of the signal as before. Idempotent. */
 void fl_tempfile_install_signal_cleanup(void);
+/* What that handler does, for other handlers (async-signal-safe): removes
+ * every temporary file, then dies of sig with its default action. */
+void fl_tempfile_die_of_signal(int sig);
 
 #endif

@@ -14,7 +14,9 @@
  *      world (cli_report calls MPI_Abort), so that no rank waits forever.
  *   5. A barrier, MPI down; rank 0 votes and prints the report.
  */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
@@ -28,6 +30,7 @@
 #include "dist/jobq.h"
 #include "dist/manifest.h"
 #include "dist/nccl.h"
+#include "dist/stop.h"
 #include "dist/tempfile.h"
 #include "dist/vote.h"
 #include "dist/world.h"
@@ -37,17 +40,20 @@
 #include "trainer/torch/bridge.h"
 
 static const char *train_usage =
-    "usage: foldline train CONFIG [--set key.path=value]...\n"
-    "       mpirun -np R foldline train CONFIG [--set key.path=value]...\n"
+    "usage: foldline train CONFIG [--set key.path=value]... [--restart]\n"
+    "       mpirun -np R foldline train CONFIG [--set key.path=value]... [--restart]\n"
     "\n"
     "Trains every job (models x folds.use) of the run CONFIG describes (libconfig syntax; see\n"
     "configs/), writing out_dir/name/<model>/fold<k>/{preds.h5, metrics.csv, *.pt}, then votes\n"
-    "(vote.method) and prints the report. Jobs whose preds.h5 exists are complete and skipped.\n"
+    "(vote.method) and prints the report. Jobs whose preds.h5 exists are complete and skipped;\n"
+    "interrupted jobs resume from their last.pt. SIGTERM, SIGUSR1 or SIGINT stop every job after\n"
+    "its current step with a checkpoint, exit status 75: the same command resumes.\n"
     "Under MPI the R ranks form groups of dist.ranks_per_job; each group takes the next job\n"
     "and trains it data-parallel (batch is the global batch). Results do not depend on R.\n"
     "\n"
     "  --set key.path=value   override a config value, e.g. --set models.0.epochs=2,\n"
-    "                         --set models.cnn_a.optimizer.lr=3e-4, --set run.threads=4\n";
+    "                         --set models.cnn_a.optimizer.lr=3e-4, --set run.threads=4\n"
+    "  --restart              discard the run's results and checkpoints first and start afresh\n";
 
 /* What a rank holds for the whole run. */
 typedef struct {
@@ -60,6 +66,7 @@ typedef struct {
     int cuda_device;        /* -1 on the CPU */
     fl_backend backend;
     int threads;
+    int restart;            /* --restart */
     fl_job_env env;
 } train_ctx;
 
@@ -103,6 +110,48 @@ static fl_code train_open_data(train_ctx *t, fl_error *err)
         rc = fl_datafile_fingerprint(df, t->env.fingerprint, err);
     fl_datafile_close(df);
     return rc;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return (flag == FTW_DP ? rmdir(path) : unlink(path)) == 0 ? 0 : errno;
+}
+
+/* --restart: removes the run directory, which must be a foldline run (hold
+ * a run.cfg), so that a mistyped out_dir never empties another folder. */
+static fl_code train_restart(const train_ctx *t, fl_error *err)
+{
+    const char *dir = t->env.run_dir;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.cfg", dir);
+    if (access(dir, F_OK) != 0)
+        return FL_OK;
+    if (access(path, F_OK) != 0)
+        return fl_fail(err, FL_EINPUT,
+                       "%s: --restart: %s has no run.cfg, so it is not a foldline run; it is left as it is HINT: "
+                       "check run.out_dir and run.name",
+                       t->cfg->path, dir);
+    int rc = nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (rc != 0)
+        return fl_fail(err, FL_EIO, "--restart: cannot remove %s: %s", dir, strerror(rc > 0 ? rc : errno));
+    printf("train: --restart: removed %s\n", dir);
+    return FL_OK;
+}
+
+/* Before any job starts: every job of the config that has a directory was
+ * trained with the settings the config gives now. */
+static fl_code train_check_settings(const train_ctx *t, fl_error *err)
+{
+    for (int m = 0; m < t->cfg->n_models; m++)
+        for (int k = 0; k < t->n_folds; k++) {
+            fl_job job = {m, t->folds[k]};
+            fl_code rc = fl_job_check_settings(&t->env, &job, err);
+            if (rc)
+                return rc;
+        }
+    return FL_OK;
 }
 
 static fl_code train_write_manifest(const train_ctx *t, fl_error *err)
@@ -183,6 +232,8 @@ static fl_code train_setup_local(train_ctx *t, fl_error *err)
         (rc = fl_torch_keep_freed_memory(err)))
         return rc;
     if (t->world.rank == 0) {
+        if ((t->restart && (rc = train_restart(t, err))) || (rc = train_check_settings(t, err)))
+            return rc;
         if ((rc = fl_mkdir_p(env->run_dir, err)))
             return fl_error_prefix(err, "%s: run.out_dir", cfg->path);
         if ((rc = train_write_manifest(t, err)))
@@ -239,6 +290,10 @@ static fl_code train_jobs(train_ctx *t, fl_error *err)
         fl_job job;
         fl_code rc;
         while (leader) { /* the leader takes jobs until one that is not complete */
+            if (fl_stop_requested()) { /* asked to stop: take no new job */
+                idx = -1;
+                break;
+            }
             if ((rc = fl_jobq_take(env->queue, &idx, err)))
                 return rc;
             if (idx < 0)
@@ -270,7 +325,7 @@ static void train_free(train_ctx *t)
 }
 
 /* Steps 1 to 5. Returns the exit status; failures go through cli_report. */
-static int train_main(const char *config, const char **overrides, int n_over, fl_train_config *cfg)
+static int train_main(const char *config, const char **overrides, int n_over, int restart, fl_train_config *cfg)
 {
     fl_error err;
     fl_error_clear(&err);
@@ -280,6 +335,7 @@ static int train_main(const char *config, const char **overrides, int n_over, fl
         return cli_report(&err);
     }
     t->cfg = cfg;
+    t->restart = restart;
     fl_code rc = fl_world_start(&t->world, &err);
     if (rc) {
         free(t);
@@ -309,11 +365,27 @@ static int train_main(const char *config, const char **overrides, int n_over, fl
             fl_error_prefix(&err, "rank %d of %d (%s)", w.rank, w.size, w.host);
         return cli_report(&err);
     }
-    if (!(rc = train_setup_groups(t, &err)) && !(rc = train_jobs(t, &err))) {
+    /* A stop (FL_ESTOPPED: this rank's job checkpointed after a signal) is
+     * not a failure: the rank still meets the others, which finish or stop
+     * their own jobs, and then every rank exits with status 75. */
+    fl_error stop_err;
+    fl_error_clear(&stop_err);
+    int stopped = 0, n_stopped = 0;
+    if (!(rc = train_setup_groups(t, &err))) {
+        rc = train_jobs(t, &err);
+        if (rc == FL_ESTOPPED || (!rc && fl_stop_requested())) {
+            stopped = 1;
+            stop_err = err;
+            rc = FL_OK;
+        }
+    }
+    if (!rc) {
         rc = fl_jobq_close(t->env.queue, &err); /* collective: waits for every group */
         t->env.queue = NULL;
         if (!rc)
             rc = fl_world_barrier(&t->world, &err);
+        if (!rc)
+            rc = fl_world_agree(&t->world, stopped, &first, &n_stopped, &err);
     }
     if (rc) {
         train_free(t);
@@ -329,6 +401,14 @@ static int train_main(const char *config, const char **overrides, int n_over, fl
     train_free(t);
     free(t);
     fl_world_end();
+    if (n_stopped) {
+        if (stopped && stop_err.msg[0]) /* a job that stopped says where its checkpoint is */
+            fprintf(stderr, "foldline: %s\n", stop_err.msg);
+        if (rank == 0)
+            fprintf(stderr, "foldline: training stopped by a signal; every running job wrote a checkpoint. Rerun "
+                            "the same command to resume (exit status 75).\n");
+        return fl_exit_status(FL_ESTOPPED);
+    }
     if (rank != 0)
         return 0;
     fflush(stdout);
@@ -349,7 +429,7 @@ int cli_train(int argc, char **argv)
     fl_error_clear(&err);
     const char *config = NULL;
     const char **overrides = calloc((size_t)argc, sizeof *overrides);
-    int n_over = 0, status;
+    int n_over = 0, status, restart = 0;
     fl_train_config *cfg = calloc(1, sizeof *cfg);
     if (!overrides || !cfg) {
         fl_fail(&err, FL_ENOMEM, "out of memory");
@@ -369,6 +449,8 @@ int cli_train(int argc, char **argv)
                 goto report;
             }
             overrides[n_over++] = v;
+        } else if (!strcmp(argv[i], "--restart")) {
+            restart = 1;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fl_fail(&err, FL_EUSAGE, "train: unknown option '%s' HINT: foldline train --help", argv[i]);
             goto report;
@@ -384,8 +466,8 @@ int cli_train(int argc, char **argv)
         goto report;
     }
     fl_h5_quiet();
-    fl_tempfile_install_signal_cleanup();
-    status = train_main(config, overrides, n_over, cfg);
+    fl_stop_install();
+    status = train_main(config, overrides, n_over, restart, cfg);
     free(overrides);
     free(cfg);
     return status;

@@ -14,11 +14,12 @@
 #include "launch/config_priv.h"
 
 static const char *const top_keys[] = {"run", "data", "folds", "dist", "models", "vote", NULL};
-static const char *const run_keys[] = {"name", "out_dir", "seed", "threads", NULL};
+static const char *const run_keys[] = {"name", "out_dir", "seed", "threads", "checkpoint_minutes", "on_nan", NULL};
+static const char *const on_nans[] = {"stop", "skip_step", NULL};
 static const char *const data_keys[] = {"file", "mean", "std", "cache", NULL};
 static const char *const data_caches[] = {"none", "memory", NULL};
 static const char *const folds_keys[] = {"use", NULL};
-static const char *const dist_keys[] = {"ranks_per_job", "backend", NULL};
+static const char *const dist_keys[] = {"ranks_per_job", "backend", "timeout_s", NULL};
 static const char *const backends[] = {"auto", "nccl", "mpi", NULL};
 static const char *const vote_keys[] = {"method", "weights", NULL};
 static const char *const vote_methods[] = {"soft-soft", "soft-hard", "hard-hard", "soft", "hard", NULL};
@@ -34,6 +35,8 @@ static void config_defaults(fl_train_config *cfg)
     cfg->ranks_per_job = 1;
     strcpy(cfg->backend, "auto");
     strcpy(cfg->vote_method, "soft-soft");
+    strcpy(cfg->on_nan, "stop");
+    cfg->timeout_s = 600;
 }
 
 /* The top-level group `name` (NULL when absent), its members checked. */
@@ -63,7 +66,11 @@ static fl_code load_run(cfg_ctx *c, const config_setting_t *root, fl_train_confi
             return rc;
         cfg->seed = (uint32_t)seed;
     }
-    return cfg_opt_int(c, g, "run", "threads", 0, INT_MAX, &cfg->threads);
+    if ((rc = cfg_opt_int(c, g, "run", "threads", 0, INT_MAX, &cfg->threads)))
+        return rc;
+    if ((rc = cfg_opt_float(c, g, "run", "checkpoint_minutes", cfg_nonnegative, &cfg->checkpoint_minutes)))
+        return rc;
+    return cfg_opt_enum(c, g, "run", "on_nan", on_nans, cfg->on_nan, sizeof cfg->on_nan);
 }
 
 /* data.mean or data.std: 1 to 3 numbers (1 or one per channel; the channel
@@ -150,6 +157,8 @@ static fl_code load_dist(cfg_ctx *c, const config_setting_t *root, fl_train_conf
     if ((s = cfg_member(g, "backend")))
         cfg->backend_line = (int)config_setting_source_line(s);
     if ((rc = cfg_opt_int(c, g, "dist", "ranks_per_job", 1, INT_MAX, &cfg->ranks_per_job)))
+        return rc;
+    if ((rc = cfg_opt_float(c, g, "dist", "timeout_s", cfg_positive, &cfg->timeout_s)))
         return rc;
     return cfg_opt_enum(c, g, "dist", "backend", backends, cfg->backend, sizeof cfg->backend);
 }

@@ -2,16 +2,20 @@
 #include "trainer/job.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dataset/preds.h"
+#include "dist/stop.h"
 #include "dist/tempfile.h"
 #include "trainer/augment.h"
 #include "trainer/rng.h"
 #include "trainer/schedule.h"
+#include "trainer/settings.h"
 #include "trainer/torch/bridge.h"
 
 static double now_s(void)
@@ -40,6 +44,21 @@ int fl_job_is_done(const fl_job_env *env, const fl_job *job)
     return stat(path, &st) == 0;
 }
 
+/* Where a job stands, saved in every checkpoint beside the model (as text,
+ * see job_progress_text), so that a rerun continues exactly there. The
+ * shuffles and augmentation draws are functions of (seed, epoch, row), so the
+ * epoch and step are the whole random state. */
+typedef struct {
+    int epoch;                  /* the epoch in progress, 0-based; epochs once training is done */
+    int64_t step;               /* global batches of that epoch already trained */
+    double loss_sum, correct;   /* of those batches, summed over the group */
+    double seconds;             /* training time of those batches */
+    double best_loss, best_acc; /* validation, over the finished epochs */
+    int best_loss_epoch, best_acc_epoch;
+} job_progress;
+
+#define JOB_TEXT_MAX (1 << 20) /* bytes: a job's progress and its metrics.csv so far */
+
 /* Everything one job keeps while it runs. */
 typedef struct {
     const fl_job_env *env;
@@ -58,6 +77,8 @@ typedef struct {
     int g_rank, g_size;           /* this rank in the job's group */
     int leader;                   /* group rank 0: writes the files and the log */
     FILE *log;                    /* env->log on the leader, else NULL */
+    job_progress prog;
+    double last_checkpoint;       /* now_s() of the last checkpoint (run.checkpoint_minutes) */
 } job_state;
 
 /* Group rank 0's tensors (FL_STATE_PARAMS, FL_STATE_BUFFERS) to every rank of
@@ -116,22 +137,132 @@ static fl_code job_model_new(job_state *js, fl_error *err)
     return job_sync(js, FL_STATE_PARAMS | FL_STATE_BUFFERS, err);
 }
 
-/* Saves a checkpoint (on the group's leader only: the weights are the same on every rank). */
+static void job_shuffle(job_state *js, int epoch);
+
+/* The progress and metrics.csv so far as the text a checkpoint keeps
+ * (malloc'd). Doubles in %a: they come back bit for bit. */
+static char *job_progress_text(const job_state *js)
+{
+    const job_progress *p = &js->prog;
+    size_t n = 1024 + js->metrics_len;
+    char *t = malloc(n);
+    if (!t)
+        return NULL;
+    int k = snprintf(t, n,
+                     "foldline-job 1\nepoch %d\nstep %lld\nloss_sum %a\ncorrect %a\nseconds %a\nbest_loss %a\n"
+                     "best_acc %a\nbest_loss_epoch %d\nbest_acc_epoch %d\nmetrics\n",
+                     p->epoch, (long long)p->step, p->loss_sum, p->correct, p->seconds, p->best_loss, p->best_acc,
+                     p->best_loss_epoch, p->best_acc_epoch);
+    memcpy(t + k, js->metrics ? js->metrics : "", js->metrics_len + 1);
+    return t;
+}
+
+/* The inverse of job_progress_text; path names the checkpoint in errors. */
+static fl_code job_progress_parse(job_state *js, const char *text, const char *path, fl_error *err)
+{
+    job_progress p;
+    long long step;
+    int used = 0;
+    if (sscanf(text,
+               "foldline-job 1\nepoch %d\nstep %lld\nloss_sum %la\ncorrect %la\nseconds %la\nbest_loss %la\n"
+               "best_acc %la\nbest_loss_epoch %d\nbest_acc_epoch %d\nmetrics\n%n",
+               &p.epoch, &step, &p.loss_sum, &p.correct, &p.seconds, &p.best_loss, &p.best_acc, &p.best_loss_epoch,
+               &p.best_acc_epoch, &used) != 9 ||
+        used == 0 || p.epoch < 0 || p.epoch > js->mc->epochs || step < 0)
+        return fl_fail(err, FL_EINPUT,
+                       "%s: no job progress in this checkpoint HINT: foldline train CONFIG --restart starts the run "
+                       "afresh",
+                       path);
+    p.step = step;
+    js->prog = p;
+    free(js->metrics);
+    js->metrics_len = strlen(text + used);
+    if (!(js->metrics = malloc(js->metrics_len + 1)))
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    memcpy(js->metrics, text + used, js->metrics_len + 1);
+    return FL_OK;
+}
+
+/* Saves a checkpoint (on the group's leader only: the weights are the same on
+ * every rank): the model, its optimizer and the job's progress. */
 static fl_code job_save(job_state *js, const char *name, fl_error *err)
 {
+    js->last_checkpoint = now_s();
     if (!js->leader)
         return FL_OK;
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.pt", js->dir, name);
+    char *text = job_progress_text(js);
+    if (!text)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
     fl_tempfile t;
     fl_code rc = fl_tempfile_begin(&t, path, 1, err);
+    if (!rc && (rc = fl_model_save(js->model, t.tmp_path, text, err))) {
+        fl_tempfile_abort(&t);
+        fl_error_prefix(err, "%s", path);
+    } else if (!rc) {
+        rc = fl_tempfile_commit(&t, err);
+    }
+    free(text);
+    return rc;
+}
+
+/* Resumes from last.pt when the job has one: the leader reads it (and, in a
+ * group, sends its bytes to every rank, which all load them: the optimizer's
+ * state too). Leaves js->prog at the start when there is none. */
+static fl_code job_resume(job_state *js, fl_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/last.pt", js->dir);
+    FILE *f = NULL;
+    int have = js->leader && (f = fopen(path, "rb")) != NULL;
+    fl_code rc = js->g_size > 1 ? fl_group_bcast_int(js->group, &have, err) : FL_OK;
+    if (rc || !have) {
+        if (f)
+            fclose(f);
+        return rc;
+    }
+    char *text = malloc(JOB_TEXT_MAX);
+    void *bytes = NULL;
+    size_t n = 0;
+    if (!text)
+        rc = fl_fail(err, FL_ENOMEM, "out of memory");
+    if (!rc && js->g_size > 1 && js->leader) { /* the whole file, to send it */
+        long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+        if (len < 0 || fseek(f, 0, SEEK_SET) != 0 || !(bytes = malloc((size_t)len + 1)) ||
+            fread(bytes, 1, (size_t)len, f) != (size_t)len)
+            rc = fl_fail(err, FL_EIO, "cannot read %s", path);
+        n = (size_t)len;
+    }
+    if (f)
+        fclose(f);
+    if (js->g_size > 1) {
+        /* Every rank takes part in the broadcast, even after a local failure
+         * (a failed rank sends nothing but still meets the others). */
+        if (!rc)
+            rc = fl_group_bcast_bytes(js->group, &bytes, &n, err);
+        if (!rc)
+            rc = fl_model_load_bytes(js->model, bytes, n, path, text, JOB_TEXT_MAX, err);
+    } else if (!rc) {
+        rc = fl_model_load(js->model, path, text, JOB_TEXT_MAX, err);
+    }
+    if (!rc)
+        rc = job_progress_parse(js, text, path, err);
+    free(text);
+    free(bytes);
     if (rc)
         return rc;
-    if ((rc = fl_model_save(js->model, t.tmp_path, err))) {
-        fl_tempfile_abort(&t);
-        return fl_error_prefix(err, "%s", path);
+    for (int e = 0; e < js->prog.epoch && e < js->mc->epochs; e++) /* the row order the epochs left */
+        job_shuffle(js, e);
+    if (js->log) {
+        if (js->prog.epoch < js->mc->epochs)
+            fprintf(js->log, "[%s fold %d] resumed from last.pt at epoch %d/%d, step %lld\n", js->mc->name, js->job->fold,
+                    js->prog.epoch + 1, js->mc->epochs, (long long)js->prog.step);
+        else
+            fprintf(js->log, "[%s fold %d] resumed from last.pt: training done, predicting\n", js->mc->name, js->job->fold);
+        fflush(js->log);
     }
-    return fl_tempfile_commit(&t, err);
+    return FL_OK;
 }
 
 /* Loads a checkpoint's weights on the leader, which sends them to the group;
@@ -146,14 +277,12 @@ static fl_code job_load_weights(job_state *js, const char *name, fl_error *err)
     return job_sync(js, FL_STATE_PARAMS | FL_STATE_BUFFERS, err);
 }
 
-/* One pass of training over the shuffled train rows: on each rank its shard
- * of every global batch, gradients summed over the group, then the step. */
-static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *acc, double *seconds, fl_error *err)
+/* The epoch's order of the train rows: a Fisher-Yates permutation drawn from
+ * (job seed, epoch), the same on every rank of the group, applied to the
+ * previous epoch's order. A job resumed at epoch e replays the shuffles of
+ * epochs 0 .. e-1 first (job_resume). */
+static void job_shuffle(job_state *js, int epoch)
 {
-    const fl_job_env *env = js->env;
-    int batch = js->mc->batch;
-    /* Shuffle: a Fisher-Yates permutation drawn from (job seed, epoch), the
-     * same on every rank of the group. */
     fl_rng r = fl_rng_for(js->seed ^ 0x73687566ull, (uint64_t)epoch, 0);
     for (int64_t i = js->n_train - 1; i > 0; i--) {
         int64_t j = (int64_t)fl_rng_below(&r, (uint64_t)i + 1);
@@ -161,21 +290,83 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
         js->train_rows[i] = js->train_rows[j];
         js->train_rows[j] = t;
     }
+}
+
+/* What every rank of a group must agree on after a step's backward pass. */
+enum { STEP_NONFINITE = 1, STEP_STOP = 2, STEP_CHECKPOINT = 4 };
+
+static fl_code job_step_flags(job_state *js, int mine, int *flags, fl_error *err)
+{
+    if (js->g_size == 1) {
+        *flags = mine;
+        return FL_OK;
+    }
+    double v[3] = {mine & STEP_NONFINITE, mine & STEP_STOP, mine & STEP_CHECKPOINT};
+    fl_code rc = fl_group_sum(js->group, v, 3, err);
+    *flags = (v[0] > 0 ? STEP_NONFINITE : 0) | (v[1] > 0 ? STEP_STOP : 0) | (v[2] > 0 ? STEP_CHECKPOINT : 0);
+    return rc;
+}
+
+/* A checkpoint in the middle of an epoch: last.pt with the batches done so
+ * far and their sums over the group. */
+static fl_code job_save_mid_epoch(job_state *js, int64_t step, double loss_sum, double correct, double seconds,
+                                  fl_error *err)
+{
+    double sums[2] = {loss_sum, correct};
+    fl_code rc = job_sum(js, sums, 2, err);
+    if (rc)
+        return rc;
+    job_progress keep = js->prog;
+    js->prog.step = step;
+    js->prog.loss_sum = sums[0];
+    js->prog.correct = sums[1];
+    js->prog.seconds = seconds;
+    rc = job_save(js, "last", err);
+    js->prog = keep;
+    return rc;
+}
+
+static fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err)
+{
+    int sig = fl_stop_requested();
+    return fl_fail(err, FL_ESTOPPED,
+                   "job %s fold %d: stopped by %s at epoch %d step %lld; %s/last.pt holds it HINT: rerun the same "
+                   "command to resume",
+                   js->mc->name, js->job->fold, sig == SIGUSR1 ? "SIGUSR1" : sig == SIGINT ? "SIGINT" : "SIGTERM",
+                   epoch + 1, (long long)step, js->dir);
+}
+
+/* One pass of training over the shuffled train rows, from batch
+ * js->prog.step on (a resumed epoch): on each rank its shard of every global
+ * batch, gradients summed over the group, then the step. After each step the
+ * group agrees on a non-finite loss (run.on_nan), a stop signal and a timed
+ * checkpoint (run.checkpoint_minutes). */
+static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *acc, double *seconds, fl_error *err)
+{
+    const fl_job_env *env = js->env;
+    const fl_train_config *cfg = env->cfg;
+    int batch = js->mc->batch;
+    job_shuffle(js, epoch);
     const fl_aug_stage *stage = fl_augment_stage_at(js->mc, epoch);
-    double t0 = now_s(), loss_sum = 0;
-    int64_t correct = 0;
-    fl_code rc = fl_loader_start_shard(env->train_loader, js->train_rows, js->n_train, batch, js->g_rank, js->g_size, err);
+    /* A resumed epoch: the leader's sums so far stand for the whole group. */
+    int64_t step = js->prog.step, start = step * batch < js->n_train ? step * batch : js->n_train;
+    double t0 = now_s() - js->prog.seconds, loss_sum = js->leader ? js->prog.loss_sum : 0;
+    double correct = js->leader ? js->prog.correct : 0;
+    fl_code rc = fl_loader_start_shard(env->train_loader, js->train_rows + start, js->n_train - start, batch,
+                                       js->g_rank, js->g_size, err);
     if (rc)
         return rc;
     const uint8_t *x;
     int B, got;
-    int64_t first, batch_lo = 0; /* batch_lo: the global batch's first position in train_rows */
+    int64_t first, batch_lo = start; /* batch_lo: the global batch's first position in train_rows */
+    int skip_nonfinite = !strcmp(cfg->on_nan, "skip_step");
+    double checkpoint_s = cfg->checkpoint_minutes * 60.0;
     while ((got = fl_loader_next(env->train_loader, &x, &B, &first, err)) == 1) {
         int64_t batch_rows = js->n_train - batch_lo < batch ? js->n_train - batch_lo : batch;
         batch_lo += batch_rows;
-        const int64_t *rows = js->train_rows + first;
+        const int64_t *rows = js->train_rows + start + first;
         double l = 0;
-        int c = 0;
+        int c = 0, mine = 0, flags;
         if (B > 0) { /* a shard is empty only when a batch has fewer rows than the group has ranks */
             for (int i = 0; i < B; i++)
                 js->labels_buf[i] = env->train_labels[rows[i]];
@@ -183,26 +374,55 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
             /* The mean loss over this shard times its share of the batch: the
              * group's summed gradients are those of the whole batch's mean loss. */
             double scale = (double)B / (double)batch_rows;
-            rc = fl_model_forward_backward(js->model, x, js->labels_buf, B, any ? js->aug : NULL, scale, &l, &c, err);
+            if ((rc = fl_model_forward_backward(js->model, x, js->labels_buf, B, any ? js->aug : NULL, scale, &l, &c, err)))
+                return rc;
+            if (!isfinite(l))
+                mine |= STEP_NONFINITE;
         }
-        if (!rc && js->g_size > 1)
-            rc = fl_model_grads_reduce(js->model, fl_group_host_buffers(js->group), fl_group_sum_flat, js->group, err);
-        if (rc || (rc = fl_model_step(js->model, err)))
+        if (fl_stop_requested())
+            mine |= STEP_STOP;
+        if (js->leader && checkpoint_s > 0 && now_s() - js->last_checkpoint >= checkpoint_s)
+            mine |= STEP_CHECKPOINT;
+        if ((rc = job_step_flags(js, mine, &flags, err)))
             return rc;
-        loss_sum += l;
-        correct += c;
+        if (flags & STEP_NONFINITE) {
+            if (!skip_nonfinite)
+                return fl_fail(err, FL_EINPUT,
+                               "job %s fold %d: the training loss is not finite at epoch %d step %lld HINT: lower "
+                               "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
+                               js->mc->name, js->job->fold, epoch + 1, (long long)step);
+            if (js->log)
+                fprintf(js->log, "[%s fold %d] epoch %d step %lld: loss not finite, step skipped (run.on_nan)\n",
+                        js->mc->name, js->job->fold, epoch + 1, (long long)step);
+            rc = fl_model_zero_grad(js->model, err);
+        } else {
+            if (js->g_size > 1)
+                rc = fl_model_grads_reduce(js->model, fl_group_host_buffers(js->group), fl_group_sum_flat, js->group, err);
+            if (!rc)
+                rc = fl_model_step(js->model, err);
+            loss_sum += l;
+            correct += c;
+        }
+        if (rc)
+            return rc;
+        step++;
         fl_jobq_progress(env->queue);
+        /* The prefetch thread reads on meanwhile: a checkpoint does not touch
+         * the data file. At a stop, the next start or close drops its reads. */
+        if ((flags & (STEP_STOP | STEP_CHECKPOINT)) &&
+            (rc = job_save_mid_epoch(js, step, loss_sum, correct, now_s() - t0, err)))
+            return rc;
+        if (flags & STEP_STOP)
+            return job_stopped(js, epoch, step, err);
     }
     if (got < 0)
         return err->code;
-    double sums[2] = {loss_sum, (double)correct};
+    double sums[2] = {loss_sum, correct};
     if ((rc = job_sum(js, sums, 2, err)))
         return rc;
     *seconds = now_s() - t0;
     *loss = sums[0] / (double)js->n_train;
     *acc = sums[1] / (double)js->n_train;
-    if (!isfinite(*loss))
-        return fl_fail(err, FL_EINPUT, "job %s fold %d: training loss is %g at epoch %d HINT: lower the learning rate", js->mc->name, js->job->fold, *loss, epoch);
     return FL_OK;
 }
 
@@ -266,11 +486,11 @@ static fl_code job_predict(job_state *js, fl_loader *ld, const int64_t *rows, in
     return FL_OK;
 }
 
-static fl_code job_metrics_append(job_state *js, int epoch, double lr, double tl, double ta, double vl, double va, double secs,
-                                  double ips, fl_error *err)
+/* One row of metrics.csv, kept in memory (and in every checkpoint) until
+ * job_metrics_write. */
+static fl_code job_metrics_append(job_state *js, int epoch, double lr, double tl, double ta, double vl, double va,
+                                  double secs, double ips, fl_error *err)
 {
-    if (!js->leader)
-        return FL_OK;
     char row[512];
     int n = snprintf(row, sizeof row, "%s%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n",
                      js->metrics_len ? "" : "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds,images_per_s\n", epoch, lr,
@@ -281,6 +501,13 @@ static fl_code job_metrics_append(job_state *js, int epoch, double lr, double tl
     memcpy(m + js->metrics_len, row, (size_t)n + 1);
     js->metrics = m;
     js->metrics_len += (size_t)n;
+    return FL_OK;
+}
+
+static fl_code job_metrics_write(job_state *js, fl_error *err)
+{
+    if (!js->leader)
+        return FL_OK;
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.csv", js->dir);
     return fl_write_file_atomic(path, js->metrics, js->metrics_len, err);
@@ -307,46 +534,56 @@ static fl_code job_split_rows(job_state *js, fl_error *err)
     return FL_OK;
 }
 
-/* Trains every epoch, keeping last, best_loss and best_acc. */
-static fl_code job_train(job_state *js, int *best_loss_epoch, int *best_acc_epoch, fl_error *err)
+/* Trains the epochs from js->prog on, keeping last, best_loss and best_acc.
+ * At an epoch's end the best checkpoints are written before last.pt, which
+ * is the commit point: a stop between them redoes the epoch, to the same
+ * result, and never leaves last.pt claiming a best file that is not there. */
+static fl_code job_train(job_state *js, fl_error *err)
 {
     const fl_model_cfg *mc = js->mc;
-    double best_loss = INFINITY, best_acc = -1;
+    job_progress *p = &js->prog;
     fl_code rc = FL_OK;
-    for (int epoch = 0; epoch < mc->epochs && !rc; epoch++) {
+    while (p->epoch < mc->epochs) {
+        int epoch = p->epoch;
         double lr = fl_schedule_lr(mc, epoch), tl = 0, ta = 0, secs = 0, vl = 0, va = 0;
         if ((rc = fl_model_set_lr(js->model, lr, err)) || (rc = job_train_epoch(js, epoch, &tl, &ta, &secs, err)))
-            break;
+            return rc;
         double t0 = now_s();
         if ((rc = job_predict(js, js->env->train_loader, js->val_rows, js->n_val, 0, js->env->train_labels, 0, NULL, &vl, &va, err)))
-            break;
+            return rc;
         double vsecs = now_s() - t0, ips = secs > 0 ? js->n_train / secs : 0;
-        if ((rc = job_save(js, "last", err)))
-            break;
-        if (vl < best_loss) {
-            best_loss = vl;
-            *best_loss_epoch = epoch;
-            rc = job_save(js, "best_loss", err);
+        if (js->leader && (rc = job_metrics_append(js, epoch, lr, tl, ta, vl, va, secs + vsecs, ips, err)))
+            return rc;
+        *p = (job_progress){epoch + 1, 0, 0, 0, 0, p->best_loss, p->best_acc, p->best_loss_epoch, p->best_acc_epoch};
+        if (vl < p->best_loss) {
+            p->best_loss = vl;
+            p->best_loss_epoch = epoch;
+            if ((rc = job_save(js, "best_loss", err)))
+                return rc;
         }
-        if (!rc && va > best_acc) {
-            best_acc = va;
-            *best_acc_epoch = epoch;
-            rc = job_save(js, "best_acc", err);
+        if (va > p->best_acc) {
+            p->best_acc = va;
+            p->best_acc_epoch = epoch;
+            if ((rc = job_save(js, "best_acc", err)))
+                return rc;
         }
-        if (!rc)
-            rc = job_metrics_append(js, epoch, lr, tl, ta, vl, va, secs + vsecs, ips, err);
-        if (!rc && js->log) {
+        if ((rc = job_save(js, "last", err)) || (rc = job_metrics_write(js, err)))
+            return rc;
+        if (js->log) {
             fprintf(js->log, "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s\n",
                     mc->name, js->job->fold, epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
             fflush(js->log);
         }
+        if (epoch + 1 < mc->epochs && fl_stop_requested()) /* last.pt is this epoch's end */
+            return job_stopped(js, epoch + 1, 0, err);
     }
     return rc;
 }
 
 /* Loads the checkpoint predict_with names and writes preds.h5. */
-static fl_code job_predict_all(job_state *js, int best_loss_epoch, int best_acc_epoch, fl_error *err)
+static fl_code job_predict_all(job_state *js, fl_error *err)
 {
+    int best_loss_epoch = js->prog.best_loss_epoch, best_acc_epoch = js->prog.best_acc_epoch;
     const fl_job_env *env = js->env;
     const char *which = js->mc->predict_with;
     int epoch = js->mc->epochs - 1;
@@ -405,6 +642,43 @@ done:
     return rc;
 }
 
+/* Writes the job's settings.txt when it has none (on the leader). */
+static fl_code job_write_settings(job_state *js, fl_error *err)
+{
+    if (!js->leader)
+        return FL_OK;
+    const fl_job_env *env = js->env;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/settings.txt", js->dir);
+    if (access(path, F_OK) == 0)
+        return FL_OK; /* checked against the config before any job started */
+    char *text = malloc(FL_SETTINGS_MAX);
+    if (!text)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    fl_code rc = fl_settings_of_job(env->cfg, js->job->model, js->job->fold, env->data, env->fingerprint,
+                                    env->train_labels, env->train_fold, text, err);
+    if (!rc)
+        rc = fl_write_file_atomic(path, text, strlen(text), err);
+    free(text);
+    return rc;
+}
+
+fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, fl_error *err)
+{
+    char dir[4096], path[4200];
+    fl_job_dir(env, job, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/settings.txt", dir);
+    char *text = malloc(FL_SETTINGS_MAX);
+    if (!text)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    fl_code rc = fl_settings_of_job(env->cfg, job->model, job->fold, env->data, env->fingerprint, env->train_labels,
+                                    env->train_fold, text, err);
+    if (!rc)
+        rc = fl_settings_check(path, text, err);
+    free(text);
+    return rc;
+}
+
 fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
 {
     job_state js;
@@ -419,8 +693,12 @@ fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
     js.g_size = env->group ? fl_group_size(env->group) : 1;
     js.leader = js.g_rank == 0;
     js.log = js.leader ? env->log : NULL;
-    int best_loss_epoch = 0, best_acc_epoch = 0;
+    js.prog.best_loss = INFINITY;
+    js.prog.best_acc = -1;
+    js.last_checkpoint = now_s();
     fl_code rc = js.leader ? fl_mkdir_p(js.dir, err) : FL_OK;
+    if (!rc)
+        rc = job_write_settings(&js, err);
     if (!rc)
         rc = job_split_rows(&js, err);
     if (!rc) {
@@ -432,9 +710,11 @@ fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
     if (!rc)
         rc = job_model_new(&js, err);
     if (!rc)
-        rc = job_train(&js, &best_loss_epoch, &best_acc_epoch, err);
+        rc = job_resume(&js, err);
     if (!rc)
-        rc = job_predict_all(&js, best_loss_epoch, best_acc_epoch, err);
+        rc = job_train(&js, err);
+    if (!rc)
+        rc = job_predict_all(&js, err);
     if (rc && !strstr(err->msg, "job "))
         fl_error_prefix(err, "job %s fold %d", js.mc->name, job->fold);
     fl_model_free(js.model);

@@ -2,10 +2,12 @@
  * on fold k every epoch, then predicting its held-out rows (OOF) and the test
  * set with the checkpoint its config names.
  *
- * Files of a job, in RUN_DIR/<model>/fold<k>/: last.pt, best_loss.pt,
- * best_acc.pt (model + optimizer state), metrics.csv (a row per epoch), and
- * preds.h5 (DESIGN.md's predictions file), each written to a temporary name
- * and renamed. A job whose preds.h5 exists is complete and never redone.
+ * Files of a job, in RUN_DIR/<model>/fold<k>/: settings.txt (what decides
+ * its results), last.pt, best_loss.pt, best_acc.pt (model + optimizer state
+ * + the job's progress), metrics.csv (a row per epoch), and preds.h5
+ * (DESIGN.md's predictions file), each written to a temporary name and
+ * renamed. A job whose preds.h5 exists is complete and never redone; one
+ * with a last.pt resumes from it.
  *
  * Data-parallel: every rank of env->group runs fl_job_run on the same job.
  * `batch` is the global batch; each rank computes the gradient of its
@@ -61,7 +63,13 @@ void fl_job_dir(const fl_job_env *env, const fl_job *job, char *buf, size_t n);
 /* 1 if the job's preds.h5 exists (the job is complete). */
 int fl_job_is_done(const fl_job_env *env, const fl_job *job);
 
-/* Trains and predicts one job (collective over env->group). */
+/* Compares the job's settings.txt, if it has one, with what the config gives
+ * now (trainer/settings.h): FL_EINPUT naming the first difference. */
+fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, fl_error *err);
+
+/* Trains and predicts one job (collective over env->group): from its last.pt
+ * when it has one. A stop signal (dist/stop.h) ends it after the current
+ * step with a checkpoint and FL_ESTOPPED. */
 fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err);
 
 #endif

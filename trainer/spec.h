@@ -82,6 +82,8 @@ typedef struct {
     char out_dir[FL_PATH_MAX];     /* default "runs"; the run lives in out_dir/run_name */
     uint32_t seed;                 /* default 42 */
     int threads;                   /* 0 (default): the node's cores / its ranks */
+    double checkpoint_minutes;     /* 0 (default): checkpoints at epoch ends only; else also every so many minutes */
+    char on_nan[16];               /* "stop" (default): a non-finite loss ends the job; "skip_step": drop that step */
     /* data */
     char data_file[FL_PATH_MAX];   /* required; relative paths are relative to the working directory */
     int n_mean, n_std;             /* 0 when absent: mean 0.5, std 0.5 per channel */
@@ -95,6 +97,7 @@ typedef struct {
     /* dist */
     int ranks_per_job;             /* default 1; must divide the MPI world size */
     char backend[8];               /* "auto" (default) | "nccl" | "mpi" */
+    double timeout_s;              /* > 0, default 600: a collective waiting longer is a hang, reported and aborted */
     int ranks_per_job_line, backend_line;
     /* models */
     int n_models;

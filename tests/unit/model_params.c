@@ -49,7 +49,7 @@ static int forward(const char *backbone, int ch, int classes, int size, const ch
                 for (int q = 0; q < size; q++)
                     x[(((size_t)i * ch + c) * size + r) * size + q] = pixel(i, c, r, q);
     if (fl_model_new(&s, &m, &err) || fl_model_forward_backward(m, x, y, B, NULL, 1.0, &loss, &correct, &err) ||
-        fl_model_step(m, &err) || fl_model_save(m, path, &err) ||
+        fl_model_step(m, &err) || fl_model_save(m, path, NULL, &err) ||
         fl_model_predict(m, x, B, NULL, 0, NULL, probs, NULL, NULL, &err)) {
         printf("error: %s\n", err.msg);
         return 1;

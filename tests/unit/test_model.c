@@ -6,6 +6,8 @@
  * FOLDLINE_TEST_DEVICE=cuda runs the models on a GPU (tests/gpu/); there
  * "bit for bit" becomes "within 1e-5", since cuDNN promises no more. */
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -355,13 +357,14 @@ static int resume_is_exact(const char *optimizer)
     if (!a || !b)
         goto done;
     rng_state = 1;
-    if (train_steps(a, 3, 16) < 0 || fl_model_set_lr(a, 4e-3, &err) || fl_model_save(a, path, &err))
+    if (train_steps(a, 3, 16) < 0 || fl_model_set_lr(a, 4e-3, &err) || fl_model_save(a, path, "epoch 3\n", &err))
         goto done;
     resume_state = rng_state;
     if (train_steps(a, 3, 16) < 0)
         goto done;
     rng_state = resume_state;
-    if (fl_model_load(b, path, &err) || train_steps(b, 3, 16) < 0) {
+    char job[64];
+    if (fl_model_load(b, path, job, sizeof job, &err) || strcmp(job, "epoch 3\n") || train_steps(b, 3, 16) < 0) {
         fprintf(stderr, "resume: %s\n", err.msg);
         goto done;
     }
@@ -411,7 +414,7 @@ static void test_load_weights_predicts_with_the_saved_weights(void)
         rng_state = 7;
         make_batch(x, y, 8);
         CHECK(train_steps(a, 3, 16) >= 0);
-        CHECK(fl_model_save(a, path, &err) == FL_OK);
+        CHECK(fl_model_save(a, path, NULL, &err) == FL_OK);
         CHECK(fl_model_predict(a, x, 8, NULL, 0, NULL, saved, NULL, NULL, &err) == FL_OK);
         CHECK(train_steps(a, 3, 16) >= 0);
         CHECK(fl_model_predict(a, x, 8, NULL, 0, NULL, later, NULL, NULL, &err) == FL_OK);
@@ -421,6 +424,18 @@ static void test_load_weights_predicts_with_the_saved_weights(void)
         CHECK(same_floats(saved, loaded, 8 * NCLS));
         CHECK(train_steps(a, 2, 16) >= 0);
         CHECK(fl_model_load_weights(a, "/nonexistent/foldline.model", &err) == FL_EIO);
+        /* The same file's bytes, read elsewhere, load to the same weights. */
+        FILE *f = fopen(path, "rb");
+        static char bytes[1 << 22];
+        size_t n = f ? fread(bytes, 1, sizeof bytes, f) : 0;
+        if (f)
+            fclose(f);
+        char job[8];
+        CHECK(n > 0 && n < sizeof bytes);
+        CHECK(fl_model_load_bytes(a, bytes, n, path, job, sizeof job, &err) == FL_OK && job[0] == '\0');
+        CHECK(fl_model_predict(a, x, 8, NULL, 0, NULL, loaded, NULL, NULL, &err) == FL_OK);
+        CHECK(same_floats(saved, loaded, 8 * NCLS));
+        CHECK(fl_model_load_bytes(a, bytes, n / 2, path, NULL, 0, &err) == FL_EINPUT);
     }
     unlink(path);
     fl_model_free(a);
@@ -441,14 +456,14 @@ static void test_load_refuses_another_model_and_bad_files(void)
     CHECK(a && b);
     if (a && b) {
         CHECK(write(fd, "not a model", 11) == 11);
-        CHECK(fl_model_load(a, path, &err) == FL_EINPUT);
+        CHECK(fl_model_load(a, path, NULL, 0, &err) == FL_EINPUT);
         CHECK(strstr(err.msg, path) != NULL);
-        CHECK(fl_model_save(a, path, &err) == FL_OK);
-        CHECK(fl_model_load(b, path, &err) == FL_EINPUT);
+        CHECK(fl_model_save(a, path, NULL, &err) == FL_OK);
+        CHECK(fl_model_load(b, path, NULL, 0, &err) == FL_EINPUT);
         CHECK(strstr(err.msg, "4 classes") && strstr(err.msg, "5 classes"));
-        CHECK(fl_model_load(a, "/nonexistent/foldline.model", &err) == FL_EIO);
+        CHECK(fl_model_load(a, "/nonexistent/foldline.model", NULL, 0, &err) == FL_EIO);
         CHECK(fl_model_load_weights(b, path, &err) == FL_EINPUT);
-        CHECK(fl_model_save(a, "/nonexistent/foldline.model", &err) == FL_EIO);
+        CHECK(fl_model_save(a, "/nonexistent/foldline.model", NULL, &err) == FL_EIO);
     }
     close(fd);
     unlink(path);

@@ -99,6 +99,8 @@ fl_code fl_model_forward_backward(fl_model *m, const uint8_t *x, const int32_t *
 
 /* Clips gradients (if configured), steps the optimizer, zeroes gradients. */
 fl_code fl_model_step(fl_model *m, fl_error *err);
+/* Drops the gradients without a step (a step skipped for a non-finite loss). */
+fl_code fl_model_zero_grad(fl_model *m, fl_error *err);
 
 /* Eval mode, no grad: softmax probabilities float32 (B, num_classes) into
  * probs, averaged over the plain view and the n_tta extra views (tta: 0 =
@@ -113,17 +115,20 @@ fl_code fl_model_predict(fl_model *m, const uint8_t *x, int B, const int *tta, i
 fl_code fl_model_features(fl_model *m, const uint8_t *x, int B, float *feats, fl_error *err);
 
 /* Model and optimizer state (parameters, buffers, optimizer moments, lr) to
- * and from a file. The caller makes writes atomic (temporary name, rename).
- * A model loads only a file saved by a model of the same backbone, channels,
- * classes, head and optimizer (FL_EINPUT otherwise, naming both); after a
- * failed load other than that, free the model. On the CPU with a fixed
- * thread count, training on after a load gives bit for bit what it would have
- * given without the stop. */
-fl_code fl_model_save(fl_model *m, const char *path, fl_error *err);
-fl_code fl_model_load(fl_model *m, const char *path, fl_error *err);
-/* Only the parameters and buffers of such a file, for prediction: the
- * optimizer's state is released first (training on afterwards starts the
- * optimizer afresh), so the weights are never in memory twice beside it. */
+ * and from a file, with the caller's `job` text (its progress: epoch, step,
+ * best metrics) saved beside them (NULL: none; on load, job receives it, ""
+ * when the file has none, in job_size bytes). The caller makes writes atomic
+ * (temporary name, rename). A model loads only a file saved by a model of
+ * the same backbone, channels, classes, head and optimizer (FL_EINPUT
+ * otherwise, naming both); after a failed load other than that, free the
+ * model. On the CPU with a fixed thread count, training on after a load gives
+ * bit for bit what it would have given without the stop. */
+fl_code fl_model_save(fl_model *m, const char *path, const char *job, fl_error *err);
+fl_code fl_model_load(fl_model *m, const char *path, char *job, size_t job_size, fl_error *err);
+/* The same from a file's n bytes read elsewhere (a group's leader reads the
+ * checkpoint and sends it to the group); path names it in messages. */
+fl_code fl_model_load_bytes(fl_model *m, const void *bytes, size_t n, const char *path, char *job, size_t job_size,
+                            fl_error *err);
 fl_code fl_model_load_weights(fl_model *m, const char *path, fl_error *err);
 
 /* ---- data-parallel training (dist/ provides the collectives) ----------------

@@ -341,6 +341,14 @@ extern "C" fl_code fl_model_step(fl_model *m, fl_error *err)
     FL_TORCH_GUARD(err, step(*m));
 }
 
+extern "C" fl_code fl_model_zero_grad(fl_model *m, fl_error *err)
+{
+    FL_TORCH_GUARD(err, {
+        for (auto &p : m->trainable)
+            p.mutable_grad() = torch::Tensor();
+    });
+}
+
 extern "C" fl_code fl_model_predict(fl_model *m, const uint8_t *x, int B, const int *tta, int n_tta, const int32_t *y,
                                     float *probs, double *loss_sum, int *correct, fl_error *err)
 {

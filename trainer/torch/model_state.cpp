@@ -9,6 +9,8 @@
 //   lr         the learning rate of every parameter group
 //   net        backbone.* and head.* tensors, torchvision's names below them
 //   optimizer  libtorch's own optimizer archive
+//   job        the caller's text (trainer/job.c: epoch, step, best metrics,
+//              metrics.csv so far), optional
 // libtorch 1.13 and 2.x both read and write it; a file is meant to be read
 // back by the libtorch that wrote it (checkpoints of one run).
 #include "trainer/torch/model.h"
@@ -31,14 +33,22 @@ const char *const kFormat = "foldline-model-1";
 // Opens the archive straight from its file: libtorch reads one tensor record
 // at a time, so a checkpoint is never held in memory as bytes beside its
 // tensors (that copy was the peak of a whole training run).
-fl_code open_archive(const char *path, const torch::Device &device, torch::serialize::InputArchive &ar, fl_error *err)
+// With bytes, the archive is those n bytes (a file read elsewhere), and
+// path only names it in messages.
+fl_code open_archive(const char *path, const void *bytes, size_t n, const torch::Device &device,
+                     torch::serialize::InputArchive &ar, fl_error *err)
 {
-    FILE *f = std::fopen(path, "rb"); // a clear I/O error before libtorch's own
-    if (!f)
-        return fl_fail(err, FL_EIO, "cannot open model file %s: %s", path, std::strerror(errno));
-    std::fclose(f);
+    if (!bytes) {
+        FILE *f = std::fopen(path, "rb"); // a clear I/O error before libtorch's own
+        if (!f)
+            return fl_fail(err, FL_EIO, "cannot open model file %s: %s", path, std::strerror(errno));
+        std::fclose(f);
+    }
     try {
-        ar.load_from(std::string(path), device); // every tensor lands on the model's device
+        if (bytes) // every tensor lands on the model's device
+            ar.load_from(static_cast<const char *>(bytes), n, device);
+        else
+            ar.load_from(std::string(path), device);
     } catch (const std::exception &e) {
         std::string what = e.what();
         what.resize(std::min(what.find('\n'), what.size())); // libtorch appends a backtrace
@@ -47,10 +57,12 @@ fl_code open_archive(const char *path, const torch::Device &device, torch::seria
     return FL_OK;
 }
 
-fl_code save(fl_model &m, const char *path, fl_error *err)
+fl_code save(fl_model &m, const char *path, const char *job, fl_error *err)
 {
     torch::serialize::OutputArchive ar, net_ar, opt_ar;
     ar.write("format", c10::IValue(std::string(kFormat)));
+    if (job)
+        ar.write("job", c10::IValue(std::string(job)));
     ar.write("signature", c10::IValue(model_signature(m)));
     ar.write("lr", c10::IValue(m.lr));
     m.net->save(net_ar);
@@ -70,12 +82,14 @@ fl_code save(fl_model &m, const char *path, fl_error *err)
     return FL_OK;
 }
 
-fl_code load(fl_model &m, const char *path, bool with_optimizer, fl_error *err)
+// job (job_size bytes, NUL-terminated) receives the saved text, "" if none.
+fl_code load(fl_model &m, const char *path, const void *bytes, size_t n, bool with_optimizer, char *job,
+             size_t job_size, fl_error *err)
 {
     if (!with_optimizer)
         m.opt->state().clear(); // freed before the file's tensors arrive: memory for one copy, not two
     torch::serialize::InputArchive ar, net_ar, opt_ar;
-    if (fl_code rc = open_archive(path, m.device, ar, err))
+    if (fl_code rc = open_archive(path, bytes, n, m.device, ar, err))
         return rc;
     c10::IValue format, signature, lr;
     if (!ar.try_read("format", format) || !format.isString() || format.toStringRef() != kFormat)
@@ -86,6 +100,17 @@ fl_code load(fl_model &m, const char *path, bool with_optimizer, fl_error *err)
                        signature.toStringRef().c_str(), model_signature(m).c_str());
     ar.read("net", net_ar);
     m.net->load(net_ar);
+    if (job && job_size) {
+        c10::IValue text;
+        job[0] = '\0';
+        if (ar.try_read("job", text) && text.isString()) {
+            const std::string &t = text.toStringRef();
+            if (t.size() >= job_size)
+                return fl_fail(err, FL_EINPUT, "model file %s: its job record has %zu bytes, more than %zu", path,
+                               t.size(), job_size - 1);
+            std::memcpy(job, t.c_str(), t.size() + 1);
+        }
+    }
     if (!with_optimizer)
         return FL_OK;
     ar.read("lr", lr);
@@ -98,23 +123,31 @@ fl_code load(fl_model &m, const char *path, bool with_optimizer, fl_error *err)
 } // namespace
 } // namespace foldline
 
-extern "C" fl_code fl_model_save(fl_model *m, const char *path, fl_error *err)
+extern "C" fl_code fl_model_save(fl_model *m, const char *path, const char *job, fl_error *err)
 {
     if (!m || !path)
         return fl_fail(err, FL_EINTERNAL, "fl_model_save: model and path must not be NULL");
-    FL_TORCH_GUARD(err, return foldline::save(*m, path, err));
+    FL_TORCH_GUARD(err, return foldline::save(*m, path, job, err));
 }
 
-extern "C" fl_code fl_model_load(fl_model *m, const char *path, fl_error *err)
+extern "C" fl_code fl_model_load(fl_model *m, const char *path, char *job, size_t job_size, fl_error *err)
 {
     if (!m || !path)
         return fl_fail(err, FL_EINTERNAL, "fl_model_load: model and path must not be NULL");
-    FL_TORCH_GUARD(err, return foldline::load(*m, path, true, err));
+    FL_TORCH_GUARD(err, return foldline::load(*m, path, nullptr, 0, true, job, job_size, err));
+}
+
+extern "C" fl_code fl_model_load_bytes(fl_model *m, const void *bytes, size_t n, const char *path, char *job,
+                                       size_t job_size, fl_error *err)
+{
+    if (!m || !bytes || !path)
+        return fl_fail(err, FL_EINTERNAL, "fl_model_load_bytes: model, bytes and path must not be NULL");
+    FL_TORCH_GUARD(err, return foldline::load(*m, path, bytes, n, true, job, job_size, err));
 }
 
 extern "C" fl_code fl_model_load_weights(fl_model *m, const char *path, fl_error *err)
 {
     if (!m || !path)
         return fl_fail(err, FL_EINTERNAL, "fl_model_load_weights: model and path must not be NULL");
-    FL_TORCH_GUARD(err, return foldline::load(*m, path, false, err));
+    FL_TORCH_GUARD(err, return foldline::load(*m, path, nullptr, 0, false, nullptr, 0, err));
 }

@@ -1,0 +1,168 @@
+/* settings.c -- see settings.h. Values are printed with %.17g, so that equal
+ * doubles print equal and different ones differ. */
+#include "trainer/settings.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer/rng.h"
+
+typedef struct {
+    char *buf;
+    size_t len;
+    int overflow;
+} text;
+
+static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, FL_SETTINGS_MAX - t->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= FL_SETTINGS_MAX - t->len)
+        t->overflow = 1;
+    else
+        t->len += (size_t)n;
+}
+
+static const char *op_name(fl_op_kind k)
+{
+    switch (k) {
+    case FL_OP_HFLIP: return "hflip";
+    case FL_OP_VFLIP: return "vflip";
+    case FL_OP_ROTATE: return "rotate";
+    case FL_OP_ELASTIC: return "elastic";
+    case FL_OP_GRID_DISTORTION: return "grid_distortion";
+    }
+    return "?";
+}
+
+static void put_model(text *t, const fl_model_cfg *m)
+{
+    const char *k = m->name;
+    put(t, "models.%s.backbone = %s\n", k, m->backbone);
+    put(t, "models.%s.freeze_backbone = %d\n", k, m->freeze_backbone);
+    put(t, "models.%s.head = %s hidden %d act %s\n", k, m->head_type, m->head_hidden, m->head_act);
+    put(t, "models.%s.epochs = %d\n", k, m->epochs);
+    put(t, "models.%s.batch = %d\n", k, m->batch);
+    put(t, "models.%s.optimizer = %s lr %.17g weight_decay %.17g momentum %.17g nesterov %d\n", k, m->optimizer,
+        m->lr, m->weight_decay, m->momentum, m->nesterov);
+    put(t, "models.%s.clip_grad_norm = %.17g\n", k, m->clip_grad_norm);
+    put(t, "models.%s.schedule = %s step_size %d gamma %.17g warmup_epochs %d min_lr %.17g\n", k, m->schedule,
+        m->step_size, m->gamma, m->warmup_epochs, m->min_lr);
+    put(t, "models.%s.label_smoothing = %.17g\n", k, m->label_smoothing);
+    put(t, "models.%s.predict_with = %s\n", k, m->predict_with);
+    put(t, "models.%s.tta =", k);
+    for (int i = 0; i < m->n_tta; i++)
+        put(t, " %s", m->tta[i] == FL_TTA_HFLIP ? "hflip" : "vflip");
+    put(t, "\n");
+    for (int s = 0; s < m->n_stages; s++) {
+        const fl_aug_stage *st = &m->stages[s];
+        put(t, "models.%s.augment.%d = from_epoch %d:", k, s, st->from_epoch);
+        for (int i = 0; i < st->n_ops; i++) {
+            const fl_aug_op *o = &st->ops[i];
+            put(t, " %s(p %.17g", op_name(o->kind), o->p);
+            if (o->kind == FL_OP_ROTATE)
+                put(t, " degrees %.17g", o->degrees);
+            if (o->kind == FL_OP_ELASTIC)
+                put(t, " alpha %.17g sigma %.17g", o->alpha, o->sigma);
+            if (o->kind == FL_OP_GRID_DISTORTION)
+                put(t, " num_steps %d distort_limit %.17g", o->num_steps, o->distort_limit);
+            put(t, ")");
+        }
+        put(t, "\n");
+    }
+}
+
+fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, const fl_data_info *data,
+                           const char *fingerprint, const int32_t *labels, const int32_t *folds, char *buf,
+                           fl_error *err)
+{
+    text t = {buf, 0, 0};
+    uint64_t h = 0x6c61626c6573ull; /* the labels and folds of every /train row */
+    for (int64_t i = 0; i < data->n_train; i++)
+        h = fl_mix64(h ^ ((uint64_t)(uint32_t)labels[i] << 32 | (uint32_t)folds[i]));
+    put(&t, "data = %lld train rows, %lld test rows, %d classes, %dx%dx%d, %d folds (seed %lld)\n",
+        (long long)data->n_train, (long long)data->n_test, data->num_classes, data->channels, data->height,
+        data->width, data->folds, (long long)data->fold_seed);
+    put(&t, "data.labels_and_folds = %016llx\n", (unsigned long long)h);
+    put(&t, "data.test_fingerprint = %s\n", fingerprint);
+    put(&t, "data.mean =");
+    for (int c = 0; c < cfg->n_mean; c++)
+        put(&t, " %.17g", cfg->mean[c]);
+    put(&t, "\ndata.std =");
+    for (int c = 0; c < cfg->n_std; c++)
+        put(&t, " %.17g", cfg->std[c]);
+    put(&t, "\nrun.seed = %u\n", cfg->seed);
+    put(&t, "fold = %d\n", fold);
+    put_model(&t, &cfg->models[model]);
+    if (t.overflow)
+        return fl_fail(err, FL_EINTERNAL, "the settings of model %s are longer than %d bytes", cfg->models[model].name,
+                       FL_SETTINGS_MAX);
+    return FL_OK;
+}
+
+/* The value of key in a settings text ("key = value" lines), into val. */
+static int settings_value(const char *textp, const char *key, char *val, size_t n)
+{
+    size_t klen = strlen(key);
+    for (const char *line = textp; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > klen + 3 && !strncmp(line, key, klen) && !strncmp(line + klen, " = ", 3)) {
+            size_t vl = len - klen - 3 < n - 1 ? len - klen - 3 : n - 1;
+            memcpy(val, line + klen + 3, vl);
+            val[vl] = '\0';
+            return 1;
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+fl_code fl_settings_check(const char *path, const char *now, fl_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT)
+            return FL_OK;
+        return fl_fail(err, FL_EIO, "cannot read %s: %s", path, strerror(errno));
+    }
+    char *saved = malloc(FL_SETTINGS_MAX);
+    if (!saved) {
+        fclose(f);
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    }
+    size_t n = fread(saved, 1, FL_SETTINGS_MAX - 1, f);
+    saved[n] = '\0';
+    fclose(f);
+    fl_code rc = FL_OK;
+    /* Every key of either text, in the order of now then saved. */
+    const char *texts[2] = {now, saved};
+    for (int w = 0; w < 2 && !rc; w++)
+        for (const char *line = texts[w]; line && *line;) {
+            const char *eq = strstr(line, " = "), *end = strchr(line, '\n');
+            if (eq && (!end || eq < end)) {
+                char key[256], a[1024], b[1024];
+                size_t kl = (size_t)(eq - line) < sizeof key - 1 ? (size_t)(eq - line) : sizeof key - 1;
+                memcpy(key, line, kl);
+                key[kl] = '\0';
+                int in_saved = settings_value(saved, key, a, sizeof a), in_now = settings_value(now, key, b, sizeof b);
+                if (!in_saved || !in_now || strcmp(a, b)) {
+                    rc = fl_fail(err, FL_EINPUT,
+                                 "%s: the run was trained with %s = %s, the config now gives %s HINT: foldline train "
+                                 "CONFIG --restart discards the run's results; or give the changed config another "
+                                 "run.name",
+                                 path, key, in_saved ? a : "(nothing)", in_now ? b : "(nothing)");
+                    break;
+                }
+            }
+            line = end ? end + 1 : NULL;
+        }
+    free(saved);
+    return rc;
+}

@@ -1,0 +1,36 @@
+/* settings.h -- what decides a job's results, as text kept in its directory.
+ *
+ * A rerun of `foldline train` resumes interrupted jobs and skips complete
+ * ones; that is only right when the job would compute the same thing. Each
+ * job writes RUN_DIR/<model>/fold<k>/settings.txt when it starts: one
+ * "key = value" line per setting that changes its results (the data's shape,
+ * labels and folds, run.seed, the fold, every key of the model). Before any
+ * job starts, the settings of every job that has a directory are compared
+ * with the config's, and the first difference is an error naming the key and
+ * both values. Thread counts, ranks, the cache, the vote and out_dir are left
+ * out: changing them is allowed.
+ */
+#ifndef FOLDLINE_SETTINGS_H
+#define FOLDLINE_SETTINGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset/datafile.h"
+#include "dist/error.h"
+#include "trainer/spec.h"
+
+#define FL_SETTINGS_MAX 16384
+
+/* The settings of job (model, fold) into buf (FL_SETTINGS_MAX bytes). labels
+ * and folds are the /train rows' (n = data->n_train). */
+fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, const fl_data_info *data,
+                           const char *fingerprint, const int32_t *labels, const int32_t *folds, char *buf,
+                           fl_error *err);
+
+/* Compares the settings saved at path with now (a text of fl_settings_of_job).
+ * A missing file is no difference (FL_OK). A difference is FL_EINPUT naming
+ * the key and both values, with a HINT. */
+fl_code fl_settings_check(const char *path, const char *now, fl_error *err);
+
+#endif
