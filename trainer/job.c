@@ -79,6 +79,8 @@ typedef struct {
     FILE *log;                    /* env->log on the leader, else NULL */
     job_progress prog;
     double last_checkpoint;       /* now_s() of the last checkpoint (run.checkpoint_minutes) */
+    int fault_epoch;              /* fault injection for the tests: FOLDLINE_FAULT_NONFINITE="EPOCH:STEP" */
+    int64_t fault_step;           /* (1-based epoch, step as logged) counts as a non-finite loss; else -1 */
 } job_state;
 
 /* Group rank 0's tensors (FL_STATE_PARAMS, FL_STATE_BUFFERS) to every rank of
@@ -376,7 +378,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
             double scale = (double)B / (double)batch_rows;
             if ((rc = fl_model_forward_backward(js->model, x, js->labels_buf, B, any ? js->aug : NULL, scale, &l, &c, err)))
                 return rc;
-            if (!isfinite(l))
+            if (!isfinite(l) || (epoch == js->fault_epoch && step == js->fault_step))
                 mine |= STEP_NONFINITE;
         }
         if (fl_stop_requested())
@@ -696,6 +698,13 @@ fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
     js.prog.best_loss = INFINITY;
     js.prog.best_acc = -1;
     js.last_checkpoint = now_s();
+    js.fault_epoch = js.fault_step = -1;
+    const char *fault = getenv("FOLDLINE_FAULT_NONFINITE");
+    long long fe, fs;
+    if (fault && sscanf(fault, "%lld:%lld", &fe, &fs) == 2) {
+        js.fault_epoch = (int)fe - 1;
+        js.fault_step = fs;
+    }
     fl_code rc = js.leader ? fl_mkdir_p(js.dir, err) : FL_OK;
     if (!rc)
         rc = job_write_settings(&js, err);
