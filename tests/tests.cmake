@@ -15,8 +15,8 @@ endforeach()
 add_test(NAME vote_methods COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_vote.py)
 set_tests_properties(vote_methods PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>")
 
-# foldline train: end to end on small learnable data files written with h5py, and bad input.
-foreach(t train train_errors)
+# foldline train: end to end on small learnable data files written with h5py, bad input, --fold.
+foreach(t train train_errors fold)
   add_test(NAME train_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/train/test_${t}.py)
   set_tests_properties(train_${t} PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600)
 endforeach()
@@ -33,3 +33,4 @@ if(FOLDLINE_MPIRUN)
 else()
   message(WARNING "mpirun not found: the test mpi_train is left out")
 endif()
+
