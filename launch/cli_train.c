@@ -334,8 +334,9 @@ static int train_main(const char *config, int fold_only, const char **overrides,
     t->fold_only = fold_only;
     fl_code rc = fl_world_start(&t->world, &err);
     if (rc) {
+        int quiet = !fl_world_reports(&t->world); /* srun's N copies: only task 0 prints */
         free(t);
-        return cli_report(&err);
+        return quiet ? fl_exit_status(rc) : cli_report(&err);
     }
     rc = fl_world_check_launch(&t->world, &err);
     if (!rc)

@@ -261,6 +261,23 @@ class Failures(unittest.TestCase):
         self.assertEqual(p.stderr.decode().strip(), "")
         self.assertFalse(os.path.exists(R.run_dir("srun")))
 
+    def test_a_task_of_an_srun_step_without_pmi_is_refused_before_mpi_init(self):
+        # What srun -n 2 with --mpi=none gives each task (tests/slurm runs the real one): Open
+        # MPI's MPI_Init would fail there with advice to rebuild it; foldline stops first.
+        cfg = R.config("srunstep")
+        env = dict(os.environ, SLURM_NTASKS="2", SLURM_STEP_ID="0", SLURM_STEP_NUM_TASKS="2", SLURM_PROCID="0")
+        for procid, lines in (("0", 1), ("1", 0)):
+            env["SLURM_PROCID"] = procid
+            p = subprocess.run([FOLDLINE, "train", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               stdin=subprocess.DEVNULL, timeout=60)
+            err = p.stderr.decode()
+            self.assertEqual(p.returncode, 2, err)
+            self.assertEqual(len(err.strip().splitlines()), lines, err)  # printed by task 0 only
+            if lines:
+                self.assertIn("srun started 2 tasks without PMI (srun --mpi=none)", err)
+                self.assertIn("HINT: srun --mpi=pmix", err)
+        self.assertFalse(os.path.exists(R.run_dir("srunstep")))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
