@@ -129,6 +129,20 @@ class FoldParallel(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assert_same_predictions("np3")
 
+    def test_launch_mpirun_sh_starts_np_ranks_with_their_threads(self):
+        cfg = R.config("script")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMPI_ALLOW_RUN_AS_ROOT")}  # its own
+        env.update(NP="2", THREADS="1", OVERSUBSCRIBE="1", FOLDLINE=FOLDLINE, MPIRUN=MPIRUN)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch", "mpirun.sh")
+        p = subprocess.run(["bash", script, cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                           stdin=subprocess.DEVNULL, timeout=120)
+        out, err = p.stdout.decode(), p.stderr.decode()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("mpirun.sh: 2 rank(s) x 1 thread(s)", out)
+        self.assertIn("1 thread per rank", out)
+        self.assertIn("2 ranks on 1 host in 2 groups of 1", out)
+        self.assert_same_predictions("script")
+
     def test_five_folds_on_two_groups_run_every_job_exactly_once(self):
         rc, out, err, _ = R.once("np2", 2)
         self.assertEqual(rc, 0, err)
