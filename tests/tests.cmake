@@ -34,3 +34,14 @@ else()
   message(WARNING "mpirun not found: the test mpi_train is left out")
 endif()
 
+# The SLURM launch (launch/slurm/) on a real one-node SLURM the test starts and stops itself
+# (munged, slurmctld, slurmd as root, in a temporary directory). Skipped (77) when not root,
+# without slurm-wlm and munge, or when a SLURM daemon already runs on this machine.
+if(FOLDLINE_MPIRUN)
+  add_test(NAME slurm_train COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/slurm/test_slurm.py)
+  set_tests_properties(slurm_train PROPERTIES
+                       ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>"
+                       LABELS "mpi;slurm"
+                       SKIP_RETURN_CODE 77
+                       TIMEOUT 300)
+endif()
