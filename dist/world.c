@@ -48,20 +48,46 @@ fl_code fl_mpi_fail(fl_error *err, int mpi_rc, const char *what)
 
 /* 1 when a launcher started this process as a rank of a bigger world: its
  * MPI library finds the others through these (Open MPI's mpirun, PMIx as with
- * srun --mpi=pmix, PMI-1/2 as with srun --mpi=pmi2 or MPICH's hydra). */
+ * srun --mpi=pmix, PMI-1/2 as with srun --mpi=pmi2 or MPICH's hydra, PALS
+ * as with srun --mpi=cray_shasta). */
 static int launched_by_mpi(void)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", NULL};
+    static const char *const vars[] = {
+        "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "PMI_FD", "PALS_RANKID", NULL,
+    };
     for (int i = 0; vars[i]; i++)
         if (getenv(vars[i]))
             return 1;
     return 0;
 }
 
+/* A task of an srun step of several tasks that no MPI launcher set up: srun
+ * without PMI (--mpi=none, the usual MpiDefault). Open MPI's MPI_Init would
+ * fail there with a long message that suggests rebuilding it; other MPI
+ * libraries would start a singleton. Either way the fix is the launch. */
+static long srun_without_pmi(void)
+{
+    const char *step = getenv("SLURM_STEP_ID"), *tasks = getenv("SLURM_STEP_NUM_TASKS");
+    if (!step || !tasks || launched_by_mpi())
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(tasks, &end, 10);
+    return *end || errno || n < 2 ? 0 : n;
+}
+
 fl_code fl_world_start(fl_world *w, fl_error *err)
 {
     memset(w, 0, sizeof *w);
     w->size = w->local_size = w->hosts = 1;
+    long n = srun_without_pmi();
+    if (n)
+        return fl_fail(err, FL_EUSAGE,
+                       "srun started %ld tasks without PMI (srun --mpi=none): each would be a separate "
+                       "one-rank MPI world training the whole run HINT: srun --mpi=pmix foldline train ... "
+                       "(srun --mpi=list shows what this SLURM offers), or mpirun foldline train ... inside "
+                       "the allocation",
+                       n);
     /* Alone, Open MPI starts a helper daemon (orted) for MPI_Comm_spawn,
      * which foldline never calls: that is 0.5 s of every run on a laptop.
      * Other MPI libraries ignore the variable; the user's own setting wins. */

@@ -33,7 +33,9 @@ void fl_mpi_library_version(char *buf, size_t n);
 void fl_nccl_version(char *buf, size_t n);
 
 /* MPI_Init_thread (FUNNELED), then fills w. On failure MPI may be half up:
- * call fl_world_end anyway. */
+ * call fl_world_end anyway. A task of an srun step of several tasks without
+ * PMI is refused before MPI_Init (FL_EUSAGE; w stays a world of one rank, so
+ * fl_world_reports picks SLURM_PROCID 0 to print it). */
 fl_code fl_world_start(fl_world *w, fl_error *err);
 
 /* Under SLURM (SLURM_NTASKS set) the world must have SLURM_NTASKS ranks: a

@@ -12,7 +12,9 @@
  *   4. The jobs: each group's leader takes the next job from the queue and
  *      tells its group. From here on an error on any rank ends the whole
  *      world (cli_report calls MPI_Abort), so that no rank waits forever.
- *   5. A barrier, MPI down; rank 0 votes and prints the report.
+ *   5. A barrier, MPI down; rank 0 votes and prints the report when every
+ *      job of the run is complete (with --fold K, other processes may still
+ *      be training the other folds: then it says what is missing).
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>
@@ -40,8 +42,8 @@
 #include "trainer/torch/bridge.h"
 
 static const char *train_usage =
-    "usage: foldline train CONFIG [--set key.path=value]... [--restart]\n"
-    "       mpirun -np R foldline train CONFIG [--set key.path=value]... [--restart]\n"
+    "usage: foldline train CONFIG [--fold K] [--set key.path=value]... [--restart]\n"
+    "       mpirun -np R foldline train CONFIG [--fold K] [--set key.path=value]... [--restart]\n"
     "\n"
     "Trains every job (models x folds.use) of the run CONFIG describes (libconfig syntax; see\n"
     "configs/), writing out_dir/name/<model>/fold<k>/{preds.h5, metrics.csv, *.pt}, then votes\n"
@@ -51,6 +53,9 @@ static const char *train_usage =
     "Under MPI the R ranks form groups of dist.ranks_per_job; each group takes the next job\n"
     "and trains it data-parallel (batch is the global batch). Results do not depend on R.\n"
     "\n"
+    "  --fold K               train only the jobs of fold K (K one of folds.use), e.g. one fold per\n"
+    "                         SLURM array task; run.cfg still lists every fold, and the vote runs\n"
+    "                         only once every job of the run has its preds.h5 (else: foldline vote)\n"
     "  --set key.path=value   override a config value, e.g. --set models.0.epochs=2,\n"
     "                         --set models.cnn_a.optimizer.lr=3e-4, --set run.threads=4\n"
     "  --restart              discard the run's results and checkpoints first and start afresh\n";
@@ -61,7 +66,10 @@ typedef struct {
     const fl_train_config *cfg;
     fl_data_info info;
     int32_t *labels, *fold; /* (n_train) */
-    int folds[FL_MAX_FOLDS], n_folds;
+    /* The run's folds (folds.use: run.cfg, the vote), --fold K or -1, and the
+     * folds this process trains (all of the run's, or K alone). */
+    int folds[FL_MAX_FOLDS], n_folds, fold_only;
+    int train_folds[FL_MAX_FOLDS], n_train_folds;
     char device[32];        /* "cpu" or "cuda:<local rank>" */
     int cuda_device;        /* -1 on the CPU */
     fl_backend backend;
@@ -205,6 +213,31 @@ static fl_code train_pick_device(train_ctx *t, fl_error *err)
     return FL_OK;
 }
 
+/* The folds this process trains: every fold of the run, or --fold K alone,
+ * which must be one of them (a usage error naming K and the run's folds). */
+static fl_code train_pick_folds(train_ctx *t, fl_error *err)
+{
+    if (t->fold_only < 0) {
+        t->n_train_folds = t->n_folds;
+        memcpy(t->train_folds, t->folds, sizeof *t->folds * (size_t)t->n_folds);
+        return FL_OK;
+    }
+    char list[FL_MAX_FOLDS * 4 + 8] = "";
+    size_t len = 0;
+    for (int i = 0; i < t->n_folds; i++) {
+        if (t->folds[i] == t->fold_only) {
+            t->train_folds[0] = t->fold_only;
+            t->n_train_folds = 1;
+            return FL_OK;
+        }
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%d", i ? ", " : "", t->folds[i]);
+    }
+    return fl_fail(err, FL_EUSAGE,
+                   "train: --fold %d is not one of the run's folds (%s: folds.use = [%s]) HINT: pick one of "
+                   "them, or leave out --fold to train them all",
+                   t->fold_only, t->cfg->path, list);
+}
+
 /* Step 2: everything a rank does on its own before the ranks agree. */
 static fl_code train_setup_local(train_ctx *t, fl_error *err)
 {
@@ -219,6 +252,8 @@ static fl_code train_setup_local(train_ctx *t, fl_error *err)
     else
         for (t->n_folds = 0; t->n_folds < t->info.folds && t->n_folds < FL_MAX_FOLDS; t->n_folds++)
             t->folds[t->n_folds] = t->n_folds;
+    if ((rc = train_pick_folds(t, err)))
+        return rc;
     fl_job_env *env = &t->env;
     env->cfg = cfg;
     env->data = &t->info;
@@ -250,7 +285,7 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
 {
     const fl_world *w = &t->world;
     const fl_train_config *cfg = t->cfg;
-    int n_jobs = cfg->n_models * t->n_folds, hosts = w->hosts;
+    int n_jobs = cfg->n_models * t->n_train_folds, hosts = w->hosts;
     fl_code rc;
     if ((rc = fl_group_open(w, cfg->ranks_per_job, &t->env.group, err)) ||
         (rc = fl_group_set_backend(t->env.group, t->backend, t->cuda_device, err)) ||
@@ -259,9 +294,14 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
     if (w->rank != 0)
         return FL_OK;
     int groups = fl_group_count(t->env.group), per = cfg->ranks_per_job;
-    printf("train: %s: %d model%s x %d fold%s = %d job%s on %s, %d thread%s per rank; run directory %s\n", cfg->path,
-           cfg->n_models, cfg->n_models == 1 ? "" : "s", t->n_folds, t->n_folds == 1 ? "" : "s", n_jobs,
-           n_jobs == 1 ? "" : "s", t->device, t->threads, t->threads == 1 ? "" : "s", t->env.run_dir);
+    char folds[64];
+    if (t->fold_only >= 0)
+        snprintf(folds, sizeof folds, "fold %d (--fold; the run has %d)", t->fold_only, t->n_folds);
+    else
+        snprintf(folds, sizeof folds, "%d fold%s", t->n_folds, t->n_folds == 1 ? "" : "s");
+    printf("train: %s: %d model%s x %s = %d job%s on %s, %d thread%s per rank; run directory %s\n", cfg->path,
+           cfg->n_models, cfg->n_models == 1 ? "" : "s", folds, n_jobs, n_jobs == 1 ? "" : "s", t->device, t->threads,
+           t->threads == 1 ? "" : "s", t->env.run_dir);
     if (w->size > 1)
         printf("train: %d ranks on %d host%s in %d group%s of %d (dist.ranks_per_job); %s; %s backend\n", w->size,
                hosts, hosts == 1 ? "" : "s", groups, groups == 1 ? "" : "s", per,
@@ -279,8 +319,8 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
     return FL_OK;
 }
 
-/* Step 4: jobs until the queue is empty. Job index i is model i / n_folds,
- * fold folds[i % n_folds] (the order of one process: model-major). */
+/* Step 4: jobs until the queue is empty. Job index i is model i / n,
+ * fold train_folds[i % n] (the order of one process: model-major). */
 static fl_code train_jobs(train_ctx *t, fl_error *err)
 {
     fl_job_env *env = &t->env;
@@ -298,7 +338,7 @@ static fl_code train_jobs(train_ctx *t, fl_error *err)
                 return rc;
             if (idx < 0)
                 break;
-            job = (fl_job){idx / t->n_folds, t->folds[idx % t->n_folds]};
+            job = (fl_job){idx / t->n_train_folds, t->train_folds[idx % t->n_train_folds]};
             if (!fl_job_is_done(env, &job))
                 break;
             printf("[%s fold %d] complete (preds.h5 exists), skipped\n", t->cfg->models[job.model].name, job.fold);
@@ -308,10 +348,21 @@ static fl_code train_jobs(train_ctx *t, fl_error *err)
             return rc;
         if (idx < 0)
             return FL_OK;
-        job = (fl_job){idx / t->n_folds, t->folds[idx % t->n_folds]};
+        job = (fl_job){idx / t->n_train_folds, t->train_folds[idx % t->n_train_folds]};
         if ((rc = fl_job_run(env, &job, err)))
             return rc;
     }
+}
+
+/* Jobs of the whole run (models x the run's folds) whose preds.h5 is missing:
+ * with --fold, other processes may not have finished theirs. */
+static int train_jobs_missing(const train_ctx *t)
+{
+    int missing = 0;
+    for (int m = 0; m < t->cfg->n_models; m++)
+        for (int i = 0; i < t->n_folds; i++)
+            missing += !fl_job_is_done(&t->env, &(fl_job){m, t->folds[i]});
+    return missing;
 }
 
 static void train_free(train_ctx *t)
@@ -325,7 +376,8 @@ static void train_free(train_ctx *t)
 }
 
 /* Steps 1 to 5. Returns the exit status; failures go through cli_report. */
-static int train_main(const char *config, const char **overrides, int n_over, int restart, fl_train_config *cfg)
+static int train_main(const char *config, int fold_only, const char **overrides, int n_over, int restart,
+                      fl_train_config *cfg)
 {
     fl_error err;
     fl_error_clear(&err);
@@ -335,11 +387,13 @@ static int train_main(const char *config, const char **overrides, int n_over, in
         return cli_report(&err);
     }
     t->cfg = cfg;
+    t->fold_only = fold_only;
     t->restart = restart;
     fl_code rc = fl_world_start(&t->world, &err);
     if (rc) {
+        int quiet = !fl_world_reports(&t->world); /* srun's N copies: only task 0 prints */
         free(t);
-        return cli_report(&err);
+        return quiet ? fl_exit_status(rc) : cli_report(&err);
     }
     rc = fl_world_check_launch(&t->world, &err);
     if (!rc)
@@ -397,7 +451,8 @@ static int train_main(const char *config, const char **overrides, int n_over, in
         return cli_report(&err); /* with more ranks: ends every one of them */
     }
     fl_group_close(t->env.group);
-    int rank = t->world.rank;
+    int rank = t->world.rank, missing = rank == 0 ? train_jobs_missing(t) : 0;
+    int n_jobs = cfg->n_models * t->n_folds;
     train_free(t);
     free(t);
     fl_world_end();
@@ -411,11 +466,16 @@ static int train_main(const char *config, const char **overrides, int n_over, in
     }
     if (rank != 0)
         return 0;
+    char run_dir[sizeof cfg->out_dir + sizeof cfg->run_name + 2];
+    snprintf(run_dir, sizeof run_dir, "%s/%s", cfg->out_dir, cfg->run_name);
+    if (missing) {
+        printf("vote: %d of %d job%s not finished yet; run foldline vote %s when they are\n", missing, n_jobs,
+               n_jobs == 1 ? "" : "s", run_dir);
+        return 0;
+    }
     fflush(stdout);
     /* The gather step: every job of the run is complete. */
     fl_vote_options vo = {0};
-    char run_dir[sizeof cfg->out_dir + sizeof cfg->run_name + 2];
-    snprintf(run_dir, sizeof run_dir, "%s/%s", cfg->out_dir, cfg->run_name);
     vo.run_dir = run_dir;
     vo.echo = stdout;
     if (fl_vote_run(&vo, &err))
@@ -430,6 +490,7 @@ int cli_train(int argc, char **argv)
     const char *config = NULL;
     const char **overrides = calloc((size_t)argc, sizeof *overrides);
     int n_over = 0, status, restart = 0;
+    long fold_only = -1;
     fl_train_config *cfg = calloc(1, sizeof *cfg);
     if (!overrides || !cfg) {
         fl_fail(&err, FL_ENOMEM, "out of memory");
@@ -451,6 +512,13 @@ int cli_train(int argc, char **argv)
             overrides[n_over++] = v;
         } else if (!strcmp(argv[i], "--restart")) {
             restart = 1;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--fold", &v)) != 0) {
+            if (r < 0) {
+                fl_fail(&err, FL_EUSAGE, "train: --fold needs a fold number HINT: --fold 0");
+                goto report;
+            }
+            if (cli_parse_int("train: --fold", v, 0, FL_MAX_FOLDS - 1, &fold_only, &err))
+                goto report;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fl_fail(&err, FL_EUSAGE, "train: unknown option '%s' HINT: foldline train --help", argv[i]);
             goto report;
@@ -467,7 +535,7 @@ int cli_train(int argc, char **argv)
     }
     fl_h5_quiet();
     fl_stop_install();
-    status = train_main(config, overrides, n_over, restart, cfg);
+    status = train_main(config, (int)fold_only, overrides, n_over, restart, cfg);
     free(overrides);
     free(cfg);
     return status;

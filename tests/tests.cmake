@@ -15,8 +15,9 @@ endforeach()
 add_test(NAME vote_methods COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_vote.py)
 set_tests_properties(vote_methods PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>")
 
-# foldline train: end to end on small learnable data files written with h5py, and bad input.
-foreach(t train train_errors resume)
+# foldline train: end to end on small learnable data files written with h5py, bad input, --fold,
+# stopping and resuming.
+foreach(t train train_errors fold resume)
   add_test(NAME train_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/train/test_${t}.py)
   set_tests_properties(train_${t} PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600)
 endforeach()
@@ -32,4 +33,16 @@ if(FOLDLINE_MPIRUN)
                        TIMEOUT 600)
 else()
   message(WARNING "mpirun not found: the test mpi_train is left out")
+endif()
+
+# The SLURM launch (launch/slurm/) on a real one-node SLURM the test starts and stops itself
+# (munged, slurmctld, slurmd as root, in a temporary directory). Skipped (77) when not root,
+# without slurm-wlm and munge, or when a SLURM daemon already runs on this machine.
+if(FOLDLINE_MPIRUN)
+  add_test(NAME slurm_train COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/slurm/test_slurm.py)
+  set_tests_properties(slurm_train PROPERTIES
+                       ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>"
+                       LABELS "mpi;slurm"
+                       SKIP_RETURN_CODE 77
+                       TIMEOUT 300)
 endif()

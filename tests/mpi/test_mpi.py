@@ -129,6 +129,20 @@ class FoldParallel(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assert_same_predictions("np3")
 
+    def test_launch_mpirun_sh_starts_np_ranks_with_their_threads(self):
+        cfg = R.config("script")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMPI_ALLOW_RUN_AS_ROOT")}  # its own
+        env.update(NP="2", THREADS="1", OVERSUBSCRIBE="1", FOLDLINE=FOLDLINE, MPIRUN=MPIRUN)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch", "mpirun.sh")
+        p = subprocess.run(["bash", script, cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                           stdin=subprocess.DEVNULL, timeout=120)
+        out, err = p.stdout.decode(), p.stderr.decode()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("mpirun.sh: 2 rank(s) x 1 thread(s)", out)
+        self.assertIn("1 thread per rank", out)
+        self.assertIn("2 ranks on 1 host in 2 groups of 1", out)
+        self.assert_same_predictions("script")
+
     def test_five_folds_on_two_groups_run_every_job_exactly_once(self):
         rc, out, err, _ = R.once("np2", 2)
         self.assertEqual(rc, 0, err)
@@ -260,6 +274,23 @@ class Failures(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stderr.decode().strip(), "")
         self.assertFalse(os.path.exists(R.run_dir("srun")))
+
+    def test_a_task_of_an_srun_step_without_pmi_is_refused_before_mpi_init(self):
+        # What srun -n 2 with --mpi=none gives each task (tests/slurm runs the real one): Open
+        # MPI's MPI_Init would fail there with advice to rebuild it; foldline stops first.
+        cfg = R.config("srunstep")
+        env = dict(os.environ, SLURM_NTASKS="2", SLURM_STEP_ID="0", SLURM_STEP_NUM_TASKS="2", SLURM_PROCID="0")
+        for procid, lines in (("0", 1), ("1", 0)):
+            env["SLURM_PROCID"] = procid
+            p = subprocess.run([FOLDLINE, "train", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               stdin=subprocess.DEVNULL, timeout=60)
+            err = p.stderr.decode()
+            self.assertEqual(p.returncode, 2, err)
+            self.assertEqual(len(err.strip().splitlines()), lines, err)  # printed by task 0 only
+            if lines:
+                self.assertIn("srun started 2 tasks without PMI (srun --mpi=none)", err)
+                self.assertIn("HINT: srun --mpi=pmix", err)
+        self.assertFalse(os.path.exists(R.run_dir("srunstep")))
 
 
 if __name__ == "__main__":
