@@ -185,10 +185,25 @@ static void test_torchscript_backbone_is_rejected_for_now(void)
               "smallcnn, mlp");
 }
 
+static void test_resume_and_failure_keys_are_read_and_checked(void)
+{
+    CHECK(load(MINIMAL "run = { checkpoint_minutes = 15; on_nan = \"skip_step\"; };\ndist = { timeout_s = 30; };\n") ==
+          FL_OK);
+    CHECK(cfg.checkpoint_minutes == 15.0 && !strcmp(cfg.on_nan, "skip_step") && cfg.timeout_s == 30.0);
+    CHECK(load(MINIMAL) == FL_OK);
+    CHECK(cfg.checkpoint_minutes == 0.0 && !strcmp(cfg.on_nan, "stop") && cfg.timeout_s == 600.0);
+    CHECK(load(MINIMAL "run = { checkpoint_minutes = -1; };\n") == FL_EINPUT);
+    CHECK(strstr(err.msg, ":3: run.checkpoint_minutes:") != NULL);
+    CHECK(load(MINIMAL "run = { on_nan = \"ignore\"; };\n") == FL_EINPUT);
+    CHECK(strstr(err.msg, ":3: run.on_nan: unknown value \"ignore\"") != NULL);
+    CHECK(load(MINIMAL "dist = { timeout_s = 0; };\n") == FL_EINPUT);
+    CHECK(strstr(err.msg, ":3: dist.timeout_s:") != NULL);
+}
+
 static void test_unknown_key_names_line_key_and_the_keys_allowed(void)
 {
     CHECK(load("# a comment\n\n\n\n\n" MINIMAL "run = {\n  sede = 42; };\n") == FL_EINPUT);
-    CHECK_MSG(":9: run.sede: unknown key HINT: run takes name, out_dir, seed, threads");
+    CHECK_MSG(":9: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan");
     CHECK(load(MINIMAL "runs = { };\n") == FL_EINPUT);
     CHECK_MSG(":3: runs: unknown key HINT: the top level takes run, data, folds, dist, models, vote");
     CHECK(load_model_key("optimizer = { type = \"adam\"; learning_rate = 0.1; };") == FL_EINPUT);
@@ -577,7 +592,7 @@ static void test_override_errors_name_the_override(void)
     CHECK_STR(err.msg, "--set models.0.optimizer.lr=-1: models.[0].optimizer.lr: must be > 0, found -1");
     const char *unknown[] = {"run.sede=1"};
     CHECK(load_set(MINIMAL, unknown, 1) == FL_EINPUT);
-    CHECK_STR(err.msg, "--set run.sede=1: run.sede: unknown key HINT: run takes name, out_dir, seed, threads");
+    CHECK_STR(err.msg, "--set run.sede=1: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan");
     const char *unknown_group[] = {"runn.seed=1"};
     CHECK(load_set(MINIMAL, unknown_group, 1) == FL_EINPUT);
     CHECK(strstr(err.msg, "--set runn.seed=1: runn: unknown key HINT: the top level takes") == err.msg);
@@ -659,6 +674,7 @@ int main(void)
     RUN(test_absent_keys_take_the_defaults);
     RUN(test_sgd_cosine_and_every_model_key_are_read);
     RUN(test_torchscript_backbone_is_rejected_for_now);
+    RUN(test_resume_and_failure_keys_are_read_and_checked);
     RUN(test_unknown_key_names_line_key_and_the_keys_allowed);
     RUN(test_unknown_key_inside_an_augment_op);
     RUN(test_wrong_types_say_what_was_expected_and_found);
