@@ -1,9 +1,20 @@
-/* group.c -- see group.h. */
+/* group.c -- see group.h.
+ *
+ * The hang watch: every MPI collective of a group is started nonblocking and
+ * waited for with MPI_Test until dist.timeout_s. Each rank counts the
+ * collectives it has entered in an RMA window the others can read without
+ * its help (a passive-target epoch held open for the group's life), so that
+ * a rank that waited too long can tell which ranks have not arrived, and at
+ * which collective they are, the way Horovod's stall inspector does.
+ */
+#define _POSIX_C_SOURCE 200809L
 #include "dist/group.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mpi.h>
 
@@ -16,7 +27,19 @@ struct fl_group {
     fl_backend backend;
     fl_nccl *nccl; /* FL_BACKEND_NCCL with size > 1 */
     void *stream;  /* cudaStream_t of the NCCL calls */
+    double timeout_s;      /* a collective that waits longer is a hang */
+    int64_t seq;           /* collectives this rank has entered */
+    int64_t *entered;      /* window memory: this rank's seq, read by the others */
+    MPI_Win win;           /* MPI_WIN_NULL for a group of one */
+    char (*hosts)[64];     /* host of every group rank */
 };
+
+static double group_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* MPI counts are ints: longer buffers go in pieces of this many values. */
 #define MPI_PIECE (1 << 30)
@@ -39,8 +62,93 @@ fl_code fl_group_open(const fl_world *w, int ranks_per_group, fl_group **out, fl
     }
     MPI_Comm_rank(g->comm, &g->rank);
     MPI_Comm_size(g->comm, &g->size);
+    g->timeout_s = 600;
+    g->win = MPI_WIN_NULL;
     *out = g;
-    return FL_OK;
+    if (g->size == 1)
+        return FL_OK;
+    if (!(g->hosts = calloc((size_t)g->size, sizeof *g->hosts)))
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    snprintf(g->hosts[g->rank], sizeof g->hosts[0], "%s", w->host);
+    if ((rc = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, g->hosts, (int)sizeof g->hosts[0], MPI_CHAR,
+                            g->comm)) != MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Allgather of the rank group's host names");
+    if ((rc = MPI_Win_allocate((MPI_Aint)sizeof(int64_t), (int)sizeof(int64_t), MPI_INFO_NULL, g->comm, &g->entered,
+                               &g->win)) != MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Win_allocate of the rank group's hang watch");
+    *g->entered = 0;
+    if ((rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, g->win)) != MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Win_lock_all of the rank group's hang watch");
+    return MPI_Barrier(g->comm) == MPI_SUCCESS ? FL_OK : fl_mpi_fail(err, MPI_ERR_OTHER, "MPI_Barrier");
+}
+
+void fl_group_set_timeout(fl_group *g, double seconds)
+{
+    g->timeout_s = seconds;
+    fl_nccl_set_timeout(g->nccl, seconds);
+}
+
+/* Counts a collective this rank enters, where the others can read it. */
+static void group_enter(fl_group *g)
+{
+    g->seq++;
+    MPI_Accumulate(&g->seq, 1, MPI_INT64_T, g->rank, 0, 1, MPI_INT64_T, MPI_REPLACE, g->win);
+    MPI_Win_flush(g->rank, g->win);
+}
+
+/* The ranks that have not entered this rank's collective g->seq, read from
+ * their windows (each read given a few seconds: a rank that does not
+ * answer is named as such). */
+static void group_stragglers(fl_group *g, char *out, size_t n)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (int r = 0; r < g->size && len < n; r++) {
+        if (r == g->rank)
+            continue;
+        int64_t theirs = -1;
+        MPI_Request q;
+        int done = 0;
+        if (MPI_Rget(&theirs, 1, MPI_INT64_T, r, 0, 1, MPI_INT64_T, g->win, &q) == MPI_SUCCESS) {
+            double t0 = group_now();
+            while (!done && group_now() - t0 < 5.0 && MPI_Test(&q, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS)
+                if (!done)
+                    nanosleep(&(struct timespec){0, 1000000}, NULL);
+        }
+        int k = 0;
+        if (!done)
+            k = snprintf(out + len, n - len, "%s%d (%s, does not answer)", len ? ", " : "", r, g->hosts[r]);
+        else if (theirs < g->seq)
+            k = snprintf(out + len, n - len, "%s%d (%s, at collective %lld)", len ? ", " : "", r, g->hosts[r],
+                         (long long)theirs);
+        len += k > 0 ? (size_t)k : 0;
+    }
+    if (!out[0])
+        snprintf(out, n, "none (the others are in it: look for an MPI or network fault)");
+}
+
+/* Waits for req; past dist.timeout_s, names the ranks that have not arrived. */
+static fl_code group_wait(fl_group *g, MPI_Request *req, const char *what, fl_error *err)
+{
+    double t0 = group_now();
+    for (;;) {
+        int done = 0, rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS)
+            return fl_mpi_fail(err, rc, what);
+        if (done)
+            return FL_OK;
+        double waited = group_now() - t0;
+        if (waited > g->timeout_s) {
+            char who[512];
+            group_stragglers(g, who, sizeof who);
+            return fl_fail(err, FL_EMPI,
+                           "%s: group rank %d (%s) waited %.0f s (dist.timeout_s) at collective %lld; group ranks "
+                           "not there: %s HINT: a rank is stuck or gone; raise dist.timeout_s if steps are that slow",
+                           what, g->rank, g->hosts[g->rank], waited, (long long)g->seq, who);
+        }
+        if (waited > 0.002) /* a long wait: let the core go */
+            nanosleep(&(struct timespec){0, waited > 0.1 ? 1000000 : 50000}, NULL);
+    }
 }
 
 fl_code fl_group_set_backend(fl_group *g, fl_backend backend, int device, fl_error *err)
@@ -60,6 +168,11 @@ void fl_group_close(fl_group *g)
 {
     if (!g)
         return;
+    if (g->win != MPI_WIN_NULL) {
+        MPI_Win_unlock_all(g->win);
+        MPI_Win_free(&g->win);
+    }
+    free(g->hosts);
     fl_nccl_close(g->nccl);
     if (g->comm != MPI_COMM_NULL)
         MPI_Comm_free(&g->comm);
@@ -97,8 +210,11 @@ fl_code fl_group_bcast_int(fl_group *g, int *v, fl_error *err)
 {
     if (g->size == 1)
         return FL_OK;
-    int rc = MPI_Bcast(v, 1, MPI_INT, 0, g->comm);
-    return rc == MPI_SUCCESS ? FL_OK : fl_mpi_fail(err, rc, "MPI_Bcast of the next job in the rank group");
+    MPI_Request q;
+    group_enter(g);
+    int rc = MPI_Ibcast(v, 1, MPI_INT, 0, g->comm, &q);
+    return rc == MPI_SUCCESS ? group_wait(g, &q, "MPI_Bcast of the next job in the rank group", err)
+                             : fl_mpi_fail(err, rc, "MPI_Bcast of the next job in the rank group");
 }
 
 fl_code fl_group_bcast_bytes(fl_group *g, void **bytes, size_t *n, fl_error *err)
@@ -106,9 +222,13 @@ fl_code fl_group_bcast_bytes(fl_group *g, void **bytes, size_t *n, fl_error *err
     if (g->size == 1)
         return FL_OK;
     uint64_t len = g->rank == 0 ? (uint64_t)*n : 0;
-    int rc = MPI_Bcast(&len, 1, MPI_UINT64_T, 0, g->comm);
-    if (rc != MPI_SUCCESS)
-        return fl_mpi_fail(err, rc, "MPI_Bcast of a checkpoint's size in the rank group");
+    MPI_Request q;
+    group_enter(g);
+    int rc = MPI_Ibcast(&len, 1, MPI_UINT64_T, 0, g->comm, &q);
+    fl_code frc = rc == MPI_SUCCESS ? group_wait(g, &q, "MPI_Bcast of a checkpoint's size in the rank group", err)
+                                    : fl_mpi_fail(err, rc, "MPI_Bcast of a checkpoint's size in the rank group");
+    if (frc)
+        return frc;
     if (g->rank != 0) {
         *n = (size_t)len;
         if (!(*bytes = malloc(len ? len : 1)))
@@ -116,8 +236,11 @@ fl_code fl_group_bcast_bytes(fl_group *g, void **bytes, size_t *n, fl_error *err
     }
     for (uint64_t off = 0; off < len; off += MPI_PIECE) { /* MPI counts are ints */
         int piece = (int)(len - off < MPI_PIECE ? len - off : MPI_PIECE);
-        if ((rc = MPI_Bcast((char *)*bytes + off, piece, MPI_BYTE, 0, g->comm)) != MPI_SUCCESS)
+        group_enter(g);
+        if ((rc = MPI_Ibcast((char *)*bytes + off, piece, MPI_BYTE, 0, g->comm, &q)) != MPI_SUCCESS)
             return fl_mpi_fail(err, rc, "MPI_Bcast of a checkpoint in the rank group");
+        if ((frc = group_wait(g, &q, "MPI_Bcast of a checkpoint in the rank group", err)))
+            return frc;
     }
     return FL_OK;
 }
@@ -126,8 +249,11 @@ fl_code fl_group_sum(fl_group *g, double *v, int n, fl_error *err)
 {
     if (g->size == 1)
         return FL_OK;
-    int rc = MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, g->comm);
-    return rc == MPI_SUCCESS ? FL_OK : fl_mpi_fail(err, rc, "MPI_Allreduce of the metrics in the rank group");
+    MPI_Request q;
+    group_enter(g);
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, g->comm, &q);
+    return rc == MPI_SUCCESS ? group_wait(g, &q, "MPI_Allreduce of the metrics in the rank group", err)
+                             : fl_mpi_fail(err, rc, "MPI_Allreduce of the metrics in the rank group");
 }
 
 fl_code fl_group_gather_rows(fl_group *g, const float *mine, float *all, int64_t n_rows, int width, fl_error *err)
@@ -152,12 +278,16 @@ fl_code fl_group_gather_rows(fl_group *g, const float *mine, float *all, int64_t
         counts[r] = (int)((hi - lo) * width);
         displs[r] = (int)(lo * width);
     }
+    MPI_Request q;
+    group_enter(g);
     if (g->rank == 0)
-        rc = MPI_Gatherv(MPI_IN_PLACE, 0, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, g->comm);
+        rc = MPI_Igatherv(MPI_IN_PLACE, 0, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, g->comm, &q);
     else
-        rc = MPI_Gatherv(mine, counts[g->rank], MPI_FLOAT, NULL, NULL, NULL, MPI_FLOAT, 0, g->comm);
-    free(counts);
-    return rc == MPI_SUCCESS ? FL_OK : fl_mpi_fail(err, rc, "MPI_Gatherv of the predictions to the group's rank 0");
+        rc = MPI_Igatherv(mine, counts[g->rank], MPI_FLOAT, NULL, NULL, NULL, MPI_FLOAT, 0, g->comm, &q);
+    fl_code frc = rc == MPI_SUCCESS ? group_wait(g, &q, "MPI_Gatherv of the predictions to the group's rank 0", err)
+                                    : fl_mpi_fail(err, rc, "MPI_Gatherv of the predictions to the group's rank 0");
+    free(counts); /* the request is complete (or the run is ending) */
+    return frc;
 }
 
 fl_code fl_group_sum_flat(float *buf, int64_t count, void *ctx, fl_error *err)
@@ -169,9 +299,13 @@ fl_code fl_group_sum_flat(float *buf, int64_t count, void *ctx, fl_error *err)
         return fl_nccl_allreduce_sum(g->nccl, buf, count, g->stream, err);
     for (int64_t off = 0; off < count; off += MPI_PIECE) {
         int n = (int)(count - off < MPI_PIECE ? count - off : MPI_PIECE);
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, n, MPI_FLOAT, MPI_SUM, g->comm);
-        if (rc != MPI_SUCCESS)
-            return fl_mpi_fail(err, rc, "MPI_Allreduce of the gradients");
+        MPI_Request q;
+        group_enter(g);
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, buf + off, n, MPI_FLOAT, MPI_SUM, g->comm, &q);
+        fl_code frc = rc == MPI_SUCCESS ? group_wait(g, &q, "MPI_Allreduce of the gradients", err)
+                                        : fl_mpi_fail(err, rc, "MPI_Allreduce of the gradients");
+        if (frc)
+            return frc;
     }
     return FL_OK;
 }
@@ -185,9 +319,13 @@ fl_code fl_group_bcast_flat(float *buf, int64_t count, void *ctx, fl_error *err)
         return fl_nccl_broadcast(g->nccl, buf, count, 0, g->stream, err);
     for (int64_t off = 0; off < count; off += MPI_PIECE) {
         int n = (int)(count - off < MPI_PIECE ? count - off : MPI_PIECE);
-        int rc = MPI_Bcast(buf + off, n, MPI_FLOAT, 0, g->comm);
-        if (rc != MPI_SUCCESS)
-            return fl_mpi_fail(err, rc, "MPI_Bcast of the weights from the group's rank 0");
+        MPI_Request q;
+        group_enter(g);
+        int rc = MPI_Ibcast(buf + off, n, MPI_FLOAT, 0, g->comm, &q);
+        fl_code frc = rc == MPI_SUCCESS ? group_wait(g, &q, "MPI_Bcast of the weights from the group's rank 0", err)
+                                        : fl_mpi_fail(err, rc, "MPI_Bcast of the weights from the group's rank 0");
+        if (frc)
+            return frc;
     }
     return FL_OK;
 }

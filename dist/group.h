@@ -33,6 +33,12 @@ typedef enum {
  * as a config error). */
 fl_code fl_group_open(const fl_world *w, int ranks_per_group, fl_group **out, fl_error *err);
 
+/* dist.timeout_s (default 600): a collective that waits longer is a hang.
+ * The rank reports which group ranks have not arrived (and at which
+ * collective they are) in an FL_EMPI error, and launch/ ends every rank.
+ * With NCCL the communicator is aborted (ncclCommAbort) first. */
+void fl_group_set_timeout(fl_group *g, double seconds);
+
 /* Picks the backend of the flat collectives. NCCL (only for a group of more
  * than one rank) creates the group's communicator on CUDA device `device`. */
 fl_code fl_group_set_backend(fl_group *g, fl_backend backend, int device, fl_error *err);

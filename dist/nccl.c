@@ -8,6 +8,7 @@
 #ifdef FL_HAVE_NCCL
 
 #include <sched.h>
+#include <time.h>
 
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -16,7 +17,21 @@ struct fl_nccl {
     ncclComm_t comm;
     int device;
     int rank, size;
+    double timeout_s; /* dist.timeout_s: a collective without progress that long is aborted */
 };
+
+static double nccl_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void fl_nccl_set_timeout(fl_nccl *c, double seconds)
+{
+    if (c)
+        c->timeout_s = seconds;
+}
 
 int fl_nccl_built(void)
 {
@@ -78,9 +93,12 @@ void fl_nccl_close(fl_nccl *c)
 
 /* Waits until stream has run what was queued on it, checking the
  * communicator: a peer that died leaves the kernel waiting forever, which
- * ncclCommGetAsyncError reports; the communicator is then aborted. */
+ * ncclCommGetAsyncError reports, or which outlasts dist.timeout_s (a peer
+ * that hangs); the communicator is then aborted (ncclCommAbort), so that the
+ * kernel ends and the error can be reported. */
 static fl_code nccl_wait(fl_nccl *c, cudaStream_t stream, const char *what, fl_error *err)
 {
+    double t0 = nccl_now();
     for (;;) {
         cudaError_t ce = cudaStreamQuery(stream);
         if (ce == cudaSuccess)
@@ -94,6 +112,15 @@ static fl_code nccl_wait(fl_nccl *c, cudaStream_t stream, const char *what, fl_e
             ncclCommAbort(c->comm);
             c->comm = NULL;
             return nccl_fail(err, async, what);
+        }
+        double waited = nccl_now() - t0;
+        if (c->timeout_s > 0 && waited > c->timeout_s) {
+            ncclCommAbort(c->comm);
+            c->comm = NULL;
+            return fl_fail(err, FL_EMPI,
+                           "NCCL %s: rank %d of %d of the group waited %.0f s (dist.timeout_s); the communicator was "
+                           "aborted HINT: a rank is stuck or gone; raise dist.timeout_s if steps are that slow",
+                           what, c->rank, c->size, waited);
         }
         sched_yield();
     }
@@ -150,6 +177,11 @@ fl_code fl_nccl_open(MPI_Comm comm, int device, fl_nccl **out, fl_error *err)
 void fl_nccl_close(fl_nccl *c)
 {
     (void)c;
+}
+
+void fl_nccl_set_timeout(fl_nccl *c, double seconds)
+{
+    (void)c, (void)seconds;
 }
 
 fl_code fl_nccl_allreduce_sum(fl_nccl *c, float *buf, int64_t count, void *stream, fl_error *err)

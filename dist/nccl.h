@@ -29,6 +29,9 @@ int fl_nccl_built(void);
  * `device` (cudaSetDevice). */
 fl_code fl_nccl_open(MPI_Comm comm, int device, fl_nccl **out, fl_error *err);
 void fl_nccl_close(fl_nccl *c);
+/* Seconds a collective may wait before the communicator is aborted (0: no
+ * limit, the default); c may be NULL. */
+void fl_nccl_set_timeout(fl_nccl *c, double seconds);
 
 /* In place on device memory buf (count float32), on stream (a cudaStream_t;
  * NULL: the legacy default stream). */

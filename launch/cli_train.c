@@ -291,6 +291,7 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
         (rc = fl_group_set_backend(t->env.group, t->backend, t->cuda_device, err)) ||
         (rc = fl_jobq_open(w, n_jobs, &t->env.queue, err)))
         return rc;
+    fl_group_set_timeout(t->env.group, cfg->timeout_s);
     if (w->rank != 0)
         return FL_OK;
     int groups = fl_group_count(t->env.group), per = cfg->ranks_per_job;
