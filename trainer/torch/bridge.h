@@ -91,46 +91,52 @@ typedef enum {
     FL_AUG_CUTOUT               /* cutout */
 } fl_aug_kind;
 
+/* Output pixel (x, y) samples the input at (x + dx, y + dy), where dx, dy =
+ * alpha * GaussianBlur(noise, sigma) (OpenCV's kernel size for a float image,
+ * cvRound(8 sigma + 1) | 1, and reflect-101 borders) and the two noise fields
+ * are draws 1..H*W (dx) and H*W+1..2*H*W (dy), row-major, of an fl_rng
+ * (trainer/rng.h) whose state is noise_key: draw n is the n-th fl_rng_next,
+ * z, turned into (z >> 40) * 2^-23 - 1, uniform in [-1, 1). The bridge
+ * generates them on the model's device. alpha 0 leaves the image as it is. */
 typedef struct {
-    int kind; /* fl_aug_kind */
+    float alpha, sigma; /* alpha >= 0, sigma > 0 */
+    uint64_t noise_key;
+} fl_aug_elastic;
+
+/* albumentations 1.4.15 grid_distortion (not normalised): per axis step =
+ * side / num_steps pixels; cell i = 0..num_steps covers [i*step, (i+1)*step)
+ * and maps linearly (numpy linspace, both ends included) from where the
+ * previous cell ended to that plus step * steps[i]; a cell that reaches past
+ * the side ends at the side instead. Output (x, y) samples the input at
+ * (xx[x], yy[y]). */
+typedef struct {
+    int num_steps;                        /* 1..FL_GRID_MAX_STEPS */
+    float steps_x[FL_GRID_MAX_STEPS + 1]; /* 1 + uniform(-limit, limit) each */
+    float steps_y[FL_GRID_MAX_STEPS + 1];
+} fl_aug_grid;
+
+/* x -> clip(alpha * x + beta * 255, 0, 255) */
+typedef struct {
+    float alpha, beta;
+} fl_aug_bc;
+
+/* n_holes rectangles set to 0, each h x w pixels: size x size when in_pixels,
+ * else (int)(size * H) x (int)(size * W), at y1 = floor(pos[i][0] * (H - h + 1)),
+ * x1 = floor(pos[i][1] * (W - w + 1)). */
+typedef struct {
+    int n_holes, in_pixels;
+    float size;
+    float pos[FL_CUTOUT_MAX_HOLES][2]; /* uniform in [0, 1): y, x */
+} fl_aug_cutout;
+
+typedef struct {
+    int kind; /* fl_aug_kind; the member of the union it uses: */
     union {
         float angle_deg; /* rotate; 0 leaves the image as it is */
-        /* Output pixel (x, y) samples the input at (x + dx, y + dy), where
-         * dx, dy = alpha * GaussianBlur(noise, sigma) (OpenCV's kernel size
-         * for a float image, cvRound(8 sigma + 1) | 1, and reflect-101
-         * borders) and the two noise fields are draws 1..H*W (dx) and
-         * H*W+1..2*H*W (dy), row-major, of an fl_rng (trainer/rng.h) whose
-         * state is noise_key: draw n is the n-th fl_rng_next, z, turned into
-         * (z >> 40) * 2^-23 - 1, uniform in [-1, 1). The bridge generates
-         * them on the model's device. alpha 0 leaves the image as it is. */
-        struct {
-            float alpha, sigma; /* alpha >= 0, sigma > 0 */
-            uint64_t noise_key;
-        } elastic;
-        /* albumentations 1.4.15 grid_distortion (not normalised): per axis
-         * step = side / num_steps pixels; cell i = 0..num_steps covers
-         * [i*step, (i+1)*step) clipped to the side and maps linearly (numpy
-         * linspace, both ends included) from where the previous cell ended
-         * to that plus step * steps[i]; a cell that reaches past the side
-         * ends at the side instead. Output (x, y) samples the input at
-         * (xx[x], yy[y]). */
-        struct {
-            int num_steps;                          /* 1..FL_GRID_MAX_STEPS */
-            float steps_x[FL_GRID_MAX_STEPS + 1];   /* 1 + uniform(-limit, limit) each */
-            float steps_y[FL_GRID_MAX_STEPS + 1];
-        } grid;
-        /* x -> clip(alpha * x + beta * 255, 0, 255) */
-        struct {
-            float alpha, beta;
-        } bc;
-        /* n_holes rectangles set to 0, each h x w pixels: size pixels when
-         * in_pixels, else (int)(size * H) x (int)(size * W); at
-         * y1 = floor(pos[i][0] * (H - h + 1)), x1 = floor(pos[i][1] * (W - w + 1)). */
-        struct {
-            int n_holes, in_pixels;
-            float size;
-            float pos[FL_CUTOUT_MAX_HOLES][2]; /* uniform in [0, 1): y, x */
-        } cutout;
+        fl_aug_elastic elastic;
+        fl_aug_grid grid;
+        fl_aug_bc bc;
+        fl_aug_cutout cutout;
     };
 } fl_aug_draw;
 
