@@ -23,8 +23,21 @@ static const char *const schedules[] = {"none", "step", "cosine", NULL};
 static const char *const predict_withs[] = {"best_acc", "best_loss", "last", NULL};
 static const char *const tta_views[] = {"hflip", "vflip", NULL}; /* order of fl_tta_kind */
 static const char *const stage_keys[] = {"from_epoch", "ops", NULL};
-static const char *const op_keys[] = {"op", "p", "degrees", "alpha", "sigma", "num_steps", "distort_limit", NULL};
-static const char *const op_names[] = {"hflip", "vflip", "rotate", "elastic", "grid_distortion", NULL};
+static const char *const op_keys[] = {"op",
+                                      "p",
+                                      "degrees",
+                                      "alpha",
+                                      "sigma",
+                                      "num_steps",
+                                      "distort_limit",
+                                      "brightness_limit",
+                                      "contrast_limit",
+                                      "num_holes",
+                                      "size",
+                                      NULL};
+static const char *const op_names[] = {"hflip",  "vflip", "rotate", "elastic", "grid_distortion", "brightness_contrast",
+                                       "cutout", NULL}; /* order of fl_op_kind */
+#define OP_LIST "hflip, vflip, rotate, elastic, grid_distortion, brightness_contrast, cutout"
 /* Keys each op takes, by fl_op_kind. */
 static const char *const op_takes[][8] = {
     {"op", "p", NULL},
@@ -32,6 +45,8 @@ static const char *const op_takes[][8] = {
     {"op", "p", "degrees", NULL},
     {"op", "p", "alpha", "sigma", NULL},
     {"op", "p", "num_steps", "distort_limit", NULL},
+    {"op", "p", "brightness_limit", "contrast_limit", NULL},
+    {"op", "p", "num_holes", "size", NULL},
 };
 static const cfg_range degrees_range = {0, 180, 1, 0};
 
@@ -189,6 +204,79 @@ static fl_code op_member_check(cfg_ctx *c, const config_setting_t *s, const char
     return FL_OK;
 }
 
+/* Member name of op group s must be there (hint: what it takes). */
+static fl_code op_require(cfg_ctx *c, const config_setting_t *s, const char *okey, const char *name, const char *hint)
+{
+    return cfg_member(s, name) ? FL_OK : cfg_missing(c, s, okey, name, hint);
+}
+
+/* cutout's size: an integer is pixels (>= 1), a float a fraction (0, 1] of each side. */
+static fl_code load_cutout_size(cfg_ctx *c, const config_setting_t *s, const char *okey, fl_aug_op *op)
+{
+    char key[CFG_KEY_MAX];
+    const config_setting_t *v = cfg_member(s, "size");
+    cfg_key(key, okey, "size");
+    if (config_setting_type(v) == CONFIG_TYPE_INT || config_setting_type(v) == CONFIG_TYPE_INT64) {
+        long long px;
+        fl_code rc = cfg_int(c, v, key, 1, INT_MAX, &px);
+        op->size = (double)px;
+        op->size_in_pixels = 1;
+        return rc;
+    }
+    if (config_setting_type(v) != CONFIG_TYPE_FLOAT)
+        return cfg_fail(c, v, key, "expected a number, found %s", cfg_type_name(v));
+    op->size = config_setting_get_float(v);
+    if (!(op->size > 0 && op->size <= 1))
+        return cfg_fail(c, v, key,
+                        "a fraction of the side must be in (0, 1], found %g HINT: an integer is a size in pixels, "
+                        "e.g. size = 8",
+                        op->size);
+    return FL_OK;
+}
+
+/* The parameters of op (kind set) from group s. */
+static fl_code load_op_params(cfg_ctx *c, const config_setting_t *s, const char *okey, fl_aug_op *op)
+{
+    fl_code rc = FL_OK;
+    switch (op->kind) {
+    case FL_OP_ROTATE:
+        if ((rc = op_require(c, s, okey, "degrees", "rotate takes degrees in (0, 180], e.g. degrees = 15.0")))
+            return rc;
+        return cfg_opt_float(c, s, okey, "degrees", degrees_range, &op->degrees);
+    case FL_OP_ELASTIC: {
+        static const char *hint = "elastic takes alpha >= 0 and sigma > 0 (pixels), e.g. alpha = 30.0; sigma = 4.0";
+        if ((rc = op_require(c, s, okey, "alpha", hint)) || (rc = op_require(c, s, okey, "sigma", hint)) ||
+            (rc = cfg_opt_float(c, s, okey, "alpha", cfg_nonnegative, &op->alpha)))
+            return rc;
+        return cfg_opt_float(c, s, okey, "sigma", cfg_positive, &op->sigma);
+    }
+    case FL_OP_GRID_DISTORTION: {
+        static const char *hint =
+            "grid_distortion takes num_steps in 1..32 and distort_limit in [0, 1), e.g. num_steps = 4; "
+            "distort_limit = 0.2";
+        if ((rc = op_require(c, s, okey, "num_steps", hint)) || (rc = op_require(c, s, okey, "distort_limit", hint)) ||
+            (rc = cfg_opt_int(c, s, okey, "num_steps", 1, FL_MAX_GRID_STEPS, &op->num_steps)))
+            return rc;
+        return cfg_opt_float(c, s, okey, "distort_limit", cfg_unit_open_hi, &op->distort_limit);
+    }
+    case FL_OP_BRIGHTNESS_CONTRAST:
+        op->brightness_limit = op->contrast_limit = 0.2;
+        if ((rc = cfg_opt_float(c, s, okey, "brightness_limit", cfg_unit, &op->brightness_limit)))
+            return rc;
+        return cfg_opt_float(c, s, okey, "contrast_limit", cfg_unit, &op->contrast_limit);
+    case FL_OP_CUTOUT: {
+        static const char *hint = "cutout takes num_holes in 1..16 and size (pixels, or a fraction of the side), "
+                                  "e.g. num_holes = 1; size = 8";
+        if ((rc = op_require(c, s, okey, "num_holes", hint)) || (rc = op_require(c, s, okey, "size", hint)) ||
+            (rc = cfg_opt_int(c, s, okey, "num_holes", 1, FL_MAX_HOLES, &op->num_holes)))
+            return rc;
+        return load_cutout_size(c, s, okey, op);
+    }
+    default:
+        return FL_OK;
+    }
+}
+
 static fl_code load_op(cfg_ctx *c, const config_setting_t *s, const char *okey, fl_aug_op *op)
 {
     char key[CFG_KEY_MAX];
@@ -197,30 +285,19 @@ static fl_code load_op(cfg_ctx *c, const config_setting_t *s, const char *okey, 
         return rc;
     const config_setting_t *name = cfg_member(s, "op");
     if (!name)
-        return cfg_missing(c, s, okey, "op", "one of hflip, vflip, rotate");
+        return cfg_missing(c, s, okey, "op", "one of " OP_LIST);
     cfg_key(key, okey, "op");
     if (config_setting_type(name) != CONFIG_TYPE_STRING)
         return cfg_enum(c, name, key, op_names, NULL, 0, NULL); /* reports the type */
     int kind = cfg_in(config_setting_get_string(name), op_names);
     if (kind < 0)
-        return cfg_fail(c, name, key, "unknown op \"%s\" HINT: use one of hflip, vflip, rotate",
-                        config_setting_get_string(name));
-    if (kind == FL_OP_ELASTIC || kind == FL_OP_GRID_DISTORTION)
-        return cfg_fail(c, name, key,
-                        "op '%s' is not implemented yet HINT: remove it; the ops so far are hflip, "
-                        "vflip, rotate",
-                        op_names[kind]);
+        return cfg_fail(c, name, key, "unknown op \"%s\" HINT: use one of " OP_LIST, config_setting_get_string(name));
     memset(op, 0, sizeof *op);
     op->kind = (fl_op_kind)kind;
     op->p = 0.5;
     if ((rc = op_member_check(c, s, okey, kind)) || (rc = cfg_opt_float(c, s, okey, "p", cfg_unit, &op->p)))
         return rc;
-    if (kind == FL_OP_ROTATE) {
-        if (!cfg_member(s, "degrees"))
-            return cfg_missing(c, s, okey, "degrees", "rotate takes degrees in (0, 180], e.g. degrees = 15.0");
-        return cfg_opt_float(c, s, okey, "degrees", degrees_range, &op->degrees);
-    }
-    return FL_OK;
+    return load_op_params(c, s, okey, op);
 }
 
 /* An empty array [ ] is accepted where a list ( ) is expected. */

@@ -4,7 +4,7 @@
 # apt-get runs only when a package is missing, and the build is incremental.
 #
 #   FOLDLINE_BUILD_DIR   build folder (default: build)
-#   FOLDLINE_WITH_TESTS  1: also install the test oracles (numpy, h5py, Pillow, scikit-learn)
+#   FOLDLINE_WITH_TESTS  1: also install the test oracles (numpy, h5py, Pillow, scikit-learn, OpenCV)
 #                        and SLURM (slurm-wlm, munge) for tests/slurm
 #   CMAKE_PREFIX_PATH    another libtorch (CUDA, pip torch) instead of Debian's
 set -euo pipefail
@@ -23,6 +23,7 @@ packages=(
 if [[ ${FOLDLINE_WITH_TESTS:-0} == 1 ]]; then
   packages+=(python3 python3-numpy python3-h5py python3-pil python3-sklearn
              python3-torch python3-torchvision   # torchvision: the ResNets' oracle (tests/torch/)
+             python3-opencv                      # OpenCV: the augmentation ops' oracle (tests/augment/)
              slurm-wlm munge)                    # a one-node SLURM that tests/slurm starts itself
 fi
 

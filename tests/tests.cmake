@@ -46,3 +46,11 @@ if(FOLDLINE_MPIRUN)
                        SKIP_RETURN_CODE 77
                        TIMEOUT 300)
 endif()
+
+# The augmentation ops (rotate, elastic, grid distortion, their composition in one remap, flips,
+# brightness_contrast, cutout) against OpenCV (python3-opencv) and exact numpy references, through
+# tests/augment/augment_dump; skipped (77) without cv2.
+add_test(NAME augment_ops
+         COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/augment/test_augment.py)
+set_tests_properties(augment_ops PROPERTIES ENVIRONMENT "AUGMENT_DUMP=$<TARGET_FILE:augment_dump>"
+                     SKIP_RETURN_CODE 77 TIMEOUT 300)

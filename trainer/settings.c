@@ -37,6 +37,8 @@ static const char *op_name(fl_op_kind k)
     case FL_OP_ROTATE: return "rotate";
     case FL_OP_ELASTIC: return "elastic";
     case FL_OP_GRID_DISTORTION: return "grid_distortion";
+    case FL_OP_BRIGHTNESS_CONTRAST: return "brightness_contrast";
+    case FL_OP_CUTOUT: return "cutout";
     }
     return "?";
 }
@@ -65,13 +67,11 @@ static void put_model(text *t, const fl_model_cfg *m)
         put(t, "models.%s.augment.%d = from_epoch %d:", k, s, st->from_epoch);
         for (int i = 0; i < st->n_ops; i++) {
             const fl_aug_op *o = &st->ops[i];
-            put(t, " %s(p %.17g", op_name(o->kind), o->p);
-            if (o->kind == FL_OP_ROTATE)
-                put(t, " degrees %.17g", o->degrees);
-            if (o->kind == FL_OP_ELASTIC)
-                put(t, " alpha %.17g sigma %.17g", o->alpha, o->sigma);
-            if (o->kind == FL_OP_GRID_DISTORTION)
-                put(t, " num_steps %d distort_limit %.17g", o->num_steps, o->distort_limit);
+            /* Every parameter, whatever the op: an op's unused fields keep their defaults. */
+            put(t, " %s(p %.17g degrees %.17g alpha %.17g sigma %.17g num_steps %d distort_limit %.17g "
+                   "brightness_limit %.17g contrast_limit %.17g num_holes %d size %.17g%s",
+                op_name(o->kind), o->p, o->degrees, o->alpha, o->sigma, o->num_steps, o->distort_limit,
+                o->brightness_limit, o->contrast_limit, o->num_holes, o->size, o->size_in_pixels ? " px" : "");
             put(t, ")");
         }
         put(t, "\n");

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #define FL_MAX_OPS 16
+#define FL_MAX_GRID_STEPS 32 /* grid_distortion num_steps */
+#define FL_MAX_HOLES 16      /* cutout num_holes */
 #define FL_MAX_STAGES 16
 #define FL_MAX_MODELS 32
 #define FL_MAX_FOLDS 64
@@ -22,18 +24,26 @@
 typedef enum {
     FL_OP_HFLIP,
     FL_OP_VFLIP,
-    FL_OP_ROTATE,          /* degrees: uniform in [-degrees, degrees] */
-    FL_OP_ELASTIC,         /* alpha, sigma (not implemented yet: a config error) */
-    FL_OP_GRID_DISTORTION  /* num_steps, distort_limit (not implemented yet: a config error) */
+    FL_OP_ROTATE,              /* degrees: uniform in [-degrees, degrees] */
+    FL_OP_ELASTIC,             /* alpha, sigma */
+    FL_OP_GRID_DISTORTION,     /* num_steps, distort_limit */
+    FL_OP_BRIGHTNESS_CONTRAST, /* brightness_limit, contrast_limit */
+    FL_OP_CUTOUT               /* num_holes, size */
 } fl_op_kind;
 
+/* What each op means: trainer/torch/bridge.h (fl_aug_draw) and the README. */
 typedef struct {
     fl_op_kind kind;
-    double p;              /* probability per image, default 0.5 */
-    double degrees;        /* rotate */
-    double alpha, sigma;   /* elastic */
-    int num_steps;         /* grid_distortion */
-    double distort_limit;  /* grid_distortion */
+    double p;                  /* probability per image, default 0.5 */
+    double degrees;            /* rotate: (0, 180] */
+    double alpha, sigma;       /* elastic: alpha >= 0 (pixels), sigma > 0 (pixels) */
+    int num_steps;             /* grid_distortion: 1..32 */
+    double distort_limit;      /* grid_distortion: [0, 1) */
+    double brightness_limit;   /* brightness_contrast: [0, 1], default 0.2 */
+    double contrast_limit;     /* brightness_contrast: [0, 1], default 0.2 */
+    int num_holes;             /* cutout: 1..16 */
+    double size;               /* cutout: pixels (size_in_pixels) or a fraction (0, 1] of each side */
+    int size_in_pixels;        /* cutout: size was an integer */
 } fl_aug_op;
 
 /* From epoch from_epoch on (0-based), ops replace the previous stage's ops. */

@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     uint8_t *x = malloc((size_t)B * S);
     int32_t y[B];
     float *probs = malloc(sizeof *probs * (size_t)1000 * C);
-    fl_augment aug[B];
+    static fl_augment aug[B]; /* large: not on the stack */
     srand(42);
     for (int i = 0; i < NTR; i++)
         order[i] = i;
@@ -87,7 +87,7 @@ int main(int argc, char **argv)
             for (int i = 0; i < B; i++) {
                 memcpy(x + (size_t)i * S, xtr + (size_t)order[b + i] * S, S);
                 y[i] = ltr[order[b + i]];
-                aug[i] = (fl_augment){.hflip = (uint8_t)(rand() & 1)};
+                aug[i] = (fl_augment){.n_ops = 1, .ops = {{.kind = (rand() & 1) ? FL_AUG_HFLIP : FL_AUG_NONE}}};
             }
             double loss;
             int correct;

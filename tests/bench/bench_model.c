@@ -58,8 +58,10 @@ int main(int argc, char **argv)
         x[i] = (uint8_t)(rand() & 255);
     for (int i = 0; i < B; i++) {
         y[i] = rand() % 10;
-        aug[i].hflip = (uint8_t)(i & 1);
-        aug[i].angle_deg = (i % 4 == 0) ? 10.0f : 0.0f;
+        aug[i].n_ops = 2;
+        aug[i].ops[0].kind = (i & 1) ? FL_AUG_HFLIP : FL_AUG_NONE;
+        aug[i].ops[1].kind = FL_AUG_ROTATE;
+        aug[i].ops[1].angle_deg = (i % 4 == 0) ? 10.0f : 0.0f;
     }
     /* Per-step times: the median, and the fastest step (what a quiet machine gives). */
     double *dt = malloc(sizeof *dt * (size_t)steps), loss;

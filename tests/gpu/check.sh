@@ -6,9 +6,10 @@
 #    (torch.utils.cmake_prefix_path), with NCCL from CUDA_HOME or pip's nvidia-nccl
 # 2. checks the binary sees the GPU; runs the bridge's unit tests on the CPU and on
 #    cuda, and the torchvision oracle when torchvision is there
+#    and the augmentation ops on cuda against OpenCV when that python has cv2
 # 3. model throughput on the GPU (smallcnn, resnet18, resnet50)
 # 4. a short fold run on the GPU: synthetic sketches -> prep -> train (resnet18,
-#    2 folds, 2 epochs) -> vote
+#    2 folds, 2 epochs, flips, rotation, elastic and grid distortion) -> vote
 # 5. prep throughput on every core (15,000 600x600 JPEGs -> 224) against Pillow
 # Where the machine lacks MPI/HDF5/libconfig, put the .deb files fetched by
 # ../shared/gpu/fetch-debs.sh in .gpu-debs/ first: this script sources its env.sh.
@@ -54,6 +55,12 @@ step test_model_cuda timeout 300 env FOLDLINE_TEST_DEVICE=cuda ./build-gpu/test_
 if $py -c 'import torchvision' 2>/dev/null; then
   step torchvision timeout 300 $py tests/torch/test_torchvision.py ./build-gpu/model_params
 fi
+if $py -c 'import cv2, numpy' 2>/dev/null; then
+  step augment_cuda timeout 300 env FOLDLINE_TEST_DEVICE=cuda AUGMENT_DUMP=./build-gpu/augment_dump \
+    $py tests/augment/test_augment.py
+else
+  log "skip augment_cuda: $py has no cv2 (python3-opencv or opencv-python-headless)"
+fi
 for args in "smallcnn 1 28 28 128 50 4 cuda" "resnet18 3 64 64 64 50 4 cuda" "resnet50 3 224 224 64 20 4 cuda"; do
   timeout 120 ./build-gpu/bench_model $args 2>&1 | tee -a "$out/summary.txt"
 done
@@ -68,7 +75,10 @@ run = { name = "gpu"; out_dir = "$work/runs"; seed = 1; threads = 4; };
 data = { file = "$work/data.h5"; mean = [0.5]; std = [0.5]; };
 folds = { use = [0, 1]; };
 models = ( { name = "resnet18"; backbone = "resnet18"; epochs = 2; batch = 64;
-             optimizer = { type = "adamw"; lr = 1e-3; weight_decay = 0.01; }; tta = [ "hflip" ]; } );
+             optimizer = { type = "adamw"; lr = 1e-3; weight_decay = 0.01; }; tta = [ "hflip" ];
+             augment = ( { from_epoch = 0; ops = ( { op = "hflip"; }, { op = "rotate"; degrees = 15.0; },
+                 { op = "elastic"; alpha = 30.0; sigma = 4.0; },
+                 { op = "grid_distortion"; num_steps = 4; distort_limit = 0.2; } ); } ); } );
 CFG
 step fold_run timeout 300 $fl train "$work/run.cfg"
 grep -E '^\[|soft-soft' "$out/fold_run.log" | tee -a "$out/summary.txt"

@@ -152,7 +152,10 @@ class TrainEndToEnd(TempDirTest):
 
     def test_augmentation_and_tta_run_and_stay_deterministic(self):
         m = model_text("m", epochs=2, extra='tta = [ "hflip", "vflip" ]; augment = ( { from_epoch = 1; ops = ( '
-                       '{ op = "hflip"; p = 0.5; }, { op = "vflip"; p = 0.5; }, { op = "rotate"; degrees = 15.0; p = 0.5; } ); } );')
+                       '{ op = "hflip"; p = 0.5; }, { op = "vflip"; p = 0.5; }, { op = "rotate"; degrees = 15.0; p = 0.5; }, '
+                       '{ op = "elastic"; alpha = 30.0; sigma = 4.0; p = 0.5; }, '
+                       '{ op = "grid_distortion"; num_steps = 4; distort_limit = 0.2; p = 0.5; }, '
+                       '{ op = "brightness_contrast"; p = 0.5; }, { op = "cutout"; num_holes = 1; size = 4; p = 0.5; } ); } );')
         probs = []
         for name in ("a", "b"):
             rc, out, err, _ = self.train(models=[m], name=name, extra="folds = { use = [1]; };")

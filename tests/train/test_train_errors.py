@@ -64,9 +64,11 @@ class TrainErrors(TempDirTest):
         m = model_text("m", extra='augment = ( { from_epoch = 0; ops = ( { op = "blur"; } ); } );')
         self.fails(config_text(self.data, self.path("runs"), models=[m]), "models.[0].augment.[0].ops.[0].op", "blur")
 
-    def test_an_op_not_implemented_yet_is_an_error_not_ignored(self):
-        m = model_text("m", extra='augment = ( { from_epoch = 0; ops = ( { op = "elastic"; alpha = 30.0; sigma = 4.0; } ); } );')
-        self.fails(config_text(self.data, self.path("runs"), models=[m]), "elastic", "not implemented")
+    def test_an_op_parameter_out_of_range_names_file_line_and_key(self):
+        m = model_text("m", extra='augment = ( { from_epoch = 0; ops = ( { op = "elastic"; alpha = 30.0; sigma = 0.0; } ); } );')
+        text = config_text(self.data, self.path("runs"), models=[m])
+        self.fails(text, "bad.cfg:%d:" % self.line_of(text, "augment ="), "models.[0].augment.[0].ops.[0].sigma",
+                   "must be > 0")
 
     def test_missing_data_file_is_named(self):
         self.fails(config_text(self.path("nope.h5"), self.path("runs")), "nope.h5", "data.file")

@@ -434,18 +434,83 @@ static void test_model_names_are_valid_and_unique(void)
               "each names a folder of the run");
 }
 
-static void test_elastic_and_grid_distortion_are_not_implemented_yet(void)
+/* Loads one stage whose only op is the group text op (inside ops = ( ... )). */
+static fl_code load_op_text(const char *op)
 {
-    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"elastic\"; alpha = 30.0; sigma = 4.0; } ); "
-                         "} );") == FL_EINPUT);
-    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].op: op 'elastic' is not implemented yet HINT: remove it; the ops "
-              "so far are hflip, vflip, rotate");
-    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"hflip\"; }, { op = \"grid_distortion\"; "
-                         "num_steps = 4; distort_limit = 0.2; } ); } );") == FL_EINPUT);
-    CHECK(strstr(err.msg, ":3: models.[0].augment.[0].ops.[1].op: op 'grid_distortion' is not implemented yet") !=
+    char line[512];
+    snprintf(line, sizeof line, "augment = ( { from_epoch = 0; ops = ( %s ); } );", op);
+    return load_model_key(line);
+}
+
+static void test_elastic_and_grid_distortion_read_their_parameters(void)
+{
+    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"elastic\"; alpha = 30.0; sigma = 4.0; },\n"
+                         "{ op = \"grid_distortion\"; num_steps = 4; distort_limit = 0.2; p = 0.25; } ); } );") ==
+          FL_OK);
+    const fl_aug_stage *st = &cfg.models[0].stages[0];
+    CHECK(st->n_ops == 2 && st->ops[0].kind == FL_OP_ELASTIC && st->ops[1].kind == FL_OP_GRID_DISTORTION);
+    CHECK(st->ops[0].alpha == 30.0 && st->ops[0].sigma == 4.0 && st->ops[0].p == 0.5);
+    CHECK(st->ops[1].num_steps == 4 && st->ops[1].distort_limit == 0.2 && st->ops[1].p == 0.25);
+    CHECK(load_op_text("{ op = \"elastic\"; alpha = 0; sigma = 1; }") == FL_OK); /* alpha 0: no displacement */
+    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 32; distort_limit = 0.0; }") == FL_OK);
+}
+
+static void test_elastic_and_grid_distortion_ranges_name_the_key(void)
+{
+    CHECK(load_op_text("{ op = \"elastic\"; alpha = -1.0; sigma = 4.0; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].alpha: must be >= 0, found -1");
+    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; sigma = 0.0; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].sigma: must be > 0, found 0");
+    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; }") == FL_EINPUT);
+    CHECK_MSG(":3: missing key models.[0].augment.[0].ops.[0].sigma HINT: elastic takes alpha >= 0 and sigma > 0 "
+              "(pixels), e.g. alpha = 30.0; sigma = 4.0");
+    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 0; distort_limit = 0.2; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].num_steps: must be in 1..32, found 0");
+    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 4; distort_limit = 1.0; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].distort_limit: must be in [0, 1), found 1");
+    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 4; distort_limit = -0.1; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].distort_limit: must be in [0, 1), found -0.1");
+    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 4.5; distort_limit = 0.2; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].num_steps: expected an integer, found a float");
+    CHECK(load_op_text("{ op = \"grid_distortion\"; distort_limit = 0.2; }") == FL_EINPUT);
+    CHECK(strstr(err.msg, ":3: missing key models.[0].augment.[0].ops.[0].num_steps HINT: grid_distortion takes") !=
           NULL);
+    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; sigma = 4.0; p = -0.5; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].p: must be in [0, 1], found -0.5");
+    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; sigma = 4.0; degrees = 3.0; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].degrees: not a parameter of op 'elastic' HINT: elastic takes op, "
+              "p, alpha, sigma");
+}
+
+static void test_brightness_contrast_and_cutout_read_their_parameters(void)
+{
+    CHECK(load_op_text("{ op = \"brightness_contrast\"; }") == FL_OK);
+    const fl_aug_op *op = &cfg.models[0].stages[0].ops[0];
+    CHECK(op->kind == FL_OP_BRIGHTNESS_CONTRAST && op->brightness_limit == 0.2 && op->contrast_limit == 0.2);
+    CHECK(load_op_text("{ op = \"brightness_contrast\"; brightness_limit = 0.1; contrast_limit = 0.3; }") == FL_OK);
+    CHECK(op->brightness_limit == 0.1 && op->contrast_limit == 0.3);
+    CHECK(load_op_text("{ op = \"brightness_contrast\"; contrast_limit = 1.5; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].contrast_limit: must be in [0, 1], found 1.5");
+    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 2; size = 8; }") == FL_OK);
+    CHECK(op->kind == FL_OP_CUTOUT && op->num_holes == 2 && op->size == 8 && op->size_in_pixels);
+    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 1; size = 0.25; }") == FL_OK);
+    CHECK(op->size == 0.25 && !op->size_in_pixels);
+    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 1; size = 8.0; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].size: a fraction of the side must be in (0, 1], found 8 HINT: an "
+              "integer is a size in pixels, e.g. size = 8");
+    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 1; size = 0; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].size: must be >= 1, found 0");
+    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 17; size = 4; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].num_holes: must be in 1..16, found 17");
+    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 1; size = \"8\"; }") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].size: expected a number, found a string");
+}
+
+static void test_unknown_op_lists_every_op(void)
+{
     CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"blur\"; } ); } );") == FL_EINPUT);
-    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].op: unknown op \"blur\" HINT: use one of hflip, vflip, rotate");
+    CHECK_MSG(":3: models.[0].augment.[0].ops.[0].op: unknown op \"blur\" HINT: use one of hflip, vflip, rotate, "
+              "elastic, grid_distortion, brightness_contrast, cutout");
 }
 
 static void test_op_parameters_of_other_ops_are_errors(void)
@@ -454,7 +519,8 @@ static void test_op_parameters_of_other_ops_are_errors(void)
           FL_EINPUT);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].degrees: not a parameter of op 'hflip' HINT: hflip takes op, p");
     CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { p = 0.5; } ); } );") == FL_EINPUT);
-    CHECK_MSG(":3: missing key models.[0].augment.[0].ops.[0].op HINT: one of hflip, vflip, rotate");
+    CHECK_MSG(":3: missing key models.[0].augment.[0].ops.[0].op HINT: one of hflip, vflip, rotate, elastic, "
+              "grid_distortion, brightness_contrast, cutout");
 }
 
 static void test_rotate_needs_degrees_in_0_to_180(void)
@@ -691,7 +757,10 @@ int main(void)
     RUN(test_missing_required_keys_are_named);
     RUN(test_models_list_must_not_be_empty);
     RUN(test_model_names_are_valid_and_unique);
-    RUN(test_elastic_and_grid_distortion_are_not_implemented_yet);
+    RUN(test_elastic_and_grid_distortion_read_their_parameters);
+    RUN(test_elastic_and_grid_distortion_ranges_name_the_key);
+    RUN(test_brightness_contrast_and_cutout_read_their_parameters);
+    RUN(test_unknown_op_lists_every_op);
     RUN(test_op_parameters_of_other_ops_are_errors);
     RUN(test_rotate_needs_degrees_in_0_to_180);
     RUN(test_op_probability_is_in_0_to_1_and_defaults_to_half);

@@ -478,10 +478,10 @@ static void test_hflip_and_vflip_mirror_exactly_and_twice_is_identity(void)
     enum { B = 2, C = 3, H = 9, W = 7, N = B * C * H * W };
     uint8_t x[N], back[N];
     float once[N], twice[N];
-    fl_augment aug[B] = {{.hflip = 1}, {.vflip = 1}};
+    fl_augment aug[B] = {{.n_ops = 1, .ops = {{.kind = FL_AUG_HFLIP}}}, {.n_ops = 1, .ops = {{.kind = FL_AUG_VFLIP}}}};
     fl_error err;
     random_bytes(x, N);
-    CHECK(fl_torch_augment_batch(x, B, C, H, W, aug, once, &err) == FL_OK);
+    CHECK(fl_torch_augment_batch(x, B, C, H, W, aug, test_device, once, &err) == FL_OK);
     for (int c = 0; c < C; c++)
         for (int r = 0; r < H; r++)
             for (int q = 0; q < W; q++) {
@@ -490,7 +490,7 @@ static void test_hflip_and_vflip_mirror_exactly_and_twice_is_identity(void)
             }
     for (int i = 0; i < N; i++)
         back[i] = (uint8_t)once[i];
-    CHECK(fl_torch_augment_batch(back, B, C, H, W, aug, twice, &err) == FL_OK);
+    CHECK(fl_torch_augment_batch(back, B, C, H, W, aug, test_device, twice, &err) == FL_OK);
     for (int i = 0; i < N; i++)
         CHECK(twice[i] == x[i]);
 }
@@ -500,10 +500,11 @@ static void test_rotation_by_zero_is_exact_even_beside_a_rotated_image(void)
     enum { B = 2, H = 10, W = 13, N = B * H * W };
     uint8_t x[N];
     float out[N];
-    fl_augment aug[B] = {{.angle_deg = 10.0f}, {.angle_deg = 0.0f}};
+    fl_augment aug[B] = {{.n_ops = 1, .ops = {{.kind = FL_AUG_ROTATE, .angle_deg = 10.0f}}},
+                         {.n_ops = 1, .ops = {{.kind = FL_AUG_ROTATE, .angle_deg = 0.0f}}}};
     fl_error err;
     random_bytes(x, N);
-    CHECK(fl_torch_augment_batch(x, B, 1, H, W, aug, out, &err) == FL_OK);
+    CHECK(fl_torch_augment_batch(x, B, 1, H, W, aug, test_device, out, &err) == FL_OK);
     for (int i = H * W; i < N; i++)
         CHECK(out[i] == x[i]);
     int moved = 0;
@@ -517,11 +518,12 @@ static void test_rotation_by_90_turns_counter_clockwise(void)
     enum { S = 9, N = S * S };
     uint8_t x[2 * N];
     float out[2 * N];
-    fl_augment aug[2] = {{.angle_deg = 90.0f}, {.angle_deg = -90.0f}};
+    fl_augment aug[2] = {{.n_ops = 1, .ops = {{.kind = FL_AUG_ROTATE, .angle_deg = 90.0f}}},
+                         {.n_ops = 1, .ops = {{.kind = FL_AUG_ROTATE, .angle_deg = -90.0f}}}};
     fl_error err;
     random_bytes(x, N);
     memcpy(x + N, x, N);
-    CHECK(fl_torch_augment_batch(x, 2, 1, S, S, aug, out, &err) == FL_OK);
+    CHECK(fl_torch_augment_batch(x, 2, 1, S, S, aug, test_device, out, &err) == FL_OK);
     /* +90: numpy's rot90(k=1), the top-right corner goes to the top left. */
     for (int r = 0; r < S; r++)
         for (int c = 0; c < S; c++) {
@@ -536,10 +538,10 @@ static void test_rotation_of_a_wide_image_is_a_true_rotation_in_pixels(void)
     enum { H = 11, W = 17, N = H * W };
     uint8_t x[N];
     float out[N];
-    fl_augment aug = {.angle_deg = 90.0f};
+    fl_augment aug = {.n_ops = 1, .ops = {{.kind = FL_AUG_ROTATE, .angle_deg = 90.0f}}};
     fl_error err;
     random_bytes(x, N);
-    CHECK(fl_torch_augment_batch(x, 1, 1, H, W, &aug, out, &err) == FL_OK);
+    CHECK(fl_torch_augment_batch(x, 1, 1, H, W, &aug, test_device, out, &err) == FL_OK);
     for (int r = 0; r < H; r++)
         for (int c = 3; c < 14; c++)
             CHECK(fabsf(out[r * W + c] - x[(c - 3) * W + (13 - r)]) < 1e-3f);

@@ -60,15 +60,89 @@ typedef struct {
     const char *device;       /* "cpu", "cuda", "cuda:N" */
 } fl_model_spec;              /* NULL head_type, head_act, optimizer, device: "linear", "relu", "adam", "cpu" */
 
-/* Per-image augmentation, drawn by the caller (trainer/augment.c) so that it
- * depends only on the seed, the epoch and the row. Applied in this order:
- * rotation by angle_deg about the centre (positive: counter-clockwise as
- * seen on screen; bilinear, reflect-101 borders:
- * grid_sample with padding_mode reflection and align_corners true), then the
- * flips. angle_deg == 0 and no flip leaves the image bit for bit as it was. */
+/* ---- augmentation ----------------------------------------------------------
+ * Per image, the drawn parameters of every op of its augmentation stage, in
+ * the order the stage lists them; the caller draws them (trainer/augment.c)
+ * from the seed, the epoch and the row alone. Coordinates are pixels, x to
+ * the right and y down, (0, 0) the centre of the top-left pixel.
+ *
+ * How the bridge applies them: the geometric ops (flips, rotate, elastic,
+ * grid distortion) of an image compose into one sampling map, and one
+ * bilinear grid_sample (reflect-101 borders: padding_mode reflection,
+ * align_corners true) per batch resamples every image that has one; an image
+ * whose fired geometric ops are only flips is flipped exactly instead (two
+ * hflips cancel), and an image with none is left bit for bit as it was. The
+ * result is what applying the ops one after the other gives (albumentations
+ * 1.4.15, OpenCV INTER_LINEAR and BORDER_REFLECT_101), up to the single
+ * interpolation: nothing is resampled twice. Then the pixel ops
+ * (brightness_contrast, cutout) in their listed order, on the 0..255 scale. */
+#define FL_AUG_MAX_OPS 16        /* ops per image (= FL_MAX_OPS) */
+#define FL_GRID_MAX_STEPS 32     /* grid distortion: num_steps <= this */
+#define FL_CUTOUT_MAX_HOLES 16   /* cutout: holes <= this */
+
+typedef enum {
+    FL_AUG_NONE,                /* the op did not fire: nothing happens */
+    FL_AUG_HFLIP,               /* x -> W-1-x */
+    FL_AUG_VFLIP,               /* y -> H-1-y */
+    FL_AUG_ROTATE,              /* angle_deg about ((W-1)/2, (H-1)/2); positive: counter-clockwise on screen */
+    FL_AUG_ELASTIC,             /* elastic */
+    FL_AUG_GRID_DISTORTION,     /* grid */
+    FL_AUG_BRIGHTNESS_CONTRAST, /* bc */
+    FL_AUG_CUTOUT               /* cutout */
+} fl_aug_kind;
+
+/* Output pixel (x, y) samples the input at (x + dx, y + dy), where dx, dy =
+ * alpha * GaussianBlur(noise, sigma) (OpenCV's kernel size for a float image,
+ * cvRound(8 sigma + 1) | 1, and reflect-101 borders) and the two noise fields
+ * are draws 1..H*W (dx) and H*W+1..2*H*W (dy), row-major, of an fl_rng
+ * (trainer/rng.h) whose state is noise_key: draw n is the n-th fl_rng_next,
+ * z, turned into (z >> 40) * 2^-23 - 1, uniform in [-1, 1). The bridge
+ * generates them on the model's device. alpha 0 leaves the image as it is. */
 typedef struct {
-    uint8_t hflip, vflip;
-    float angle_deg;
+    float alpha, sigma; /* alpha >= 0, sigma > 0 */
+    uint64_t noise_key;
+} fl_aug_elastic;
+
+/* albumentations 1.4.15 grid_distortion (not normalised): per axis step =
+ * side / num_steps pixels; cell i = 0..num_steps covers [i*step, (i+1)*step)
+ * and maps linearly (numpy linspace, both ends included) from where the
+ * previous cell ended to that plus step * steps[i]; a cell that reaches past
+ * the side ends at the side instead. Output (x, y) samples the input at
+ * (xx[x], yy[y]). */
+typedef struct {
+    int num_steps;                        /* 1..FL_GRID_MAX_STEPS */
+    float steps_x[FL_GRID_MAX_STEPS + 1]; /* 1 + uniform(-limit, limit) each */
+    float steps_y[FL_GRID_MAX_STEPS + 1];
+} fl_aug_grid;
+
+/* x -> clip(alpha * x + beta * 255, 0, 255) */
+typedef struct {
+    float alpha, beta;
+} fl_aug_bc;
+
+/* n_holes rectangles set to 0, each h x w pixels: size x size when in_pixels,
+ * else (int)(size * H) x (int)(size * W), at y1 = floor(pos[i][0] * (H - h + 1)),
+ * x1 = floor(pos[i][1] * (W - w + 1)). */
+typedef struct {
+    int n_holes, in_pixels;
+    float size;
+    float pos[FL_CUTOUT_MAX_HOLES][2]; /* uniform in [0, 1): y, x */
+} fl_aug_cutout;
+
+typedef struct {
+    int kind; /* fl_aug_kind; the member of the union it uses: */
+    union {
+        float angle_deg; /* rotate; 0 leaves the image as it is */
+        fl_aug_elastic elastic;
+        fl_aug_grid grid;
+        fl_aug_bc bc;
+        fl_aug_cutout cutout;
+    };
+} fl_aug_draw;
+
+typedef struct {
+    int n_ops;                        /* 0..FL_AUG_MAX_OPS */
+    fl_aug_draw ops[FL_AUG_MAX_OPS];  /* in the order they apply */
 } fl_augment;
 
 /* Builds the model on spec->device. Seeds libtorch's global CPU generator
@@ -167,13 +241,18 @@ void *fl_model_cuda_stream(const fl_model *m);
 /* Seeds libtorch's global generators (CPU and CUDA). */
 fl_code fl_torch_manual_seed(uint64_t seed, fl_error *err);
 
-/* The augmentation of fl_model_forward_backward on the CPU, for tests and
- * previews: x uint8 (B, ch, H, W), aug (B) -> out float32 (B, ch, H, W) on the
- * 0..255 scale, not normalised. A positive angle_deg turns the picture
- * counter-clockwise as seen with row 0 at the top (90 degrees on a square
- * N x N image: out[y][x] = in[x][N-1-y]). */
-fl_code fl_torch_augment_batch(const uint8_t *x, int B, int ch, int H, int W, const fl_augment *aug, float *out,
-                               fl_error *err);
+/* The augmentation of fl_model_forward_backward, for tests and previews:
+ * x uint8 (B, ch, H, W), aug (B) -> out float32 (B, ch, H, W) on the 0..255
+ * scale, not normalised, computed on device ("cpu", "cuda", "cuda:N"; NULL:
+ * "cpu"). A positive angle_deg turns the picture counter-clockwise as seen
+ * with row 0 at the top (90 degrees on a square N x N image:
+ * out[y][x] = in[x][N-1-y]). */
+fl_code fl_torch_augment_batch(const uint8_t *x, int B, int ch, int H, int W, const fl_augment *aug,
+                               const char *device, float *out, fl_error *err);
+
+/* The two uniform noise fields of an elastic draw with noise_key, before the
+ * blur, as the bridge generates them on device: out float32 (2, H, W). */
+fl_code fl_torch_elastic_noise(uint64_t noise_key, int H, int W, const char *device, float *out, fl_error *err);
 
 #ifdef __cplusplus
 }

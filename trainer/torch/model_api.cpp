@@ -24,40 +24,6 @@ const char *or_default(const char *s, const char *def)
     return s ? s : def;
 }
 
-// "cpu" | "cuda" | "cuda:N"; CUDA must be there.
-fl_code parse_device(const std::string &name, torch::Device *dev, fl_error *err)
-{
-    if (name == "cpu") {
-        *dev = torch::Device(torch::kCPU);
-        return FL_OK;
-    }
-    long index = 0;
-    if (name.compare(0, 5, "cuda:") == 0 && name.size() > 5) {
-        char *end = nullptr;
-        index = std::strtol(name.c_str() + 5, &end, 10);
-        if (*end != '\0' || index < 0 || index > 1024)
-            return fl_fail(err, FL_EINPUT, "device \"%s\": expected \"cpu\", \"cuda\" or \"cuda:N\" with N >= 0",
-                           name.c_str());
-    } else if (name != "cuda") {
-        return fl_fail(err, FL_EINPUT, "device \"%s\": expected \"cpu\", \"cuda\" or \"cuda:N\"", name.c_str());
-    }
-    if (!torch::cuda::is_available()) {
-#ifdef FL_TORCH_CUDA
-        const char *why = "this libtorch has CUDA but sees no GPU";
-#else
-        const char *why = "this libtorch was built without CUDA";
-#endif
-        return fl_fail(err, FL_EINPUT, "device \"%s\": CUDA is not available (%s); HINT: use device \"cpu\"",
-                       name.c_str(), why);
-    }
-    long count = (long)torch::cuda::device_count();
-    if (index >= count)
-        return fl_fail(err, FL_EINPUT, "device \"%s\": only %ld CUDA device%s visible (cuda:0 to cuda:%ld)",
-                       name.c_str(), count, count == 1 ? "" : "s", count - 1);
-    *dev = torch::Device(torch::kCUDA, (c10::DeviceIndex)index);
-    return FL_OK;
-}
-
 bool finite_at_least(double v, double lo)
 {
     return std::isfinite(v) && v >= lo;
@@ -331,8 +297,9 @@ extern "C" fl_code fl_model_forward_backward(fl_model *m, const uint8_t *x, cons
         return rc;
     if (!std::isfinite(loss_scale))
         return fl_fail(err, FL_EINPUT, "loss_scale %g: expected a finite number", loss_scale);
-    if (aug && !images_augment_valid(aug, B))
-        return fl_fail(err, FL_EINPUT, "forward_backward: a rotation angle is not a finite number");
+    std::string why;
+    if (aug && !images_augment_valid(aug, B, &why))
+        return fl_fail(err, FL_EINPUT, "forward_backward: %s", why.c_str());
     FL_TORCH_GUARD(err, forward_backward(*m, x, y, B, aug, loss_scale, loss_sum, correct));
 }
 
