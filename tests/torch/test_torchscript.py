@@ -68,8 +68,22 @@ def backbone_tensors(ckpt):
 
 
 def export(*args):
-    env = dict(os.environ, PYTHONPATH=os.path.join(HERE, "fake_timm"))
-    return subprocess.run([sys.executable, EXPORT, *args], capture_output=True, text=True, env=env, timeout=120)
+    """Runs the exporter's main(args) in this process (torch is imported already) with the
+    stand-in timm: (exit status, stdout, stderr)."""
+    fake = os.path.join(HERE, "fake_timm")
+    sys.path.insert(0, fake)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        main = runpy.run_path(EXPORT)["main"]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(list(args))
+            except SystemExit as e:
+                rc = e.code if isinstance(e.code, int) else 1
+                err.write(str(e.code))
+    finally:
+        sys.path.remove(fake)
+    return rc, out.getvalue(), err.getvalue()
 
 
 class TinyBnCnn(nn.Module):
@@ -97,6 +111,16 @@ class TorchScriptBackbones(unittest.TestCase):
         cls.tiny = TinyBnCnn(3)
         cls.tiny_path = os.path.join(cls.tmp, "tiny.pt")
         torch.jit.script(cls.tiny).save(cls.tiny_path)
+        cls.tiny_runs = {}
+
+    @classmethod
+    def tiny_run(cls, scale, steps):
+        """script_model on the tiny module, trained (not frozen), once per (scale, steps):
+        its output and the checkpoint's path."""
+        if (scale, steps) not in cls.tiny_runs:
+            ckpt = os.path.join(cls.tmp, "tiny_%g_%d.pt" % (scale, steps))
+            cls.tiny_runs[scale, steps] = script_model(cls.tiny_path, 3, 16, 0, scale, steps, ckpt), ckpt
+        return cls.tiny_runs[scale, steps]
 
     @classmethod
     def tearDownClass(cls):
@@ -121,28 +145,21 @@ class TorchScriptBackbones(unittest.TestCase):
         self.assertFalse(os.path.exists(self.path("x.pt")))
 
     def test_exporter_scripts_and_prints_the_config_lines(self):
-        out = self.export
-        self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertIn("scripted", out.stdout)
-        self.assertIn("(B, 3, 32, 32) -> (B, 512) features", out.stdout)
-        self.assertIn("feature dim D = 512", out.stdout)
-        self.assertIn("--size 32 --channels 3", out.stdout)
-        self.assertIn("mean = [0.5, 0.4, 0.3]; std = [0.2, 0.25, 0.3];", out.stdout)
-        self.assertIn('backbone = "torchscript:%s"' % self.r18, out.stdout)
-        self.assertIn("bicubic", out.stdout)  # the fake's interpolation differs from prep's
+        rc, out, err = self.export
+        self.assertEqual(rc, 0, err)
+        self.assertIn("scripted", out)
+        self.assertIn("(B, 3, 32, 32) -> (B, 512) features", out)
+        self.assertIn("feature dim D = 512", out)
+        self.assertIn("--size 32 --channels 3", out)
+        self.assertIn("mean = [0.5, 0.4, 0.3]; std = [0.2, 0.25, 0.3];", out)
+        self.assertIn('backbone = "torchscript:%s"' % self.r18, out)
+        self.assertIn("bicubic", out)  # the stand-in's interpolation differs from prep's
         self.assertIsInstance(torch.jit.load(self.r18), torch.jit.ScriptModule)
+        self.assertEqual(os.listdir(self.tmp).count(".r18.pt.tmp"), 0)
 
     def test_exporter_traces_what_scripting_refuses(self):
-        # In this process (torch is imported already): the exporter's main() with the stand-in timm.
-        sys.path.insert(0, os.path.join(HERE, "fake_timm"))
-        try:
-            main = runpy.run_path(EXPORT)["main"]
-            out, err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                self.assertEqual(main(["varargs_cnn", self.path("va.pt"), "--channels", "1"]), 0)
-        finally:
-            sys.path.remove(os.path.join(HERE, "fake_timm"))
-        out, err = out.getvalue(), err.getvalue()
+        rc, out, err = export("varargs_cnn", self.path("va.pt"), "--channels", "1")
+        self.assertEqual(rc, 0, err)
         self.assertIn("torch.jit.script failed", err)
         self.assertIn("traced", out)
         self.assertIn("(B, 1, 32, 32) -> (B, 6) features", out)
@@ -151,7 +168,7 @@ class TorchScriptBackbones(unittest.TestCase):
         self.assertEqual(tuple(traced(torch.zeros(5, 1, 20, 20)).shape), (5, 6))  # no batch size baked in
 
     def test_frozen_resnet18_features_equal_torchvision(self):
-        self.assertEqual(self.export.returncode, 0, self.export.stderr)
+        self.assertEqual(self.export[0], 0, self.export[2])
         ckpt = self.path("r18_ckpt.pt")
         dim, params, got, reload = script_model(self.r18, 3, 32, 1, 1.0, 1, ckpt)
         net = torchvision.models.resnet18()
@@ -175,8 +192,7 @@ class TorchScriptBackbones(unittest.TestCase):
             self.assertTrue(torch.equal(saved[name], t), name)
 
     def test_trained_module_saves_what_predicts_in_eval_mode(self):
-        ckpt = self.path("tiny_ckpt.pt")
-        dim, params, got, reload = script_model(self.tiny_path, 3, 16, 0, 1.0, 3, ckpt)
+        (dim, params, got, reload), ckpt = self.tiny_run(1.0, 3)
         n_tiny = sum(p.numel() for p in self.tiny.parameters())
         self.assertEqual(dim, 12)
         self.assertEqual(params, (n_tiny + 12 * 3 + 3, n_tiny + 12 * 3 + 3))
@@ -196,12 +212,10 @@ class TorchScriptBackbones(unittest.TestCase):
         def head(ckpt):
             return dict(torch.jit.load(ckpt).named_parameters())["net.head.0.weight"]
 
-        script_model(self.tiny_path, 3, 16, 0, 1.0, 0, self.path("scale_start.pt"))
-        head0 = head(self.path("scale_start.pt"))
+        head0 = head(self.tiny_run(1.0, 0)[1])
         moved, head_moved = {}, {}
         for scale in (1.0, 1e-9):
-            ckpt = self.path("scale_%g.pt" % scale)
-            script_model(self.tiny_path, 3, 16, 0, scale, 3, ckpt)
+            ckpt = self.tiny_run(scale, 3)[1]
             saved = backbone_tensors(ckpt)
             moved[scale] = max((saved[n] - p).abs().max().item() for n, p in self.tiny.named_parameters())
             head_moved[scale] = (head(ckpt) - head0).abs().max().item()
