@@ -167,9 +167,9 @@ static fl_code train_probe_backbones(train_ctx *t, fl_error *err)
     const fl_train_config *cfg = t->cfg;
     for (int i = 0; i < cfg->n_models; i++) {
         const fl_model_cfg *m = &cfg->models[i];
-        if (strncmp(m->backbone, "torchscript:", 12) != 0)
+        if (strncmp(m->backbone, FL_TORCHSCRIPT_PREFIX, strlen(FL_TORCHSCRIPT_PREFIX)) != 0)
             continue;
-        const char *path = m->backbone + 12;
+        const char *path = m->backbone + strlen(FL_TORCHSCRIPT_PREFIX);
         for (int j = 0; j < i && !t->feature_dim[i]; j++) /* a module two models share is probed once */
             if (!strcmp(cfg->models[j].backbone, m->backbone))
                 t->feature_dim[i] = t->feature_dim[j];
@@ -245,7 +245,8 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
         if (!t->feature_dim[i])
             continue;
         printf("train: model %s: TorchScript backbone %s, (B, %d, %d, %d) -> (B, %d) features, ", m->name,
-               m->backbone + 12, t->info.channels, t->info.height, t->info.width, t->feature_dim[i]);
+               m->backbone + strlen(FL_TORCHSCRIPT_PREFIX), t->info.channels, t->info.height, t->info.width,
+               t->feature_dim[i]);
         if (m->freeze_backbone)
             printf("frozen\n");
         else

@@ -16,7 +16,6 @@ static const char *const model_keys[] = {
     "name",           "backbone", "freeze_backbone", "backbone_lr_scale", "head", "epochs",  "batch", "optimizer",
     "clip_grad_norm", "schedule", "label_smoothing", "predict_with",      "tta",  "augment", NULL};
 static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "mlp", NULL};
-#define TORCHSCRIPT_PREFIX "torchscript:"
 static const char *const head_keys[] = {"type", "hidden", "act", NULL};
 static const char *const head_types[] = {"linear", "mlp3", NULL};
 static const char *const head_acts[] = {"relu", "gelu", NULL};
@@ -91,7 +90,7 @@ static fl_code sub_group(cfg_ctx *c, const config_setting_t *g, const char *gkey
 static fl_code load_torchscript(cfg_ctx *c, const config_setting_t *s, const char *key, fl_model_cfg *m)
 {
     char given[FL_PATH_MAX], dir[FL_PATH_MAX];
-    snprintf(given, sizeof given, "%s", m->backbone + strlen(TORCHSCRIPT_PREFIX));
+    snprintf(given, sizeof given, "%s", m->backbone + strlen(FL_TORCHSCRIPT_PREFIX));
     if (!given[0])
         return cfg_fail(c, s, key,
                         "expected \"torchscript:PATH\" with the path of a TorchScript file, found \"%s\" HINT: "
@@ -103,10 +102,10 @@ static fl_code load_torchscript(cfg_ctx *c, const config_setting_t *s, const cha
         dir[0] = '\0';
     else
         slash[1] = '\0'; /* keeps the slash: "configs/" */
-    int n = snprintf(m->backbone, sizeof m->backbone, "%s%s%s", TORCHSCRIPT_PREFIX, dir, given);
+    int n = snprintf(m->backbone, sizeof m->backbone, "%s%s%s", FL_TORCHSCRIPT_PREFIX, dir, given);
     if (n < 0 || (size_t)n >= sizeof m->backbone)
         return cfg_fail(c, s, key, "the path \"%s%s\" is too long", dir, given);
-    const char *path = m->backbone + strlen(TORCHSCRIPT_PREFIX);
+    const char *path = m->backbone + strlen(FL_TORCHSCRIPT_PREFIX);
     if (access(path, R_OK) != 0)
         return cfg_fail(c, s, key,
                         "cannot read the TorchScript module \"%s\" (%s) HINT: a relative path starts at the config "
@@ -127,7 +126,7 @@ static fl_code load_backbone(cfg_ctx *c, const config_setting_t *g, const char *
     fl_code rc = cfg_string(c, s, key, m->backbone, sizeof m->backbone);
     if (rc)
         return rc;
-    if (strncmp(m->backbone, TORCHSCRIPT_PREFIX, strlen(TORCHSCRIPT_PREFIX)) == 0)
+    if (strncmp(m->backbone, FL_TORCHSCRIPT_PREFIX, strlen(FL_TORCHSCRIPT_PREFIX)) == 0)
         return load_torchscript(c, s, key, m);
     if (cfg_in(m->backbone, backbones) >= 0)
         return FL_OK;

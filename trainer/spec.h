@@ -18,6 +18,8 @@
 #define FL_MAX_TTA 8
 #define FL_NAME_MAX 64
 #define FL_PATH_MAX 4096
+/* models.[i].backbone = "torchscript:PATH": a TorchScript module as the backbone */
+#define FL_TORCHSCRIPT_PREFIX "torchscript:"
 
 typedef enum {
     FL_OP_HFLIP,
