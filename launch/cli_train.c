@@ -5,7 +5,8 @@
  * The life of a rank:
  *   1. MPI up (FUNNELED); the launch check against SLURM_NTASKS.
  *   2. What every rank sets up on its own: the config, the data file, its
- *      device and threads; rank 0 also writes run.cfg. Then the ranks agree:
+ *      device and threads, a dry run of each TorchScript backbone; rank 0
+ *      also writes run.cfg. Then the ranks agree:
  *      if any failed, the failure is printed once (by rank 0 when every rank
  *      met it, as with a config error) and every rank exits non-zero.
  *   3. Collective set-up: the rank groups, their backend, the job queue.
@@ -75,6 +76,7 @@ typedef struct {
     fl_backend backend;
     int threads;
     int restart;            /* --restart */
+    int feature_dim[FL_MAX_MODELS]; /* D of each TorchScript backbone (0 for built-in ones) */
     fl_job_env env;
 } train_ctx;
 
@@ -238,6 +240,33 @@ static fl_code train_pick_folds(train_ctx *t, fl_error *err)
                    t->fold_only, t->cfg->path, list);
 }
 
+/* Loads every TorchScript backbone on this rank's device and runs it once on
+ * the data's (2, ch, H, W), so that a module that is not TorchScript, does
+ * not take these images or returns no (B, D) features stops the run before
+ * any job, naming the config line; its D goes into the header. */
+static fl_code train_probe_backbones(train_ctx *t, fl_error *err)
+{
+    const fl_train_config *cfg = t->cfg;
+    for (int i = 0; i < cfg->n_models; i++) {
+        const fl_model_cfg *m = &cfg->models[i];
+        if (strncmp(m->backbone, FL_TORCHSCRIPT_PREFIX, strlen(FL_TORCHSCRIPT_PREFIX)) != 0)
+            continue;
+        const char *path = m->backbone + strlen(FL_TORCHSCRIPT_PREFIX);
+        for (int j = 0; j < i && !t->feature_dim[i]; j++) /* a module two models share is probed once */
+            if (!strcmp(cfg->models[j].backbone, m->backbone))
+                t->feature_dim[i] = t->feature_dim[j];
+        fl_code rc = t->feature_dim[i] ? FL_OK
+                                       : fl_torchscript_probe(path, t->info.channels, t->info.height, t->info.width,
+                                                              t->device, &t->feature_dim[i], err);
+        if (!rc)
+            continue;
+        if (m->backbone_line > 0)
+            return fl_error_prefix(err, "%s:%d: models.[%d].backbone", cfg->path, m->backbone_line, i);
+        return fl_error_prefix(err, "%s (--set): models.[%d].backbone", cfg->path, i);
+    }
+    return FL_OK;
+}
+
 /* Step 2: everything a rank does on its own before the ranks agree. */
 static fl_code train_setup_local(train_ctx *t, fl_error *err)
 {
@@ -264,7 +293,7 @@ static fl_code train_setup_local(train_ctx *t, fl_error *err)
     snprintf(env->run_dir, sizeof env->run_dir, "%s/%s", cfg->out_dir, cfg->run_name);
     t->threads = cfg->threads > 0 ? cfg->threads : default_threads(&t->world);
     if ((rc = train_pick_device(t, err)) || (rc = fl_torch_set_threads(t->threads, err)) ||
-        (rc = fl_torch_keep_freed_memory(err)))
+        (rc = fl_torch_keep_freed_memory(err)) || (rc = train_probe_backbones(t, err)))
         return rc;
     if (t->world.rank == 0) {
         if ((t->restart && (rc = train_restart(t, err))) || (rc = train_check_settings(t, err)))
@@ -303,6 +332,18 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
     printf("train: %s: %d model%s x %s = %d job%s on %s, %d thread%s per rank; run directory %s\n", cfg->path,
            cfg->n_models, cfg->n_models == 1 ? "" : "s", folds, n_jobs, n_jobs == 1 ? "" : "s", t->device, t->threads,
            t->threads == 1 ? "" : "s", t->env.run_dir);
+    for (int i = 0; i < cfg->n_models; i++) {
+        const fl_model_cfg *m = &cfg->models[i];
+        if (!t->feature_dim[i])
+            continue;
+        printf("train: model %s: TorchScript backbone %s, (B, %d, %d, %d) -> (B, %d) features, ", m->name,
+               m->backbone + strlen(FL_TORCHSCRIPT_PREFIX), t->info.channels, t->info.height, t->info.width,
+               t->feature_dim[i]);
+        if (m->freeze_backbone)
+            printf("frozen\n");
+        else
+            printf("trained at lr x %g\n", m->backbone_lr_scale);
+    }
     if (w->size > 1)
         printf("train: %d ranks on %d host%s in %d group%s of %d (dist.ranks_per_job); %s; %s backend\n", w->size,
                hosts, hosts == 1 ? "" : "s", groups, groups == 1 ? "" : "s", per,

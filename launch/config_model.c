@@ -1,17 +1,20 @@
 /* config_model.c -- one element of the models list: backbone, head, optimiser,
  * schedule, prediction, TTA and the augmentation stages. Keys that only one
- * variant uses (momentum for sgd, degrees for rotate, ...) are errors on the
- * others: a setting foldline would ignore is never accepted silently. */
+ * variant uses (momentum for sgd, degrees for rotate, backbone_lr_scale for a
+ * trained backbone, ...) are errors on the others: a setting foldline would
+ * ignore is never accepted silently. */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "launch/config_priv.h"
 
-static const char *const model_keys[] = {"name",         "backbone",  "freeze_backbone", "head",     "epochs",
-                                         "batch",        "optimizer", "clip_grad_norm",  "schedule", "label_smoothing",
-                                         "predict_with", "tta",       "augment",         NULL};
+static const char *const model_keys[] = {
+    "name",           "backbone", "freeze_backbone", "backbone_lr_scale", "head", "epochs",  "batch", "optimizer",
+    "clip_grad_norm", "schedule", "label_smoothing", "predict_with",      "tta",  "augment", NULL};
 static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "mlp", NULL};
 static const char *const head_keys[] = {"type", "hidden", "act", NULL};
 static const char *const head_types[] = {"linear", "mlp3", NULL};
@@ -65,6 +68,7 @@ static void model_defaults(fl_model_cfg *m)
     m->gamma = 0.1;
     strcpy(m->predict_with, "best_acc");
     m->vote_weight = 1.0;
+    m->backbone_lr_scale = 1.0;
 }
 
 /* The keys of group g listed in keys are used only when `type` is `wanted`. */
@@ -95,21 +99,71 @@ static fl_code sub_group(cfg_ctx *c, const config_setting_t *g, const char *gkey
     return rc ? rc : cfg_members(c, *out, key, keys, name);
 }
 
+/* "torchscript:PATH": a relative PATH starts at the config file's folder
+ * (also when --set gives it), so a config and its modules move together.
+ * m->backbone gets "torchscript:" and the resolved path, which must be readable. */
+static fl_code load_torchscript(cfg_ctx *c, const config_setting_t *s, const char *key, fl_model_cfg *m)
+{
+    char given[FL_PATH_MAX], dir[FL_PATH_MAX];
+    snprintf(given, sizeof given, "%s", m->backbone + strlen(FL_TORCHSCRIPT_PREFIX));
+    if (!given[0])
+        return cfg_fail(c, s, key,
+                        "expected \"torchscript:PATH\" with the path of a TorchScript file, found \"%s\" HINT: "
+                        "launch/export_timm.py writes one",
+                        m->backbone);
+    snprintf(dir, sizeof dir, "%s", c->path);
+    char *slash = strrchr(dir, '/');
+    if (given[0] == '/' || !slash)
+        dir[0] = '\0';
+    else
+        slash[1] = '\0'; /* keeps the slash: "configs/" */
+    int n = snprintf(m->backbone, sizeof m->backbone, "%s%s%s", FL_TORCHSCRIPT_PREFIX, dir, given);
+    if (n < 0 || (size_t)n >= sizeof m->backbone)
+        return cfg_fail(c, s, key, "the path \"%s%s\" is too long", dir, given);
+    const char *path = m->backbone + strlen(FL_TORCHSCRIPT_PREFIX);
+    if (access(path, R_OK) != 0)
+        return cfg_fail(c, s, key,
+                        "cannot read the TorchScript module \"%s\" (%s) HINT: a relative path starts at the config "
+                        "file's folder (%s); launch/export_timm.py exports timm models",
+                        path, strerror(errno), dir[0] ? dir : "./");
+    return FL_OK;
+}
+
 static fl_code load_backbone(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
 {
-    char key[CFG_KEY_MAX], list[128];
+    char key[CFG_KEY_MAX];
     const config_setting_t *s = cfg_member(g, "backbone");
-    cfg_join(list, sizeof list, backbones);
     if (!s)
-        return cfg_missing(c, g, gkey, "backbone", "one of resnet18, resnet34, resnet50, smallcnn, mlp");
+        return cfg_missing(c, g, gkey, "backbone",
+                           "one of resnet18, resnet34, resnet50, smallcnn, mlp, torchscript:PATH");
     cfg_key(key, gkey, "backbone");
+    m->backbone_line = (int)config_setting_source_line(s);
     fl_code rc = cfg_string(c, s, key, m->backbone, sizeof m->backbone);
     if (rc)
         return rc;
-    if (strncmp(m->backbone, "torchscript:", 12) == 0)
-        return cfg_fail(c, s, key, "TorchScript backbones are not supported yet, found \"%s\" HINT: use one of %s",
-                        m->backbone, list);
-    return cfg_enum(c, s, key, backbones, NULL, 0, NULL);
+    if (strncmp(m->backbone, FL_TORCHSCRIPT_PREFIX, strlen(FL_TORCHSCRIPT_PREFIX)) == 0)
+        return load_torchscript(c, s, key, m);
+    if (cfg_in(m->backbone, backbones) >= 0)
+        return FL_OK;
+    char list[128];
+    cfg_join(list, sizeof list, backbones);
+    return cfg_fail(c, s, key, "unknown value \"%s\" HINT: use one of %s, or torchscript:PATH (a TorchScript file)",
+                    m->backbone, list);
+}
+
+/* backbone_lr_scale > 0, only beside a trained backbone (a frozen one has no lr). */
+static fl_code load_lr_scale(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
+{
+    char key[CFG_KEY_MAX];
+    const config_setting_t *s = cfg_member(g, "backbone_lr_scale");
+    if (!s)
+        return FL_OK;
+    cfg_key(key, gkey, "backbone_lr_scale");
+    if (m->freeze_backbone)
+        return cfg_fail(c, s, key,
+                        "only used with a trained backbone, but freeze_backbone = true HINT: remove it, or set "
+                        "freeze_backbone = false to fine-tune the backbone at lr * backbone_lr_scale");
+    return cfg_float(c, s, key, cfg_positive, &m->backbone_lr_scale);
 }
 
 static fl_code load_head(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
@@ -386,7 +440,8 @@ fl_code cfg_model(cfg_ctx *c, const config_setting_t *s, const char *gkey, fl_mo
         return rc;
     if (strcmp(m->name, "ensemble") == 0)
         return cfg_fail(c, name, key, "\"ensemble\" is reserved HINT: vote writes RUN_DIR/ensemble; pick another name");
-    if ((rc = load_backbone(c, s, gkey, m)) || (rc = cfg_opt_bool(c, s, gkey, "freeze_backbone", &m->freeze_backbone)))
+    if ((rc = load_backbone(c, s, gkey, m)) ||
+        (rc = cfg_opt_bool(c, s, gkey, "freeze_backbone", &m->freeze_backbone)) || (rc = load_lr_scale(c, s, gkey, m)))
         return rc;
     if ((rc = load_head(c, s, gkey, m)))
         return rc;

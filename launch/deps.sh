@@ -22,7 +22,7 @@ packages=(
 )
 if [[ ${FOLDLINE_WITH_TESTS:-0} == 1 ]]; then
   packages+=(python3 python3-numpy python3-h5py python3-pil python3-sklearn
-             python3-torch python3-torchvision   # torchvision: the ResNets' oracle (tests/torch/)
+             python3-torch python3-torchvision   # the ResNets' oracle and TorchScript modules (tests/torch/)
              python3-opencv                      # OpenCV: the augmentation ops' oracle (tests/augment/)
              slurm-wlm munge)                    # a one-node SLURM that tests/slurm starts itself
 fi

@@ -117,6 +117,7 @@ static fl_code job_model_new(job_state *js, fl_error *err)
     spec.head_hidden = mc->head_hidden;
     spec.head_act = mc->head_act;
     spec.freeze_backbone = mc->freeze_backbone;
+    spec.backbone_lr_scale = mc->backbone_lr_scale;
     spec.optimizer = mc->optimizer;
     spec.lr = mc->lr;
     spec.weight_decay = mc->weight_decay;

@@ -48,6 +48,7 @@ static void put_model(text *t, const fl_model_cfg *m)
     const char *k = m->name;
     put(t, "models.%s.backbone = %s\n", k, m->backbone);
     put(t, "models.%s.freeze_backbone = %d\n", k, m->freeze_backbone);
+    put(t, "models.%s.backbone_lr_scale = %.17g\n", k, m->backbone_lr_scale);
     put(t, "models.%s.head = %s hidden %d act %s\n", k, m->head_type, m->head_hidden, m->head_act);
     put(t, "models.%s.epochs = %d\n", k, m->epochs);
     put(t, "models.%s.batch = %d\n", k, m->batch);

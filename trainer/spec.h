@@ -20,6 +20,8 @@
 #define FL_MAX_TTA 8
 #define FL_NAME_MAX 64
 #define FL_PATH_MAX 4096
+/* models.[i].backbone = "torchscript:PATH": a TorchScript module as the backbone */
+#define FL_TORCHSCRIPT_PREFIX "torchscript:"
 
 typedef enum {
     FL_OP_HFLIP,
@@ -57,8 +59,11 @@ typedef enum { FL_TTA_HFLIP, FL_TTA_VFLIP } fl_tta_kind;
 
 typedef struct {
     char name[FL_NAME_MAX];        /* models.[i].name: letters, digits, '_', '-', '.'; unique */
-    char backbone[FL_PATH_MAX];    /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "mlp" */
+    char backbone[FL_PATH_MAX];    /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "mlp" |
+                                      "torchscript:PATH", PATH resolved against the config file's folder */
+    int backbone_line;             /* config line of backbone (0: from --set) */
     int freeze_backbone;           /* default 0 */
+    double backbone_lr_scale;      /* > 0, default 1: a trained backbone's lr is lr * this */
     char head_type[16];            /* "linear" (default) | "mlp3" */
     int head_hidden;               /* mlp3 hidden width, default 1024 */
     char head_act[8];              /* "relu" (default) | "gelu" */

@@ -173,16 +173,69 @@ static void test_sgd_cosine_and_every_model_key_are_read(void)
     CHECK(m->n_tta == 2 && m->tta[0] == FL_TTA_VFLIP && m->tta[1] == FL_TTA_HFLIP);
 }
 
-static void test_torchscript_backbone_is_rejected_for_now(void)
+/* Loads a model whose line 3 is `backbone = "<backbone>";` plus extra. */
+static fl_code load_backbone(const char *backbone, const char *extra)
 {
-    CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; epochs = 3;\n"
-               "  backbone = \"torchscript:models/eva.pt\"; } );\n") == FL_EINPUT);
-    CHECK_MSG(":3: models.[0].backbone: TorchScript backbones are not supported yet, found "
-              "\"torchscript:models/eva.pt\" HINT: use one of resnet18, resnet34, resnet50, smallcnn, mlp");
-    CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; epochs = 3; backbone = \"vit\"; } );\n") ==
-          FL_EINPUT);
-    CHECK_MSG(":2: models.[0].backbone: unknown value \"vit\" HINT: use one of resnet18, resnet34, resnet50, "
-              "smallcnn, mlp");
+    char text[1024];
+    snprintf(text, sizeof text,
+             "data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; epochs = 3;\n  backbone = \"%s\"; %s } );\n",
+             backbone, extra);
+    return load(text);
+}
+
+static void test_torchscript_path_starts_at_the_config_folder(void)
+{
+    char module[64], want[128], set[128];
+    snprintf(module, sizeof module, "/tmp/fl_cfg_module_%ld.pt", (long)getpid());
+    FILE *f = fopen(module, "w");
+    CHECK(f != NULL);
+    if (f)
+        fclose(f);
+    const char *base = module + strlen("/tmp/");
+    snprintf(want, sizeof want, "torchscript:%s", module);
+    /* The config is /tmp/fl_cfg_XXXXXX: a bare name is looked for in /tmp/. */
+    snprintf(set, sizeof set, "torchscript:%s", base);
+    CHECK(load_backbone(set, "") == FL_OK);
+    CHECK_STR(cfg.models[0].backbone, want);
+    CHECK(cfg.models[0].backbone_line == 3 && cfg.models[0].line == 2);
+    CHECK(load_backbone(want, "") == FL_OK); /* an absolute path stays as it is */
+    CHECK_STR(cfg.models[0].backbone, want);
+    snprintf(set, sizeof set, "models.0.backbone=torchscript:%s", base); /* --set: the same rule */
+    const char *sets[] = {set};
+    CHECK(load_set(MINIMAL, sets, 1) == FL_OK);
+    CHECK_STR(cfg.models[0].backbone, want);
+    CHECK(cfg.models[0].backbone_line == 0);
+    unlink(module);
+    CHECK(load_backbone(set + strlen("models.0.backbone="), "") == FL_EINPUT);
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             ":3: models.[0].backbone: cannot read the TorchScript module \"%s\" (No such file or directory) HINT: "
+             "a relative path starts at the config file's folder (/tmp/); launch/export_timm.py exports timm models",
+             module);
+    CHECK_MSG(msg);
+}
+
+static void test_torchscript_needs_a_path_and_unknown_backbones_say_so(void)
+{
+    CHECK(load_backbone("torchscript:", "") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].backbone: expected \"torchscript:PATH\" with the path of a TorchScript file, found "
+              "\"torchscript:\" HINT: launch/export_timm.py writes one");
+    CHECK(load_backbone("vit", "") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].backbone: unknown value \"vit\" HINT: use one of resnet18, resnet34, resnet50, "
+              "smallcnn, mlp, or torchscript:PATH (a TorchScript file)");
+}
+
+static void test_backbone_lr_scale_is_positive_and_only_for_a_trained_backbone(void)
+{
+    CHECK(load(MINIMAL) == FL_OK);
+    CHECK(cfg.models[0].backbone_lr_scale == 1.0);
+    CHECK(load_backbone("resnet18", "backbone_lr_scale = 0.1;") == FL_OK);
+    CHECK(cfg.models[0].backbone_lr_scale == 0.1);
+    CHECK(load_backbone("resnet18", "backbone_lr_scale = 0.0;") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].backbone_lr_scale: must be > 0, found 0");
+    CHECK(load_backbone("resnet18", "backbone_lr_scale = 0.1; freeze_backbone = true;") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].backbone_lr_scale: only used with a trained backbone, but freeze_backbone = true "
+              "HINT: remove it, or set freeze_backbone = false to fine-tune the backbone at lr * backbone_lr_scale");
 }
 
 static void test_resume_and_failure_keys_are_read_and_checked(void)
@@ -402,7 +455,8 @@ static void test_missing_required_keys_are_named(void)
     CHECK(strstr(err.msg, ": missing key models HINT: models = ( {") != NULL);
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; },\n"
                "  { name = \"b\"; epochs = 3; } );\n") == FL_EINPUT);
-    CHECK_MSG(":3: missing key models.[1].backbone HINT: one of resnet18, resnet34, resnet50, smallcnn, mlp");
+    CHECK_MSG(":3: missing key models.[1].backbone HINT: one of resnet18, resnet34, resnet50, smallcnn, mlp, "
+              "torchscript:PATH");
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { backbone = \"resnet18\"; epochs = 3; } );\n") ==
           FL_EINPUT);
     CHECK(strstr(err.msg, ":2: missing key models.[0].name HINT:") != NULL);
@@ -739,7 +793,9 @@ int main(void)
     RUN(test_design_example_loads_with_its_values);
     RUN(test_absent_keys_take_the_defaults);
     RUN(test_sgd_cosine_and_every_model_key_are_read);
-    RUN(test_torchscript_backbone_is_rejected_for_now);
+    RUN(test_torchscript_path_starts_at_the_config_folder);
+    RUN(test_torchscript_needs_a_path_and_unknown_backbones_say_so);
+    RUN(test_backbone_lr_scale_is_positive_and_only_for_a_trained_backbone);
     RUN(test_resume_and_failure_keys_are_read_and_checked);
     RUN(test_unknown_key_names_line_key_and_the_keys_allowed);
     RUN(test_unknown_key_inside_an_augment_op);

@@ -44,12 +44,13 @@ fl_code fl_torch_keep_freed_memory(fl_error *err);
 typedef struct fl_model fl_model;
 
 typedef struct {
-    const char *backbone;     /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "mlp" */
+    const char *backbone;     /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "mlp" | "torchscript:PATH" */
     int in_channels, height, width, num_classes; /* in_channels 1..3 (mean/std); height, width >= 8 */
     const char *head_type;    /* "linear" | "mlp3" */
     int head_hidden;          /* mlp3 */
     const char *head_act;     /* "relu" | "gelu" */
     int freeze_backbone;      /* train the head only (the backbone also stays in eval mode) */
+    double backbone_lr_scale; /* trained backbone: its lr is lr * this (> 0; 0 means 1); the head's is lr */
     const char *optimizer;    /* "adam" | "adamw" | "sgd" */
     double lr, weight_decay, momentum;
     int nesterov;
@@ -150,17 +151,38 @@ typedef struct {
  * same weights (on any device: weights are drawn on the CPU). Unknown names
  * and bad numbers are FL_EINPUT, naming the value and what is allowed.
  *
+ * "torchscript:PATH" loads a TorchScript module (torch.jit.script or
+ * torch.jit.trace, saved from Python) that maps float images (B, ch, H, W)
+ * to features (B, D); PATH is used as given (launch/ resolves it against the
+ * config). D comes from one forward pass of 2 zero images on the device, in
+ * eval mode. A file that is missing or not TorchScript, or a module that
+ * fails on (2, in_channels, height, width) or returns anything but (2, D),
+ * is FL_EINPUT naming PATH (fl_torchscript_probe below says it earlier).
+ * Its parameters train (or freeze) and its buffers save like a built-in
+ * backbone's. With backbone_lr_scale != 1 and a trained backbone the
+ * optimizer has two parameter groups, backbone then head.
+ *
  * Threads: an fl_model is used from one thread at a time; fl_model_new,
  * fl_torch_manual_seed and fl_torch_set_threads change process-wide libtorch
  * state, so call them from one thread only. */
 fl_code fl_model_new(const fl_model_spec *spec, fl_model **out, fl_error *err);
 void fl_model_free(fl_model *m);
 
+/* The check of fl_model_new's "torchscript:PATH" backbone alone, without a
+ * model: loads the module at path onto device ("cpu", "cuda", "cuda:N") and
+ * runs it once (eval, no grad) on 2 zero images (2, in_channels, height,
+ * width). FL_OK with *dim = D when it returns features (2, D); otherwise the
+ * FL_EINPUT of fl_model_new. For launch/, to refuse a module before any job
+ * starts, naming the config line. */
+fl_code fl_torchscript_probe(const char *path, int in_channels, int height, int width, const char *device, int *dim,
+                             fl_error *err);
+
 /* Parameters of backbone + head; trainable_only counts those the optimizer updates. */
 int64_t fl_model_num_params(const fl_model *m, int trainable_only);
 /* Width D of the backbone's features (the head's input). */
 int fl_model_feature_dim(const fl_model *m);
 
+/* The head's learning rate; a trained backbone's is lr * backbone_lr_scale. */
 fl_code fl_model_set_lr(fl_model *m, double lr, fl_error *err);
 
 /* Forward and backward on one batch (train mode), gradients accumulated into
@@ -193,16 +215,20 @@ fl_code fl_model_features(fl_model *m, const uint8_t *x, int B, float *feats, fl
  * best metrics) saved beside them (NULL: none; on load, job receives it, ""
  * when the file has none, in job_size bytes). The caller makes writes atomic
  * (temporary name, rename). A model loads only a file saved by a model of
- * the same backbone, channels, classes, head and optimizer (FL_EINPUT
- * otherwise, naming both); after a failed load other than that, free the
- * model. On the CPU with a fixed thread count, training on after a load gives
- * bit for bit what it would have given without the stop. */
+ * the same backbone (for a TorchScript one: its file name and D), channels,
+ * classes, head, optimizer and backbone_lr_scale (FL_EINPUT otherwise, naming
+ * both); after a failed load other than that, free the model. On the CPU with
+ * a fixed thread count, training on after a load gives bit for bit what it
+ * would have given without the stop. */
 fl_code fl_model_save(fl_model *m, const char *path, const char *job, fl_error *err);
 fl_code fl_model_load(fl_model *m, const char *path, char *job, size_t job_size, fl_error *err);
 /* The same from a file's n bytes read elsewhere (a group's leader reads the
  * checkpoint and sends it to the group); path names it in messages. */
 fl_code fl_model_load_bytes(fl_model *m, const void *bytes, size_t n, const char *path, char *job, size_t job_size,
                             fl_error *err);
+/* Only the parameters and buffers of such a file, for prediction: the
+ * optimizer's state is released first (training on afterwards starts the
+ * optimizer afresh), so the weights are never in memory twice beside it. */
 fl_code fl_model_load_weights(fl_model *m, const char *path, fl_error *err);
 
 /* ---- data-parallel training (dist/ provides the collectives) ----------------

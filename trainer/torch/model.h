@@ -18,23 +18,26 @@ struct fl_model {
     std::string backbone_name, head_type, head_act, optimizer_name, device_name;
     int64_t in_channels = 0, height = 0, width = 0, num_classes = 0, head_hidden = 0;
     bool freeze_backbone = false;
+    double backbone_lr_scale = 1; // the backbone's lr over the head's (1 when frozen)
     double clip_grad_norm = 0, label_smoothing = 0;
 
     torch::Device device{torch::kCPU};
     foldline::Net net{nullptr};
     std::vector<torch::Tensor> trainable; // what the optimizer updates
     std::unique_ptr<torch::optim::Optimizer> opt;
-    double lr = 0;           // of every parameter group
-    torch::Tensor mean, std; // (1, C, 1, 1) float32 on device
-    torch::Tensor flat;      // (count) float32: model_comm.cpp's buffer, kept between steps
+    double lr = 0;                   // the head's; the backbone's is lr * backbone_lr_scale
+    std::vector<double> group_scale; // lr factor of each optimizer parameter group
+    torch::Tensor mean, std;         // (1, C, 1, 1) float32 on device
+    torch::Tensor flat;              // (count) float32: model_comm.cpp's buffer, kept between steps
 };
 
 namespace foldline
 {
 // One line naming what must match between a saved model and the one loading
-// it: backbone, channels, classes, head and optimizer.
+// it: backbone (a TorchScript one by file name and D), channels, classes,
+// head, optimizer and a backbone lr scale other than 1.
 std::string model_signature(const fl_model &m);
-// Sets lr on every parameter group and remembers it.
+// Sets lr (times the group's scale) on every parameter group and remembers it.
 void model_set_lr(fl_model &m, double lr);
 } // namespace foldline
 

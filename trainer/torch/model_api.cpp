@@ -3,16 +3,19 @@
 // with test-time flips, and the seeds. Saving and loading live in
 // model_state.cpp. Every entry point checks its arguments (FL_EINPUT, with
 // the bad value and what is allowed), then runs under FL_TORCH_GUARD.
+// TorchScript backbones are loaded by torchscript.cpp.
 #include "trainer/torch/model.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "trainer/torch/bridge_guard.h"
 #include "trainer/spec.h"
 #include "trainer/torch/images.h"
+#include "trainer/torch/torchscript.h"
 
 namespace foldline
 {
@@ -34,9 +37,16 @@ fl_code check_spec(const fl_model_spec &s, fl_error *err)
 {
     const std::string backbone = or_default(s.backbone, ""), head = or_default(s.head_type, "linear"),
                       act = or_default(s.head_act, "relu"), opt = or_default(s.optimizer, "adam");
-    if (backbone != "resnet18" && backbone != "resnet34" && backbone != "resnet50" && backbone != "smallcnn" &&
-        backbone != "mlp")
+    const bool script = is_torchscript(backbone);
+    if (!script && backbone != "resnet18" && backbone != "resnet34" && backbone != "resnet50" &&
+        backbone != "smallcnn" && backbone != "mlp")
         return fl_fail(err, FL_EINPUT, "backbone \"%s\": expected %s", backbone.c_str(), kBackboneNames);
+    if (script && backbone.size() == std::strlen(kTorchScriptPrefix))
+        return fl_fail(err, FL_EINPUT, "backbone \"%s\": expected torchscript:PATH, the path of a TorchScript file",
+                       backbone.c_str());
+    if (!(s.backbone_lr_scale == 0 || (std::isfinite(s.backbone_lr_scale) && s.backbone_lr_scale > 0)))
+        return fl_fail(err, FL_EINPUT, "backbone_lr_scale %g: expected a finite number > 0 (0 means 1)",
+                       s.backbone_lr_scale);
     if (head != "linear" && head != "mlp3")
         return fl_fail(err, FL_EINPUT, "head type \"%s\": expected %s", head.c_str(), kHeadNames);
     if (act != "relu" && act != "gelu")
@@ -68,17 +78,45 @@ fl_code check_spec(const fl_model_spec &s, fl_error *err)
     return FL_OK;
 }
 
+// Every group takes the spec's options; model_set_lr then sets each group's lr.
 std::unique_ptr<torch::optim::Optimizer> optimizer_new(const std::string &name, const fl_model_spec &s,
-                                                       const std::vector<torch::Tensor> &params)
+                                                       const std::vector<torch::optim::OptimizerParamGroup> &groups)
 {
     namespace optim = torch::optim;
     if (name == "adamw")
-        return std::make_unique<optim::AdamW>(params, optim::AdamWOptions(s.lr).weight_decay(s.weight_decay));
+        return std::make_unique<optim::AdamW>(groups, optim::AdamWOptions(s.lr).weight_decay(s.weight_decay));
     if (name == "sgd")
         return std::make_unique<optim::SGD>(
-            params,
+            groups,
             optim::SGDOptions(s.lr).momentum(s.momentum).nesterov(s.nesterov != 0).weight_decay(s.weight_decay));
-    return std::make_unique<optim::Adam>(params, optim::AdamOptions(s.lr).weight_decay(s.weight_decay));
+    return std::make_unique<optim::Adam>(groups, optim::AdamOptions(s.lr).weight_decay(s.weight_decay));
+}
+
+// The parameters the optimizer updates, in m.trainable (backbone then head),
+// and its groups: one for all of them when the backbone's lr is the head's
+// (as without a scale, bit for bit), else one for the backbone (lr * scale)
+// and one for the head (lr).
+std::vector<torch::optim::OptimizerParamGroup> param_groups(fl_model &m)
+{
+    std::vector<torch::Tensor> backbone, head;
+    for (auto &p : m.net->backbone->parameters())
+        if (p.requires_grad())
+            backbone.push_back(p);
+    for (auto &p : m.net->head->parameters())
+        if (p.requires_grad())
+            head.push_back(p);
+    m.trainable = backbone;
+    m.trainable.insert(m.trainable.end(), head.begin(), head.end());
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    if (m.backbone_lr_scale == 1 || backbone.empty()) {
+        groups.emplace_back(m.trainable);
+        m.group_scale = {1.0};
+    } else {
+        groups.emplace_back(backbone);
+        groups.emplace_back(head);
+        m.group_scale = {m.backbone_lr_scale, 1.0};
+    }
+    return groups;
 }
 
 fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
@@ -95,14 +133,23 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
     m->num_classes = s.num_classes;
     m->head_hidden = m->head_type == "mlp3" ? s.head_hidden : 0;
     m->freeze_backbone = s.freeze_backbone != 0;
+    m->backbone_lr_scale = m->freeze_backbone || s.backbone_lr_scale == 0 ? 1.0 : s.backbone_lr_scale;
     m->clip_grad_norm = s.clip_grad_norm;
     m->label_smoothing = s.label_smoothing;
     if (fl_code rc = parse_device(m->device_name, &m->device, err))
         return rc;
 
-    // Weights are drawn on the CPU from a seeded generator, then moved.
+    // Weights are drawn on the CPU from a seeded generator, then moved. A
+    // TorchScript module is read straight onto the device.
     torch::manual_seed(s.seed);
-    std::shared_ptr<BackboneImpl> backbone = backbone_new(m->backbone_name, m->in_channels, m->height, m->width);
+    std::shared_ptr<BackboneImpl> backbone;
+    if (is_torchscript(m->backbone_name)) {
+        const std::string path = m->backbone_name.substr(std::strlen(kTorchScriptPrefix));
+        if (fl_code rc = torchscript_backbone_new(path, m->device, m->in_channels, m->height, m->width, &backbone, err))
+            return rc;
+    } else {
+        backbone = backbone_new(m->backbone_name, m->in_channels, m->height, m->width);
+    }
     torch::nn::Sequential head =
         head_new(m->head_type, backbone->feature_dim(), m->head_hidden, m->head_act, m->num_classes);
     m->net = Net(backbone, head);
@@ -110,11 +157,8 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
     if (m->freeze_backbone)
         for (auto &p : m->net->backbone->parameters())
             p.set_requires_grad(false);
-    for (auto &p : m->net->parameters())
-        if (p.requires_grad())
-            m->trainable.push_back(p);
-    m->opt = optimizer_new(m->optimizer_name, s, m->trainable);
-    m->lr = s.lr;
+    m->opt = optimizer_new(m->optimizer_name, s, param_groups(*m));
+    model_set_lr(*m, s.lr);
 
     auto per_channel = [&](const float *v) {
         return torch::tensor(std::vector<float>(v, v + m->in_channels), torch::kFloat32)
@@ -225,18 +269,30 @@ void predict(fl_model &m, const uint8_t *x, int B, const int *tta, int n_tta, fl
 
 void model_set_lr(fl_model &m, double lr)
 {
-    for (auto &group : m.opt->param_groups())
-        group.options().set_lr(lr);
+    auto &groups = m.opt->param_groups();
+    for (size_t i = 0; i < groups.size(); i++)
+        groups[i].options().set_lr(lr * m.group_scale.at(i));
     m.lr = lr;
 }
 
 std::string model_signature(const fl_model &m)
 {
-    std::string s = "backbone " + m.backbone_name + ", in_channels " + std::to_string(m.in_channels) + ", " +
+    std::string backbone = m.backbone_name;
+    if (is_torchscript(backbone)) { // the file's name, not where it lies
+        size_t slash = backbone.find_last_of('/');
+        std::string file = backbone.substr(slash == std::string::npos ? std::strlen(kTorchScriptPrefix) : slash + 1);
+        backbone = kTorchScriptPrefix + file + " (D " + std::to_string(m.net->backbone->feature_dim()) + ")";
+    }
+    std::string s = "backbone " + backbone + ", in_channels " + std::to_string(m.in_channels) + ", " +
                     std::to_string(m.num_classes) + " classes, head " + m.head_type;
     if (m.head_type == "mlp3")
         s += "(" + std::to_string(m.head_hidden) + ", " + m.head_act + ")";
     s += m.freeze_backbone ? ", frozen backbone" : ", trained backbone";
+    if (m.backbone_lr_scale != 1) {
+        char scale[32];
+        std::snprintf(scale, sizeof scale, " (lr x %g)", m.backbone_lr_scale);
+        s += scale;
+    }
     return s + ", optimizer " + m.optimizer_name;
 }
 
@@ -252,6 +308,25 @@ extern "C" fl_code fl_model_new(const fl_model_spec *spec, fl_model **out, fl_er
     if (fl_code rc = check_spec(*spec, err))
         return rc;
     FL_TORCH_GUARD(err, return model_new(*spec, out, err));
+}
+
+extern "C" fl_code fl_torchscript_probe(const char *path, int in_channels, int height, int width, const char *device,
+                                        int *dim, fl_error *err)
+{
+    if (!path || !dim)
+        return fl_fail(err, FL_EINTERNAL, "fl_torchscript_probe: path and dim must not be NULL");
+    if (in_channels < 1 || height < 1 || width < 1)
+        return fl_fail(err, FL_EINPUT, "images (%d, %d, %d): expected positive channels, height and width", in_channels,
+                       height, width);
+    FL_TORCH_GUARD(err, {
+        torch::Device dev(torch::kCPU);
+        if (fl_code rc = parse_device(or_default(device, "cpu"), &dev, err))
+            return rc;
+        std::shared_ptr<BackboneImpl> backbone;
+        if (fl_code rc = torchscript_backbone_new(path, dev, in_channels, height, width, &backbone, err))
+            return rc;
+        *dim = (int)backbone->feature_dim();
+    });
 }
 
 extern "C" void fl_model_free(fl_model *m)

@@ -6,8 +6,11 @@
 // The file is a libtorch archive (torch::serialize, a zip of tensors):
 //   format     "foldline-model-1"
 //   signature  model_signature(): a model loads only a file of its own kind
+//              (a TorchScript backbone by file name and D)
 //   lr         the learning rate of every parameter group
 //   net        backbone.* and head.* tensors, torchvision's names below them
+//              (a TorchScript backbone: the module's own names, parameters
+//              and buffers alike)
 //   optimizer  libtorch's own optimizer archive
 //   job        the caller's text (trainer/job.c: epoch, step, best metrics,
 //              metrics.csv so far), optional

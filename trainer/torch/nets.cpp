@@ -7,7 +7,8 @@
 namespace foldline
 {
 
-const char *const kBackboneNames = "\"resnet18\" | \"resnet34\" | \"resnet50\" | \"smallcnn\" | \"mlp\"";
+const char *const kBackboneNames =
+    "\"resnet18\" | \"resnet34\" | \"resnet50\" | \"smallcnn\" | \"mlp\" | \"torchscript:PATH\"";
 const char *const kHeadNames = "\"linear\" | \"mlp3\"";
 const char *const kActNames = "\"relu\" | \"gelu\"";
 

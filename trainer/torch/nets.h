@@ -26,7 +26,8 @@ struct BackboneImpl : torch::nn::Module {
     virtual int64_t feature_dim() const = 0;
 };
 
-// nullptr when the name is not one of kBackboneNames. Weights are drawn from
+// nullptr when the name is not a built-in one ("torchscript:PATH" is
+// torchscript.h's torchscript_backbone_new). Weights are drawn from
 // libtorch's global CPU generator (the caller seeds it) as torchvision does:
 // convolutions kaiming_normal_(fan_out, relu), batch norms weight 1 bias 0.
 // height and width matter only to "mlp" (its input is the flattened image).
