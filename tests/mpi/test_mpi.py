@@ -9,6 +9,7 @@ images of 16x16) and run.threads = 1 keep it to about a minute on 2 cores.
 """
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -291,6 +292,110 @@ class Failures(unittest.TestCase):
                 self.assertIn("srun started 2 tasks without PMI (srun --mpi=none)", err)
                 self.assertIn("HINT: srun --mpi=pmix", err)
         self.assertFalse(os.path.exists(R.run_dir("srunstep")))
+
+
+SLOW = model_text("m", epochs=4).replace("batch = 32", "batch = 4")  # 30 steps an epoch
+
+
+class StopsAndFailures(unittest.TestCase):
+    """Signals to mpirun, a rank killed or stuck: nothing finished is lost, no rank hangs."""
+
+    def assert_same_as_one_process(self, name):
+        rc, out, err, _ = R.once("slow_alone", 0, models=[SLOW])
+        self.assertEqual(rc, 0, err)
+        for k in range(FOLDS):
+            a = read_preds(os.path.join(R.run_dir("slow_alone"), "m", "fold%d" % k, "preds.h5"))
+            b = read_preds(os.path.join(R.run_dir(name), "m", "fold%d" % k, "preds.h5"))
+            for key in ("oof/index", "oof/probs", "test/probs"):
+                self.assertTrue(np.array_equal(a[key], b[key]), "fold %d %s" % (k, key))
+
+    def start(self, name, ranks, *args, models=None, extra=""):
+        cfg = R.config(name, models=models, extra=extra)
+        out = open(R.path(name + ".out"), "w")
+        err = open(R.path(name + ".err"), "w")
+        cmd = [MPIRUN, "--oversubscribe", "-np", str(ranks), FOLDLINE, "train", cfg] + list(args)
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        out.close()
+        err.close()
+        deadline = time.time() + 120
+        while time.time() < deadline and p.poll() is None:
+            with open(R.path(name + ".out")) as f:
+                if "epoch 1/" in f.read():  # every rank is past its start-up (signal handlers in place)
+                    break
+            time.sleep(0.02)
+        return cfg, p
+
+    def output(self, name):
+        with open(R.path(name + ".out")) as f, open(R.path(name + ".err")) as g:
+            return f.read(), g.read()
+
+    def ranks_of(self, cfg):
+        mine = subprocess.run(["pgrep", "-f", "foldline train " + cfg], stdout=subprocess.PIPE).stdout.split()
+        return [int(x) for x in mine]
+
+    def test_sigusr1_to_mpirun_checkpoints_every_rank_and_a_rerun_equals_one_process(self):
+        cfg, p = self.start("usr1", 2, models=[SLOW])
+        time.sleep(0.5)
+        p.send_signal(signal.SIGUSR1)  # mpirun forwards SIGUSR1 to every rank
+        self.assertEqual(p.wait(timeout=120), 75)
+        out, err = self.output("usr1")
+        self.assertGreaterEqual(len(re.findall(r"job m fold \d: stopped by SIGUSR1 at epoch \d+ step \d+", err)), 1, err)
+        self.assertIn("Rerun the same command to resume (exit status 75)", err)
+        rc, out, err, _ = mpirun(2, "train", cfg)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("resumed from last.pt", out)
+        self.assert_same_as_one_process("usr1")
+
+    def test_sigterm_to_mpirun_ends_the_run_and_a_rerun_completes_it(self):
+        # Open MPI answers SIGTERM by killing the ranks (SIGTERM, then SIGKILL one second later):
+        # whatever was checkpointed survives, and the rerun finishes the run.
+        cfg, p = self.start("term", 2, models=[SLOW])
+        time.sleep(0.3)
+        t0 = time.time()
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=60)
+        self.assertNotEqual(rc, 0)
+        self.assertLess(time.time() - t0, 30)
+        rc, out, err, _ = mpirun(2, "train", cfg)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(os.path.exists(os.path.join(R.run_dir("term"), "ensemble", "submission.csv")))
+        self.assert_same_as_one_process("term")
+
+    def test_a_killed_rank_ends_every_rank_within_a_minute(self):
+        cfg, p = self.start("kill9", 2, extra="dist = { ranks_per_job = 2; };",
+                            models=[model_text("m", epochs=50).replace("batch = 32", "batch = 4")])
+        ranks = self.ranks_of(cfg)
+        self.assertEqual(len(ranks), 2, ranks)
+        t0 = time.time()
+        os.kill(max(ranks), signal.SIGKILL)
+        rc = p.wait(timeout=90)
+        self.assertNotEqual(rc, 0)
+        self.assertLess(time.time() - t0, 60)
+        out, err = self.output("kill9")
+        self.assertIn("exited on signal 9", err)  # mpirun names the rank, its host and the signal
+        self.assertEqual(self.ranks_of(cfg), [])
+
+    def test_a_stuck_rank_is_named_after_dist_timeout_s_and_every_rank_ends(self):
+        cfg, p = self.start("stuck", 2, extra="dist = { ranks_per_job = 2; timeout_s = 3; };",
+                            models=[model_text("m", epochs=50).replace("batch = 32", "batch = 4")])
+        ranks = self.ranks_of(cfg)
+        self.assertEqual(len(ranks), 2, ranks)
+        t0 = time.time()
+        os.kill(max(ranks), signal.SIGSTOP)  # alive but never arrives at the next collective
+        try:
+            rc = p.wait(timeout=90)
+        finally:
+            for r in self.ranks_of(cfg):
+                os.kill(r, signal.SIGKILL)
+        self.assertNotEqual(rc, 0)
+        self.assertLess(time.time() - t0, 60)
+        out, err = self.output("stuck")
+        lines = foldline_errors(err)
+        self.assertEqual(len(lines), 1, err)
+        m = re.search(r"rank (\d) of 2 \([^)]+\): job m fold 0: .*waited \d+ s \(dist.timeout_s\) at collective "
+                      r"\d+; group ranks not there: (\d) \([^,]+, (at collective \d+|does not answer)\)", lines[0])
+        self.assertTrue(m, lines[0])
+        self.assertNotEqual(m.group(1), m.group(2))  # the waiting rank names the other one
 
 
 if __name__ == "__main__":
