@@ -78,6 +78,7 @@ typedef struct {
     int leader;                   /* group rank 0: writes the files and the log */
     FILE *log;                    /* env->log on the leader, else NULL */
     job_progress prog;
+    double comm_seconds;          /* this epoch's time in the gradient all-reduce (data-parallel) */
     double last_checkpoint;       /* now_s() of the last checkpoint (run.checkpoint_minutes) */
     int fault_epoch;              /* fault injection for the tests: FOLDLINE_FAULT_NONFINITE="EPOCH:STEP" */
     int64_t fault_step;           /* (1-based epoch, step as logged) counts as a non-finite loss; else -1 */
@@ -335,7 +336,11 @@ static fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err
     return fl_fail(err, FL_ESTOPPED,
                    "job %s fold %d: stopped by %s at epoch %d step %lld; %s/last.pt holds it HINT: rerun the same "
                    "command to resume",
-                   js->mc->name, js->job->fold, sig == SIGUSR1 ? "SIGUSR1" : sig == SIGINT ? "SIGINT" : "SIGTERM",
+                   js->mc->name, js->job->fold,
+                   sig == SIGUSR1  ? "SIGUSR1"
+                   : sig == SIGINT ? "SIGINT"
+                   : sig           ? "SIGTERM"
+                                   : "a signal to another rank of its group",
                    epoch + 1, (long long)step, js->dir);
 }
 
@@ -399,8 +404,11 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
                         js->mc->name, js->job->fold, epoch + 1, (long long)step);
             rc = fl_model_zero_grad(js->model, err);
         } else {
-            if (js->g_size > 1)
+            if (js->g_size > 1) {
+                double c0 = now_s();
                 rc = fl_model_grads_reduce(js->model, fl_group_host_buffers(js->group), fl_group_sum_flat, js->group, err);
+                js->comm_seconds += now_s() - c0;
+            }
             if (!rc)
                 rc = fl_model_step(js->model, err);
             loss_sum += l;
@@ -549,6 +557,7 @@ static fl_code job_train(job_state *js, fl_error *err)
     while (p->epoch < mc->epochs) {
         int epoch = p->epoch;
         double lr = fl_schedule_lr(mc, epoch), tl = 0, ta = 0, secs = 0, vl = 0, va = 0;
+        js->comm_seconds = 0;
         if ((rc = fl_model_set_lr(js->model, lr, err)) || (rc = job_train_epoch(js, epoch, &tl, &ta, &secs, err)))
             return rc;
         double t0 = now_s();
@@ -573,12 +582,21 @@ static fl_code job_train(job_state *js, fl_error *err)
         if ((rc = job_save(js, "last", err)) || (rc = job_metrics_write(js, err)))
             return rc;
         if (js->log) {
-            fprintf(js->log, "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s\n",
+            fprintf(js->log, "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s",
                     mc->name, js->job->fold, epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
+            if (js->g_size > 1) /* the leader's share of its training time spent in the gradient all-reduce */
+                fprintf(js->log, ", all-reduce %.1f s (%.0f%% of training)", js->comm_seconds,
+                        secs > 0 ? 100.0 * js->comm_seconds / secs : 0.0);
+            fputc('\n', js->log);
             fflush(js->log);
         }
-        if (epoch + 1 < mc->epochs && fl_stop_requested()) /* last.pt is this epoch's end */
-            return job_stopped(js, epoch + 1, 0, err);
+        if (epoch + 1 < mc->epochs) { /* a stop here: last.pt is this epoch's end; the group agrees */
+            int flags;
+            if ((rc = job_step_flags(js, fl_stop_requested() ? STEP_STOP : 0, &flags, err)))
+                return rc;
+            if (flags & STEP_STOP)
+                return job_stopped(js, epoch + 1, 0, err);
+        }
     }
     return rc;
 }

@@ -129,7 +129,7 @@ fl_code fl_settings_check(const char *path, const char *now, fl_error *err)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        if (errno == ENOENT)
+        if (errno == ENOENT || errno == ENOTDIR) /* no such job yet (making its folder will say why) */
             return FL_OK;
         return fl_fail(err, FL_EIO, "cannot read %s: %s", path, strerror(errno));
     }

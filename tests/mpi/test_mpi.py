@@ -294,7 +294,7 @@ class Failures(unittest.TestCase):
         self.assertFalse(os.path.exists(R.run_dir("srunstep")))
 
 
-SLOW = model_text("m", epochs=4).replace("batch = 32", "batch = 4")  # 30 steps an epoch
+SLOW = model_text("m", epochs=4).replace("batch = 32", "batch = 2")  # 48 steps an epoch
 
 
 class StopsAndFailures(unittest.TestCase):
@@ -330,12 +330,13 @@ class StopsAndFailures(unittest.TestCase):
             return f.read(), g.read()
 
     def ranks_of(self, cfg):
-        mine = subprocess.run(["pgrep", "-f", "foldline train " + cfg], stdout=subprocess.PIPE).stdout.split()
+        pattern = "^" + re.escape(FOLDLINE + " train " + cfg)  # the ranks, not mpirun
+        mine = subprocess.run(["pgrep", "-f", pattern], stdout=subprocess.PIPE).stdout.split()
         return [int(x) for x in mine]
 
     def test_sigusr1_to_mpirun_checkpoints_every_rank_and_a_rerun_equals_one_process(self):
         cfg, p = self.start("usr1", 2, models=[SLOW])
-        time.sleep(0.5)
+        time.sleep(0.1)
         p.send_signal(signal.SIGUSR1)  # mpirun forwards SIGUSR1 to every rank
         self.assertEqual(p.wait(timeout=120), 75)
         out, err = self.output("usr1")
