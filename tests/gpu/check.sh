@@ -52,6 +52,7 @@ $fl --version | grep -q 'CUDA on, [1-9]' || { log "FAIL: the binary does not see
 pin2=""; command -v taskset >/dev/null && pin2="taskset -c 0,1"
 step test_model_cpu timeout 300 env FOLDLINE_TEST_DEVICE=cpu $pin2 ./build-gpu/test_model
 step test_model_cuda timeout 300 env FOLDLINE_TEST_DEVICE=cuda ./build-gpu/test_model
+step nccl_step timeout 120 ./build-gpu/nccl_step
 if $py -c 'import torchvision' 2>/dev/null; then
   step torchvision timeout 300 $py tests/torch/test_torchvision.py ./build-gpu/model_params
 fi
