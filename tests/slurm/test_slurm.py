@@ -386,6 +386,36 @@ class Slurm(unittest.TestCase):
     def test_sigusr1_reaches_the_ranks_and_status_75_requeues_the_job_with_mpirun(self):
         self.preemption_case("preempt-mpirun", "mpirun")
 
+    def test_real_foldline_preempted_by_sigusr1_is_requeued_and_resumes_to_the_same_predictions(self):
+        slow = [model_text("m", epochs=6).replace("batch = 32", "batch = 2")]
+        def cfg(name):
+            p = os.path.join(self.tmp, name + ".cfg")
+            with open(p, "w") as f:
+                f.write(config_text(self.data, os.path.join(self.tmp, "runs"), name, slow))
+            return p
+        rc, out, err = run("train", cfg("slow-ref"))
+        self.assertEqual(rc, 0, err)
+        name = "preempt-real"
+        job = self.sbatch("-n", "2", "--ntasks-per-node=2", "--cpus-per-task=1", "-o", self.out(name),
+                          os.path.join(SLURM, "train.sbatch"), cfg(name))
+        end = time.time() + 90
+        while "epoch 1/6" not in (self.read(self.out(name)) if os.path.exists(self.out(name)) else ""):
+            self.assertLess(time.time(), end, CLUSTER.logs())
+            time.sleep(0.05)
+        r = CLUSTER.cmd("scancel", "--batch", "--signal=USR1", job)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        states = CLUSTER.wait_jobs(job, seconds=150)
+        out = self.read(self.out(name))
+        self.assertEqual(states[job][:2], ("COMPLETED", 1), out)
+        self.assertRegex(out, r"job m fold \d: stopped by SIGUSR1 at epoch \d step \d+")
+        self.assertIn("foldline stopped to be resumed (status 75): scontrol requeue %s" % job, out)
+        self.assertIn("resumed from last.pt", out)
+        for k in (0, 1):
+            ref = read_preds(os.path.join(self.run_dir("slow-ref"), "m", "fold%d" % k, "preds.h5"))
+            got = read_preds(os.path.join(self.run_dir(name), "m", "fold%d" % k, "preds.h5"))
+            for x, y in zip(ref, got):
+                self.assertTrue(np.array_equal(x, y), k)
+
     def preemption_case(self, name, launcher):
         d = os.path.join(self.tmp, name)
         os.makedirs(d)
