@@ -3,9 +3,13 @@
  * The hang watch: every MPI collective of a group is started nonblocking and
  * waited for with MPI_Test until dist.timeout_s. Each rank counts the
  * collectives it has entered in an RMA window the others can read without
- * its help (a passive-target epoch held open for the group's life), so that
- * a rank that waited too long can tell which ranks have not arrived, and at
- * which collective they are, the way Horovod's stall inspector does.
+ * its help (a passive-target epoch held open for the group's life), and
+ * while it waits in one it bumps a heartbeat there. A rank that waited too
+ * long reads both from every rank, twice, two seconds apart: a rank behind
+ * it has not arrived (and its count says where it is); a rank in the same
+ * collective whose heartbeat stands still has stopped answering (a stopped
+ * or wedged process). That is Horovod's stall inspector, without a
+ * coordinator.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "dist/group.h"
@@ -29,7 +33,7 @@ struct fl_group {
     void *stream;  /* cudaStream_t of the NCCL calls */
     double timeout_s;      /* a collective that waits longer is a hang */
     int64_t seq;           /* collectives this rank has entered */
-    int64_t *entered;      /* window memory: this rank's seq, read by the others */
+    int64_t *entered;      /* window memory: [0] this rank's seq, [1] its heartbeat while it waits */
     MPI_Win win;           /* MPI_WIN_NULL for a group of one */
     char (*hosts)[64];     /* host of every group rank */
 };
@@ -73,10 +77,10 @@ fl_code fl_group_open(const fl_world *w, int ranks_per_group, fl_group **out, fl
     if ((rc = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, g->hosts, (int)sizeof g->hosts[0], MPI_CHAR,
                             g->comm)) != MPI_SUCCESS)
         return fl_mpi_fail(err, rc, "MPI_Allgather of the rank group's host names");
-    if ((rc = MPI_Win_allocate((MPI_Aint)sizeof(int64_t), (int)sizeof(int64_t), MPI_INFO_NULL, g->comm, &g->entered,
+    if ((rc = MPI_Win_allocate((MPI_Aint)(2 * sizeof(int64_t)), (int)sizeof(int64_t), MPI_INFO_NULL, g->comm, &g->entered,
                                &g->win)) != MPI_SUCCESS)
         return fl_mpi_fail(err, rc, "MPI_Win_allocate of the rank group's hang watch");
-    *g->entered = 0;
+    g->entered[0] = g->entered[1] = 0;
     if ((rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, g->win)) != MPI_SUCCESS)
         return fl_mpi_fail(err, rc, "MPI_Win_lock_all of the rank group's hang watch");
     return MPI_Barrier(g->comm) == MPI_SUCCESS ? FL_OK : fl_mpi_fail(err, MPI_ERR_OTHER, "MPI_Barrier");
@@ -96,41 +100,80 @@ static void group_enter(fl_group *g)
     MPI_Win_flush(g->rank, g->win);
 }
 
-/* The ranks that have not entered this rank's collective g->seq, read from
- * their windows (each read given a few seconds: a rank that does not
- * answer is named as such). */
-static void group_stragglers(fl_group *g, char *out, size_t n)
+/* Every other rank's (seq, heartbeat) from its window into seen (2 per rank;
+ * -1 for a rank whose read did not complete within a few seconds). */
+static void group_read_windows(fl_group *g, int64_t *seen)
 {
-    size_t len = 0;
-    out[0] = '\0';
-    for (int r = 0; r < g->size && len < n; r++) {
+    for (int r = 0; r < g->size; r++) {
+        seen[2 * r] = seen[2 * r + 1] = -1;
         if (r == g->rank)
             continue;
-        int64_t theirs = -1;
+        int64_t got[2] = {-1, -1};
         MPI_Request q;
         int done = 0;
-        if (MPI_Rget(&theirs, 1, MPI_INT64_T, r, 0, 1, MPI_INT64_T, g->win, &q) == MPI_SUCCESS) {
+        if (MPI_Rget(got, 2, MPI_INT64_T, r, 0, 2, MPI_INT64_T, g->win, &q) == MPI_SUCCESS) {
             double t0 = group_now();
             while (!done && group_now() - t0 < 5.0 && MPI_Test(&q, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS)
                 if (!done)
                     nanosleep(&(struct timespec){0, 1000000}, NULL);
         }
+        if (done) {
+            seen[2 * r] = got[0];
+            seen[2 * r + 1] = got[1];
+        }
+    }
+}
+
+/* The bump of this rank's heartbeat, while it waits in a collective. */
+static void group_heartbeat(fl_group *g)
+{
+    int64_t beat = ++g->entered[1];
+    MPI_Accumulate(&beat, 1, MPI_INT64_T, g->rank, 1, 1, MPI_INT64_T, MPI_REPLACE, g->win);
+    MPI_Win_flush(g->rank, g->win);
+}
+
+/* The ranks that are not in this rank's collective g->seq, or are in it but
+ * no longer answer, as text for the error. */
+static void group_stragglers(fl_group *g, char *out, size_t n)
+{
+    int64_t *a = malloc(sizeof *a * 4 * (size_t)g->size);
+    if (!a) {
+        snprintf(out, n, "(out of memory)");
+        return;
+    }
+    int64_t *b = a + 2 * g->size;
+    group_read_windows(g, a);
+    for (int i = 0; i < 20; i++) { /* two seconds, our own heartbeat going on */
+        nanosleep(&(struct timespec){0, 100000000}, NULL);
+        group_heartbeat(g);
+        int done = 0;
+        MPI_Test(&(MPI_Request){MPI_REQUEST_NULL}, &done, MPI_STATUS_IGNORE); /* keeps MPI progressing */
+    }
+    group_read_windows(g, b);
+    size_t len = 0;
+    out[0] = '\0';
+    for (int r = 0; r < g->size && len < n; r++) {
+        if (r == g->rank)
+            continue;
         int k = 0;
-        if (!done)
-            k = snprintf(out + len, n - len, "%s%d (%s, does not answer)", len ? ", " : "", r, g->hosts[r]);
-        else if (theirs < g->seq)
-            k = snprintf(out + len, n - len, "%s%d (%s, at collective %lld)", len ? ", " : "", r, g->hosts[r],
-                         (long long)theirs);
+        const char *sep = len ? ", " : "";
+        if (b[2 * r] < 0)
+            k = snprintf(out + len, n - len, "%s%d (%s, its window does not answer)", sep, r, g->hosts[r]);
+        else if (b[2 * r] < g->seq)
+            k = snprintf(out + len, n - len, "%s%d (%s, at collective %lld)", sep, r, g->hosts[r], (long long)b[2 * r]);
+        else if (b[2 * r + 1] == a[2 * r + 1])
+            k = snprintf(out + len, n - len, "%s%d (%s, in it but no longer running)", sep, r, g->hosts[r]);
         len += k > 0 ? (size_t)k : 0;
     }
     if (!out[0])
-        snprintf(out, n, "none (the others are in it: look for an MPI or network fault)");
+        snprintf(out, n, "none (every rank is in it and running: look for an MPI or network fault)");
+    free(a);
 }
 
 /* Waits for req; past dist.timeout_s, names the ranks that have not arrived. */
 static fl_code group_wait(fl_group *g, MPI_Request *req, const char *what, fl_error *err)
 {
-    double t0 = group_now();
+    double t0 = group_now(), last_beat = 0;
     for (;;) {
         int done = 0, rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS)
@@ -148,6 +191,10 @@ static fl_code group_wait(fl_group *g, MPI_Request *req, const char *what, fl_er
         }
         if (waited > 0.002) /* a long wait: let the core go */
             nanosleep(&(struct timespec){0, waited > 0.1 ? 1000000 : 50000}, NULL);
+        if (waited > 0.5 && waited - last_beat > 0.25) { /* show the others this rank is still here */
+            group_heartbeat(g);
+            last_beat = waited;
+        }
     }
 }
 

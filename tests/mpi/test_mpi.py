@@ -394,7 +394,8 @@ class StopsAndFailures(unittest.TestCase):
         lines = foldline_errors(err)
         self.assertEqual(len(lines), 1, err)
         m = re.search(r"rank (\d) of 2 \([^)]+\): job m fold 0: .*waited \d+ s \(dist.timeout_s\) at collective "
-                      r"\d+; group ranks not there: (\d) \([^,]+, (at collective \d+|does not answer)\)", lines[0])
+                      r"\d+; group ranks not there: (\d) \([^,]+, (at collective \d+|in it but no longer running|its window "
+                      r"does not answer)\)", lines[0])
         self.assertTrue(m, lines[0])
         self.assertNotEqual(m.group(1), m.group(2))  # the waiting rank names the other one
 
