@@ -758,20 +758,20 @@ static void test_check_data_mean_length_must_match_channels(void)
 {
     CHECK(load("data = { file = \"@DATA@\";\n mean = [0.5, 0.5]; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 3, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_EINPUT);
     CHECK_MSG(":2: data.mean: expected 1 or 3 values (the data file has 3 channels), found 2");
     CHECK(load("data = { file = \"@DATA@\"; mean = [0.5]; std = [0.2, 0.2, 0.2]; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 3, 5, &err) == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 1, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_OK);
+    CHECK(fl_config_check_data(&cfg, 0, 1, 5, &err) == FL_EINPUT);
     CHECK_MSG(":1: data.std: expected 1 value (the data file has 1 channel), found 3");
 }
 
 static void test_check_data_folds_use_must_exist_in_the_file(void)
 {
     CHECK(load(MINIMAL "folds = { use = [0, 5]; };\n") == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 3, 6, &err) == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 3, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 6, &err) == FL_OK);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_EINPUT);
     CHECK_MSG(":3: folds.use.[1]: fold 5 is not in the data file HINT: it has 5 folds, 0..4");
 }
 
@@ -779,7 +779,7 @@ static void test_check_data_rejects_a_duplicate_fold(void)
 {
     CHECK(load(MINIMAL "folds = { use = [0, 1, 2]; };\n") == FL_OK);
     cfg.folds_use[2] = 0; /* as a caller might build it by hand */
-    CHECK(fl_config_check_data(&cfg, 3, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_EINPUT);
     CHECK_MSG(":3: folds.use.[2]: fold 0 is listed twice");
 }
 
