@@ -144,8 +144,8 @@ static fl_code data_compare(const train_ctx *t, fl_datafile *df, const fl_data_i
         !(rc = fl_datafile_read_folds(df, fold, err)))
         for (int64_t i = 0; i < in->n_train && !what[0]; i++)
             if (labels[i] != t->labels[i] || fold[i] != t->fold[i])
-                snprintf(what, n, "train row %lld has label %d fold %d, the first has label %d fold %d", (long long)i,
-                         labels[i], fold[i], t->labels[i], t->fold[i]);
+                snprintf(what, n, "label %d fold %d at train row %lld, the first has label %d fold %d", labels[i], fold[i], (long long)i,
+                         t->labels[i], t->fold[i]);
     if (!rc && !what[0] && strcmp(fp, t->env.fingerprint) != 0)
         snprintf(what, n, "another test set (fingerprint %s: %lld test rows; the first has %s: %lld)", fp,
                  (long long)in->n_test, t->env.fingerprint, (long long)a->n_test);

@@ -431,8 +431,11 @@ static fl_code load_model_data(cfg_ctx *c, const config_setting_t *g, const char
     static const cfg_range any_number = {-INFINITY, INFINITY, 1, 1};
     char key[CFG_KEY_MAX], fkey[CFG_KEY_MAX];
     const config_setting_t *d, *s;
-    fl_code rc = sub_group(c, g, gkey, "data", model_data_keys, &d, key);
-    if (rc || !d)
+    cfg_key(key, gkey, "data");
+    if (!(d = cfg_member(g, "data")))
+        return FL_OK;
+    fl_code rc = cfg_group(c, d, key);
+    if (rc || (rc = cfg_members(c, d, key, model_data_keys, "a model's data (data.cache is the run's)")))
         return rc;
     if ((s = cfg_member(d, "file"))) {
         cfg_key(fkey, key, "file");
