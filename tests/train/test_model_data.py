@@ -26,6 +26,11 @@ vote = { method = "hard-hard"; };
        model_text("b", extra='data = { file = "%s"; %s };' % (data_b, b_data_extra)))
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
 class PerModelData(TempDirTest):
     def setUp(self):
         super().setUp()
@@ -60,12 +65,12 @@ class PerModelData(TempDirTest):
                 d = os.path.join(run_dir, m, "fold%d" % k)
                 with h5py.File(os.path.join(d, "preds.h5")) as f:
                     self.assertEqual(f["test/probs"].shape, (12, 3))
-                settings = open(os.path.join(d, "settings.txt")).read()
+                settings = read(os.path.join(d, "settings.txt"))
                 self.assertIn(", %s, 2 folds" % shape, settings)
                 self.assertIn("data.mean = %s\n" % mean, settings)
                 self.assertIn("data.std = %s\n" % std, settings)
-        self.assertIn('data_file = "%s"' % os.path.realpath(self.d16), open(os.path.join(run_dir, "run.cfg")).read())
-        rows = open(os.path.join(run_dir, "ensemble", "submission.csv")).read().splitlines()
+        self.assertIn('data_file = "%s"' % os.path.realpath(self.d16), read(os.path.join(run_dir, "run.cfg")))
+        rows = read(os.path.join(run_dir, "ensemble", "submission.csv")).splitlines()
         self.assertEqual(len(rows), 13)
         rc, out, err = run("vote", run_dir, "--method", "soft-soft")  # alone, from run.cfg's data file
         self.assertEqual(rc, 0, out + err)
