@@ -65,8 +65,8 @@ static const char *train_usage =
 /* One distinct data file of the run: models that name the same file (by
  * realpath) share it, its loaders and, with data.cache = "memory", its cache. */
 typedef struct {
-    char real[PATH_MAX];    /* realpath of the file */
-    int first_model;        /* the first model that uses it, for messages */
+    char real[PATH_MAX]; /* realpath of the file */
+    int first_model;     /* the first model that uses it, for messages */
     fl_job_data jd;
 } train_data;
 
@@ -121,10 +121,11 @@ static void data_key(const fl_train_config *cfg, int m, char *out, size_t n)
         snprintf(out, n, "%s (--set): %s", cfg->path, key);
 }
 
-/* What differs between data file d (first used by model m) and the first
- * model's, into what (empty when they hold the same rows). */
-static fl_code data_compare(const train_ctx *t, fl_datafile *df, const fl_data_info *in, const char *fp,
-                            char *what, size_t n, fl_error *err)
+/* What differs between the open data file df (its info in, its test
+ * fingerprint fp) and the first model's, into what (empty when they hold the
+ * same rows). */
+static fl_code data_compare(const train_ctx *t, fl_datafile *df, const fl_data_info *in, const char *fp, char *what,
+                            size_t n, fl_error *err)
 {
     const fl_data_info *a = &t->data[0].jd.info;
     what[0] = '\0';
@@ -144,8 +145,8 @@ static fl_code data_compare(const train_ctx *t, fl_datafile *df, const fl_data_i
         !(rc = fl_datafile_read_folds(df, fold, err)))
         for (int64_t i = 0; i < in->n_train && !what[0]; i++)
             if (labels[i] != t->labels[i] || fold[i] != t->fold[i])
-                snprintf(what, n, "label %d fold %d at train row %lld, the first has label %d fold %d", labels[i], fold[i], (long long)i,
-                         t->labels[i], t->fold[i]);
+                snprintf(what, n, "label %d fold %d at train row %lld, the first has label %d fold %d", labels[i],
+                         fold[i], (long long)i, t->labels[i], t->fold[i]);
     if (!rc && !what[0] && strcmp(fp, t->env.fingerprint) != 0)
         snprintf(what, n, "another test set (fingerprint %s: %lld test rows; the first has %s: %lld)", fp,
                  (long long)in->n_test, t->env.fingerprint, (long long)a->n_test);

@@ -14,7 +14,7 @@
 
 static const char *const model_keys[] = {
     "name",           "backbone", "freeze_backbone", "backbone_lr_scale", "head", "epochs",  "batch", "optimizer",
-    "clip_grad_norm", "schedule", "label_smoothing", "predict_with",      "tta",  "augment", "data", NULL};
+    "clip_grad_norm", "schedule", "label_smoothing", "predict_with",      "tta",  "augment", "data",  NULL};
 /* A model's own data (the rest of data, e.g. cache, is the run's). */
 static const char *const model_data_keys[] = {"file", "mean", "std", NULL};
 static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "mlp", NULL};
