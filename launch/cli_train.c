@@ -4,8 +4,9 @@
  *
  * The life of a rank:
  *   1. MPI up (FUNNELED); the launch check against SLURM_NTASKS.
- *   2. What every rank sets up on its own: the config, the data file, its
- *      device and threads, a dry run of each TorchScript backbone; rank 0
+ *   2. What every rank sets up on its own: the config, the data files (a
+ *      model may have its own; each distinct file is opened once, and every
+ *      one must hold the first model's rows), its device and threads, a dry run of each TorchScript backbone; rank 0
  *      also writes run.cfg. Then the ranks agree:
  *      if any failed, the failure is printed once (by rank 0 when every rank
  *      met it, as with a config error) and every rank exits non-zero.
@@ -61,12 +62,22 @@ static const char *train_usage =
     "                         --set models.cnn_a.optimizer.lr=3e-4, --set run.threads=4\n"
     "  --restart              discard the run's results and checkpoints first and start afresh\n";
 
+/* One distinct data file of the run: models that name the same file (by
+ * realpath) share it, its loaders and, with data.cache = "memory", its cache. */
+typedef struct {
+    char real[PATH_MAX]; /* realpath of the file */
+    int first_model;     /* the first model that uses it, for messages */
+    fl_job_data jd;
+} train_data;
+
 /* What a rank holds for the whole run. */
 typedef struct {
     fl_world world;
     const fl_train_config *cfg;
-    fl_data_info info;
-    int32_t *labels, *fold; /* (n_train) */
+    train_data data[FL_MAX_MODELS]; /* data[0] is the first model's */
+    int n_data;
+    int data_of_model[FL_MAX_MODELS]; /* index into data */
+    int32_t *labels, *fold; /* (n_train) of the first model's data file; equal in every other */
     /* The run's folds (folds.use: run.cfg, the vote), --fold K or -1, and the
      * folds this process trains (all of the run's, or K alone). */
     int folds[FL_MAX_FOLDS], n_folds, fold_only;
@@ -95,31 +106,117 @@ static int default_threads(const fl_world *w)
     return t < 1 ? 1 : (int)t;
 }
 
-/* Reads what every job needs from the data file and checks the config against it. */
-static fl_code train_open_data(train_ctx *t, fl_error *err)
+/* "file:line: key" of model m's data.file (its own or the top-level one). */
+static void data_key(const fl_train_config *cfg, int m, char *out, size_t n)
+{
+    const fl_model_cfg *mc = &cfg->models[m];
+    char key[48];
+    if (mc->own_data_file)
+        snprintf(key, sizeof key, "models.[%d].data.file", m);
+    else
+        snprintf(key, sizeof key, "data.file");
+    if (mc->data_file_line > 0)
+        snprintf(out, n, "%s:%d: %s", cfg->path, mc->data_file_line, key);
+    else
+        snprintf(out, n, "%s (--set): %s", cfg->path, key);
+}
+
+/* What differs between the open data file df (its info in, its test
+ * fingerprint fp) and the first model's, into what (empty when they hold the
+ * same rows). */
+static fl_code data_compare(const train_ctx *t, fl_datafile *df, const fl_data_info *in, const char *fp, char *what,
+                            size_t n, fl_error *err)
+{
+    const fl_data_info *a = &t->data[0].jd.info;
+    what[0] = '\0';
+    if (in->n_train != a->n_train) {
+        snprintf(what, n, "%lld train rows, the first has %lld", (long long)in->n_train, (long long)a->n_train);
+        return FL_OK;
+    }
+    if (in->num_classes != a->num_classes || in->folds != a->folds) {
+        snprintf(what, n, "%d classes and %d folds, the first has %d and %d", in->num_classes, in->folds,
+                 a->num_classes, a->folds);
+        return FL_OK;
+    }
+    size_t rows = (size_t)(in->n_train ? in->n_train : 1);
+    int32_t *labels = malloc(sizeof *labels * rows), *fold = malloc(sizeof *fold * rows);
+    fl_code rc = !labels || !fold ? fl_fail(err, FL_ENOMEM, "out of memory") : FL_OK;
+    if (!rc && !(rc = fl_datafile_read_labels(df, FL_SPLIT_TRAIN, labels, err)) &&
+        !(rc = fl_datafile_read_folds(df, fold, err)))
+        for (int64_t i = 0; i < in->n_train && !what[0]; i++)
+            if (labels[i] != t->labels[i] || fold[i] != t->fold[i])
+                snprintf(what, n, "label %d fold %d at train row %lld, the first has label %d fold %d", labels[i],
+                         fold[i], (long long)i, t->labels[i], t->fold[i]);
+    if (!rc && !what[0] && strcmp(fp, t->env.fingerprint) != 0)
+        snprintf(what, n, "another test set (fingerprint %s: %lld test rows; the first has %s: %lld)", fp,
+                 (long long)in->n_test, t->env.fingerprint, (long long)a->n_test);
+    free(labels);
+    free(fold);
+    return rc;
+}
+
+/* Opens data file model m names, unless an earlier model's is the same file:
+ * reads its shapes; the first one's labels, folds and fingerprint go to t,
+ * every later one must hold the same (else a config error naming the key). */
+static fl_code train_open_model_data(train_ctx *t, int m, fl_error *err)
 {
     const fl_train_config *cfg = t->cfg;
+    const fl_model_cfg *mc = &cfg->models[m];
+    char where[FL_PATH_MAX + 64], real[PATH_MAX];
+    data_key(cfg, m, where, sizeof where);
+    if (!realpath(mc->data_file, real))
+        return fl_fail(err, FL_EINPUT, "%s: '%s': %s", where, mc->data_file, strerror(errno));
+    for (int d = 0; d < t->n_data; d++)
+        if (!strcmp(t->data[d].real, real)) {
+            t->data_of_model[m] = d;
+            return fl_config_check_data(cfg, m, t->data[d].jd.info.channels, t->data[d].jd.info.folds, err);
+        }
     fl_datafile *df;
-    fl_code rc = fl_datafile_open(cfg->data_file, &df, err);
+    fl_code rc = fl_datafile_open(mc->data_file, &df, err);
     if (rc)
-        return fl_error_prefix(err, "%s: data.file", cfg->path);
-    t->info = *fl_datafile_info(df);
-    t->info.classes = NULL; /* owned by df */
-    int64_t n = t->info.n_train;
-    t->labels = malloc(sizeof *t->labels * (size_t)(n ? n : 1));
-    t->fold = malloc(sizeof *t->fold * (size_t)(n ? n : 1));
-    if (!t->labels || !t->fold)
-        rc = fl_fail(err, FL_ENOMEM, "out of memory");
-    if (!rc)
-        rc = fl_config_check_data(cfg, t->info.channels, t->info.folds, err);
-    if (!rc)
-        rc = fl_datafile_read_labels(df, FL_SPLIT_TRAIN, t->labels, err);
-    if (!rc)
-        rc = fl_datafile_read_folds(df, t->fold, err);
-    if (!rc)
-        rc = fl_datafile_fingerprint(df, t->env.fingerprint, err);
+        return fl_error_prefix(err, "%s", where);
+    train_data *td = &t->data[t->n_data];
+    snprintf(td->real, sizeof td->real, "%s", real);
+    td->first_model = m;
+    td->jd.info = *fl_datafile_info(df);
+    td->jd.info.classes = NULL; /* owned by df */
+    t->data_of_model[m] = t->n_data++;
+    rc = fl_config_check_data(cfg, m, td->jd.info.channels, td->jd.info.folds, err);
+    if (!rc && t->n_data == 1) {
+        size_t n = (size_t)(td->jd.info.n_train ? td->jd.info.n_train : 1);
+        t->labels = malloc(sizeof *t->labels * n);
+        t->fold = malloc(sizeof *t->fold * n);
+        if (!t->labels || !t->fold)
+            rc = fl_fail(err, FL_ENOMEM, "out of memory");
+        if (!rc)
+            rc = fl_datafile_read_labels(df, FL_SPLIT_TRAIN, t->labels, err);
+        if (!rc)
+            rc = fl_datafile_read_folds(df, t->fold, err);
+        if (!rc)
+            rc = fl_datafile_fingerprint(df, t->env.fingerprint, err);
+    } else if (!rc) {
+        char fp[17], what[256];
+        if (!(rc = fl_datafile_fingerprint(df, fp, err)) &&
+            !(rc = data_compare(t, df, &td->jd.info, fp, what, sizeof what, err)) && what[0])
+            rc = fl_fail(err, FL_EINPUT,
+                         "%s: '%s' does not hold the rows of '%s' (the data file of models.[0]): it has %s HINT: "
+                         "every data file of a run must come from the same source with the same --folds and --seed "
+                         "(foldline prep SRC OUT.h5 --size N ...), so that OOF and test rows line up for the vote",
+                         where, mc->data_file, cfg->models[0].data_file, what);
+    }
     fl_datafile_close(df);
     return rc;
+}
+
+/* Reads what every job needs from the data files and checks the config against them. */
+static fl_code train_open_data(train_ctx *t, fl_error *err)
+{
+    for (int m = 0; m < t->cfg->n_models; m++) {
+        fl_code rc = train_open_model_data(t, m, err);
+        if (rc)
+            return rc;
+    }
+    return FL_OK;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -169,10 +266,9 @@ static fl_code train_write_manifest(const train_ctx *t, fl_error *err)
     const fl_train_config *cfg = t->cfg;
     fl_manifest m;
     memset(&m, 0, sizeof m);
-    char abs[PATH_MAX];
-    if (!realpath(cfg->data_file, abs))
-        return fl_fail(err, FL_EINPUT, "%s: data.file '%s': %s", cfg->path, cfg->data_file, strerror(errno));
-    snprintf(m.data_file, sizeof m.data_file, "%s", abs);
+    /* The first model's data file: vote reads labels, folds and test paths,
+     * which every data file of the run shares. */
+    snprintf(m.data_file, sizeof m.data_file, "%s", t->data[0].real);
     m.n_folds = t->n_folds;
     memcpy(m.folds, t->folds, sizeof *t->folds * (size_t)t->n_folds);
     m.n_models = cfg->n_models;
@@ -252,12 +348,14 @@ static fl_code train_probe_backbones(train_ctx *t, fl_error *err)
         if (strncmp(m->backbone, FL_TORCHSCRIPT_PREFIX, strlen(FL_TORCHSCRIPT_PREFIX)) != 0)
             continue;
         const char *path = m->backbone + strlen(FL_TORCHSCRIPT_PREFIX);
-        for (int j = 0; j < i && !t->feature_dim[i]; j++) /* a module two models share is probed once */
-            if (!strcmp(cfg->models[j].backbone, m->backbone))
+        const fl_data_info *in = &t->data[t->data_of_model[i]].jd.info;
+        /* a module two models share on one data file is probed once */
+        for (int j = 0; j < i && !t->feature_dim[i]; j++)
+            if (!strcmp(cfg->models[j].backbone, m->backbone) && t->data_of_model[j] == t->data_of_model[i])
                 t->feature_dim[i] = t->feature_dim[j];
         fl_code rc = t->feature_dim[i] ? FL_OK
-                                       : fl_torchscript_probe(path, t->info.channels, t->info.height, t->info.width,
-                                                              t->device, &t->feature_dim[i], err);
+                                       : fl_torchscript_probe(path, in->channels, in->height, in->width, t->device,
+                                                              &t->feature_dim[i], err);
         if (!rc)
             continue;
         if (m->backbone_line > 0)
@@ -279,13 +377,14 @@ static fl_code train_setup_local(train_ctx *t, fl_error *err)
     if ((t->n_folds = cfg->n_folds_use))
         memcpy(t->folds, cfg->folds_use, sizeof *t->folds * (size_t)t->n_folds);
     else
-        for (t->n_folds = 0; t->n_folds < t->info.folds && t->n_folds < FL_MAX_FOLDS; t->n_folds++)
+        for (t->n_folds = 0; t->n_folds < t->data[0].jd.info.folds && t->n_folds < FL_MAX_FOLDS; t->n_folds++)
             t->folds[t->n_folds] = t->n_folds;
     if ((rc = train_pick_folds(t, err)))
         return rc;
     fl_job_env *env = &t->env;
     env->cfg = cfg;
-    env->data = &t->info;
+    for (int m = 0; m < cfg->n_models; m++)
+        env->model_data[m] = &t->data[t->data_of_model[m]].jd;
     env->train_labels = t->labels;
     env->train_fold = t->fold;
     env->log = stdout;
@@ -304,9 +403,14 @@ static fl_code train_setup_local(train_ctx *t, fl_error *err)
             return rc;
     }
     int cache = !strcmp(cfg->data_cache, "memory");
-    if ((rc = fl_loader_open(cfg->data_file, FL_SPLIT_TRAIN, cache, &env->train_loader, err)))
-        return rc;
-    return fl_loader_open(cfg->data_file, FL_SPLIT_TEST, cache, &env->test_loader, err);
+    for (int d = 0; d < t->n_data; d++) { /* each distinct file once (and cached once) */
+        fl_job_data *jd = &t->data[d].jd;
+        const char *path = cfg->models[t->data[d].first_model].data_file;
+        if ((rc = fl_loader_open(path, FL_SPLIT_TRAIN, cache, &jd->train_loader, err)) ||
+            (rc = fl_loader_open(path, FL_SPLIT_TEST, cache, &jd->test_loader, err)))
+            return rc;
+    }
+    return FL_OK;
 }
 
 /* Step 3: the groups, their backend and the job queue (collective). */
@@ -332,13 +436,22 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
     printf("train: %s: %d model%s x %s = %d job%s on %s, %d thread%s per rank; run directory %s\n", cfg->path,
            cfg->n_models, cfg->n_models == 1 ? "" : "s", folds, n_jobs, n_jobs == 1 ? "" : "s", t->device, t->threads,
            t->threads == 1 ? "" : "s", t->env.run_dir);
+    for (int d = 0; t->n_data > 1 && d < t->n_data; d++) {
+        const fl_data_info *in = &t->data[d].jd.info;
+        printf("train: data file %s: (%d, %d, %d) images; models", t->data[d].real, in->channels, in->height,
+               in->width);
+        for (int i = 0; i < cfg->n_models; i++)
+            if (t->data_of_model[i] == d)
+                printf(" %s", cfg->models[i].name);
+        printf("\n");
+    }
     for (int i = 0; i < cfg->n_models; i++) {
         const fl_model_cfg *m = &cfg->models[i];
         if (!t->feature_dim[i])
             continue;
+        const fl_data_info *in = &t->data[t->data_of_model[i]].jd.info;
         printf("train: model %s: TorchScript backbone %s, (B, %d, %d, %d) -> (B, %d) features, ", m->name,
-               m->backbone + strlen(FL_TORCHSCRIPT_PREFIX), t->info.channels, t->info.height, t->info.width,
-               t->feature_dim[i]);
+               m->backbone + strlen(FL_TORCHSCRIPT_PREFIX), in->channels, in->height, in->width, t->feature_dim[i]);
         if (m->freeze_backbone)
             printf("frozen\n");
         else
@@ -409,9 +522,11 @@ static int train_jobs_missing(const train_ctx *t)
 
 static void train_free(train_ctx *t)
 {
-    fl_loader_close(t->env.train_loader);
-    fl_loader_close(t->env.test_loader);
-    t->env.train_loader = t->env.test_loader = NULL;
+    for (int d = 0; d < t->n_data; d++) {
+        fl_loader_close(t->data[d].jd.train_loader);
+        fl_loader_close(t->data[d].jd.test_loader);
+        t->data[d].jd.train_loader = t->data[d].jd.test_loader = NULL;
+    }
     free(t->labels);
     free(t->fold);
     t->labels = t->fold = NULL;

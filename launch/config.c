@@ -73,16 +73,17 @@ static fl_code load_run(cfg_ctx *c, const config_setting_t *root, fl_train_confi
     return cfg_opt_enum(c, g, "run", "on_nan", on_nans, cfg->on_nan, sizeof cfg->on_nan);
 }
 
-/* data.mean or data.std: 1 to 3 numbers (1 or one per channel; the channel
- * count is checked against the data file by fl_config_check_data). */
-static fl_code per_channel(cfg_ctx *c, const config_setting_t *g, const char *name, cfg_range r, double *v, int *n,
-                           int *line)
+/* gkey.mean or gkey.std (gkey "data" or "models.[i].data"): 1 to 3 numbers
+ * (1 or one per channel; the channel count is checked against the data file
+ * by fl_config_check_data). */
+fl_code cfg_per_channel(cfg_ctx *c, const config_setting_t *g, const char *gkey, const char *name, cfg_range r,
+                        double *v, int *n, int *line)
 {
     char key[CFG_KEY_MAX], ekey[CFG_KEY_MAX];
     const config_setting_t *s = cfg_member(g, name);
     if (!s)
         return FL_OK;
-    cfg_key(key, "data", name);
+    cfg_key(key, gkey, name);
     if (!config_setting_is_array(s) && !config_setting_is_list(s))
         return cfg_fail(c, s, key, "expected an array [ ... ], found %s", cfg_type_name(s));
     *n = config_setting_length(s);
@@ -98,25 +99,77 @@ static fl_code per_channel(cfg_ctx *c, const config_setting_t *g, const char *na
     return FL_OK;
 }
 
+/* gkey.file of group g into out (cap bytes), which must be readable. */
+fl_code cfg_data_file(cfg_ctx *c, const config_setting_t *s, const char *key, char *out, size_t cap)
+{
+    fl_code rc = cfg_string(c, s, key, out, cap);
+    if (rc)
+        return rc;
+    if (access(out, R_OK) != 0)
+        return cfg_fail(c, s, key,
+                        "cannot read \"%s\" (%s) HINT: relative paths start at the working "
+                        "directory; foldline prep writes the data file",
+                        out, strerror(errno));
+    return FL_OK;
+}
+
+/* data.file may be absent when every model gives its own (checked after the
+ * models, by resolve_model_data). */
 static fl_code load_data(cfg_ctx *c, const config_setting_t *root, fl_train_config *cfg)
 {
     const config_setting_t *g, *s;
     fl_code rc = section(c, root, "data", data_keys, &g);
     if (rc)
         return rc;
-    if (!(s = cfg_member(g, "file")))
-        return cfg_missing(c, g, "data", "file", "the data file foldline prep wrote, e.g. file = \"data/x.h5\"");
-    if ((rc = cfg_string(c, s, "data.file", cfg->data_file, sizeof cfg->data_file)))
-        return rc;
-    if (access(cfg->data_file, R_OK) != 0)
-        return cfg_fail(c, s, "data.file",
-                        "cannot read \"%s\" (%s) HINT: relative paths start at the working "
-                        "directory; foldline prep writes the data file",
-                        cfg->data_file, strerror(errno));
-    if ((rc = per_channel(c, g, "mean", any_number, cfg->mean, &cfg->n_mean, &cfg->mean_line)) ||
-        (rc = per_channel(c, g, "std", cfg_positive, cfg->std, &cfg->n_std, &cfg->std_line)))
+    if ((s = cfg_member(g, "file"))) {
+        cfg->data_file_line = (int)config_setting_source_line(s);
+        if ((rc = cfg_data_file(c, s, "data.file", cfg->data_file, sizeof cfg->data_file)))
+            return rc;
+    }
+    if ((rc = cfg_per_channel(c, g, "data", "mean", any_number, cfg->mean, &cfg->n_mean, &cfg->mean_line)) ||
+        (rc = cfg_per_channel(c, g, "data", "std", cfg_positive, cfg->std, &cfg->n_std, &cfg->std_line)))
         return rc;
     return cfg_opt_enum(c, g, "data", "cache", data_caches, cfg->data_cache, sizeof cfg->data_cache);
+}
+
+/* Each model's data keys it does not give itself come from the top-level
+ * data; a model without a data file of either kind is an error. */
+static fl_code resolve_model_data(cfg_ctx *c, const config_setting_t *root, fl_train_config *cfg)
+{
+    for (int i = 0; i < cfg->n_models; i++) {
+        fl_model_cfg *m = &cfg->models[i];
+        if (!m->own_data_file) {
+            if (!cfg->data_file[0]) {
+                int own = -1;
+                for (int j = 0; j < cfg->n_models && own < 0; j++)
+                    own = cfg->models[j].own_data_file ? j : -1;
+                if (own < 0)
+                    return cfg_missing(c, cfg_member(root, "data"), "data", "file",
+                                       "the data file foldline prep wrote, e.g. file = \"data/x.h5\"");
+                char gkey[CFG_KEY_MAX], hint[256];
+                cfg_key_index(gkey, "models", i);
+                snprintf(hint, sizeof hint,
+                         "models.[%d] gives its own data.file but this model has none and the top level has no "
+                         "data.file to fall back to; give it data = { file = \"...\"; } or set data.file",
+                         own);
+                return cfg_missing(c, config_setting_get_elem(cfg_member(root, "models"), (unsigned)i), gkey,
+                                   "data.file", hint);
+            }
+            snprintf(m->data_file, sizeof m->data_file, "%s", cfg->data_file);
+            m->data_file_line = cfg->data_file_line;
+        }
+        if (!m->own_mean) {
+            m->n_mean = cfg->n_mean;
+            memcpy(m->mean, cfg->mean, sizeof m->mean);
+            m->mean_line = cfg->mean_line;
+        }
+        if (!m->own_std) {
+            m->n_std = cfg->n_std;
+            memcpy(m->std, cfg->std, sizeof m->std);
+            m->std_line = cfg->std_line;
+        }
+    }
+    return FL_OK;
 }
 
 static fl_code load_folds(cfg_ctx *c, const config_setting_t *root, fl_train_config *cfg)
@@ -267,7 +320,7 @@ fl_code fl_config_load(const char *path, const char *const *overrides, int n_ove
     const config_setting_t *root = config_root_setting(&conf);
     if ((rc = cfg_members(&c, root, "", top_keys, "the top level")) || (rc = load_run(&c, root, cfg)) ||
         (rc = load_data(&c, root, cfg)) || (rc = load_folds(&c, root, cfg)) || (rc = load_dist(&c, root, cfg)) ||
-        (rc = load_models(&c, root, cfg)))
+        (rc = load_models(&c, root, cfg)) || (rc = resolve_model_data(&c, root, cfg)))
         goto done;
     rc = load_vote(&c, root, cfg);
 done:
@@ -285,12 +338,18 @@ static void data_where(const fl_train_config *cfg, int line, char *out, size_t n
         snprintf(out, n, "%s (--set)", cfg->path);
 }
 
-static fl_code check_channels(const fl_train_config *cfg, const char *key, int n, int line, int channels, fl_error *err)
+/* key is "data.mean" or "models.[i].data.mean", by where the model's value came from. */
+static fl_code check_channels(const fl_train_config *cfg, int model, const char *name, int own, int n, int line,
+                              int channels, fl_error *err)
 {
-    char where[FL_PATH_MAX + 32];
+    char where[FL_PATH_MAX + 32], key[64];
     if (n == 0 || n == 1 || n == channels)
         return FL_OK;
     data_where(cfg, line, where, sizeof where);
+    if (own)
+        snprintf(key, sizeof key, "models.[%d].data.%s", model, name);
+    else
+        snprintf(key, sizeof key, "data.%s", name);
     if (channels == 1)
         return fl_fail(err, FL_EINPUT, "%s: %s: expected 1 value (the data file has 1 channel), found %d", where, key,
                        n);
@@ -298,12 +357,13 @@ static fl_code check_channels(const fl_train_config *cfg, const char *key, int n
                    key, channels, channels, n);
 }
 
-fl_code fl_config_check_data(const fl_train_config *cfg, int channels, int folds, fl_error *err)
+fl_code fl_config_check_data(const fl_train_config *cfg, int model, int channels, int folds, fl_error *err)
 {
     char where[FL_PATH_MAX + 32];
+    const fl_model_cfg *m = &cfg->models[model];
     fl_code rc;
-    if ((rc = check_channels(cfg, "data.mean", cfg->n_mean, cfg->mean_line, channels, err)) ||
-        (rc = check_channels(cfg, "data.std", cfg->n_std, cfg->std_line, channels, err)))
+    if ((rc = check_channels(cfg, model, "mean", m->own_mean, m->n_mean, m->mean_line, channels, err)) ||
+        (rc = check_channels(cfg, model, "std", m->own_std, m->n_std, m->std_line, channels, err)))
         return rc;
     data_where(cfg, cfg->folds_use_line, where, sizeof where);
     for (int i = 0; i < cfg->n_folds_use; i++) {

@@ -23,15 +23,18 @@
  * "[0]") or, for models, by name ("models.cnn_a.epochs=1"); a component of
  * digits is an index. Values are read as libconfig reads them (1, 1.5, 42L,
  * true, "text", [1, 2], ( ... ), { ... }); anything else is a bare string.
- * Also checks that data.file can be read. On failure *cfg is unspecified.
+ * Also checks that every data.file (top level and models.[i].data.file) can
+ * be read; data.file may be absent only when every model gives its own. On failure *cfg is unspecified.
  * *cfg is large (about 600 KB): allocate it, do not put it on the stack. */
 fl_code fl_config_load(const char *path, const char *const *overrides, int n_overrides, fl_train_config *cfg,
                        fl_error *err);
 
-/* Checks that need the data file: data.mean and data.std hold 1 value (for
- * every channel) or one per channel; folds.use lies inside 0..folds-1 and has
- * no duplicates. Messages name the config file, line and key. */
-fl_code fl_config_check_data(const fl_train_config *cfg, int channels, int folds, fl_error *err);
+/* Checks that need model's data file (cfg->models[model].data_file, with
+ * channels and folds): the model's data.mean and data.std (its own or the
+ * top-level ones) hold 1 value (for every channel) or one per channel;
+ * folds.use lies inside 0..folds-1 and has no duplicates. Messages name the
+ * config file, line and key (models.[i].data.mean for a model's own). */
+fl_code fl_config_check_data(const fl_train_config *cfg, int model, int channels, int folds, fl_error *err);
 
 /* Checks against the MPI world: dist.ranks_per_job must divide its size. */
 fl_code fl_config_check_world(const fl_train_config *cfg, int world_size, fl_error *err);

@@ -14,7 +14,9 @@
 
 static const char *const model_keys[] = {
     "name",           "backbone", "freeze_backbone", "backbone_lr_scale", "head", "epochs",  "batch", "optimizer",
-    "clip_grad_norm", "schedule", "label_smoothing", "predict_with",      "tta",  "augment", NULL};
+    "clip_grad_norm", "schedule", "label_smoothing", "predict_with",      "tta",  "augment", "data",  NULL};
+/* A model's own data (the rest of data, e.g. cache, is the run's). */
+static const char *const model_data_keys[] = {"file", "mean", "std", NULL};
 static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "mlp", NULL};
 static const char *const head_keys[] = {"type", "hidden", "act", NULL};
 static const char *const head_types[] = {"linear", "mlp3", NULL};
@@ -422,6 +424,33 @@ static fl_code load_augment(cfg_ctx *c, const config_setting_t *g, const char *g
     return FL_OK;
 }
 
+/* models.[i].data: the keys it gives are the model's own (own_*); the
+ * others come from the top-level data after every model is read. */
+static fl_code load_model_data(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
+{
+    static const cfg_range any_number = {-INFINITY, INFINITY, 1, 1};
+    char key[CFG_KEY_MAX], fkey[CFG_KEY_MAX];
+    const config_setting_t *d, *s;
+    cfg_key(key, gkey, "data");
+    if (!(d = cfg_member(g, "data")))
+        return FL_OK;
+    fl_code rc = cfg_group(c, d, key);
+    if (rc || (rc = cfg_members(c, d, key, model_data_keys, "a model's data (data.cache is the run's)")))
+        return rc;
+    if ((s = cfg_member(d, "file"))) {
+        cfg_key(fkey, key, "file");
+        m->own_data_file = 1;
+        m->data_file_line = (int)config_setting_source_line(s);
+        if ((rc = cfg_data_file(c, s, fkey, m->data_file, sizeof m->data_file)))
+            return rc;
+    }
+    m->own_mean = cfg_member(d, "mean") != NULL;
+    m->own_std = cfg_member(d, "std") != NULL;
+    if ((rc = cfg_per_channel(c, d, key, "mean", any_number, m->mean, &m->n_mean, &m->mean_line)))
+        return rc;
+    return cfg_per_channel(c, d, key, "std", cfg_positive, m->std, &m->n_std, &m->std_line);
+}
+
 fl_code cfg_model(cfg_ctx *c, const config_setting_t *s, const char *gkey, fl_model_cfg *m)
 {
     char key[CFG_KEY_MAX];
@@ -453,7 +482,7 @@ fl_code cfg_model(cfg_ctx *c, const config_setting_t *s, const char *gkey, fl_mo
         (rc = load_schedule(c, s, gkey, m)) ||
         (rc = cfg_opt_float(c, s, gkey, "label_smoothing", cfg_unit_open_hi, &m->label_smoothing)) ||
         (rc = cfg_opt_enum(c, s, gkey, "predict_with", predict_withs, m->predict_with, sizeof m->predict_with)) ||
-        (rc = load_tta(c, s, gkey, m)))
+        (rc = load_tta(c, s, gkey, m)) || (rc = load_augment(c, s, gkey, m)))
         return rc;
-    return load_augment(c, s, gkey, m);
+    return load_model_data(c, s, gkey, m);
 }

@@ -94,6 +94,13 @@ fl_code cfg_opt_enum(cfg_ctx *c, const config_setting_t *g, const char *gkey, co
 /* Member `name` of g, or NULL (also when g is NULL). */
 config_setting_t *cfg_member(const config_setting_t *g, const char *name);
 
+/* gkey.name ("data.mean", "models.[1].data.std"): 1 to 3 numbers in r into
+ * v, their count into *n and their line into *line (absent: unchanged). */
+fl_code cfg_per_channel(cfg_ctx *c, const config_setting_t *g, const char *gkey, const char *name, cfg_range r,
+                        double *v, int *n, int *line);
+/* A data file path (setting s called key) into out, which must be readable. */
+fl_code cfg_data_file(cfg_ctx *c, const config_setting_t *s, const char *key, char *out, size_t cap);
+
 /* Applies override text (key.path=value) to the tree of conf. */
 fl_code cfg_apply_override(cfg_ctx *c, config_t *conf, const char *text);
 

@@ -63,6 +63,7 @@ typedef struct {
 typedef struct {
     const fl_job_env *env;
     const fl_model_cfg *mc;
+    const fl_job_data *data;      /* the model's data file */
     const fl_job *job;
     uint64_t seed;
     char dir[4096];
@@ -106,14 +107,13 @@ static fl_code job_sum(job_state *js, double *v, int n, fl_error *err)
 static fl_code job_model_new(job_state *js, fl_error *err)
 {
     const fl_job_env *env = js->env;
-    const fl_train_config *cfg = env->cfg;
     const fl_model_cfg *mc = js->mc;
     fl_model_spec spec = {0};
     spec.backbone = mc->backbone;
-    spec.in_channels = env->data->channels;
-    spec.height = env->data->height;
-    spec.width = env->data->width;
-    spec.num_classes = env->data->num_classes;
+    spec.in_channels = js->data->info.channels;
+    spec.height = js->data->info.height;
+    spec.width = js->data->info.width;
+    spec.num_classes = js->data->info.num_classes;
     spec.head_type = mc->head_type;
     spec.head_hidden = mc->head_hidden;
     spec.head_act = mc->head_act;
@@ -127,8 +127,8 @@ static fl_code job_model_new(job_state *js, fl_error *err)
     spec.clip_grad_norm = mc->clip_grad_norm;
     spec.label_smoothing = mc->label_smoothing;
     for (int c = 0; c < 3; c++) {
-        spec.mean[c] = (float)(cfg->n_mean == 0 ? 0.5 : cfg->mean[cfg->n_mean == 1 ? 0 : c]);
-        spec.std[c] = (float)(cfg->n_std == 0 ? 0.5 : cfg->std[cfg->n_std == 1 ? 0 : c]);
+        spec.mean[c] = (float)(mc->n_mean == 0 ? 0.5 : mc->mean[mc->n_mean == 1 ? 0 : c]);
+        spec.std[c] = (float)(mc->n_std == 0 ? 0.5 : mc->std[mc->n_std == 1 ? 0 : c]);
     }
     spec.seed = js->seed;
     spec.device = env->device;
@@ -360,7 +360,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
     int64_t step = js->prog.step, start = step * batch < js->n_train ? step * batch : js->n_train;
     double t0 = now_s() - js->prog.seconds, loss_sum = js->leader ? js->prog.loss_sum : 0;
     double correct = js->leader ? js->prog.correct : 0;
-    fl_code rc = fl_loader_start_shard(env->train_loader, js->train_rows + start, js->n_train - start, batch,
+    fl_code rc = fl_loader_start_shard(js->data->train_loader, js->train_rows + start, js->n_train - start, batch,
                                        js->g_rank, js->g_size, err);
     if (rc)
         return rc;
@@ -369,7 +369,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
     int64_t first, batch_lo = start; /* batch_lo: the global batch's first position in train_rows */
     int skip_nonfinite = !strcmp(cfg->on_nan, "skip_step");
     double checkpoint_s = cfg->checkpoint_minutes * 60.0;
-    while ((got = fl_loader_next(env->train_loader, &x, &B, &first, err)) == 1) {
+    while ((got = fl_loader_next(js->data->train_loader, &x, &B, &first, err)) == 1) {
         int64_t batch_rows = js->n_train - batch_lo < batch ? js->n_train - batch_lo : batch;
         batch_lo += batch_rows;
         const int64_t *rows = js->train_rows + start + first;
@@ -445,7 +445,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
 static fl_code job_predict(job_state *js, fl_loader *ld, const int64_t *rows, int64_t n, int use_tta, const int32_t *labels,
                            int probs_out, float *probs, double *loss, double *acc, fl_error *err)
 {
-    int C = js->env->data->num_classes, batch = (js->mc->batch + js->g_size - 1) / js->g_size;
+    int C = js->data->info.num_classes, batch = (js->mc->batch + js->g_size - 1) / js->g_size;
     int64_t lo, hi;
     fl_group_share(n, js->g_rank, js->g_size, &lo, &hi);
     /* mine: (hi - lo, C), this rank's rows (on the leader, the first rows of
@@ -528,7 +528,7 @@ static fl_code job_metrics_write(job_state *js, fl_error *err)
 static fl_code job_split_rows(job_state *js, fl_error *err)
 {
     const fl_job_env *env = js->env;
-    int64_t n = env->data->n_train;
+    int64_t n = js->data->info.n_train;
     js->train_rows = malloc(sizeof *js->train_rows * (size_t)(n ? n : 1));
     js->val_rows = malloc(sizeof *js->val_rows * (size_t)(n ? n : 1));
     if (!js->train_rows || !js->val_rows)
@@ -561,7 +561,7 @@ static fl_code job_train(job_state *js, fl_error *err)
         if ((rc = fl_model_set_lr(js->model, lr, err)) || (rc = job_train_epoch(js, epoch, &tl, &ta, &secs, err)))
             return rc;
         double t0 = now_s();
-        if ((rc = job_predict(js, js->env->train_loader, js->val_rows, js->n_val, 0, js->env->train_labels, 0, NULL, &vl, &va, err)))
+        if ((rc = job_predict(js, js->data->train_loader, js->val_rows, js->n_val, 0, js->env->train_labels, 0, NULL, &vl, &va, err)))
             return rc;
         double vsecs = now_s() - t0, ips = secs > 0 ? js->n_train / secs : 0;
         if (js->leader && (rc = job_metrics_append(js, epoch, lr, tl, ta, vl, va, secs + vsecs, ips, err)))
@@ -615,8 +615,8 @@ static fl_code job_predict_all(job_state *js, fl_error *err)
         epoch = best_acc_epoch;
     if (epoch != js->mc->epochs - 1 && (rc = job_load_weights(js, which, err)))
         return rc;
-    int C = env->data->num_classes;
-    int64_t n_test = env->data->n_test;
+    int C = js->data->info.num_classes;
+    int64_t n_test = js->data->info.n_test;
     fl_preds p = {0};
     snprintf(p.model, sizeof p.model, "%s", js->mc->name);
     p.fold = js->job->fold;
@@ -642,8 +642,8 @@ static fl_code job_predict_all(job_state *js, fl_error *err)
     for (int64_t i = 0; i < n_test; i++)
         test_rows[i] = i;
     double oof_acc = 0;
-    if ((rc = job_predict(js, env->train_loader, js->val_rows, js->n_val, 1, env->train_labels, 1, p.oof_probs, NULL, &oof_acc, err)) ||
-        (rc = job_predict(js, env->test_loader, test_rows, n_test, 1, NULL, 1, p.test_probs, NULL, NULL, err)))
+    if ((rc = job_predict(js, js->data->train_loader, js->val_rows, js->n_val, 1, env->train_labels, 1, p.oof_probs, NULL, &oof_acc, err)) ||
+        (rc = job_predict(js, js->data->test_loader, test_rows, n_test, 1, NULL, 1, p.test_probs, NULL, NULL, err)))
         goto done;
     if (!js->leader)
         goto done;
@@ -676,7 +676,7 @@ static fl_code job_write_settings(job_state *js, fl_error *err)
     char *text = malloc(FL_SETTINGS_MAX);
     if (!text)
         return fl_fail(err, FL_ENOMEM, "out of memory");
-    fl_code rc = fl_settings_of_job(env->cfg, js->job->model, js->job->fold, env->data, env->fingerprint,
+    fl_code rc = fl_settings_of_job(env->cfg, js->job->model, js->job->fold, &js->data->info, env->fingerprint,
                                     env->train_labels, env->train_fold, text, err);
     if (!rc)
         rc = fl_write_file_atomic(path, text, strlen(text), err);
@@ -692,7 +692,7 @@ fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, fl_error
     char *text = malloc(FL_SETTINGS_MAX);
     if (!text)
         return fl_fail(err, FL_ENOMEM, "out of memory");
-    fl_code rc = fl_settings_of_job(env->cfg, job->model, job->fold, env->data, env->fingerprint, env->train_labels,
+    fl_code rc = fl_settings_of_job(env->cfg, job->model, job->fold, &env->model_data[job->model]->info, env->fingerprint, env->train_labels,
                                     env->train_fold, text, err);
     if (!rc)
         rc = fl_settings_check(path, text, err);
@@ -707,6 +707,7 @@ fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
     js.env = env;
     js.job = job;
     js.mc = &env->cfg->models[job->model];
+    js.data = env->model_data[job->model];
     js.seed = fl_job_seed(env->cfg, job);
     fl_job_dir(env, job, js.dir, sizeof js.dir);
     js.group = env->group;

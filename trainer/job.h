@@ -33,17 +33,24 @@
 #include "dist/jobq.h"
 #include "trainer/spec.h"
 
+/* One data file of the run and its loaders. A model may have its own data
+ * file (another image size); every data file of a run holds the same rows
+ * (labels, folds, test set), which launch checks before any job. */
+typedef struct {
+    fl_data_info info;             /* shapes and counts of the data file (classes not kept) */
+    fl_loader *train_loader;       /* /train rows (training and validation) */
+    fl_loader *test_loader;        /* /test rows */
+} fl_job_data;
+
 /* What every job of a run shares: the data and where results go. */
 typedef struct {
     const fl_train_config *cfg;
-    const fl_data_info *data;      /* shapes and counts of the data file */
-    const int32_t *train_labels;   /* (n_train) */
-    const int32_t *train_fold;     /* (n_train) */
-    char fingerprint[17];          /* fl_datafile_fingerprint of the data file */
+    const fl_job_data *model_data[FL_MAX_MODELS]; /* the data file of each model (several may share one) */
+    const int32_t *train_labels;   /* (n_train), equal in every data file of the run */
+    const int32_t *train_fold;     /* (n_train), likewise */
+    char fingerprint[17];          /* fl_datafile_fingerprint, likewise */
     char run_dir[4096];            /* out_dir/run_name */
     const char *device;            /* "cpu", "cuda:0", ... */
-    fl_loader *train_loader;       /* /train rows (training and validation) */
-    fl_loader *test_loader;        /* /test rows */
     FILE *log;                     /* per-epoch lines; NULL for none */
     fl_group *group;               /* the ranks that run each job together; NULL: this process alone */
     fl_jobq *queue;                /* kept served during a job (fl_jobq_progress); NULL for none */

@@ -92,12 +92,13 @@ fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, cons
         data->width, data->folds, (long long)data->fold_seed);
     put(&t, "data.labels_and_folds = %016llx\n", (unsigned long long)h);
     put(&t, "data.test_fingerprint = %s\n", fingerprint);
+    const fl_model_cfg *m = &cfg->models[model]; /* its own data.mean/std or the top-level ones */
     put(&t, "data.mean =");
-    for (int c = 0; c < cfg->n_mean; c++)
-        put(&t, " %.17g", cfg->mean[c]);
+    for (int c = 0; c < m->n_mean; c++)
+        put(&t, " %.17g", m->mean[c]);
     put(&t, "\ndata.std =");
-    for (int c = 0; c < cfg->n_std; c++)
-        put(&t, " %.17g", cfg->std[c]);
+    for (int c = 0; c < m->n_std; c++)
+        put(&t, " %.17g", m->std[c]);
     put(&t, "\nrun.seed = %u\n", cfg->seed);
     put(&t, "fold = %d\n", fold);
     put_model(&t, &cfg->models[model]);

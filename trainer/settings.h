@@ -22,8 +22,10 @@
 
 #define FL_SETTINGS_MAX 16384
 
-/* The settings of job (model, fold) into buf (FL_SETTINGS_MAX bytes). labels
- * and folds are the /train rows' (n = data->n_train). */
+/* The settings of job (model, fold) into buf (FL_SETTINGS_MAX bytes). data
+ * is the model's data file (models.[i].data.file or data.file) and the mean
+ * and std are the model's (its own or the top-level ones); labels and folds
+ * are the /train rows' (n = data->n_train). */
 fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, const fl_data_info *data,
                            const char *fingerprint, const int32_t *labels, const int32_t *folds, char *buf,
                            fl_error *err);

@@ -88,6 +88,13 @@ typedef struct {
     fl_aug_stage stages[FL_MAX_STAGES]; /* sorted by from_epoch, strictly increasing */
     double vote_weight;            /* vote.weights[i], default 1 */
     int line;                      /* config line of this model's group */
+    /* The model's data: each key from models.[i].data when it has it, else
+     * from the top-level data (own_* says which, *_line where it was given). */
+    char data_file[FL_PATH_MAX];   /* relative paths are relative to the working directory */
+    int n_mean, n_std;             /* 0 when absent in both: mean 0.5, std 0.5 per channel */
+    double mean[3], std[3];
+    int data_file_line, mean_line, std_line; /* 0: from --set (or absent) */
+    int own_data_file, own_mean, own_std;
 } fl_model_cfg;
 
 typedef struct {
@@ -100,7 +107,8 @@ typedef struct {
     double checkpoint_minutes;     /* 0 (default): checkpoints at epoch ends only; else also every so many minutes */
     char on_nan[16];               /* "stop" (default): a non-finite loss ends the job; "skip_step": drop that step */
     /* data */
-    char data_file[FL_PATH_MAX];   /* required; relative paths are relative to the working directory */
+    char data_file[FL_PATH_MAX];   /* "" when absent: then every model gives its own data.file */
+    int data_file_line;
     int n_mean, n_std;             /* 0 when absent: mean 0.5, std 0.5 per channel */
     double mean[3], std[3];
     int mean_line, std_line;

@@ -444,6 +444,42 @@ static void test_missing_data_file_is_named(void)
               "start at the working directory; foldline prep writes the data file");
 }
 
+static void test_a_model_data_overrides_the_top_level_key_by_key(void)
+{
+    CHECK(load("data = { file = \"@DATA@\"; mean = [0.1]; std = [0.2]; };\n"
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; },\n"
+               " { name = \"b\"; backbone = \"resnet18\"; epochs = 3; data = { mean = [0.7, 0.6, 0.5]; }; } );\n") == FL_OK);
+    CHECK_STR(cfg.models[0].data_file, data_path);
+    CHECK_STR(cfg.models[1].data_file, data_path);
+    CHECK(!cfg.models[1].own_data_file && cfg.models[1].own_mean && !cfg.models[1].own_std);
+    CHECK(cfg.models[0].n_mean == 1 && cfg.models[0].mean[0] == 0.1 && cfg.models[0].mean_line == 1);
+    CHECK(cfg.models[1].n_mean == 3 && cfg.models[1].mean[2] == 0.5 && cfg.models[1].mean_line == 3);
+    CHECK(cfg.models[1].n_std == 1 && cfg.models[1].std[0] == 0.2);
+    CHECK(fl_config_check_data(&cfg, 1, 1, 5, &err) == FL_EINPUT);
+    CHECK_MSG(":3: models.[1].data.mean: expected 1 value (the data file has 1 channel), found 3");
+}
+
+static void test_top_level_data_file_is_optional_only_when_every_model_has_one(void)
+{
+    CHECK(load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"@DATA@\"; }; } );\n") ==
+          FL_OK);
+    CHECK_STR(cfg.models[0].data_file, data_path);
+    CHECK(cfg.data_file[0] == '\0');
+    CHECK(load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"@DATA@\"; }; },\n"
+               " { name = \"b\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+    CHECK_MSG(":2: missing key models.[1].data.file HINT: models.[0] gives its own data.file but this model has none "
+              "and the top level has no data.file to fall back to; give it data = { file = \"...\"; } or set data.file");
+    CHECK(load("data = { file = \"@DATA@\"; };\n"
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { cache = \"memory\"; }; } );\n") ==
+          FL_EINPUT);
+    CHECK_MSG(":2: models.[0].data.cache: unknown key HINT: a model's data (data.cache is the run's) takes file, mean, std");
+    CHECK(load("data = { file = \"@DATA@\"; };\n"
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"no/x.h5\"; }; } );\n") ==
+          FL_EINPUT);
+    CHECK_MSG(":2: models.[0].data.file: cannot read \"no/x.h5\" (No such file or directory) HINT: relative paths start "
+              "at the working directory; foldline prep writes the data file");
+}
+
 static void test_missing_required_keys_are_named(void)
 {
     CHECK(load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
@@ -758,20 +794,20 @@ static void test_check_data_mean_length_must_match_channels(void)
 {
     CHECK(load("data = { file = \"@DATA@\";\n mean = [0.5, 0.5]; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 3, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_EINPUT);
     CHECK_MSG(":2: data.mean: expected 1 or 3 values (the data file has 3 channels), found 2");
     CHECK(load("data = { file = \"@DATA@\"; mean = [0.5]; std = [0.2, 0.2, 0.2]; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 3, 5, &err) == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 1, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_OK);
+    CHECK(fl_config_check_data(&cfg, 0, 1, 5, &err) == FL_EINPUT);
     CHECK_MSG(":1: data.std: expected 1 value (the data file has 1 channel), found 3");
 }
 
 static void test_check_data_folds_use_must_exist_in_the_file(void)
 {
     CHECK(load(MINIMAL "folds = { use = [0, 5]; };\n") == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 3, 6, &err) == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 3, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 6, &err) == FL_OK);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_EINPUT);
     CHECK_MSG(":3: folds.use.[1]: fold 5 is not in the data file HINT: it has 5 folds, 0..4");
 }
 
@@ -779,7 +815,7 @@ static void test_check_data_rejects_a_duplicate_fold(void)
 {
     CHECK(load(MINIMAL "folds = { use = [0, 1, 2]; };\n") == FL_OK);
     cfg.folds_use[2] = 0; /* as a caller might build it by hand */
-    CHECK(fl_config_check_data(&cfg, 3, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_EINPUT);
     CHECK_MSG(":3: folds.use.[2]: fold 0 is listed twice");
 }
 
@@ -810,6 +846,8 @@ int main(void)
     RUN(test_syntax_error_names_the_line);
     RUN(test_missing_config_file_is_named);
     RUN(test_missing_data_file_is_named);
+    RUN(test_a_model_data_overrides_the_top_level_key_by_key);
+    RUN(test_top_level_data_file_is_optional_only_when_every_model_has_one);
     RUN(test_missing_required_keys_are_named);
     RUN(test_models_list_must_not_be_empty);
     RUN(test_model_names_are_valid_and_unique);

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""configs/sketch_seed.cfg and configs/sketch_finetune.cfg load through the real config
+loader and train: each is copied into a temp directory as configs/<name>.cfg beside tiny
+stand-in TorchScript modules at the paths it names (../models/*.pt from configs/) and
+small data files at its data paths (data/sketch448.h5, data/sketch336.h5: 448 and 336 px,
+3 channels, 5 folds, a few rows), then `foldline train configs/<name>.cfg` runs from that
+directory with --set overrides of epochs (1), folds.use ([0]), threads and out_dir only;
+every model trains on its own data file and the run votes with the config's method.
+
+The modules are written with Debian's python3-torch; skipped (77) without it."""
+import os
+import re
+import shutil
+import sys
+import unittest
+
+try:
+    import torch
+    import torch.nn as nn
+except ImportError as e:
+    print(f"skipped: {e}; HINT: apt-get install python3-torch")
+    sys.exit(77)
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import TempDirTest, run  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+class TinyBackbone(nn.Module):
+    """(B, 3, H, W) -> (B, 16): a strided conv, pooled; stands in for an EVA backbone."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 8, stride=8)
+        self.fc = nn.Linear(4 * 2 * 2, 16)
+
+    def forward(self, x):
+        return torch.relu(self.fc(nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 2).flatten(1)))
+
+
+def write_data(path, size, classes=3, per_class=5, folds=5, n_test=4):
+    """Same rows in every file (seeded), images at size x size: what prep writes, smaller."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(classes), per_class).astype(np.int32)
+    fold = np.tile(np.arange(folds), classes * per_class // folds).astype(np.int32)
+    s = h5py.string_dtype("utf-8")
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "foldline-data"
+        f.attrs["version"] = np.int32(1)
+        for k, v in dict(num_classes=classes, folds=folds, height=size, width=size, channels=3).items():
+            f.attrs[k] = np.int32(v)
+        f.attrs["fold_seed"] = np.int64(42)
+        f.create_dataset("classes", data=["c%d" % c for c in range(classes)], dtype=s)
+        img = rng.integers(0, 256, (len(labels), 3, size, size), dtype=np.uint8)
+        f.create_dataset("train/images", data=img, chunks=(1, 3, size, size))
+        f.create_dataset("train/labels", data=labels)
+        f.create_dataset("train/fold", data=fold)
+        f.create_dataset("train/paths", data=["t/%d.JPEG" % i for i in range(len(labels))], dtype=s)
+        f.create_dataset("test/images", data=img[:n_test], chunks=(1, 3, size, size))
+        f.create_dataset("test/paths", data=["%d.JPEG" % i for i in range(n_test)], dtype=s)
+
+
+class RecipeConfigs(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        os.makedirs(self.path("configs"))
+        os.makedirs(self.path("models"))
+        os.makedirs(self.path("data"))
+        torch.manual_seed(0)
+        for name in ("eva02_large_patch14_448", "eva_giant_patch14_336"):
+            torch.jit.script(TinyBackbone()).save(self.path("models", name + ".pt"))
+        write_data(self.path("data", "sketch448.h5"), 448)
+        write_data(self.path("data", "sketch336.h5"), 336)
+
+    def train(self, name, method):
+        shutil.copy(os.path.join(REPO, "configs", name + ".cfg"), self.path("configs"))
+        text = read(self.path("configs", name + ".cfg"))
+        models = re.findall(r'^\s*name = "([^"]+)";', text, re.M)
+        sets = ["--set", "folds.use=[0]", "--set", "run.threads=1", "--set", "run.out_dir=runs"]
+        for m in models:
+            sets += ["--set", "models.%s.epochs=1" % m]
+        rc, out, err = run("train", "configs/%s.cfg" % name, *sets, cwd=self.tmp)
+        self.assertEqual(rc, 0, out + err)
+        run_dir = self.path("runs", name)
+        for m in models:
+            self.assertTrue(os.path.exists(os.path.join(run_dir, m, "fold0", "preds.h5")), m)
+        self.assertIn("vote_method = \"%s\"" % method, read(os.path.join(run_dir, "run.cfg")))
+        self.assertTrue(os.path.exists(os.path.join(run_dir, "ensemble", "submission.csv")))
+        self.assertIn("(3, 336, 336) images", out)
+        return models, run_dir
+
+    def test_sketch_seed_cfg_loads_trains_every_model_and_votes_hard_hard(self):
+        models, run_dir = self.train("sketch_seed", "hard-hard")
+        self.assertEqual(models, ["eva02_l_linear", "eva_g_linear", "eva02_l_mlp3_curriculum"])
+        s = read(os.path.join(run_dir, "eva_g_linear", "fold0", "settings.txt"))
+        self.assertIn("3x336x336, 5 folds", s)
+        self.assertIn("data.mean = 0.48499999999999999 0.45600000000000002 0.40600000000000003\n", s)
+        s = read(os.path.join(run_dir, "eva02_l_mlp3_curriculum", "fold0", "settings.txt"))
+        self.assertIn("3x448x448, 5 folds", s)
+        self.assertIn("schedule = step step_size 5 gamma 0.5", s)
+
+    def test_sketch_finetune_cfg_loads_trains_every_model_and_votes_soft_soft(self):
+        models, run_dir = self.train("sketch_finetune", "soft-soft")
+        self.assertEqual(models, ["eva02_l_ft", "eva_g_ft"])
+        s = read(os.path.join(run_dir, "eva02_l_ft", "fold0", "settings.txt"))
+        self.assertIn("freeze_backbone = 0", s)
+        self.assertIn("label_smoothing = 0.10000000000000001", s)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
