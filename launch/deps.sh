@@ -4,7 +4,8 @@
 # apt-get runs only when a package is missing, and the build is incremental.
 #
 #   FOLDLINE_BUILD_DIR   build folder (default: build)
-#   FOLDLINE_WITH_TESTS  1: also install the test oracles (numpy, h5py, Pillow, scikit-learn)
+#   FOLDLINE_WITH_TESTS  1: also install the test oracles (numpy, h5py, Pillow, scikit-learn) and
+#                        clang, and build the fuzz and sanitizer tests (FOLDLINE_SANITIZE=ON)
 #   CMAKE_PREFIX_PATH    another libtorch (CUDA, pip torch) instead of Debian's
 set -euo pipefail
 
@@ -19,9 +20,12 @@ packages=(
   libhdf5-dev libconfig-dev libjpeg-dev libpng-dev zlib1g-dev
   dataset-fashion-mnist   # the demo's data
 )
+cmake_args=()
 if [[ ${FOLDLINE_WITH_TESTS:-0} == 1 ]]; then
   packages+=(python3 python3-numpy python3-h5py python3-pil python3-sklearn
-             python3-torch python3-torchvision)  # torchvision: the ResNets' oracle (tests/torch/)
+             python3-torch python3-torchvision  # torchvision: the ResNets' oracle (tests/torch/)
+             clang libclang-rt-14-dev)          # libFuzzer and the sanitizers (tests/sanitize/)
+  cmake_args+=(-DFOLDLINE_SANITIZE=ON)
 fi
 
 missing=()
@@ -50,7 +54,7 @@ if [[ -n $blas && $blas != *openblas* ]]; then
 fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
-cmake -S "$FOLDLINE_ROOT" -B "$FOLDLINE_BUILD_DIR" -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE:-Release} >/dev/null
+cmake -S "$FOLDLINE_ROOT" -B "$FOLDLINE_BUILD_DIR" -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE:-Release} "${cmake_args[@]}" >/dev/null
 cmake --build "$FOLDLINE_BUILD_DIR" -j "$jobs" >/dev/null
 export FOLDLINE="$FOLDLINE_BUILD_DIR/foldline"
 

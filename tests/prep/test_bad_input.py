@@ -10,12 +10,18 @@ import csv
 import io
 import os
 import random
+import struct
 import sys
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 PREFIX = "foldline: error: "
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 class BadInputCase(common.TempDirCase):
@@ -110,6 +116,26 @@ class MissingFiles(BadInputCase):
         with open(f, "wb") as fh:  # headers and most of the scan: libjpeg would pad the rest
             fh.write(data[: len(data) * 7 // 10])
         self.assertFails(path, "truncated")
+
+    def test_png_declaring_a_decompression_bomb(self):
+        # 100000 x 100000 pixels in 100 bytes: refused from the header, before any allocation
+        path = self.lay.train[3][1]
+        ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
+        data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                + png_chunk(b"IEND", b""))
+        with open(self.lay.train_file(path), "wb") as f:
+            f.write(data)
+        self.assertFails(path, "100000 x 100000", "decompression bomb")
+
+    def test_jpeg_declaring_a_decompression_bomb(self):
+        path = self.lay.train[2][1]
+        f = self.lay.train_file(path)
+        with open(f, "rb") as fh:
+            data = fh.read()
+        i = data.index(b"\xff\xc0")  # baseline frame header: length, precision, height, width
+        with open(f, "wb") as fh:
+            fh.write(data[:i + 5] + struct.pack(">HH", 60000, 60000) + data[i + 9:])
+        self.assertFails(path, "60000 x 60000", "decompression bomb")
 
     def test_corrupt_png(self):
         path = self.lay.train[3][1]
