@@ -2,7 +2,7 @@
 # They need Debian's python3 with numpy, h5py, Pillow and scikit-learn (python3-numpy, python3-h5py,
 # python3-pil, python3-sklearn); a python3 earlier on PATH (pyenv, venv) usually lacks them.
 find_program(FOLDLINE_TEST_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
-foreach(t schema pixels folds bad_input idx interrupt)
+foreach(t schema pixels folds bad_input idx interrupt corrupt)
   add_test(NAME prep_${t}
            COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/prep/test_${t}.py)
   set_tests_properties(prep_${t} PROPERTIES
