@@ -33,3 +33,8 @@ if(FOLDLINE_MPIRUN)
 else()
   message(WARNING "mpirun not found: the test mpi_train is left out")
 endif()
+
+# Write failures (a full disk): every output keeps its previous version and is named in one line.
+# A real tmpfs where the test may mount one (root), the FOLDLINE_FAULT_WRITE hook everywhere.
+add_test(NAME io_write_faults COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/io/test_write_faults.py)
+set_tests_properties(io_write_faults PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600)
