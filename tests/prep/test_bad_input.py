@@ -265,6 +265,7 @@ class CsvErrors(BadInputCase):
 
 
 class PathEscapes(BadInputCase):
+    """image_path must name a file inside train/ (test/): the one line names the CSV and the line."""
 
     def escape(self, bad, part="train"):
         # the target really exists, so a refusal is about the path, not a missing file
@@ -273,11 +274,15 @@ class PathEscapes(BadInputCase):
             rows = [list(r) for r in self.lay.train]
             rows[5][1] = bad
             self.rewrite_train(rows)
+            where = "%s:%d:" % (self.train_csv, self.row_line(rows, 5))
         else:
             rows = [list(r) for r in self.lay.test]
             rows[1][0] = bad
             common.write_csv(self.test_csv, ["image_path"], rows)
-        self.assertFails(bad)
+            where = "%s:%d:" % (self.test_csv, self.row_line(rows, 1, header=("image_path",)))
+        line = self.assertFails(where, "image_path", "HINT")
+        if bad:
+            self.assertIn(bad, line)
 
     def test_parent_dir_path_refused(self):
         self.escape("../x.JPEG")
@@ -285,11 +290,37 @@ class PathEscapes(BadInputCase):
     def test_absolute_path_refused(self):
         self.escape("/etc/passwd")
 
+    def test_double_slash_absolute_path_refused(self):
+        self.escape("//etc/passwd")
+
     def test_nested_parent_dir_path_refused(self):
         self.escape("class000/../../x.JPEG")
 
+    def test_dot_then_parent_dir_path_refused(self):
+        self.escape("./../x.JPEG")
+
+    def test_parent_dir_that_stays_inside_is_refused_too(self):
+        # "a/../b" stays inside, but ".." is refused wherever it appears: one rule, no resolving
+        self.escape("class000/../class001/img_0.JPEG")
+
+    def test_trailing_parent_dir_refused(self):
+        self.escape("class000/..")
+
+    def test_empty_path_refused(self):
+        self.escape("")
+
+    def test_a_line_break_in_a_path_stays_on_one_line(self):
+        # a quoted field may hold a line break; the error is still one line, the break escaped
+        rows = [list(r) for r in self.lay.train]
+        rows[2][1] = "class000/no\nsuch.JPEG"
+        self.rewrite_train(rows)
+        self.assertFails("class000/no\\nsuch.JPEG", "%s:%d" % (self.train_csv, self.row_line(rows, 2)))
+
     def test_test_csv_parent_dir_path_refused(self):
         self.escape("../x.JPEG", part="test")
+
+    def test_test_csv_absolute_path_refused(self):
+        self.escape("/tmp/x.JPEG", part="test")
 
 
 class OutputErrors(BadInputCase):
