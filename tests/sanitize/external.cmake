@@ -14,7 +14,8 @@ set(_san_args
   -DCMAKE_BUILD_TYPE=RelWithDebInfo
   -DFOLDLINE_ROOT=${CMAKE_CURRENT_SOURCE_DIR}
   -DFOLDLINE_FUZZ_SECONDS=${FOLDLINE_FUZZ_SECONDS}
-  -DFOLDLINE_TEST_PYTHON=${FOLDLINE_TEST_PYTHON})
+  -DFOLDLINE_TEST_PYTHON=${FOLDLINE_TEST_PYTHON}
+  -DFOLDLINE_TORCH_LIB=$<TARGET_FILE:foldline_torch>)
 foreach(v CMAKE_PREFIX_PATH CMAKE_C_COMPILER_LAUNCHER CMAKE_CXX_COMPILER_LAUNCHER)
   if(${v})
     string(REPLACE ";" "|" _v "${${v}}")
@@ -26,6 +27,7 @@ ExternalProject_Add(foldline_sanitize
   BINARY_DIR ${_san_dir}
   LIST_SEPARATOR |
   CMAKE_ARGS ${_san_args}
+  DEPENDS foldline_torch # linked into its ASan foldline as is
   BUILD_ALWAYS ON        # its sources live in this tree: let its own build decide what changed
   INSTALL_COMMAND "")
 # ctest reads the sub-build's tests once it exists (after the first build).
