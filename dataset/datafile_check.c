@@ -41,10 +41,15 @@ fl_code datafile_open_failed(const char *path, fl_error *err)
     fl_h5_last_error(why, sizeof why);
     unsigned long long eof, base, stored;
     const char *t = strstr(why, "truncated file");
-    if (t && sscanf(t, "truncated file: eof = %llu, sblock->base_addr = %llu, stored_eof = %llu", &eof, &base,
-                    &stored) == 3)
-        return fl_fail(err, FL_EINPUT, "%s: truncated: %llu bytes, but it was written with %llu HINT: the copy or download is incomplete; copy it again or rerun foldline prep", path, eof, stored);
-    return fl_fail(err, FL_EINPUT, "%s: cannot open as HDF5 (HDF5: %s) HINT: the file is damaged; copy it again or rerun foldline prep", path, why);
+    if (t &&
+        sscanf(t, "truncated file: eof = %llu, sblock->base_addr = %llu, stored_eof = %llu", &eof, &base, &stored) == 3)
+        return fl_fail(err, FL_EINPUT,
+                       "%s: truncated: %llu bytes, but it was written with %llu HINT: the copy or download is "
+                       "incomplete; copy it again or rerun foldline prep",
+                       path, eof, stored);
+    return fl_fail(err, FL_EINPUT,
+                   "%s: cannot open as HDF5 (HDF5: %s) HINT: the file is damaged; copy it again or rerun foldline prep",
+                   path, why);
 }
 
 /* Names the first row of [first, first+count) of split s that cannot be read. */
@@ -61,11 +66,15 @@ static fl_code verify_find_row(fl_datafile *df, int s, int64_t first, int64_t co
         int64_t n = s == 0 ? df->info.n_train : df->info.n_test;
         if (!fl_datafile_read_paths(df, (fl_split_id)s, &paths, &e))
             ip = paths[r];
-        fl_fail(err, FL_EINPUT, "%s: /%s/images row %lld (image_path '%s') is corrupt (HDF5: %s) HINT: copy the data file again or rerun foldline prep", df->path, fl_datafile_split_group[s], (long long)r, ip, why);
+        fl_fail(err, FL_EINPUT,
+                "%s: /%s/images row %lld (image_path '%s') is corrupt (HDF5: %s) HINT: copy the data file again or "
+                "rerun foldline prep",
+                df->path, fl_datafile_split_group[s], (long long)r, ip, why);
         fl_datafile_free_paths(paths, paths ? n : 0);
         return FL_EINPUT;
     }
-    return fl_fail(err, FL_EIO, "%s: cannot read /%s/images rows %lld..%lld, yet every row alone reads", df->path, fl_datafile_split_group[s], (long long)first, (long long)(first + count - 1));
+    return fl_fail(err, FL_EIO, "%s: cannot read /%s/images rows %lld..%lld, yet every row alone reads", df->path,
+                   fl_datafile_split_group[s], (long long)first, (long long)(first + count - 1));
 }
 
 fl_code fl_datafile_verify_images(fl_datafile *df, int part, int parts, int64_t *checked, fl_error *err)

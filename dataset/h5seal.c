@@ -46,9 +46,15 @@ static void put_u64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint32_t get_u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 
-static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
+static uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
 
 /* CRC-32 of bytes [FL_H5_USERBLOCK, end) of fd. */
 static int seal_crc(int fd, uint64_t end, uint32_t *out)
@@ -111,7 +117,10 @@ fl_code fl_h5_seal(const char *path, const char *name, uint64_t covered_end, fl_
 
 static fl_code seal_corrupt(fl_error *err, const char *path, const char *what)
 {
-    return fl_fail(err, FL_EINPUT, "%s: corrupt: %s HINT: the file changed after foldline wrote it; copy it again or rewrite it (foldline prep, or retrain the fold)", path, what);
+    return fl_fail(err, FL_EINPUT,
+                   "%s: corrupt: %s HINT: the file changed after foldline wrote it; copy it again or rewrite it "
+                   "(foldline prep, or retrain the fold)",
+                   path, what);
 }
 
 fl_code fl_h5_check_seal(const char *path, int *sealed, fl_error *err)
@@ -141,7 +150,10 @@ fl_code fl_h5_check_seal(const char *path, int *sealed, fl_error *err)
     }
     uint64_t size = (uint64_t)st.st_size;
     if (got < (ssize_t)sizeof block) {
-        rc = fl_fail(err, FL_EINPUT, "%s: truncated: %llu bytes, less than its %d-byte header HINT: the copy or download is incomplete; copy it again", path, (unsigned long long)size, FL_H5_USERBLOCK);
+        rc = fl_fail(err, FL_EINPUT,
+                     "%s: truncated: %llu bytes, less than its %d-byte header HINT: the copy or download is "
+                     "incomplete; copy it again",
+                     path, (unsigned long long)size, FL_H5_USERBLOCK);
         goto done;
     }
     if (get_u32(block + FL_H5_USERBLOCK - 4) != (uint32_t)crc32(0, block, FL_H5_USERBLOCK - 4)) {
@@ -151,14 +163,22 @@ fl_code fl_h5_check_seal(const char *path, int *sealed, fl_error *err)
     uint32_t version = get_u32(block + 16);
     uint64_t length = get_u64(block + 24), covered_end = get_u64(block + 32);
     if (version != 1) {
-        rc = fl_fail(err, FL_EINPUT, "%s: sealed by another foldline (seal version %u) HINT: read it with the foldline that wrote it, or rewrite it", path, version);
+        rc = fl_fail(err, FL_EINPUT,
+                     "%s: sealed by another foldline (seal version %u) HINT: read it with the foldline that wrote it, "
+                     "or rewrite it",
+                     path, version);
         goto done;
     }
     if (size != length) {
         if (size < length)
-            rc = fl_fail(err, FL_EINPUT, "%s: truncated: %llu bytes, but it was written with %llu HINT: the copy or download is incomplete; copy it again", path, (unsigned long long)size, (unsigned long long)length);
+            rc = fl_fail(err, FL_EINPUT,
+                         "%s: truncated: %llu bytes, but it was written with %llu HINT: the copy or download is "
+                         "incomplete; copy it again",
+                         path, (unsigned long long)size, (unsigned long long)length);
         else
-            rc = fl_fail(err, FL_EINPUT, "%s: %llu bytes, but it was written with %llu (bytes appended?) HINT: copy it again", path, (unsigned long long)size, (unsigned long long)length);
+            rc = fl_fail(err, FL_EINPUT,
+                         "%s: %llu bytes, but it was written with %llu (bytes appended?) HINT: copy it again", path,
+                         (unsigned long long)size, (unsigned long long)length);
         goto done;
     }
     if (covered_end < FL_H5_USERBLOCK || covered_end > length) {

@@ -21,8 +21,15 @@ static char path[64], bad_path[64];
 static void make_file(const char *p)
 {
     char *classes[3] = {"cat", "dog", "bird"};
-    fl_data_info in = {.n_train = NTR, .n_test = NTE, .num_classes = 3, .folds = 2, .height = 2, .width = 3,
-                       .channels = 1, .fold_seed = 5, .classes = classes};
+    fl_data_info in = {.n_train = NTR,
+                       .n_test = NTE,
+                       .num_classes = 3,
+                       .folds = 2,
+                       .height = 2,
+                       .width = 3,
+                       .channels = 1,
+                       .fold_seed = 5,
+                       .classes = classes};
     int32_t labels[NTR] = {0, 1, 2, 2, 1, 0}, fold[NTR] = {0, 1, 0, 1, 0, 1}, test_labels[NTE] = {2, 0, 1};
     char *train_paths[NTR] = {"a/0.png", "a/1.png", "b/2.png", "b/3.png", "c/4.png", "c/5.png"};
     char *test_paths[NTE] = {"t0.jpg", "t1.jpg", "t2.jpg"};
@@ -63,13 +70,12 @@ static int read_all(fl_datafile *df, content *c)
     in->classes = NULL;
     fl_error err;
     char **tr = NULL, **te = NULL;
-    int bad = fl_datafile_read_labels(df, FL_SPLIT_TRAIN, c->labels, &err) ||
-              fl_datafile_read_folds(df, c->fold, &err) ||
-              (in->has_test_labels && fl_datafile_read_labels(df, FL_SPLIT_TEST, c->test_labels, &err)) ||
-              fl_datafile_read_paths(df, FL_SPLIT_TRAIN, &tr, &err) ||
-              fl_datafile_read_paths(df, FL_SPLIT_TEST, &te, &err) ||
-              fl_datafile_read_images(df, FL_SPLIT_TRAIN, 0, NTR, c->px, &err) ||
-              fl_datafile_read_images(df, FL_SPLIT_TEST, 0, NTE, c->px + NTR * IMG, &err);
+    int bad =
+        fl_datafile_read_labels(df, FL_SPLIT_TRAIN, c->labels, &err) || fl_datafile_read_folds(df, c->fold, &err) ||
+        (in->has_test_labels && fl_datafile_read_labels(df, FL_SPLIT_TEST, c->test_labels, &err)) ||
+        fl_datafile_read_paths(df, FL_SPLIT_TRAIN, &tr, &err) || fl_datafile_read_paths(df, FL_SPLIT_TEST, &te, &err) ||
+        fl_datafile_read_images(df, FL_SPLIT_TRAIN, 0, NTR, c->px, &err) ||
+        fl_datafile_read_images(df, FL_SPLIT_TEST, 0, NTE, c->px + NTR * IMG, &err);
     for (int i = 0; !bad && i < NTR + NTE; i++)
         snprintf(c->paths[i], sizeof c->paths[i], "%s", i < NTR ? tr[i] : te[i - NTR]);
     fl_datafile_free_paths(tr, tr ? NTR : 0);
@@ -89,7 +95,8 @@ static void test_written_file_reads_back_with_both_checks(void)
     int64_t n = -1;
     CHECK(fl_datafile_verify_images(df, 0, 1, &n, &err) == FL_OK && n == NTR + NTE);
     int64_t a = 0, b = 0; /* two ranks' shares tile the rows */
-    CHECK(fl_datafile_verify_images(df, 0, 2, &a, &err) == FL_OK && fl_datafile_verify_images(df, 1, 2, &b, &err) == FL_OK);
+    CHECK(fl_datafile_verify_images(df, 0, 2, &a, &err) == FL_OK &&
+          fl_datafile_verify_images(df, 1, 2, &b, &err) == FL_OK);
     CHECK(a + b == NTR + NTE);
     content c;
     CHECK(read_all(df, &c) == 0);
