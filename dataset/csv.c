@@ -249,6 +249,8 @@ int fl_csv_column(const fl_csv *c, const char *name)
     return -1;
 }
 
+int fl_csv_columns(const fl_csv *c) { return c->ncols; }
+
 const char *fl_csv_header_text(const fl_csv *c) { return c->header_text; }
 
 int fl_csv_next(fl_csv *c, fl_error *err)

@@ -18,6 +18,8 @@ void fl_csv_close(fl_csv *csv);
 
 /* Index of the header column called name, or -1. */
 int fl_csv_column(const fl_csv *csv, const char *name);
+/* Number of header columns (every record has as many fields). */
+int fl_csv_columns(const fl_csv *csv);
 /* The header as one comma-separated string, for messages. */
 const char *fl_csv_header_text(const fl_csv *csv);
 

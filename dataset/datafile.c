@@ -1,26 +1,25 @@
-/* datafile.c -- see datafile.h. All HDF5 calls of foldline's data file live
- * here. Errors are reported with the file's path and HDF5's own reason. */
+/* datafile.c -- see datafile.h. The layout, writing and reading of
+ * foldline's data file; its integrity checks are in datafile_check.c.
+ * Errors are reported with the file's name and HDF5's own reason. */
 #include "dataset/datafile.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#include "dataset/h5util.h"
+#include "dataset/datafile_priv.h"
 
-static const char *split_group[2] = {"train", "test"};
+const char *const fl_datafile_split_group[2] = {"train", "test"};
+#define split_group fl_datafile_split_group
 
 struct fl_datafile_writer {
-    char *path;
+    char *file_path; /* the file written */
+    char *path;      /* the file in messages */
     hid_t file;
-    hid_t images[2]; /* dataset ids of /train/images, /test/images */
-    fl_data_info info;
-};
-
-struct fl_datafile {
-    char *path;
-    hid_t file;
-    hid_t images[2];
+    hid_t images[2];    /* dataset ids of /train/images, /test/images */
+    uint8_t *chunk;     /* one image and its Fletcher-32 checksum */
+    uint64_t meta_end;  /* file length before the first pixel (0: none written yet) */
     fl_data_info info;
 };
 
@@ -39,7 +38,13 @@ static int h5_write_strings(hid_t loc, const char *name, int64_t n, char *const 
     return r;
 }
 
-/* (n, ch, H, W) uint8, one image per chunk. */
+/* (n, ch, H, W) uint8, one image per chunk, each with HDF5's Fletcher-32
+ * checksum: HDF5 verifies it whenever the chunk is read (h5py too), so a
+ * corrupt image is an error, never a silently wrong training input. It
+ * costs 4 bytes per image and, measured on 3x224x224 images from the page
+ * cache, about 70 us per image read (150 us instead of 80), which the
+ * loader's prefetch thread hides; no compression (pixels barely compress
+ * and decompressing would cost more than reading). */
 static hid_t h5_create_images(hid_t loc, int64_t n, const fl_data_info *in)
 {
     hsize_t dims[4] = {(hsize_t)n, (hsize_t)in->channels, (hsize_t)in->height, (hsize_t)in->width};
@@ -47,6 +52,7 @@ static hid_t h5_create_images(hid_t loc, int64_t n, const fl_data_info *in)
     hid_t sp = H5Screate_simple(4, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 4, chunk);
+    H5Pset_fletcher32(dcpl);
     /* Chunks are written whole, so no fill pass is needed. */
     H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
     hid_t d = H5Dcreate2(loc, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
@@ -55,19 +61,28 @@ static hid_t h5_create_images(hid_t loc, int64_t n, const fl_data_info *in)
     return d;
 }
 
-fl_code fl_datafile_create(const char *path, const fl_data_info *info, fl_datafile_writer **out, fl_error *err)
+fl_code fl_datafile_create(const char *path, const char *name, const fl_data_info *info, fl_datafile_writer **out,
+                           fl_error *err)
 {
     *out = NULL;
+    name = name ? name : path;
+    size_t bytes = (size_t)info->channels * info->height * info->width;
     fl_datafile_writer *w = calloc(1, sizeof *w);
-    if (!w || !(w->path = strdup(path))) {
+    if (!w || !(w->path = strdup(name)) || !(w->file_path = strdup(path)) || !(w->chunk = malloc(bytes + 4))) {
+        if (w) {
+            free(w->path);
+            free(w->file_path);
+        }
         free(w);
-        return fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
+        return fl_fail(err, FL_ENOMEM, "%s: out of memory", name);
     }
     w->info = *info;
     w->images[0] = w->images[1] = -1;
-    w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    w->file = fl_h5_create(path);
     if (w->file < 0) {
-        fl_code rc = fl_h5_fail(err, path, "cannot create HDF5 file");
+        fl_code rc = fl_h5_fail(err, name, "cannot create HDF5 file");
+        free(w->chunk);
+        free(w->file_path);
         free(w->path);
         free(w);
         return rc;
@@ -90,7 +105,7 @@ fl_code fl_datafile_create(const char *path, const fl_data_info *info, fl_datafi
         H5Gclose(g);
     }
     if (bad)
-        return fl_h5_fail(err, path, "cannot lay out the data file");
+        return fl_h5_fail(err, name, "cannot lay out the data file");
     return FL_OK;
 }
 
@@ -122,12 +137,41 @@ static hid_t h5_select_rows(hid_t d, int64_t first, int64_t count, hid_t *mem)
     return fs;
 }
 
+/* Before the first pixel: closes the file, so that everything written so far
+ * (attributes, classes, rows) lies before meta_end, which the seal covers, and
+ * reopens it; HDF5 puts what comes next (chunks, their index) after it. */
+static fl_code writer_start_pixels(fl_datafile_writer *w, fl_error *err)
+{
+    for (int s = 0; s < 2; s++)
+        if (w->images[s] >= 0 && H5Dclose(w->images[s]) >= 0)
+            w->images[s] = -1;
+    herr_t st = H5Fclose(w->file);
+    w->file = -1;
+    struct stat sb;
+    if (st < 0 || stat(w->file_path, &sb) != 0)
+        return fl_h5_fail(err, w->path, "cannot flush the metadata (disk full?)");
+    w->meta_end = (uint64_t)sb.st_size;
+    if ((w->file = fl_h5_reopen_rdwr(w->file_path)) < 0)
+        return fl_h5_fail(err, w->path, "cannot reopen to write the images");
+    for (int s = 0; s < 2; s++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s/images", split_group[s]);
+        if ((w->images[s] = H5Dopen2(w->file, name, H5P_DEFAULT)) < 0)
+            return fl_h5_fail(err, w->path, "cannot reopen the image datasets");
+    }
+    return FL_OK;
+}
+
 fl_code fl_datafile_write_images(fl_datafile_writer *w, fl_split_id split, int64_t first, int64_t count,
                                  const uint8_t *chw, fl_error *err)
 {
+    fl_code rc;
+    if (!w->meta_end && (rc = writer_start_pixels(w, err)))
+        return rc;
 #if H5_VERSION_GE(1, 10, 3)
-    /* One image is one unfiltered chunk: hand HDF5 the bytes directly and
-     * skip its dataspace selection machinery (about 2x faster writes). */
+    /* One image is one chunk: hand HDF5 the bytes and their checksum (what
+     * its Fletcher-32 filter would produce) directly, skipping the dataspace
+     * selection and filter machinery (about 2x faster writes). */
     const fl_data_info *in = &w->info;
     size_t bytes = (size_t)in->channels * in->height * in->width;
     int64_t n = split == FL_SPLIT_TRAIN ? in->n_train : in->n_test;
@@ -135,7 +179,12 @@ fl_code fl_datafile_write_images(fl_datafile_writer *w, fl_split_id split, int64
         return fl_fail(err, FL_EINTERNAL, "%s: image rows %lld..%lld are out of range", w->path, (long long)first, (long long)(first + count));
     for (int64_t i = 0; i < count; i++) {
         hsize_t off[4] = {(hsize_t)(first + i), 0, 0, 0};
-        if (H5Dwrite_chunk(w->images[split], H5P_DEFAULT, 0, off, bytes, chw + (size_t)i * bytes) < 0)
+        const uint8_t *img = chw + (size_t)i * bytes;
+        uint32_t sum = fl_h5_fletcher32(img, bytes);
+        memcpy(w->chunk, img, bytes);
+        for (int b = 0; b < 4; b++) /* little-endian, as HDF5's filter stores it */
+            w->chunk[bytes + b] = (uint8_t)(sum >> (8 * b));
+        if (H5Dwrite_chunk(w->images[split], H5P_DEFAULT, 0, off, bytes + 4, w->chunk) < 0)
             return fl_h5_fail(err, w->path, "cannot write images");
     }
     return FL_OK;
@@ -156,8 +205,15 @@ fl_code fl_datafile_finish(fl_datafile_writer *w, fl_error *err)
     for (int s = 0; s < 2; s++)
         if (w->images[s] >= 0)
             H5Dclose(w->images[s]);
-    if (H5Fclose(w->file) < 0)
+    if (w->file >= 0 && H5Fclose(w->file) < 0)
         rc = fl_h5_fail(err, w->path, "cannot close the HDF5 file (disk full?)");
+    else if (w->file < 0)
+        rc = fl_fail(err, FL_EIO, "%s: cannot reopen to write the images", w->path);
+    /* No pixel written (no rows): the seal covers the whole file. */
+    if (!rc)
+        rc = fl_h5_seal(w->file_path, w->path, w->meta_end, err);
+    free(w->chunk);
+    free(w->file_path);
     free(w->path);
     free(w);
     return rc;
@@ -242,10 +298,12 @@ static fl_code datafile_check_split(fl_datafile *df, int s, fl_error *err)
             return fl_fail(err, FL_EINPUT, "%s: /%s is missing or not of length %lld HINT: rerun foldline prep", df->path, name, (long long)n);
     }
     if (s == 1) {
-        int64_t nl = h5_len_1d(df->file, "test/labels");
-        if (nl >= 0 && nl != n)
-            return fl_fail(err, FL_EINPUT, "%s: /test/labels has %lld rows for %lld images", df->path, (long long)nl, (long long)n);
-        in->has_test_labels = nl >= 0;
+        /* Present means usable: a damaged /test/labels is an error, not absent labels. */
+        int present = H5Lexists(df->file, "test/labels", H5P_DEFAULT) > 0;
+        int64_t nl = present ? h5_len_1d(df->file, "test/labels") : -1;
+        if (present && nl != n)
+            return fl_fail(err, FL_EINPUT, "%s: /test/labels is unreadable or has %lld rows for %lld images HINT: rerun foldline prep", df->path, (long long)nl, (long long)n);
+        in->has_test_labels = present;
     }
     return FL_OK;
 }
@@ -259,7 +317,10 @@ fl_code fl_datafile_open(const char *path, fl_datafile **out, fl_error *err)
         return fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
     }
     df->images[0] = df->images[1] = -1;
-    fl_code rc;
+    int sealed = 0;
+    fl_code rc = fl_h5_check_seal(path, &sealed, err);
+    if (rc)
+        goto fail;
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) {
         rc = fl_fail(err, FL_EINPUT, "%s: %s HINT: make it with foldline prep", path, is < 0 ? "cannot open (missing or unreadable)" : "not an HDF5 file");
@@ -267,7 +328,7 @@ fl_code fl_datafile_open(const char *path, fl_datafile **out, fl_error *err)
     }
     df->file = fl_h5_open_readonly(path);
     if (df->file < 0) {
-        rc = fl_h5_fail(err, path, "cannot open HDF5 file (truncated or corrupt?)");
+        rc = datafile_open_failed(path, err);
         goto fail;
     }
     char fmt[64] = "";
@@ -306,6 +367,10 @@ fl_code fl_datafile_open(const char *path, fl_datafile **out, fl_error *err)
     for (int s = 0; s < 2; s++)
         if ((rc = datafile_check_split(df, s, err)))
             goto fail;
+    if (sealed)
+        in->checks |= FL_DATA_CHECK_SEAL;
+    if (datafile_images_checksummed(df->images[0]) && datafile_images_checksummed(df->images[1]))
+        in->checks |= FL_DATA_CHECK_PIXELS;
     *out = df;
     return FL_OK;
 fail:
@@ -329,25 +394,34 @@ void fl_datafile_close(fl_datafile *df)
 
 const fl_data_info *fl_datafile_info(const fl_datafile *df) { return &df->info; }
 
-static fl_code datafile_read_int32(fl_datafile *df, const char *name, int32_t *out, fl_error *err)
+/* Reads the (n) values of dataset name, each of which must lie in 0..hi-1. */
+static fl_code datafile_read_int32(fl_datafile *df, const char *name, int64_t n, int32_t hi, int32_t *out,
+                                   fl_error *err)
 {
     hid_t d = H5Dopen2(df->file, name, H5P_DEFAULT);
     herr_t st = d < 0 ? -1 : H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
     if (d >= 0)
         H5Dclose(d);
-    return st < 0 ? fl_h5_fail(err, df->path, name) : FL_OK;
+    if (st < 0)
+        return fl_h5_fail(err, df->path, name);
+    for (int64_t i = 0; i < n; i++)
+        if (out[i] < 0 || out[i] >= hi)
+            return fl_fail(err, FL_EINPUT, "%s: /%s row %lld is %d, outside 0..%d HINT: the file is corrupt or was not written by foldline prep; rerun foldline prep", df->path, name, (long long)i, out[i], hi - 1);
+    return FL_OK;
 }
 
 fl_code fl_datafile_read_labels(fl_datafile *df, fl_split_id split, int32_t *labels, fl_error *err)
 {
     if (split == FL_SPLIT_TEST && !df->info.has_test_labels)
         return fl_fail(err, FL_EINPUT, "%s: the test set has no labels", df->path);
-    return datafile_read_int32(df, split == FL_SPLIT_TRAIN ? "train/labels" : "test/labels", labels, err);
+    return datafile_read_int32(df, split == FL_SPLIT_TRAIN ? "train/labels" : "test/labels",
+                               split == FL_SPLIT_TRAIN ? df->info.n_train : df->info.n_test, df->info.num_classes,
+                               labels, err);
 }
 
 fl_code fl_datafile_read_folds(fl_datafile *df, int32_t *fold, fl_error *err)
 {
-    return datafile_read_int32(df, "train/fold", fold, err);
+    return datafile_read_int32(df, "train/fold", df->info.n_train, df->info.folds, fold, err);
 }
 
 fl_code fl_datafile_read_images(fl_datafile *df, fl_split_id split, int64_t first, int64_t count, uint8_t *chw,
@@ -357,9 +431,14 @@ fl_code fl_datafile_read_images(fl_datafile *df, fl_split_id split, int64_t firs
     if (fs < 0)
         return fl_fail(err, FL_EINTERNAL, "%s: image rows %lld..%lld are out of range", df->path, (long long)first, (long long)(first + count));
     herr_t st = H5Dread(df->images[split], H5T_NATIVE_UINT8, mem, fs, H5P_DEFAULT, chw);
+    char why[256] = "";
+    if (st < 0) /* before H5Sclose clears HDF5's error stack */
+        fl_h5_last_error(why, sizeof why);
     H5Sclose(mem);
     H5Sclose(fs);
-    return st < 0 ? fl_h5_fail(err, df->path, "cannot read images (truncated or corrupt?)") : FL_OK;
+    if (st >= 0)
+        return FL_OK;
+    return fl_fail(err, FL_EIO, "%s: cannot read /%s/images rows %lld..%lld (HDF5: %s) HINT: the data file is damaged; copy it again or rerun foldline prep", df->path, split_group[split], (long long)first, (long long)(first + count - 1), why);
 }
 
 fl_code fl_datafile_read_paths(fl_datafile *df, fl_split_id split, char ***paths, fl_error *err)

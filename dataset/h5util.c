@@ -7,22 +7,72 @@
 
 #include "dataset/datafile.h"
 
+/* Walking down from the API call, the last entry is the innermost: the
+ * actual reason ("truncated file: ...", "data error detected by Fletcher32
+ * checksum") rather than the API's summary ("unable to open file"). */
 static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *data)
 {
+    (void)n;
     char *buf = data;
-    if (n == 0) /* innermost: the actual reason */
-        snprintf(buf, 256, "%s", e->desc ? e->desc : "unknown HDF5 error");
+    if (e->desc && e->desc[0])
+        snprintf(buf, 256, "%s", e->desc);
+    return 0;
+}
+
+/* One line for foldline's messages: HDF5's I/O errors read "file write
+ * failed: time = <ctime with a newline>, filename = ..., errno = 28, error
+ * message = 'No space left on device', ..."; keep the summary and the
+ * system's reason, and no control characters. */
+static void h5_one_line(char *buf, size_t n)
+{
+    const char *m = strstr(buf, "error message = '");
+    if (m) {
+        char reason[128], head[64];
+        m += strlen("error message = '");
+        size_t len = strcspn(m, "'");
+        snprintf(reason, sizeof reason, "%.*s", (int)(len < 127 ? len : 127), m);
+        snprintf(head, sizeof head, "%.*s", (int)strcspn(buf, ":"), buf);
+        snprintf(buf, n, "%s: %s", head, reason);
+    }
+    for (char *c = buf; *c; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = ' ';
+}
+
+/* The innermost message of the last failed HDF5 call on this thread. HDF5
+ * clears its error stack at the next API call (an H5Sclose in a cleanup), so
+ * the message is captured when the failure happens: HDF5 calls the "auto"
+ * error handler at the API boundary of every failing call. */
+static _Thread_local char h5_last[256];
+
+static herr_t h5_capture(hid_t estack, void *data)
+{
+    (void)data;
+    char tmp[256] = "";
+    H5Ewalk2(estack, H5E_WALK_DOWNWARD, h5_walk_cb, tmp);
+    if (tmp[0])
+        snprintf(h5_last, sizeof h5_last, "%s", tmp);
     return 0;
 }
 
 void fl_h5_last_error(char *buf, size_t n)
 {
-    char tmp[256] = "unknown HDF5 error";
+    char tmp[256] = "";
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_walk_cb, tmp);
-    snprintf(buf, n, "%s", tmp);
+    snprintf(buf, n, "%s", tmp[0] ? tmp : h5_last[0] ? h5_last : "unknown HDF5 error");
+    h5_one_line(buf, n);
 }
 
-void fl_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void fl_h5_quiet(void)
+{
+    /* No clean-up at exit: after a write failed (a full disk), HDF5 cannot
+     * close that file and its exit handler prints "infinite loop closing
+     * library" after foldline's one-line error. foldline closes its files
+     * itself. Effective only before HDF5's first use, hence here. */
+    H5dont_atexit();
+    /* Per thread in a thread-safe HDF5: every thread that calls HDF5 calls this. */
+    H5Eset_auto2(H5E_DEFAULT, h5_capture, NULL);
+}
 
 fl_code fl_h5_fail(fl_error *err, const char *path, const char *what)
 {
@@ -150,13 +200,99 @@ int fl_h5_read_all(hid_t loc, const char *name, hid_t mem_type, void *out)
     return st < 0 ? -1 : 0;
 }
 
-hid_t fl_h5_open_readonly(const char *path)
+/* H5Pset_file_locking exists from HDF5 1.10.7 in the 1.10 series and from
+ * 1.12.1 on (not in 1.12.0). */
+#if (H5_VERS_MAJOR == 1 && H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7) || H5_VERSION_GE(1, 12, 1)
+#define FL_H5_HAVE_SET_FILE_LOCKING 1
+#else
+#define FL_H5_HAVE_SET_FILE_LOCKING 0
+#endif
+
+hid_t fl_h5_fapl(void)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-#if H5_VERSION_GE(1, 10, 7)
+    if (fapl < 0)
+        return -1;
+#if FL_H5_HAVE_SET_FILE_LOCKING
+    /* Readers share files that nobody writes (a data file, finished
+     * predictions); writers write temporary files nobody else opens. Locks
+     * protect neither, and on NFS or Lustre they fail or hang. */
     H5Pset_file_locking(fapl, 0, 1);
 #endif
+    return fapl;
+}
+
+hid_t fl_h5_open_readonly(const char *path)
+{
+    hid_t fapl = fl_h5_fapl();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    /* H5Pclose would clear the error stack that explains a failed open. */
+    hid_t stack = f < 0 ? H5Eget_current_stack() : -1;
     H5Pclose(fapl);
+    if (stack >= 0)
+        H5Eset_current_stack(stack);
     return f;
+}
+
+/* A file access list for writing: no locks, and the 1.10 file format. */
+static hid_t h5_fapl_write(void)
+{
+    hid_t fapl = fl_h5_fapl();
+#if H5_VERSION_GE(1, 10, 2)
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST);
+#endif
+    return fapl;
+}
+
+hid_t fl_h5_create(const char *path)
+{
+    hid_t fapl = h5_fapl_write(), fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_userblock(fcpl, FL_H5_USERBLOCK); /* room for fl_h5_seal */
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    hid_t stack = f < 0 ? H5Eget_current_stack() : -1;
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+    if (stack >= 0)
+        H5Eset_current_stack(stack);
+    return f;
+}
+
+hid_t fl_h5_reopen_rdwr(const char *path)
+{
+    hid_t fapl = h5_fapl_write();
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    hid_t stack = f < 0 ? H5Eget_current_stack() : -1;
+    H5Pclose(fapl);
+    if (stack >= 0)
+        H5Eset_current_stack(stack);
+    return f;
+}
+
+/* HDF5's own Fletcher-32 (H5_checksum_fletcher32 in H5checksum.c): 16-bit
+ * big-endian words, sums folded every 360 words, an odd last byte as the
+ * high byte of a word. */
+uint32_t fl_h5_fletcher32(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    uint32_t sum1 = 0, sum2 = 0;
+    for (size_t words = len / 2; words;) {
+        size_t n = words > 360 ? 360 : words;
+        words -= n;
+        do {
+            sum1 += (uint32_t)p[0] << 8 | p[1];
+            p += 2;
+            sum2 += sum1;
+        } while (--n);
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    if (len % 2) {
+        sum1 += (uint32_t)*p << 8;
+        sum2 += sum1;
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+    sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    return sum2 << 16 | sum1;
 }

@@ -32,8 +32,37 @@ int fl_h5_shape(hid_t loc, const char *name, int rank, int64_t dims[2]);
 /* Reads a whole dataset; 0 or -1. */
 int fl_h5_read_all(hid_t loc, const char *name, hid_t mem_type, void *out);
 
-/* Opens read-only without file locking where HDF5 allows it (>= 1.10.7), so
- * readers on NFS or Lustre never trip over locks. */
+/* A file access property list without HDF5's file locking where the library
+ * can turn it off (1.10.7 and later, 1.12.1 and later), so that files on NFS
+ * or Lustre never trip over locks. Close with H5Pclose. */
+hid_t fl_h5_fapl(void);
+/* Opens read-only (H5Fopen) or creates, truncating (H5Fcreate), with
+ * fl_h5_fapl; on failure HDF5's error stack still says why. Created files
+ * have a user block for fl_h5_seal and use the 1.10 file format, whose
+ * superblock, object headers and chunk indexes carry checksums (readable by
+ * HDF5 1.10 and later). */
 hid_t fl_h5_open_readonly(const char *path);
+hid_t fl_h5_create(const char *path);
+/* Opens a file fl_h5_create made, closed since, to write more to it. */
+hid_t fl_h5_reopen_rdwr(const char *path);
+
+/* ---- seals (h5seal.c): a checksum of a file's metadata in its user block -- */
+
+#define FL_H5_USERBLOCK 4096
+
+/* Seals a file fl_h5_create made, after H5Fclose: records its length and the
+ * CRC-32 of its bytes from the user block's end to covered_end (0: the end
+ * of the file). name is the file in messages. */
+fl_code fl_h5_seal(const char *path, const char *name, uint64_t covered_end, fl_error *err);
+/* Before HDF5 opens path: *sealed = 0 and FL_OK when it has no seal (another
+ * tool or an older foldline wrote it); else FL_OK only if its length and
+ * checksum match, with a one-line error naming a truncated, extended or
+ * corrupt file otherwise. */
+fl_code fl_h5_check_seal(const char *path, int *sealed, fl_error *err);
+
+/* The checksum of HDF5's Fletcher-32 filter, for writing filtered chunks
+ * directly (H5Dwrite_chunk): the chunk is the data followed by this value,
+ * little-endian. */
+uint32_t fl_h5_fletcher32(const void *data, size_t len);
 
 #endif

@@ -25,6 +25,35 @@ static int idx_read_all(gzFile f, void *buf, size_t n)
     return 0;
 }
 
+/* Reads exactly n bytes into a buffer that grows as the data arrives, so that
+ * a header promising more than the file holds costs no more memory than the
+ * file does (a 40-byte file may claim 2^28 images of 65535 x 65535). Returns
+ * the buffer; NULL with *oom = 0 when the file ends first, *oom = 1 when
+ * memory runs out. */
+static unsigned char *idx_read_exact(gzFile f, size_t n, int *oom)
+{
+    size_t have = 0, cap = 0;
+    unsigned char *buf = NULL;
+    *oom = 0;
+    do {
+        size_t want = cap ? (cap > n / 2 ? n : cap * 2) : (n < (1u << 20) ? n : (1u << 20));
+        unsigned char *nb = realloc(buf, want ? want : 1);
+        if (!nb) {
+            free(buf);
+            *oom = 1;
+            return NULL;
+        }
+        buf = nb;
+        cap = want;
+        if (idx_read_all(f, buf + have, cap - have)) {
+            free(buf);
+            return NULL;
+        }
+        have = cap;
+    } while (have < n);
+    return buf;
+}
+
 /* Opens path and reads its header; dims[] gets ndims big-endian sizes. */
 static fl_code idx_open(const char *path, int want_ndims, gzFile *out, uint32_t *dims, fl_error *err)
 {
@@ -61,14 +90,12 @@ fl_code fl_idx_read_images(const char *path, fl_idx_images *out, fl_error *err)
         return fl_fail(err, FL_EINPUT, "%s: implausible IDX image dimensions %u x %u x %u", path, d[0], d[1], d[2]);
     }
     size_t bytes = (size_t)d[0] * d[1] * d[2];
-    out->pixels = malloc(bytes);
+    int oom;
+    out->pixels = idx_read_exact(f, bytes, &oom);
     if (!out->pixels) {
         gzclose(f);
-        return fl_fail(err, FL_ENOMEM, "%s: out of memory for %zu bytes of images", path, bytes);
-    }
-    if (idx_read_all(f, out->pixels, bytes)) {
-        gzclose(f);
-        fl_idx_images_free(out);
+        if (oom)
+            return fl_fail(err, FL_ENOMEM, "%s: out of memory for %zu bytes of images", path, bytes);
         return fl_fail(err, FL_EINPUT, "%s: file ends before its %u images HINT: the download is truncated", path, d[0]);
     }
     gzclose(f);
@@ -86,18 +113,19 @@ fl_code fl_idx_read_labels(const char *path, int *count, int32_t **labels, fl_er
     fl_code rc = idx_open(path, 1, &f, &n, err);
     if (rc)
         return rc;
-    unsigned char *raw = n && n <= (1u << 28) ? malloc(n) : NULL;
+    if (n == 0 || n > (1u << 28)) {
+        gzclose(f);
+        return fl_fail(err, FL_EINPUT, "%s: implausible IDX label count %u", path, n);
+    }
+    int oom;
+    unsigned char *raw = idx_read_exact(f, n, &oom);
     int32_t *lab = raw ? malloc(sizeof *lab * n) : NULL;
     if (!lab) {
         free(raw);
         gzclose(f);
-        return fl_fail(err, n ? FL_ENOMEM : FL_EINPUT, "%s: cannot hold %u labels", path, n);
-    }
-    if (idx_read_all(f, raw, n)) {
-        free(raw);
-        free(lab);
-        gzclose(f);
-        return fl_fail(err, FL_EINPUT, "%s: file ends before its %u labels", path, n);
+        if (raw || oom)
+            return fl_fail(err, FL_ENOMEM, "%s: out of memory for %u labels", path, n);
+        return fl_fail(err, FL_EINPUT, "%s: file ends before its %u labels HINT: the download is truncated", path, n);
     }
     gzclose(f);
     for (uint32_t i = 0; i < n; i++)

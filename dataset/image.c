@@ -67,15 +67,26 @@ static void jpeg_on_error(j_common_ptr cinfo)
 }
 
 /* Warnings: corrupt entropy data is decoded anyway (as Pillow does), but a
- * file that ends early is refused, as Pillow refuses truncated images. */
+ * file that ends early is refused, as Pillow refuses truncated images, at
+ * once: libjpeg would otherwise pad every remaining scanline. */
 static void jpeg_on_emit(j_common_ptr cinfo, int level)
 {
     jpeg_err_ctx *ctx = (jpeg_err_ctx *)cinfo->err;
     if (level < 0) {
         cinfo->err->num_warnings++;
-        if (cinfo->err->msg_code == JWRN_JPEG_EOF)
+        if (cinfo->err->msg_code == JWRN_JPEG_EOF) {
             ctx->truncated = 1;
+            longjmp(ctx->jump, 1);
+        }
     }
+}
+
+/* FL_EINPUT if w x h is more than FL_IMAGE_MAX_PIXELS. */
+static fl_code image_check_size(const char *name, const char *kind, unsigned long w, unsigned long h, fl_error *err)
+{
+    if ((unsigned long long)w * h <= FL_IMAGE_MAX_PIXELS)
+        return FL_OK;
+    return fl_fail(err, FL_EINPUT, "%s: %s of %lu x %lu pixels, more than the %d foldline decodes (a decompression bomb?) HINT: downscale the file or remove its row from the CSV", name, kind, w, h, FL_IMAGE_MAX_PIXELS);
 }
 
 static fl_code decode_jpeg(const unsigned char *data, size_t len, const char *name, fl_image *img, fl_error *err)
@@ -92,11 +103,18 @@ static fl_code decode_jpeg(const unsigned char *data, size_t len, const char *na
     if (setjmp(jerr.jump)) {
         jpeg_destroy_decompress(&cinfo);
         free(px);
+        if (jerr.truncated)
+            return fl_fail(err, FL_EINPUT, "%s: JPEG file is truncated (it ends before its last scan) HINT: re-copy or re-encode the file, or remove its row from the CSV", name);
         return fl_fail(err, FL_EINPUT, "%s: cannot decode JPEG (%s) HINT: re-encode the file or remove its row from the CSV", name, jerr.msg);
     }
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)len);
     jpeg_read_header(&cinfo, TRUE);
+    fl_code rc = image_check_size(name, "JPEG", cinfo.image_width, cinfo.image_height, err);
+    if (rc) {
+        jpeg_destroy_decompress(&cinfo);
+        return rc;
+    }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     if (cmyk)
         cinfo.out_color_space = JCS_CMYK;
@@ -119,10 +137,6 @@ static fl_code decode_jpeg(const unsigned char *data, size_t len, const char *na
     int adobe_inverted = cinfo.saw_Adobe_marker;
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
-    if (jerr.truncated) {
-        free(px);
-        return fl_fail(err, FL_EINPUT, "%s: JPEG file is truncated (it ends before its last scan) HINT: re-copy or re-encode the file, or remove its row from the CSV", name);
-    }
     if (cmyk) {
         /* Adobe writes inverted CMYK; RGB = (255 - C) * (255 - K) / 255 on the uninverted values. */
         size_t npx = (size_t)w * h;
@@ -193,6 +207,11 @@ static fl_code decode_png(const unsigned char *data, size_t len, const char *nam
     }
     png_set_read_fn(png, &rd, png_read_mem);
     png_read_info(png, info);
+    fl_code rc = image_check_size(name, "PNG", png_get_image_width(png, info), png_get_image_height(png, info), err);
+    if (rc) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return rc;
+    }
     int color = png_get_color_type(png, info);
     png_set_strip_16(png);
     png_set_packing(png);

@@ -12,6 +12,14 @@
 
 #include "dist/error.h"
 
+/* Images of more pixels are refused from their header, before any pixel
+ * memory is allocated, as Pillow refuses them (its DecompressionBombError
+ * above 2 x Image.MAX_IMAGE_PIXELS): a file of a few hundred bytes can declare
+ * 65535 x 65535 pixels. The fuzz build lowers it. */
+#ifndef FL_IMAGE_MAX_PIXELS
+#define FL_IMAGE_MAX_PIXELS 178956970
+#endif
+
 /* An 8-bit image, pixels interleaved: (H, W, channels). */
 typedef struct {
     int width, height, channels;

@@ -76,6 +76,7 @@ static void loader_shard_of(const fl_loader *ld, int64_t b, int64_t *first, int 
 static void *loader_thread(void *arg)
 {
     fl_loader *ld = arg;
+    fl_h5_quiet(); /* HDF5's error printing is per thread: foldline reports errors itself */
     pthread_mutex_lock(&ld->mu);
     for (;;) {
         /* Wait for work: an epoch with batches left and a free slot. */

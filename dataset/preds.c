@@ -50,7 +50,7 @@ fl_code fl_preds_write(const char *path, const fl_preds *p, fl_error *err)
     fl_code rc = fl_tempfile_begin(&t, path, 1, err);
     if (rc)
         return rc;
-    hid_t f = H5Fcreate(t.tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t f = fl_h5_create(t.tmp_path);
     if (f < 0) {
         rc = fl_h5_fail(err, path, "cannot create the predictions file");
         fl_tempfile_abort(&t);
@@ -61,6 +61,8 @@ fl_code fl_preds_write(const char *path, const fl_preds *p, fl_error *err)
         rc = fl_h5_fail(err, path, "cannot write the predictions");
     if (H5Fclose(f) < 0 && !rc)
         rc = fl_h5_fail(err, path, "cannot close the predictions file (disk full?)");
+    if (!rc) /* predictions are small: the seal covers every byte */
+        rc = fl_h5_seal(t.tmp_path, path, 0, err);
     if (rc) {
         fl_tempfile_abort(&t);
         return rc;
@@ -72,8 +74,10 @@ fl_code fl_preds_write(const char *path, const fl_preds *p, fl_error *err)
 
 int fl_preds_probe(const char *path)
 {
-    if (H5Fis_hdf5(path) <= 0)
-        return 0;
+    int sealed;
+    fl_error ignored;
+    if (fl_h5_check_seal(path, &sealed, &ignored) || H5Fis_hdf5(path) <= 0)
+        return 0; /* a broken seal is reported by whoever opens the file */
     hid_t f = fl_h5_open_readonly(path);
     if (f < 0)
         return 0;
@@ -163,13 +167,17 @@ static fl_code preds_read_data(hid_t f, const char *path, fl_preds *p, fl_error 
 fl_code fl_preds_read(const char *path, fl_preds *p, fl_error *err)
 {
     memset(p, 0, sizeof *p);
+    int sealed;
+    fl_code rc = fl_h5_check_seal(path, &sealed, err);
+    if (rc)
+        return rc;
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0)
         return fl_fail(err, FL_EINPUT, "%s: %s", path, is < 0 ? "cannot open (missing or unreadable)" : "not an HDF5 file");
     hid_t f = fl_h5_open_readonly(path);
     if (f < 0)
         return fl_h5_fail(err, path, "cannot open the predictions file (truncated or corrupt?)");
-    fl_code rc = preds_read_attrs(f, path, p, err);
+    rc = preds_read_attrs(f, path, p, err);
     if (!rc)
         rc = preds_read_data(f, path, p, err);
     H5Fclose(f);

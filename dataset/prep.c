@@ -254,7 +254,7 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
     if ((rc = fl_folds_stratified(src.split[FL_SPLIT_TRAIN].labels, (int)info.n_train, opt->folds, opt->seed, fold, err)))
         goto fail;
     st->seconds_scan = now_seconds() - t_start;
-    if ((rc = fl_datafile_create(tmp.tmp_path, &info, &dw, err)))
+    if ((rc = fl_datafile_create(tmp.tmp_path, opt->out_path, &info, &dw, err)))
         goto fail;
     for (int s = 0; s < 2 && !rc; s++)
         rc = fl_datafile_write_rows(dw, (fl_split_id)s, src.split[s].labels, s == 0 ? fold : NULL, src.split[s].paths, err);

@@ -91,11 +91,8 @@ fl_code fl_manifest_write(const char *path, const fl_manifest *m, fl_error *err)
     if ((rc = fl_tempfile_begin(&t, path, 1, err)))
         return rc;
     FILE *f = fopen(t.tmp_path, "w");
-    if (!f) {
-        rc = fl_fail(err, FL_EIO, "%s: cannot write (%s)", path, strerror(errno));
-        fl_tempfile_abort(&t);
-        return rc;
-    }
+    if (!f)
+        return fl_tempfile_close_stream(&t, NULL, 1, err);
     fputs("# run.cfg -- written by foldline train, read by foldline vote: the data file, the folds and the\n"
           "# models of this run. Each model's predictions are <model>/fold<k>/preds.h5 beside this file.\n",
           f);
@@ -115,13 +112,7 @@ fl_code fl_manifest_write(const char *path, const fl_manifest *m, fl_error *err)
     fputs(");\nvote_method = ", f);
     manifest_put_string(f, m->vote_method);
     fputs(";\n", f);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        rc = fl_fail(err, FL_EIO, "%s: cannot write (disk full?)", path);
-        fl_tempfile_abort(&t);
-        return rc;
-    }
-    return fl_tempfile_commit(&t, err);
+    return fl_tempfile_close_stream(&t, f, 0, err);
 }
 
 /* ---- reading ----------------------------------------------------------------- */

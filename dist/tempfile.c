@@ -65,6 +65,31 @@ static void dir_of(const char *path, char *dir, size_t n)
     snprintf(dir, n, "%s", dirname(tmp));
 }
 
+/* The test hook FOLDLINE_FAULT_WRITE (see tempfile.h): 1 when the temporary
+ * file of final_path is to stand on a full disk. */
+static int temp_fault_here(const char *final_path)
+{
+    static int begun, matched;  /* temporary files begun; of those, named as asked */
+    static char last_want[256]; /* the setting matched counts for */
+    const char *want = getenv("FOLDLINE_FAULT_WRITE");
+    begun++;
+    if (!want || !*want)
+        return 0;
+    if (strncmp(want, last_want, sizeof last_want) != 0) {
+        snprintf(last_want, sizeof last_want, "%s", want);
+        matched = 0;
+    }
+    if (strspn(want, "0123456789") == strlen(want))
+        return atoi(want) == begun;
+    const char *colon = strchr(want, ':'), *slash = strrchr(final_path, '/');
+    const char *base = slash ? slash + 1 : final_path;
+    size_t n = colon ? (size_t)(colon - want) : strlen(want);
+    if (strlen(base) != n || strncmp(base, want, n) != 0)
+        return 0;
+    matched++;
+    return !colon || atoi(colon + 1) == matched;
+}
+
 fl_code fl_tempfile_begin(fl_tempfile *t, const char *final_path, int overwrite, fl_error *err)
 {
     memset(t, 0, sizeof *t);
@@ -90,6 +115,15 @@ fl_code fl_tempfile_begin(fl_tempfile *t, const char *final_path, int overwrite,
     fchmod(fd, 0644);
     close(fd);
     t->slot = temp_register(t->tmp_path);
+    if (temp_fault_here(final_path)) {
+        /* Every write to /dev/full fails with ENOSPC, as on a full disk. */
+        unlink(t->tmp_path);
+        if (symlink("/dev/full", t->tmp_path) != 0) {
+            int e = errno;
+            fl_tempfile_abort(t);
+            return fl_fail(err, FL_EIO, "%s: FOLDLINE_FAULT_WRITE: cannot stand in /dev/full (%s)", final_path, strerror(e));
+        }
+    }
     return FL_OK;
 }
 
@@ -152,6 +186,21 @@ fl_code fl_mkdir_p(const char *path, fl_error *err)
     return FL_OK;
 }
 
+fl_code fl_tempfile_close_stream(fl_tempfile *t, FILE *f, int failed, fl_error *err)
+{
+    int e = failed ? errno : 0;
+    if (f) {
+        failed |= ferror(f);
+        if (fclose(f) != 0 && !e) /* a full disk often shows only here */
+            failed = 1, e = errno;
+    }
+    if (failed) {
+        fl_tempfile_abort(t);
+        return fl_fail(err, FL_EIO, "%s: cannot write (%s) HINT: free space there, or point the output elsewhere; the previous file, if any, is unchanged", t->final_path, e ? strerror(e) : "I/O error");
+    }
+    return fl_tempfile_commit(t, err);
+}
+
 fl_code fl_write_file_atomic(const char *path, const void *data, size_t len, fl_error *err)
 {
     fl_tempfile t;
@@ -159,13 +208,5 @@ fl_code fl_write_file_atomic(const char *path, const void *data, size_t len, fl_
     if (rc)
         return rc;
     FILE *f = fopen(t.tmp_path, "wb");
-    int bad = !f || fwrite(data, 1, len, f) != len;
-    if (f && fclose(f) != 0)
-        bad = 1;
-    if (bad) {
-        int e = errno;
-        fl_tempfile_abort(&t);
-        return fl_fail(err, FL_EIO, "%s: cannot write (%s)", path, strerror(e));
-    }
-    return fl_tempfile_commit(&t, err);
+    return fl_tempfile_close_stream(&t, f, !f || fwrite(data, 1, len, f) != len, err);
 }

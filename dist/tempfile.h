@@ -4,11 +4,20 @@
  * directory and renamed into place once complete (after fsync), so a crash,
  * a full disk or a signal never leaves a half-written file under the real
  * name. Temporary files are registered so that SIGINT/SIGTERM remove them.
+ *
+ * Test hook: with FOLDLINE_FAULT_WRITE=NAME in the environment, the temporary
+ * file of every final path whose last component is NAME (preds.h5,
+ * metrics.csv, last.pt, run.cfg, submission.csv, ...) is a symbolic link to
+ * /dev/full, so that every write to it fails with ENOSPC as on a full disk;
+ * NAME:K does that to the K-th such file only (last.pt:2, the second epoch's
+ * checkpoint), and N (digits) to the N-th temporary file of the process. The
+ * tests use it where no small filesystem can be mounted.
  */
 #ifndef FOLDLINE_TEMPFILE_H
 #define FOLDLINE_TEMPFILE_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "dist/error.h"
 
@@ -30,6 +39,13 @@ void fl_tempfile_abort(fl_tempfile *t);
 
 /* Creates a directory and its parents (mode 0755); fails naming the path. */
 fl_code fl_mkdir_p(const char *path, fl_error *err);
+
+/* For a temporary file written through a stdio stream f (opened on
+ * t->tmp_path; NULL if fopen failed): closes f and commits, or, when f could
+ * not be opened or written (failed != 0, errno set by the failing call), the
+ * stream reports an error, or fclose fails (a full disk often shows there),
+ * aborts with one line naming the final path and the system's reason. */
+fl_code fl_tempfile_close_stream(fl_tempfile *t, FILE *f, int failed, fl_error *err);
 
 /* Writes len bytes to path atomically (temporary file, fsync, rename). */
 fl_code fl_write_file_atomic(const char *path, const void *data, size_t len, fl_error *err);

@@ -22,19 +22,7 @@ static fl_code report_write_file(const char *path, const char *text, size_t n, f
     if (rc)
         return rc;
     FILE *f = fopen(t.tmp_path, "wb");
-    if (!f) {
-        rc = fl_fail(err, FL_EIO, "%s: cannot write (%s)", path, strerror(errno));
-        fl_tempfile_abort(&t);
-        return rc;
-    }
-    size_t put = n ? fwrite(text, 1, n, f) : 0;
-    int bad = put != n || ferror(f);
-    if (fclose(f) != 0 || bad) {
-        rc = fl_fail(err, FL_EIO, "%s: cannot write (disk full?)", path);
-        fl_tempfile_abort(&t);
-        return rc;
-    }
-    return fl_tempfile_commit(&t, err);
+    return fl_tempfile_close_stream(&t, f, !f || (n && fwrite(text, 1, n, f) != n), err);
 }
 
 /* An RFC 4180 field: quoted when it holds a comma, quote or line break. */

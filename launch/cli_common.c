@@ -8,8 +8,26 @@
 
 #include "launch/cli.h"
 
+/* The message with control characters written as \n, \r, \t or \xNN: a
+ * CSV field or a file name may hold a line break, and an error is one line. */
+static void cli_one_line(const char *msg, char *out, size_t n)
+{
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)msg; *c && o + 5 < n; c++) {
+        if (*c >= 0x20 && *c != 0x7f)
+            out[o++] = (char)*c;
+        else if (*c == '\n' || *c == '\r' || *c == '\t')
+            o += (size_t)snprintf(out + o, n - o, "\\%c", *c == '\n' ? 'n' : *c == '\r' ? 'r' : 't');
+        else
+            o += (size_t)snprintf(out + o, n - o, "\\x%02x", *c);
+    }
+    out[o] = '\0';
+}
+
 int cli_report(const fl_error *err)
 {
+    char msg[4 * FL_ERROR_MSG_MAX + 8];
+    cli_one_line(err->msg, msg, sizeof msg);
     int status = fl_exit_status(err->code), up = 0, down = 0, size = 1;
     MPI_Initialized(&up);
     MPI_Finalized(&down);
@@ -22,14 +40,14 @@ int cli_report(const fl_error *err)
         char host[MPI_MAX_PROCESSOR_NAME] = "unknown host";
         MPI_Comm_rank(MPI_COMM_WORLD, &rank);
         MPI_Get_processor_name(host, &len);
-        fprintf(stderr, "foldline: error: rank %d of %d (%s): %s\n", rank, size, host, err->msg);
+        fprintf(stderr, "foldline: error: rank %d of %d (%s): %s\n", rank, size, host, msg);
         fflush(stderr);
         fflush(stdout);
         MPI_Abort(MPI_COMM_WORLD, status);
     }
     if (up && !down)
         MPI_Finalize(); /* alone: end MPI as a successful run would */
-    fprintf(stderr, "foldline: error: %s\n", err->msg);
+    fprintf(stderr, "foldline: error: %s\n", msg);
     fflush(stderr);
     return status;
 }

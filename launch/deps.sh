@@ -4,8 +4,9 @@
 # apt-get runs only when a package is missing, and the build is incremental.
 #
 #   FOLDLINE_BUILD_DIR   build folder (default: build)
-#   FOLDLINE_WITH_TESTS  1: also install the test oracles (numpy, h5py, Pillow, scikit-learn, OpenCV)
-#                        and SLURM (slurm-wlm, munge) for tests/slurm
+#   FOLDLINE_WITH_TESTS  1: also install the test oracles (numpy, h5py, Pillow, scikit-learn, OpenCV),
+#                        SLURM (slurm-wlm, munge) for tests/slurm, and clang, and build the fuzz and
+#                        sanitizer tests (FOLDLINE_SANITIZE=ON)
 #   CMAKE_PREFIX_PATH    another libtorch (CUDA, pip torch) instead of Debian's
 set -euo pipefail
 
@@ -20,11 +21,14 @@ packages=(
   libhdf5-dev libconfig-dev libjpeg-dev libpng-dev zlib1g-dev
   dataset-fashion-mnist   # the demo's data
 )
+cmake_args=()
 if [[ ${FOLDLINE_WITH_TESTS:-0} == 1 ]]; then
   packages+=(python3 python3-numpy python3-h5py python3-pil python3-sklearn
              python3-torch python3-torchvision   # the ResNets' oracle and TorchScript modules (tests/torch/)
              python3-opencv                      # OpenCV: the augmentation ops' oracle (tests/augment/)
-             slurm-wlm munge)                    # a one-node SLURM that tests/slurm starts itself
+             slurm-wlm munge                     # a one-node SLURM that tests/slurm starts itself
+             clang libclang-rt-14-dev)           # libFuzzer and the sanitizers (tests/sanitize/)
+  cmake_args+=(-DFOLDLINE_SANITIZE=ON)
 fi
 
 missing=()
@@ -53,7 +57,7 @@ if [[ -n $blas && $blas != *openblas* ]]; then
 fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
-cmake -S "$FOLDLINE_ROOT" -B "$FOLDLINE_BUILD_DIR" -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE:-Release} >/dev/null
+cmake -S "$FOLDLINE_ROOT" -B "$FOLDLINE_BUILD_DIR" -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE:-Release} "${cmake_args[@]}" >/dev/null
 cmake --build "$FOLDLINE_BUILD_DIR" -j "$jobs" >/dev/null
 export FOLDLINE="$FOLDLINE_BUILD_DIR/foldline"
 

@@ -2,7 +2,7 @@
 # They need Debian's python3 with numpy, h5py, Pillow and scikit-learn (python3-numpy, python3-h5py,
 # python3-pil, python3-sklearn); a python3 earlier on PATH (pyenv, venv) usually lacks them.
 find_program(FOLDLINE_TEST_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
-foreach(t schema pixels folds bad_input idx interrupt)
+foreach(t schema pixels folds bad_input idx interrupt corrupt)
   add_test(NAME prep_${t}
            COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/prep/test_${t}.py)
   set_tests_properties(prep_${t} PROPERTIES
@@ -55,3 +55,8 @@ add_test(NAME augment_ops
          COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/augment/test_augment.py)
 set_tests_properties(augment_ops PROPERTIES ENVIRONMENT "AUGMENT_DUMP=$<TARGET_FILE:augment_dump>"
                      SKIP_RETURN_CODE 77 TIMEOUT 300)
+
+# Write failures (a full disk): every output keeps its previous version and is named in one line.
+# A real tmpfs where the test may mount one (root), the FOLDLINE_FAULT_WRITE hook everywhere.
+add_test(NAME io_write_faults COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/io/test_write_faults.py)
+set_tests_properties(io_write_faults PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600)

@@ -113,6 +113,7 @@ typedef struct {
     double mean[3], std[3];
     int mean_line, std_line;
     char data_cache[16];           /* "none" (default): read batches from the file; "memory": load it whole */
+    char data_verify[16];          /* "full" (default): every image's checksum before training; "open": the seal only */
     /* folds */
     int n_folds_use;               /* 0 when absent: every fold of the data file */
     int folds_use[FL_MAX_FOLDS];

@@ -10,12 +10,18 @@ import csv
 import io
 import os
 import random
+import struct
 import sys
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 PREFIX = "foldline: error: "
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 class BadInputCase(common.TempDirCase):
@@ -110,6 +116,26 @@ class MissingFiles(BadInputCase):
         with open(f, "wb") as fh:  # headers and most of the scan: libjpeg would pad the rest
             fh.write(data[: len(data) * 7 // 10])
         self.assertFails(path, "truncated")
+
+    def test_png_declaring_a_decompression_bomb(self):
+        # 100000 x 100000 pixels in 100 bytes: refused from the header, before any allocation
+        path = self.lay.train[3][1]
+        ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
+        data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                + png_chunk(b"IEND", b""))
+        with open(self.lay.train_file(path), "wb") as f:
+            f.write(data)
+        self.assertFails(path, "100000 x 100000", "decompression bomb")
+
+    def test_jpeg_declaring_a_decompression_bomb(self):
+        path = self.lay.train[2][1]
+        f = self.lay.train_file(path)
+        with open(f, "rb") as fh:
+            data = fh.read()
+        i = data.index(b"\xff\xc0")  # baseline frame header: length, precision, height, width
+        with open(f, "wb") as fh:
+            fh.write(data[:i + 5] + struct.pack(">HH", 60000, 60000) + data[i + 9:])
+        self.assertFails(path, "60000 x 60000", "decompression bomb")
 
     def test_corrupt_png(self):
         path = self.lay.train[3][1]
@@ -239,6 +265,7 @@ class CsvErrors(BadInputCase):
 
 
 class PathEscapes(BadInputCase):
+    """image_path must name a file inside train/ (test/): the one line names the CSV and the line."""
 
     def escape(self, bad, part="train"):
         # the target really exists, so a refusal is about the path, not a missing file
@@ -247,11 +274,15 @@ class PathEscapes(BadInputCase):
             rows = [list(r) for r in self.lay.train]
             rows[5][1] = bad
             self.rewrite_train(rows)
+            where = "%s:%d:" % (self.train_csv, self.row_line(rows, 5))
         else:
             rows = [list(r) for r in self.lay.test]
             rows[1][0] = bad
             common.write_csv(self.test_csv, ["image_path"], rows)
-        self.assertFails(bad)
+            where = "%s:%d:" % (self.test_csv, self.row_line(rows, 1, header=("image_path",)))
+        line = self.assertFails(where, "image_path", "HINT")
+        if bad:
+            self.assertIn(bad, line)
 
     def test_parent_dir_path_refused(self):
         self.escape("../x.JPEG")
@@ -259,11 +290,37 @@ class PathEscapes(BadInputCase):
     def test_absolute_path_refused(self):
         self.escape("/etc/passwd")
 
+    def test_double_slash_absolute_path_refused(self):
+        self.escape("//etc/passwd")
+
     def test_nested_parent_dir_path_refused(self):
         self.escape("class000/../../x.JPEG")
 
+    def test_dot_then_parent_dir_path_refused(self):
+        self.escape("./../x.JPEG")
+
+    def test_parent_dir_that_stays_inside_is_refused_too(self):
+        # "a/../b" stays inside, but ".." is refused wherever it appears: one rule, no resolving
+        self.escape("class000/../class001/img_0.JPEG")
+
+    def test_trailing_parent_dir_refused(self):
+        self.escape("class000/..")
+
+    def test_empty_path_refused(self):
+        self.escape("")
+
+    def test_a_line_break_in_a_path_stays_on_one_line(self):
+        # a quoted field may hold a line break; the error is still one line, the break escaped
+        rows = [list(r) for r in self.lay.train]
+        rows[2][1] = "class000/no\nsuch.JPEG"
+        self.rewrite_train(rows)
+        self.assertFails("class000/no\\nsuch.JPEG", "%s:%d" % (self.train_csv, self.row_line(rows, 2)))
+
     def test_test_csv_parent_dir_path_refused(self):
         self.escape("../x.JPEG", part="test")
+
+    def test_test_csv_absolute_path_refused(self):
+        self.escape("/tmp/x.JPEG", part="test")
 
 
 class OutputErrors(BadInputCase):

@@ -282,6 +282,17 @@ class TinyIdxTest(common.TempDirCase):
             f.write(data[:-7])
         self.assertIdxError(src, name)
 
+    def test_header_promising_terabytes_is_truncation_not_out_of_memory(self):
+        # 2^20 images of 65535 x 65535 in a file of 40 bytes: the reader must not trust the header
+        # with its allocation (found by fuzz_idx)
+        src, _, _, _, _ = self.make(gz_train=False)
+        name = "train-images-idx3-ubyte"
+        with open(os.path.join(src, name), "wb") as f:
+            f.write(struct.pack(">IIII", 0x00000803, 1 << 20, 65535, 65535) + bytes(24))
+        self.assertIdxError(src, name)
+        res = common.prep(src, os.path.join(self.tmp, "bad.h5"), "--folds", 3, "--quiet")
+        self.assertIn("file ends before its 1048576 images", res.stderr)
+
     def test_bad_magic_names_the_file(self):
         src, _, labels, _, _ = self.make(gz_train=False)
         name = "train-labels-idx1-ubyte"

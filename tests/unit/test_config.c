@@ -138,6 +138,7 @@ static void test_absent_keys_take_the_defaults(void)
     CHECK(cfg.seed == 42 && cfg.threads == 0);
     CHECK(cfg.n_mean == 0 && cfg.n_std == 0 && cfg.n_folds_use == 0);
     CHECK_STR(cfg.data_cache, "none");
+    CHECK_STR(cfg.data_verify, "full");
     CHECK(cfg.ranks_per_job == 1);
     CHECK_STR(cfg.backend, "auto");
     CHECK_STR(cfg.vote_method, "soft-soft");
@@ -401,6 +402,12 @@ static void test_unknown_enum_values_list_the_allowed_ones(void)
     CHECK(load("data = { file = \"@DATA@\";\n cache = \"disk\"; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
     CHECK_MSG(":2: data.cache: unknown value \"disk\" HINT: use one of none, memory");
+    CHECK(load("data = { file = \"@DATA@\";\n verify = \"never\"; };\n"
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+    CHECK_MSG(":2: data.verify: unknown value \"never\" HINT: use one of full, open");
+    CHECK(load("data = { file = \"@DATA@\"; verify = \"open\"; };\n"
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
+    CHECK_STR(cfg.data_verify, "open");
     CHECK(load_model_key("tta = [\"rot90\"];") == FL_EINPUT);
     CHECK_MSG(":3: models.[0].tta.[0]: unknown value \"rot90\" HINT: use one of hflip, vflip");
 }

@@ -8,6 +8,7 @@
 #include "dataset/datafile.h"
 #include "dataset/preds.h"
 #include "dist/manifest.h"
+#include "dist/tempfile.h"
 
 static char tmpdir[256];
 
@@ -94,6 +95,112 @@ static void test_preds_index_must_ascend(void)
     CHECK(fl_preds_write(path, &w, &err) == FL_OK);
     CHECK(fl_preds_read(path, &r, &err) == FL_EINPUT);
     CHECK(strstr(err.msg, "/oof/index row 2") != NULL);
+}
+
+/* The seal covers every byte: any flipped bit is refused before HDF5 reads
+ * the file, and so is a truncated copy. */
+static void test_preds_corrupt_or_truncated_file_is_refused(void)
+{
+    fl_error err;
+    fl_preds w = sample_preds(), r;
+    const char *path = tmp_path("sealed.h5");
+    CHECK(fl_preds_write(path, &w, &err) == FL_OK);
+    FILE *f = fopen(path, "rb");
+    unsigned char buf[1 << 16];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f)
+        fclose(f);
+    CHECK(n > 4096 && n < sizeof buf);
+    int refused = 0, tried = 0;
+    for (size_t off = 4096; off < n; off += 97, tried++) {
+        buf[off] ^= 0x10;
+        f = fopen(path, "wb");
+        fwrite(buf, 1, n, f);
+        fclose(f);
+        buf[off] ^= 0x10;
+        fl_code rc = fl_preds_read(path, &r, &err);
+        if (rc == FL_OK)
+            fl_preds_free(&r);
+        else if (rc == FL_EINPUT && strstr(err.msg, "corrupt") && strstr(err.msg, path))
+            refused++;
+        CHECK(fl_preds_probe(path) == 0);
+    }
+    CHECK(refused == tried);
+    f = fopen(path, "wb");
+    fwrite(buf, 1, n - 100, f);
+    fclose(f);
+    CHECK(fl_preds_read(path, &r, &err) == FL_EINPUT);
+    CHECK(strstr(err.msg, "truncated") != NULL);
+}
+
+/* Reads a whole file (at most 64 KB) into buf; returns its length or -1. */
+static long slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    long n = (long)fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+/* No file named ".<name>.tmp.*" is left in tmpdir. */
+static int no_temporary_left(const char *name)
+{
+    char cmd[700], pattern[300];
+    snprintf(pattern, sizeof pattern, "%s/.%s.tmp.*", tmpdir, name);
+    snprintf(cmd, sizeof cmd, "ls %s >/dev/null 2>&1", pattern);
+    return system(cmd) != 0;
+}
+
+/* A write that fails as on a full disk (the FOLDLINE_FAULT_WRITE hook) leaves
+ * the previous file as it was, no temporary, and one line naming the path. */
+static void test_a_full_disk_keeps_the_previous_file(void)
+{
+    static char before[1 << 16], after[1 << 16];
+    fl_error err;
+    fl_preds w = sample_preds();
+    const char *p = tmp_path("full.h5");
+    char path[512];
+    snprintf(path, sizeof path, "%s", p);
+    CHECK(fl_preds_write(path, &w, &err) == FL_OK);
+    long n = slurp(path, before, sizeof before);
+    w.epoch = 99;
+    setenv("FOLDLINE_FAULT_WRITE", "full.h5", 1);
+    CHECK(fl_preds_write(path, &w, &err) == FL_EIO);
+    CHECK(strstr(err.msg, path) == err.msg && strstr(err.msg, "No space left on device") && !strchr(err.msg, '\n'));
+    CHECK(slurp(path, after, sizeof after) == n && !memcmp(before, after, (size_t)n));
+    CHECK(no_temporary_left("full.h5"));
+
+    snprintf(path, sizeof path, "%s", tmp_path("run.cfg"));
+    fl_manifest m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.data_file, sizeof m.data_file, "/data.h5");
+    m.n_folds = 1;
+    m.n_models = 1;
+    snprintf(m.models[0].name, sizeof m.models[0].name, "a");
+    m.models[0].weight = 1;
+    snprintf(m.vote_method, sizeof m.vote_method, "soft-soft");
+    unsetenv("FOLDLINE_FAULT_WRITE");
+    CHECK(fl_manifest_write(path, &m, &err) == FL_OK);
+    n = slurp(path, before, sizeof before);
+    setenv("FOLDLINE_FAULT_WRITE", "run.cfg", 1);
+    m.models[0].weight = 2;
+    CHECK(fl_manifest_write(path, &m, &err) == FL_EIO);
+    CHECK(strstr(err.msg, path) == err.msg && strstr(err.msg, "No space left on device"));
+    CHECK(slurp(path, after, sizeof after) == n && !memcmp(before, after, (size_t)n));
+    CHECK(no_temporary_left("run.cfg"));
+
+    snprintf(path, sizeof path, "%s", tmp_path("metrics.csv"));
+    unsetenv("FOLDLINE_FAULT_WRITE");
+    CHECK(fl_write_file_atomic(path, "epoch\n1\n", 8, &err) == FL_OK);
+    setenv("FOLDLINE_FAULT_WRITE", "metrics.csv:1", 1); /* the first metrics.csv from now on */
+    CHECK(fl_write_file_atomic(path, "epoch\n1\n2\n", 10, &err) == FL_EIO);
+    CHECK(strstr(err.msg, path) == err.msg && strstr(err.msg, "No space left on device"));
+    CHECK(slurp(path, after, sizeof after) == 8 && !memcmp(after, "epoch\n1\n", 8));
+    CHECK(no_temporary_left("metrics.csv"));
+    CHECK(fl_write_file_atomic(path, "epoch\n1\n2\n", 10, &err) == FL_OK); /* the second one is written */
+    unsetenv("FOLDLINE_FAULT_WRITE");
 }
 
 static void test_preds_missing_file_is_named(void)
@@ -199,6 +306,8 @@ int main(void)
     RUN(test_preds_write_leaves_no_temporary);
     RUN(test_preds_row_not_summing_to_one_is_named);
     RUN(test_preds_index_must_ascend);
+    RUN(test_preds_corrupt_or_truncated_file_is_refused);
+    RUN(test_a_full_disk_keeps_the_previous_file);
     RUN(test_preds_missing_file_is_named);
     RUN(test_manifest_round_trip);
     RUN(test_manifest_defaults);

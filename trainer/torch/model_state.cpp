@@ -74,14 +74,30 @@ fl_code save(fl_model &m, const char *path, const char *job, fl_error *err)
     ar.write("optimizer", opt_ar);
     // Straight to the file: a checkpoint of a large model is never held twice
     // in memory. Whatever stops the write (no directory, a full disk) is an
-    // I/O error about this path, not a libtorch error.
+    // I/O error about this path, not a libtorch error. The writer never
+    // reports a short write to libtorch: libtorch 1.13's archive writer then
+    // throws again from its destructor while unwinding, which terminates the
+    // process. It records the failure, drops the rest, and we report it after.
+    FILE *f = std::fopen(path, "wb");
+    if (!f)
+        return fl_fail(err, FL_EIO, "cannot write model file %s: %s", path, std::strerror(errno));
+    int write_errno = 0;
     try {
-        ar.save_to(std::string(path));
+        ar.save_to([&](const void *buf, size_t n) -> size_t {
+            if (!write_errno && n && std::fwrite(buf, 1, n, f) != n)
+                write_errno = errno ? errno : EIO;
+            return n;
+        });
     } catch (const std::exception &e) {
+        std::fclose(f);
         std::string why(e.what());
         why.resize(std::min(why.find('\n'), why.size()));
         return fl_fail(err, FL_EIO, "cannot write model file %s: %s", path, why.c_str());
     }
+    if (std::fclose(f) != 0 && !write_errno)
+        write_errno = errno ? errno : EIO;
+    if (write_errno)
+        return fl_fail(err, FL_EIO, "cannot write model file %s: %s", path, std::strerror(write_errno));
     return FL_OK;
 }
 

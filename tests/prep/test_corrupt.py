@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""Damaged data files are named before any work: `foldline inspect` and `foldline train` each
+refuse a truncated file, a flipped bit in an image, a label, a path or the user-block seal, a
+wrong schema version and a file that is not HDF5, with one line on stderr naming the file (and
+the image row where one is at fault), exit status 1, and no training started. Readers never
+take HDF5 file locks, so a data file locked by another process (NFS, Lustre) still reads.
+
+The damage is done at byte offsets found by content (the exact pixel, label and path bytes),
+not through HDF5, and the seal is rewritten here from its documented layout (an independent
+writer of it) where a test needs a file that is damaged in meaning but intact in checksum.
+"""
+
+import fcntl
+import os
+import struct
+import sys
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+
+PREFIX = "foldline: error: "
+USERBLOCK = 4096
+
+CONFIG = """run = {{ name = "t"; out_dir = "{out}"; seed = 1; threads = 1; }};
+data = {{ file = "{data}"; mean = [0.5]; std = [0.25]; verify = "{verify}"; }};
+folds = {{ use = [0]; }};
+models = ( {{ name = "m"; backbone = "smallcnn"; epochs = 1; batch = 8;
+             optimizer = {{ type = "adam"; lr = 1e-3; }}; }} );
+"""
+
+
+def reseal(path):
+    """Rewrites the seal of a sealed file after an edit (dataset/h5seal.c's layout): the file
+    length, the CRC-32 of bytes [4096, covered_end), and the block's own CRC-32."""
+    with open(path, "r+b") as f:
+        data = f.read()
+        assert data[:16] == b"foldline-sealed\n"
+        covered_end, = struct.unpack("<Q", data[32:40])
+        block = bytearray(data[:USERBLOCK])
+        block[24:32] = struct.pack("<Q", len(data))
+        block[40:44] = struct.pack("<I", zlib.crc32(data[USERBLOCK:covered_end]))
+        block[USERBLOCK - 4:] = struct.pack("<I", zlib.crc32(bytes(block[:USERBLOCK - 4])))
+        f.seek(0)
+        f.write(block)
+
+
+class CorruptData(common.TempDirCase):
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls._cls_tmp = tempfile.TemporaryDirectory(prefix="foldline-corrupt-")
+        src = os.path.join(cls._cls_tmp.name, "src")
+        common.simple_layout(src, [6, 6, 6], size=12, seed=3, n_test=4)
+        cls.pristine = os.path.join(cls._cls_tmp.name, "data.h5")
+        res = common.prep(src, cls.pristine, "--size", "8", "--folds", "2", "--quiet")
+        assert res.rc == 0, res.stderr
+        with open(cls.pristine, "rb") as f:
+            cls.bytes = f.read()
+        with h5py.File(cls.pristine, "r") as f:
+            cls.images = {s: f[s + "/images"][()] for s in ("train", "test")}
+            cls.labels = f["train/labels"][()]
+            cls.paths = {s: [p.decode() for p in f[s + "/paths"][()]] for s in ("train", "test")}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._cls_tmp.cleanup()
+
+    def setUp(self):
+        super().setUp()
+        self.data = os.path.join(self.tmp, "data.h5")
+        with open(self.data, "wb") as f:
+            f.write(self.bytes)
+        self.runs = os.path.join(self.tmp, "runs")
+
+    # ------------------------------------------------------------------ helpers
+
+    def offset_of(self, needle):
+        """The one offset at which needle occurs in the pristine file."""
+        at = self.bytes.find(needle)
+        self.assertGreaterEqual(at, 0, "bytes not found in the file")
+        self.assertEqual(self.bytes.find(needle, at + 1), -1, "bytes occur twice in the file")
+        return at
+
+    def flip(self, offset, mask=0x04):
+        with open(self.data, "r+b") as f:
+            f.seek(offset)
+            b = f.read(1)[0]
+            f.seek(offset)
+            f.write(bytes([b ^ mask]))
+
+    def fails(self, res, *needles):
+        self.assertEqual(res.rc, 1, "rc %d\nstdout: %s\nstderr: %s" % (res.rc, res.stdout, res.stderr))
+        self.assertTrue(res.stderr.endswith("\n") and res.stderr.count("\n") == 1,
+                        "stderr is not one line: %r" % res.stderr)
+        self.assertTrue(res.stderr.startswith(PREFIX), res.stderr)
+        for n in needles:
+            self.assertIn(n, res.stderr)
+        return res.stderr
+
+    def config(self, verify="full"):
+        path = os.path.join(self.tmp, "t.cfg")
+        with open(path, "w") as f:
+            f.write(CONFIG.format(out=self.runs, data=self.data, verify=verify))
+        return path
+
+    def train(self, verify="full"):
+        return common.run("train", self.config(verify), timeout=300)
+
+    def assertRefusedByBoth(self, *needles):
+        """inspect and train both refuse the file, naming it; train starts no job."""
+        line = self.fails(common.inspect(self.data), self.data, *needles)
+        res = self.train()
+        self.fails(res, self.data, *needles)
+        self.assertNotIn("epoch", res.stdout)
+        self.assertFalse(os.path.exists(os.path.join(self.runs, "t", "m")), "a job started")
+        return line
+
+    # ------------------------------------------------------------------ tests
+
+    def test_pristine_file_is_sealed_and_checksummed(self):
+        res = common.inspect(self.data)
+        self.assertEqual(res.rc, 0, res.stderr)
+        self.assertIn("sealed", res.stdout)
+        n = len(self.paths["train"]) + len(self.paths["test"])
+        self.assertIn("%d image checksums verified" % n, res.stdout)
+        with h5py.File(self.data, "r") as f:  # plain HDF5 to other readers
+            self.assertTrue(f["train/images"].fletcher32)
+            self.assertEqual(f.userblock_size, USERBLOCK)
+
+    def test_truncated_file(self):
+        with open(self.data, "r+b") as f:
+            f.truncate(len(self.bytes) * 6 // 10)
+        self.assertRefusedByBoth("truncated", "%d bytes" % (len(self.bytes) * 6 // 10), str(len(self.bytes)))
+
+    def test_file_with_bytes_appended(self):
+        with open(self.data, "ab") as f:
+            f.write(b"\0" * 100)
+        self.assertRefusedByBoth(str(len(self.bytes)))
+
+    def test_flipped_bit_in_a_train_image(self):
+        r = 7
+        at = self.offset_of(self.images["train"][r].tobytes())
+        self.flip(at + 5)
+        self.assertRefusedByBoth("/train/images row %d" % r, self.paths["train"][r])
+
+    def test_flipped_bit_in_a_test_image(self):
+        # test images are read only after training: the check before training must find it
+        r = 2
+        at = self.offset_of(self.images["test"][r].tobytes())
+        self.flip(at)
+        self.assertRefusedByBoth("/test/images row %d" % r, self.paths["test"][r])
+
+    def test_flipped_bit_in_the_labels(self):
+        at = self.offset_of(self.labels.astype("<i4").tobytes())
+        self.flip(at + 4 * 3, mask=0x01)  # still a valid class id: only the checksum can tell
+        self.assertRefusedByBoth("corrupt")
+
+    def test_flipped_bit_in_a_path(self):
+        at = self.offset_of(self.paths["train"][4].encode())
+        self.flip(at + 2, mask=0x01)
+        self.assertRefusedByBoth("corrupt")
+
+    def test_flipped_bit_in_the_seal(self):
+        self.flip(40)  # the recorded checksum
+        self.assertRefusedByBoth("corrupt")
+
+    def test_wrong_schema_version_is_named_even_when_the_seal_matches(self):
+        with h5py.File(self.data, "r+") as f:
+            f.attrs["version"] = np.int32(2)
+        reseal(self.data)
+        self.assertRefusedByBoth("version 2", "rerun foldline prep")
+
+    def test_reseal_oracle_matches_foldline(self):
+        # the independent seal writer above agrees with foldline's on an unchanged file
+        reseal(self.data)
+        with open(self.data, "rb") as f:
+            self.assertEqual(f.read(), self.bytes)
+
+    def test_not_an_hdf5_file(self):
+        with open(self.data, "wb") as f:
+            f.write(b"class_name,image_path,target\n" * 50)
+        self.assertRefusedByBoth("not an HDF5 file")
+
+    def test_corrupt_image_with_verify_open_is_still_named_not_trained_on(self):
+        # data.verify = "open" skips the pass before training; the chunk's checksum still
+        # stops the job that reads it, naming the rows, instead of training on bad pixels
+        at = self.offset_of(self.images["train"][1].tobytes())
+        self.flip(at + 3)
+        res = self.train(verify="open")
+        self.fails(res, self.data, "/train/images", "Fletcher32")
+        self.assertFalse(os.path.exists(os.path.join(self.runs, "t", "m", "fold0", "preds.h5")))
+
+    def test_readers_take_no_file_locks(self):
+        # another process holds an exclusive lock, as a writer or a stale NFS lock would
+        # (HDF5's own readers take a shared lock and would fail: "unable to lock file")
+        self.assertNotIn("HDF5_USE_FILE_LOCKING", os.environ)
+        with open(self.data, "rb") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            res = common.inspect(self.data)
+            self.assertEqual(res.rc, 0, res.stderr)
+            res = self.train()
+            self.assertEqual(res.rc, 0, res.stdout + res.stderr)
+            preds = os.path.join(self.runs, "t", "m", "fold0", "preds.h5")
+            with open(preds, "rb") as held_preds:
+                fcntl.flock(held_preds, fcntl.LOCK_EX)
+                res = common.inspect(preds)
+                self.assertEqual(res.rc, 0, res.stderr)
+                self.assertIn("fold:        0", res.stdout)
+
+
+load_tests = common.concurrent_load_tests
+
+if __name__ == "__main__":
+    common.main()
