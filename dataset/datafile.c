@@ -424,21 +424,45 @@ fl_code fl_datafile_read_folds(fl_datafile *df, int32_t *fold, fl_error *err)
     return datafile_read_int32(df, "train/fold", df->info.n_train, df->info.folds, fold, err);
 }
 
-fl_code fl_datafile_read_images(fl_datafile *df, fl_split_id split, int64_t first, int64_t count, uint8_t *chw,
-                                fl_error *err)
+/* One H5Dread of rows [first, first+count); HDF5's reason in why on failure. */
+static int datafile_read_raw(fl_datafile *df, fl_split_id split, int64_t first, int64_t count, uint8_t *chw,
+                             char why[256])
 {
     hid_t mem, fs = h5_select_rows(df->images[split], first, count, &mem);
     if (fs < 0)
-        return fl_fail(err, FL_EINTERNAL, "%s: image rows %lld..%lld are out of range", df->path, (long long)first, (long long)(first + count));
+        return snprintf(why, 256, "rows out of range"), -1;
     herr_t st = H5Dread(df->images[split], H5T_NATIVE_UINT8, mem, fs, H5P_DEFAULT, chw);
-    char why[256] = "";
     if (st < 0) /* before H5Sclose clears HDF5's error stack */
-        fl_h5_last_error(why, sizeof why);
+        fl_h5_last_error(why, 256);
     H5Sclose(mem);
     H5Sclose(fs);
-    if (st >= 0)
+    return st < 0 ? -1 : 0;
+}
+
+fl_code fl_datafile_read_images(fl_datafile *df, fl_split_id split, int64_t first, int64_t count, uint8_t *chw,
+                                fl_error *err)
+{
+    int64_t n = split == FL_SPLIT_TRAIN ? df->info.n_train : df->info.n_test;
+    if (first < 0 || count < 0 || first + count > n)
+        return fl_fail(err, FL_EINTERNAL, "%s: image rows %lld..%lld are out of range", df->path, (long long)first, (long long)(first + count));
+    char why[256];
+    if (!count || !datafile_read_raw(df, split, first, count, chw, why))
         return FL_OK;
-    return fl_fail(err, FL_EIO, "%s: cannot read /%s/images rows %lld..%lld (HDF5: %s) HINT: the data file is damaged; copy it again or rerun foldline prep", df->path, split_group[split], (long long)first, (long long)(first + count - 1), why);
+    /* Name the row: read them one by one (into chw, which holds them all). */
+    size_t bytes = (size_t)df->info.channels * df->info.height * df->info.width;
+    int64_t bad = first;
+    for (int64_t r = first; count > 1 && r < first + count; r++)
+        if (datafile_read_raw(df, split, r, 1, chw + (size_t)(r - first) * bytes, why)) {
+            bad = r;
+            break;
+        }
+    char **paths = NULL;
+    fl_error e;
+    int have = !fl_datafile_read_paths(df, split, &paths, &e);
+    fl_fail(err, strstr(why, "checksum") ? FL_EINPUT : FL_EIO, "%s: /%s/images row %lld (image_path '%s') cannot be read (HDF5: %s) HINT: the data file is damaged; copy it again or rerun foldline prep", df->path, split_group[split], (long long)bad, have ? paths[bad] : "?", why);
+    if (have)
+        fl_datafile_free_paths(paths, n);
+    return err->code;
 }
 
 fl_code fl_datafile_read_paths(fl_datafile *df, fl_split_id split, char ***paths, fl_error *err)

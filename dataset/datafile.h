@@ -71,6 +71,8 @@ const fl_data_info *fl_datafile_info(const fl_datafile *df);
  * test split has none. Folds are checked to be in 0..K-1. */
 fl_code fl_datafile_read_labels(fl_datafile *df, fl_split_id split, int32_t *labels, fl_error *err);
 fl_code fl_datafile_read_folds(fl_datafile *df, int32_t *fold, fl_error *err);
+/* Rows [first, first+count) of a split into a (count, ch, H, W) buffer; an
+ * image that cannot be read (its checksum fails) is named by row and path. */
 fl_code fl_datafile_read_images(fl_datafile *df, fl_split_id split, int64_t first, int64_t count, uint8_t *chw,
                                 fl_error *err);
 /* Reads part `part` of `parts` of every image of both splits (contiguous

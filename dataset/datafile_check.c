@@ -52,31 +52,6 @@ fl_code datafile_open_failed(const char *path, fl_error *err)
                    path, why);
 }
 
-/* Names the first row of [first, first+count) of split s that cannot be read. */
-static fl_code verify_find_row(fl_datafile *df, int s, int64_t first, int64_t count, uint8_t *buf, fl_error *err)
-{
-    for (int64_t r = first; r < first + count; r++) {
-        fl_error e;
-        if (!fl_datafile_read_images(df, (fl_split_id)s, r, 1, buf, &e))
-            continue;
-        char why[256];
-        fl_h5_last_error(why, sizeof why);
-        char **paths = NULL;
-        const char *ip = "?";
-        int64_t n = s == 0 ? df->info.n_train : df->info.n_test;
-        if (!fl_datafile_read_paths(df, (fl_split_id)s, &paths, &e))
-            ip = paths[r];
-        fl_fail(err, FL_EINPUT,
-                "%s: /%s/images row %lld (image_path '%s') is corrupt (HDF5: %s) HINT: copy the data file again or "
-                "rerun foldline prep",
-                df->path, fl_datafile_split_group[s], (long long)r, ip, why);
-        fl_datafile_free_paths(paths, paths ? n : 0);
-        return FL_EINPUT;
-    }
-    return fl_fail(err, FL_EIO, "%s: cannot read /%s/images rows %lld..%lld, yet every row alone reads", df->path,
-                   fl_datafile_split_group[s], (long long)first, (long long)(first + count - 1));
-}
-
 fl_code fl_datafile_verify_images(fl_datafile *df, int part, int parts, int64_t *checked, fl_error *err)
 {
     *checked = 0;
@@ -94,9 +69,8 @@ fl_code fl_datafile_verify_images(fl_datafile *df, int part, int parts, int64_t 
         int64_t lo = n * part / parts, hi = n * (part + 1) / parts;
         for (int64_t r = lo; r < hi; r += run) {
             int64_t c = hi - r < run ? hi - r : run;
-            fl_error e;
-            if (fl_datafile_read_images(df, (fl_split_id)s, r, c, buf, &e)) {
-                fl_code rc = verify_find_row(df, s, r, c, buf, err);
+            fl_code rc = fl_datafile_read_images(df, (fl_split_id)s, r, c, buf, err); /* names a bad row */
+            if (rc) {
                 free(buf);
                 return rc;
             }

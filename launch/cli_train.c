@@ -195,7 +195,10 @@ static fl_code train_open_model_data(train_ctx *t, int m, fl_error *err)
     fl_code rc = fl_datafile_open(mc->data_file, &df, err);
     if (rc)
         return fl_error_prefix(err, "%s", where);
-    if (!strcmp(cfg->data_verify, "full") && (rc = train_verify_images(t, df, mc->data_file, err))) {
+    /* With data.cache = "memory" the loaders read (and so verify) every image
+     * before the first job anyway. */
+    int verify = !strcmp(cfg->data_verify, "full") && strcmp(cfg->data_cache, "memory") != 0;
+    if (verify && (rc = train_verify_images(t, df, mc->data_file, err))) {
         fl_datafile_close(df);
         return rc;
     }

@@ -26,7 +26,7 @@ PREFIX = "foldline: error: "
 USERBLOCK = 4096
 
 CONFIG = """run = {{ name = "t"; out_dir = "{out}"; seed = 1; threads = 1; }};
-data = {{ file = "{data}"; mean = [0.5]; std = [0.25]; verify = "{verify}"; }};
+data = {{ file = "{data}"; mean = [0.5]; std = [0.25]; verify = "{verify}"; cache = "{cache}"; }};
 folds = {{ use = [0]; }};
 models = ( {{ name = "m"; backbone = "smallcnn"; epochs = 1; batch = 8;
              optimizer = {{ type = "adam"; lr = 1e-3; }}; }} );
@@ -102,14 +102,14 @@ class CorruptData(common.TempDirCase):
             self.assertIn(n, res.stderr)
         return res.stderr
 
-    def config(self, verify="full"):
+    def config(self, verify="full", cache="none"):
         path = os.path.join(self.tmp, "t.cfg")
         with open(path, "w") as f:
-            f.write(CONFIG.format(out=self.runs, data=self.data, verify=verify))
+            f.write(CONFIG.format(out=self.runs, data=self.data, verify=verify, cache=cache))
         return path
 
-    def train(self, verify="full"):
-        return common.run("train", self.config(verify), timeout=300)
+    def train(self, verify="full", cache="none"):
+        return common.run("train", self.config(verify, cache), timeout=300)
 
     def assertRefusedByBoth(self, *needles):
         """inspect and train both refuse the file, naming it; train starts no job."""
@@ -186,13 +186,23 @@ class CorruptData(common.TempDirCase):
             f.write(b"class_name,image_path,target\n" * 50)
         self.assertRefusedByBoth("not an HDF5 file")
 
+    def test_corrupt_image_with_the_memory_cache_is_named_before_training(self):
+        # data.cache = "memory" reads every image before the first job: that read is the check
+        r = 9
+        at = self.offset_of(self.images["train"][r].tobytes())
+        self.flip(at + 1)
+        res = self.train(cache="memory")
+        self.fails(res, self.data, "/train/images row %d" % r, self.paths["train"][r])
+        self.assertNotIn("epoch", res.stdout)
+        self.assertFalse(os.path.exists(os.path.join(self.runs, "t", "m")), "a job started")
+
     def test_corrupt_image_with_verify_open_is_still_named_not_trained_on(self):
         # data.verify = "open" skips the pass before training; the chunk's checksum still
         # stops the job that reads it, naming the rows, instead of training on bad pixels
         at = self.offset_of(self.images["train"][1].tobytes())
         self.flip(at + 3)
         res = self.train(verify="open")
-        self.fails(res, self.data, "/train/images", "Fletcher32")
+        self.fails(res, self.data, "/train/images row 1", self.paths["train"][1], "Fletcher32")
         self.assertFalse(os.path.exists(os.path.join(self.runs, "t", "m", "fold0", "preds.h5")))
 
     def test_readers_take_no_file_locks(self):
