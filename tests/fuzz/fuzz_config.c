@@ -54,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc && !err.msg[0])
         abort(); /* a failure must say why */
     if (!rc) {
-        fl_config_check_data(&cfg, 3, 5, &err);
+        for (int m = 0; m < cfg.n_models; m++)
+            fl_config_check_data(&cfg, m, 3, 5, &err);
         fl_config_check_world(&cfg, 3, &err);
         fl_config_check_backend(&cfg, 0, 0, "host", &err);
     }
