@@ -1,6 +1,7 @@
 /* h5util.c -- see h5util.h. */
 #include "dataset/h5util.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,4 +296,16 @@ uint32_t fl_h5_fletcher32(const void *data, size_t len)
     sum1 = (sum1 & 0xffff) + (sum1 >> 16);
     sum2 = (sum2 & 0xffff) + (sum2 >> 16);
     return sum2 << 16 | sum1;
+}
+
+static pthread_mutex_t h5_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void fl_h5_lock(void)
+{
+    pthread_mutex_lock(&h5_mutex);
+}
+
+void fl_h5_unlock(void)
+{
+    pthread_mutex_unlock(&h5_mutex);
 }

@@ -46,6 +46,12 @@ hid_t fl_h5_create(const char *path);
 /* Opens a file fl_h5_create made, closed since, to write more to it. */
 hid_t fl_h5_reopen_rdwr(const char *path);
 
+/* One process-wide lock around HDF5 (a serial build, not thread-safe): held
+ * by the loader's prefetch thread for each read and by whatever else calls
+ * HDF5 while that thread may run (the feature cache). */
+void fl_h5_lock(void);
+void fl_h5_unlock(void);
+
 /* ---- seals (h5seal.c): a checksum of a file's metadata in its user block -- */
 
 #define FL_H5_USERBLOCK 4096

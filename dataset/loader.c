@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "dataset/h5util.h"
+
 #define RING 3
 
 struct fl_loader {
@@ -19,6 +21,7 @@ struct fl_loader {
 
     int64_t *rows, n, batch_cap; /* batch_cap: images a slot holds */
     int batch;
+    int64_t *ends;                /* fl_loader_start_batches: where each batch ends, else NULL */
     int shard, n_shards;          /* which part of every batch this loader reads */
     int64_t n_batches;
     uint8_t *slot[RING];
@@ -55,7 +58,9 @@ static fl_code loader_read(fl_loader *ld, const int64_t *rows, int count, uint8_
             memcpy(dst + (size_t)i * ld->image_bytes, ld->cache + (size_t)rows[i] * ld->image_bytes,
                    (size_t)(j - i) * ld->image_bytes);
         } else {
+            fl_h5_lock();
             fl_code rc = fl_datafile_read_images(ld->df, ld->split, rows[i], j - i, dst + (size_t)i * ld->image_bytes, err);
+            fl_h5_unlock();
             if (rc)
                 return rc;
         }
@@ -67,8 +72,14 @@ static fl_code loader_read(fl_loader *ld, const int64_t *rows, int count, uint8_
 /* Position and size of this loader's shard of batch b (under the lock). */
 static void loader_shard_of(const fl_loader *ld, int64_t b, int64_t *first, int *count)
 {
-    int64_t lo = b * ld->batch;
-    int64_t len = ld->n - lo < ld->batch ? ld->n - lo : ld->batch;
+    int64_t lo, len;
+    if (ld->ends) {
+        lo = b ? ld->ends[b - 1] : 0;
+        len = ld->ends[b] - lo;
+    } else {
+        lo = b * ld->batch;
+        len = ld->n - lo < ld->batch ? ld->n - lo : ld->batch;
+    }
     *first = lo + len * ld->shard / ld->n_shards;
     *count = (int)(lo + len * (ld->shard + 1) / ld->n_shards - *first);
 }
@@ -174,6 +185,7 @@ void fl_loader_close(fl_loader *ld)
     for (int i = 0; i < RING; i++)
         free(ld->slot[i]);
     free(ld->rows);
+    free(ld->ends);
     free(ld->cache);
     fl_datafile_close(ld->df);
     free(ld);
@@ -184,13 +196,24 @@ fl_code fl_loader_start(fl_loader *ld, const int64_t *rows, int64_t n, int batch
     return fl_loader_start_shard(ld, rows, n, batch, 0, 1, err);
 }
 
-fl_code fl_loader_start_shard(fl_loader *ld, const int64_t *rows, int64_t n, int batch, int shard, int n_shards,
-                              fl_error *err)
+/* The batches of rows, ends[b] where batch b ends (ends NULL: every `batch`
+ * rows), this loader reading shard `shard` of n_shards of each. */
+static fl_code loader_start(fl_loader *ld, const int64_t *rows, int64_t n, int batch, const int64_t *ends,
+                            int64_t n_batches, int shard, int n_shards, fl_error *err)
 {
-    if (batch < 1 || n_shards < 1 || shard < 0 || shard >= n_shards)
+    if (n_shards < 1 || shard < 0 || shard >= n_shards || (!ends && batch < 1))
         return fl_fail(err, FL_EINTERNAL, "loader: batch %d, shard %d of %d", batch, shard, n_shards);
-    /* The largest shard of a batch: ceil(batch / n_shards) images. */
-    int cap = (int)(((int64_t)batch + n_shards - 1) / n_shards);
+    int64_t widest = ends ? 0 : batch;
+    for (int64_t b = 0; ends && b < n_batches; b++) {
+        int64_t lo = b ? ends[b - 1] : 0;
+        if (ends[b] < lo || ends[b] > n || (b == n_batches - 1 && ends[b] != n))
+            return fl_fail(err, FL_EINTERNAL, "loader: batch %lld ends at %lld of %lld rows", (long long)b,
+                           (long long)ends[b], (long long)n);
+        if (ends[b] - lo > widest)
+            widest = ends[b] - lo;
+    }
+    /* The largest shard of a batch: ceil(widest / n_shards) images. */
+    int cap = (int)((widest + n_shards - 1) / n_shards);
     for (int64_t i = 0; i < n; i++)
         if (rows[i] < 0 || rows[i] >= ld->n_split)
             return fl_fail(err, FL_EINTERNAL, "loader: row %lld outside 0..%lld", (long long)rows[i], (long long)ld->n_split - 1);
@@ -204,6 +227,10 @@ fl_code fl_loader_start_shard(fl_loader *ld, const int64_t *rows, int64_t n, int
         rc = fl_fail(err, FL_ENOMEM, "out of memory");
     else
         ld->rows = nr;
+    free(ld->ends);
+    ld->ends = NULL;
+    if (!rc && ends && !(ld->ends = malloc(sizeof *ends * (size_t)(n_batches ? n_batches : 1))))
+        rc = fl_fail(err, FL_ENOMEM, "out of memory");
     if (!rc && cap > ld->batch_cap) {
         for (int i = 0; i < RING && !rc; i++) {
             uint8_t *s = realloc(ld->slot[i], ld->image_bytes * (size_t)cap);
@@ -217,11 +244,13 @@ fl_code fl_loader_start_shard(fl_loader *ld, const int64_t *rows, int64_t n, int
     }
     if (!rc) {
         memcpy(ld->rows, rows, sizeof *rows * (size_t)n);
+        if (ends)
+            memcpy(ld->ends, ends, sizeof *ends * (size_t)n_batches);
         ld->n = n;
         ld->batch = batch;
         ld->shard = shard;
         ld->n_shards = n_shards;
-        ld->n_batches = (n + batch - 1) / batch;
+        ld->n_batches = ends ? n_batches : (n + batch - 1) / batch;
         ld->filled = ld->consumed = 0;
         ld->failed = 0;
         ld->wait_s = 0;
@@ -231,6 +260,22 @@ fl_code fl_loader_start_shard(fl_loader *ld, const int64_t *rows, int64_t n, int
     pthread_cond_broadcast(&ld->cv);
     pthread_mutex_unlock(&ld->mu);
     return rc;
+}
+
+fl_code fl_loader_start_shard(fl_loader *ld, const int64_t *rows, int64_t n, int batch, int shard, int n_shards,
+                              fl_error *err)
+{
+    return loader_start(ld, rows, n, batch, NULL, 0, shard, n_shards, err);
+}
+
+fl_code fl_loader_start_batches(fl_loader *ld, const int64_t *rows, int64_t n, const int64_t *ends, int64_t n_batches,
+                                int shard, int n_shards, fl_error *err)
+{
+    if (!ends && n_batches)
+        return fl_fail(err, FL_EINTERNAL, "loader: %lld batches without their ends", (long long)n_batches);
+    if (n_batches == 0 && n != 0)
+        return fl_fail(err, FL_EINTERNAL, "loader: %lld rows in no batch", (long long)n);
+    return loader_start(ld, rows, n, 1, ends ? ends : (const int64_t[]){0}, n_batches, shard, n_shards, err);
 }
 
 int fl_loader_next(fl_loader *ld, const uint8_t **x, int *B, int64_t *first, fl_error *err)

@@ -7,10 +7,9 @@
  * cache_memory the whole split is read once and batches are gathered from
  * RAM.
  *
- * HDF5 (serial build) is not thread-safe: while an epoch is in flight the
- * prefetch thread is the process's only HDF5 user. fl_loader_next returns 0
- * at the end of an epoch, after which the thread is idle and the caller may
- * use HDF5 again.
+ * HDF5 (serial build) is not thread-safe: the prefetch thread reads under
+ * fl_h5_lock (dataset/h5util.h), which any other thread that calls HDF5
+ * while an epoch is in flight must hold too (the feature cache does).
  */
 #ifndef FOLDLINE_LOADER_H
 #define FOLDLINE_LOADER_H
@@ -36,6 +35,12 @@ fl_code fl_loader_start(fl_loader *ld, const int64_t *rows, int64_t n, int batch
  * when a batch has fewer rows than there are shards. */
 fl_code fl_loader_start_shard(fl_loader *ld, const int64_t *rows, int64_t n, int batch, int shard, int n_shards,
                               fl_error *err);
+
+/* The same with batches of any size: batch b is the rows [ends[b-1], ends[b])
+ * (ends[-1] = 0; ends[n_batches - 1] = n), possibly empty; a frozen
+ * backbone's fold-stratified batches (trainer/order.h). ends is copied. */
+fl_code fl_loader_start_batches(fl_loader *ld, const int64_t *rows, int64_t n, const int64_t *ends, int64_t n_batches,
+                                int shard, int n_shards, fl_error *err);
 
 /* The next batch (or its shard): *x points to (B, ch, H, W) uint8 pixels valid
  * until the next call, *first its position in the rows of fl_loader_start.

@@ -264,6 +264,23 @@ fl_code fl_group_bcast_int(fl_group *g, int *v, fl_error *err)
                              : fl_mpi_fail(err, rc, "MPI_Bcast of the next job in the rank group");
 }
 
+/* The leader's n bytes at buf to every rank, through MPI whatever the
+ * backend, in pieces that fit MPI's int counts. */
+static fl_code group_bcast_host(fl_group *g, void *buf, uint64_t len, const char *what, fl_error *err)
+{
+    for (uint64_t off = 0; off < len; off += MPI_PIECE) {
+        int piece = (int)(len - off < MPI_PIECE ? len - off : MPI_PIECE), rc;
+        MPI_Request q;
+        group_enter(g);
+        if ((rc = MPI_Ibcast((char *)buf + off, piece, MPI_BYTE, 0, g->comm, &q)) != MPI_SUCCESS)
+            return fl_mpi_fail(err, rc, what);
+        fl_code frc = group_wait(g, &q, what, err);
+        if (frc)
+            return frc;
+    }
+    return FL_OK;
+}
+
 fl_code fl_group_bcast_bytes(fl_group *g, void **bytes, size_t *n, fl_error *err)
 {
     if (g->size == 1)
@@ -281,15 +298,12 @@ fl_code fl_group_bcast_bytes(fl_group *g, void **bytes, size_t *n, fl_error *err
         if (!(*bytes = malloc(len ? len : 1)))
             return fl_fail(err, FL_ENOMEM, "out of memory for a checkpoint of %llu bytes", (unsigned long long)len);
     }
-    for (uint64_t off = 0; off < len; off += MPI_PIECE) { /* MPI counts are ints */
-        int piece = (int)(len - off < MPI_PIECE ? len - off : MPI_PIECE);
-        group_enter(g);
-        if ((rc = MPI_Ibcast((char *)*bytes + off, piece, MPI_BYTE, 0, g->comm, &q)) != MPI_SUCCESS)
-            return fl_mpi_fail(err, rc, "MPI_Bcast of a checkpoint in the rank group");
-        if ((frc = group_wait(g, &q, "MPI_Bcast of a checkpoint in the rank group", err)))
-            return frc;
-    }
-    return FL_OK;
+    return group_bcast_host(g, *bytes, len, "MPI_Bcast of a checkpoint in the rank group", err);
+}
+
+fl_code fl_group_bcast_host(fl_group *g, void *buf, size_t n, fl_error *err)
+{
+    return g->size == 1 ? FL_OK : group_bcast_host(g, buf, n, "MPI_Bcast of features in the rank group", err);
 }
 
 fl_code fl_group_sum(fl_group *g, double *v, int n, fl_error *err)
@@ -305,11 +319,27 @@ fl_code fl_group_sum(fl_group *g, double *v, int n, fl_error *err)
 
 fl_code fl_group_gather_rows(fl_group *g, const float *mine, float *all, int64_t n_rows, int width, fl_error *err)
 {
-    if (g->rank == 0 && mine != all) { /* the leader's share is rows [0, hi) */
+    int64_t *rows = malloc(sizeof *rows * (size_t)g->size);
+    if (!rows)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    for (int r = 0; r < g->size; r++) {
         int64_t lo, hi;
-        fl_group_share(n_rows, 0, g->size, &lo, &hi);
-        memmove(all, mine, sizeof *all * (size_t)(hi * width));
+        fl_group_share(n_rows, r, g->size, &lo, &hi);
+        rows[r] = hi - lo;
     }
+    fl_code rc = fl_group_gather_rows_of(g, mine, all, rows, width, err);
+    free(rows);
+    return rc;
+}
+
+fl_code fl_group_gather_rows_of(fl_group *g, const float *mine, float *all, const int64_t *rows, int width,
+                                fl_error *err)
+{
+    int64_t n_rows = 0;
+    for (int r = 0; r < g->size; r++)
+        n_rows += rows[r];
+    if (g->rank == 0 && mine != all) /* the leader's share is rows [0, rows[0]) */
+        memmove(all, mine, sizeof *all * (size_t)(rows[0] * width));
     if (g->size == 1)
         return FL_OK;
     if (n_rows * width > INT_MAX)
@@ -319,11 +349,11 @@ fl_code fl_group_gather_rows(fl_group *g, const float *mine, float *all, int64_t
     if (!counts)
         return fl_fail(err, FL_ENOMEM, "out of memory");
     int *displs = counts + g->size;
+    int64_t lo = 0;
     for (int r = 0; r < g->size; r++) {
-        int64_t lo, hi;
-        fl_group_share(n_rows, r, g->size, &lo, &hi);
-        counts[r] = (int)((hi - lo) * width);
+        counts[r] = (int)(rows[r] * width);
         displs[r] = (int)(lo * width);
+        lo += rows[r];
     }
     MPI_Request q;
     group_enter(g);

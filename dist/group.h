@@ -68,6 +68,10 @@ fl_code fl_group_bcast_int(fl_group *g, int *v, fl_error *err);
  * copy in *bytes (free it) and its size in *n. */
 fl_code fl_group_bcast_bytes(fl_group *g, void **bytes, size_t *n, fl_error *err);
 
+/* The leader's n bytes at buf to the same buffer on every rank, through MPI
+ * whatever the backend (host memory). */
+fl_code fl_group_bcast_host(fl_group *g, void *buf, size_t n, fl_error *err);
+
 /* Sums v (n doubles) over the group, in place on every rank. */
 fl_code fl_group_sum(fl_group *g, double *v, int n, fl_error *err);
 
@@ -76,6 +80,10 @@ fl_code fl_group_sum(fl_group *g, double *v, int n, fl_error *err);
  * The leader's share (the first rows) may already lie there (mine == all),
  * which saves a copy. all is ignored on the other ranks. */
 fl_code fl_group_gather_rows(fl_group *g, const float *mine, float *all, int64_t n_rows, int width, fl_error *err);
+/* The same with each rank's count of rows given: rank r holds rows[r] rows
+ * (the same array on every rank), stacked in rank order in all. */
+fl_code fl_group_gather_rows_of(fl_group *g, const float *mine, float *all, const int64_t *rows, int width,
+                                fl_error *err);
 
 /* The flat collectives for the bridge (ctx is the fl_group): the sum over the
  * group, in place; and the leader's values to every rank. */

@@ -41,6 +41,7 @@
 #include "dist/world.h"
 #include "launch/cli.h"
 #include "launch/config.h"
+#include "trainer/fused.h"
 #include "trainer/job.h"
 #include "trainer/torch/bridge.h"
 
@@ -89,6 +90,10 @@ typedef struct {
     int threads;
     int restart;            /* --restart */
     int feature_dim[FL_MAX_MODELS]; /* D of each TorchScript backbone (0 for built-in ones) */
+    /* The jobs this process's groups share: a model's fold, or (fold -1) all
+     * of a fold-fused model's train folds in one job (trainer/fused.h). */
+    fl_job jobs[FL_MAX_MODELS * FL_MAX_FOLDS];
+    int n_jobs;
     fl_job_env env;
 } train_ctx;
 
@@ -363,6 +368,46 @@ static fl_code train_pick_folds(train_ctx *t, fl_error *err)
                    t->fold_only, t->cfg->path, list);
 }
 
+/* A frozen backbone's folds share their batches (trainer/order.h): batch
+ * must split evenly over the data file's other folds. */
+static fl_code train_check_frozen_batches(train_ctx *t, fl_error *err)
+{
+    const fl_train_config *cfg = t->cfg;
+    for (int i = 0; i < cfg->n_models; i++) {
+        const fl_model_cfg *m = &cfg->models[i];
+        int K = t->data[t->data_of_model[i]].jd.info.folds;
+        if (!m->freeze_backbone || (K >= 2 && m->batch % (K - 1) == 0))
+            continue;
+        int lo = K >= 2 ? m->batch / (K - 1) * (K - 1) : 0, hi = lo + (K - 1);
+        char where[64];
+        if (m->batch_line > 0)
+            snprintf(where, sizeof where, ":%d", m->batch_line);
+        else
+            snprintf(where, sizeof where, "%s", m->line > 0 ? "" : " (--set)");
+        return fl_fail(err, FL_EINPUT,
+                       "%s%s: models.[%d].batch = %d: a frozen backbone's folds share each batch, %s gives %d rows "
+                       "of each of the data file's %d folds, so batch must be a multiple of %d HINT: set batch = %d%s%d",
+                       cfg->path, where, i, m->batch, m->name, K >= 2 ? m->batch / (K - 1) : 0, K, K - 1,
+                       lo > 0 ? lo : hi, lo > 0 ? " or " : "", lo > 0 ? hi : hi + K - 1);
+    }
+    return FL_OK;
+}
+
+/* The jobs: each fold of each model, but one job for all the train folds of
+ * a model with fuse_folds. */
+static void train_list_jobs(train_ctx *t)
+{
+    t->n_jobs = 0;
+    for (int m = 0; m < t->cfg->n_models; m++) {
+        if (t->cfg->models[m].fuse_folds) {
+            t->jobs[t->n_jobs++] = (fl_job){m, -1};
+            continue;
+        }
+        for (int i = 0; i < t->n_train_folds; i++)
+            t->jobs[t->n_jobs++] = (fl_job){m, t->train_folds[i]};
+    }
+}
+
 /* Loads every TorchScript backbone on this rank's device and runs it once on
  * the data's (2, ch, H, W), so that a module that is not TorchScript, does
  * not take these images or returns no (B, D) features stops the run before
@@ -406,8 +451,9 @@ static fl_code train_setup_local(train_ctx *t, fl_error *err)
     else
         for (t->n_folds = 0; t->n_folds < t->data[0].jd.info.folds && t->n_folds < FL_MAX_FOLDS; t->n_folds++)
             t->folds[t->n_folds] = t->n_folds;
-    if ((rc = train_pick_folds(t, err)))
+    if ((rc = train_pick_folds(t, err)) || (rc = train_check_frozen_batches(t, err)))
         return rc;
+    train_list_jobs(t);
     fl_job_env *env = &t->env;
     env->cfg = cfg;
     for (int m = 0; m < cfg->n_models; m++)
@@ -445,7 +491,7 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
 {
     const fl_world *w = &t->world;
     const fl_train_config *cfg = t->cfg;
-    int n_jobs = cfg->n_models * t->n_train_folds, hosts = w->hosts;
+    int n_jobs = t->n_jobs, hosts = w->hosts;
     fl_code rc;
     if ((rc = fl_group_open(w, cfg->ranks_per_job, &t->env.group, err)) ||
         (rc = fl_group_set_backend(t->env.group, t->backend, t->cuda_device, err)) ||
@@ -501,14 +547,29 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
     return FL_OK;
 }
 
-/* Step 4: jobs until the queue is empty. Job index i is model i / n,
- * fold train_folds[i % n] (the order of one process: model-major). */
+/* The train folds of fused job j that are not complete, into todo (leader). */
+static int train_fused_todo(const train_ctx *t, const fl_job *j, int *todo)
+{
+    int n = 0;
+    for (int i = 0; i < t->n_train_folds; i++) {
+        fl_job one = {j->model, t->train_folds[i]};
+        if (!fl_job_is_done(&t->env, &one))
+            todo[n++] = one.fold;
+        else
+            printf("[%s fold %d] complete (preds.h5 exists), skipped\n", t->cfg->models[j->model].name, one.fold);
+    }
+    fflush(stdout);
+    return n;
+}
+
+/* Step 4: jobs until the queue is empty. Job index i is t->jobs[i] (the
+ * order of one process: model-major). */
 static fl_code train_jobs(train_ctx *t, fl_error *err)
 {
     fl_job_env *env = &t->env;
     int leader = fl_group_rank(env->group) == 0;
     for (;;) {
-        int idx = -1;
+        int idx = -1, todo[FL_MAX_FOLDS + 1] = {0}; /* a fused job: todo[0] folds, then the folds */
         fl_job job;
         fl_code rc;
         while (leader) { /* the leader takes jobs until one that is not complete */
@@ -520,7 +581,12 @@ static fl_code train_jobs(train_ctx *t, fl_error *err)
                 return rc;
             if (idx < 0)
                 break;
-            job = (fl_job){idx / t->n_train_folds, t->train_folds[idx % t->n_train_folds]};
+            job = t->jobs[idx];
+            if (job.fold < 0) {
+                if ((todo[0] = train_fused_todo(t, &job, todo + 1)) > 0)
+                    break;
+                continue;
+            }
             if (!fl_job_is_done(env, &job))
                 break;
             printf("[%s fold %d] complete (preds.h5 exists), skipped\n", t->cfg->models[job.model].name, job.fold);
@@ -530,8 +596,15 @@ static fl_code train_jobs(train_ctx *t, fl_error *err)
             return rc;
         if (idx < 0)
             return FL_OK;
-        job = (fl_job){idx / t->n_train_folds, t->train_folds[idx % t->n_train_folds]};
-        if ((rc = fl_job_run(env, &job, err)))
+        job = t->jobs[idx];
+        if (job.fold >= 0) {
+            if ((rc = fl_job_run(env, &job, err)))
+                return rc;
+            continue;
+        }
+        if ((rc = fl_group_bcast_host(env->group, todo, sizeof todo, err))) /* the leader's list */
+            return rc;
+        if ((rc = fl_fused_run(env, job.model, todo + 1, todo[0], err)))
             return rc;
     }
 }

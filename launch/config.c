@@ -16,7 +16,8 @@
 static const char *const top_keys[] = {"run", "data", "folds", "dist", "models", "vote", NULL};
 static const char *const run_keys[] = {"name", "out_dir", "seed", "threads", "checkpoint_minutes", "on_nan", NULL};
 static const char *const on_nans[] = {"stop", "skip_step", NULL};
-static const char *const data_keys[] = {"file", "mean", "std", "cache", "verify", NULL};
+static const char *const data_keys[] = {"file", "mean", "std", "cache", "verify", "feature_cache", "feature_cache_mb", NULL};
+static const char *const feature_caches[] = {"auto", "memory", "file", "none", NULL};
 static const char *const data_caches[] = {"none", "memory", NULL};
 static const char *const data_verifies[] = {"full", "open", NULL};
 static const char *const folds_keys[] = {"use", NULL};
@@ -34,6 +35,8 @@ static void config_defaults(fl_train_config *cfg)
     cfg->seed = 42;
     strcpy(cfg->data_cache, "none");
     strcpy(cfg->data_verify, "full");
+    strcpy(cfg->feature_cache, "auto");
+    cfg->feature_cache_mb = 4096;
     cfg->ranks_per_job = 1;
     strcpy(cfg->backend, "auto");
     strcpy(cfg->vote_method, "soft-soft");
@@ -131,7 +134,10 @@ static fl_code load_data(cfg_ctx *c, const config_setting_t *root, fl_train_conf
     if ((rc = cfg_per_channel(c, g, "data", "mean", any_number, cfg->mean, &cfg->n_mean, &cfg->mean_line)) ||
         (rc = cfg_per_channel(c, g, "data", "std", cfg_positive, cfg->std, &cfg->n_std, &cfg->std_line)))
         return rc;
-    if ((rc = cfg_opt_enum(c, g, "data", "cache", data_caches, cfg->data_cache, sizeof cfg->data_cache)))
+    if ((rc = cfg_opt_enum(c, g, "data", "cache", data_caches, cfg->data_cache, sizeof cfg->data_cache)) ||
+        (rc = cfg_opt_enum(c, g, "data", "feature_cache", feature_caches, cfg->feature_cache,
+                           sizeof cfg->feature_cache)) ||
+        (rc = cfg_opt_float(c, g, "data", "feature_cache_mb", cfg_nonnegative, &cfg->feature_cache_mb)))
         return rc;
     return cfg_opt_enum(c, g, "data", "verify", data_verifies, cfg->data_verify, sizeof cfg->data_verify);
 }

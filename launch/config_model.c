@@ -13,8 +13,9 @@
 #include "launch/config_priv.h"
 
 static const char *const model_keys[] = {
-    "name",           "backbone", "freeze_backbone", "backbone_lr_scale", "head", "epochs",  "batch", "optimizer",
-    "clip_grad_norm", "schedule", "label_smoothing", "predict_with",      "tta",  "augment", "data",  NULL};
+    "name",           "backbone", "freeze_backbone", "backbone_lr_scale", "fuse_folds", "head", "epochs",
+    "batch",          "optimizer", "clip_grad_norm", "schedule",         "label_smoothing", "predict_with", "tta",
+    "augment",        "data",     NULL};
 /* A model's own data (the rest of data, e.g. cache, is the run's). */
 static const char *const model_data_keys[] = {"file", "mean", "std", NULL};
 static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "mlp", NULL};
@@ -151,6 +152,23 @@ static fl_code load_backbone(cfg_ctx *c, const config_setting_t *g, const char *
     cfg_join(list, sizeof list, backbones);
     return cfg_fail(c, s, key, "unknown value \"%s\" HINT: use one of %s, or torchscript:PATH (a TorchScript file)",
                     m->backbone, list);
+}
+
+/* fuse_folds (default: with a frozen backbone), only beside a frozen backbone. */
+static fl_code load_fuse_folds(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
+{
+    char key[CFG_KEY_MAX];
+    const config_setting_t *s = cfg_member(g, "fuse_folds");
+    m->fuse_folds = m->freeze_backbone;
+    if (!s)
+        return FL_OK;
+    cfg_key(key, gkey, "fuse_folds");
+    fl_code rc = cfg_bool(c, s, key, &m->fuse_folds);
+    if (!rc && m->fuse_folds && !m->freeze_backbone)
+        return cfg_fail(c, s, key,
+                        "only a frozen backbone's folds can share one backbone pass HINT: set freeze_backbone = "
+                        "true, or remove fuse_folds");
+    return rc;
 }
 
 /* backbone_lr_scale > 0, only beside a trained backbone (a frozen one has no lr). */
@@ -470,12 +488,15 @@ fl_code cfg_model(cfg_ctx *c, const config_setting_t *s, const char *gkey, fl_mo
     if (strcmp(m->name, "ensemble") == 0)
         return cfg_fail(c, name, key, "\"ensemble\" is reserved HINT: vote writes RUN_DIR/ensemble; pick another name");
     if ((rc = load_backbone(c, s, gkey, m)) ||
-        (rc = cfg_opt_bool(c, s, gkey, "freeze_backbone", &m->freeze_backbone)) || (rc = load_lr_scale(c, s, gkey, m)))
+        (rc = cfg_opt_bool(c, s, gkey, "freeze_backbone", &m->freeze_backbone)) || (rc = load_lr_scale(c, s, gkey, m)) ||
+        (rc = load_fuse_folds(c, s, gkey, m)))
         return rc;
     if ((rc = load_head(c, s, gkey, m)))
         return rc;
     if (!cfg_member(s, "epochs"))
         return cfg_missing(c, s, gkey, "epochs", "the number of training epochs, e.g. epochs = 30");
+    const config_setting_t *batch = cfg_member(s, "batch");
+    m->batch_line = batch ? (int)config_setting_source_line(batch) : 0;
     if ((rc = cfg_opt_int(c, s, gkey, "epochs", 1, INT_MAX, &m->epochs)) ||
         (rc = cfg_opt_int(c, s, gkey, "batch", 1, INT_MAX, &m->batch)) || (rc = load_optimizer(c, s, gkey, m)) ||
         (rc = cfg_opt_float(c, s, gkey, "clip_grad_norm", cfg_nonnegative, &m->clip_grad_norm)) ||

@@ -13,12 +13,14 @@
 #include "dist/stop.h"
 #include "dist/tempfile.h"
 #include "trainer/augment.h"
+#include "trainer/job_internal.h"
+#include "trainer/order.h"
 #include "trainer/rng.h"
 #include "trainer/schedule.h"
 #include "trainer/settings.h"
 #include "trainer/torch/bridge.h"
 
-static double now_s(void)
+double job_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -44,53 +46,12 @@ int fl_job_is_done(const fl_job_env *env, const fl_job *job)
     return stat(path, &st) == 0;
 }
 
-/* Where a job stands, saved in every checkpoint beside the model (as text,
- * see job_progress_text), so that a rerun continues exactly there. The
- * shuffles and augmentation draws are functions of (seed, epoch, row), so the
- * epoch and step are the whole random state. */
-typedef struct {
-    int epoch;                  /* the epoch in progress, 0-based; epochs once training is done */
-    int64_t step;               /* global batches of that epoch already trained */
-    double loss_sum, correct;   /* of those batches, summed over the group */
-    double seconds;             /* training time of those batches */
-    double best_loss, best_acc; /* validation, over the finished epochs */
-    int best_loss_epoch, best_acc_epoch;
-} job_progress;
-
-#define JOB_TEXT_MAX (1 << 20) /* bytes: a job's progress and its metrics.csv so far */
-
-/* Everything one job keeps while it runs. */
-typedef struct {
-    const fl_job_env *env;
-    const fl_model_cfg *mc;
-    const fl_job_data *data;      /* the model's data file */
-    const fl_job *job;
-    uint64_t seed;
-    char dir[4096];
-    fl_model *model;
-    int64_t *train_rows, n_train; /* rows whose fold != k */
-    int64_t *val_rows, n_val;     /* rows whose fold == k, ascending */
-    int32_t *labels_buf;          /* (batch) labels of the current batch */
-    fl_augment *aug;              /* (batch) */
-    char *metrics;                /* metrics.csv text so far */
-    size_t metrics_len;
-    fl_group *group;              /* NULL: alone */
-    int g_rank, g_size;           /* this rank in the job's group */
-    int leader;                   /* group rank 0: writes the files and the log */
-    FILE *log;                    /* env->log on the leader, else NULL */
-    job_progress prog;
-    double comm_seconds;          /* this epoch's time in the gradient all-reduce (data-parallel) */
-    double last_checkpoint;       /* now_s() of the last checkpoint (run.checkpoint_minutes) */
-    int fault_epoch;              /* fault injection for the tests: FOLDLINE_FAULT_NONFINITE="EPOCH:STEP" */
-    int64_t fault_step;           /* (1-based epoch, step as logged) counts as a non-finite loss; else -1 */
-} job_state;
-
 /* Group rank 0's tensors (FL_STATE_PARAMS, FL_STATE_BUFFERS) to every rank of
  * the group: the initial weights, a loaded checkpoint, and the batch-norm
  * running statistics before a prediction (each rank keeps its own while it
  * trains on its shards), so that every row is predicted by the same model
  * whichever rank holds it. */
-static fl_code job_sync(job_state *js, int what, fl_error *err)
+fl_code job_sync(job_state *js, int what, fl_error *err)
 {
     if (js->g_size == 1)
         return FL_OK;
@@ -99,12 +60,12 @@ static fl_code job_sync(job_state *js, int what, fl_error *err)
 }
 
 /* Sums n values over the group, in place. */
-static fl_code job_sum(job_state *js, double *v, int n, fl_error *err)
+fl_code job_sum(job_state *js, double *v, int n, fl_error *err)
 {
     return js->g_size == 1 ? FL_OK : fl_group_sum(js->group, v, n, err);
 }
 
-static fl_code job_model_new(job_state *js, fl_error *err)
+fl_code job_model_new(job_state *js, const fl_model *backbone_of, fl_error *err)
 {
     const fl_job_env *env = js->env;
     const fl_model_cfg *mc = js->mc;
@@ -131,6 +92,10 @@ static fl_code job_model_new(job_state *js, fl_error *err)
         spec.std[c] = (float)(mc->n_std == 0 ? 0.5 : mc->std[mc->n_std == 1 ? 0 : c]);
     }
     spec.seed = js->seed;
+    if (js->frozen) { /* the folds share the backbone: drawn from the model's seed, or the very module */
+        spec.backbone_seed = js->model_seed;
+        spec.backbone_of = backbone_of;
+    }
     spec.device = env->device;
     fl_code rc = fl_model_new(&spec, &js->model, err);
     if (rc || js->g_size == 1)
@@ -189,9 +154,9 @@ static fl_code job_progress_parse(job_state *js, const char *text, const char *p
 
 /* Saves a checkpoint (on the group's leader only: the weights are the same on
  * every rank): the model, its optimizer and the job's progress. */
-static fl_code job_save(job_state *js, const char *name, fl_error *err)
+fl_code job_save(job_state *js, const char *name, fl_error *err)
 {
-    js->last_checkpoint = now_s();
+    js->last_checkpoint = job_now_s();
     if (!js->leader)
         return FL_OK;
     char path[4200];
@@ -214,7 +179,7 @@ static fl_code job_save(job_state *js, const char *name, fl_error *err)
 /* Resumes from last.pt when the job has one: the leader reads it (and, in a
  * group, sends its bytes to every rank, which all load them: the optimizer's
  * state too). Leaves js->prog at the start when there is none. */
-static fl_code job_resume(job_state *js, fl_error *err)
+fl_code job_resume(job_state *js, fl_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/last.pt", js->dir);
@@ -260,10 +225,10 @@ static fl_code job_resume(job_state *js, fl_error *err)
         job_shuffle(js, e);
     if (js->log) {
         if (js->prog.epoch < js->mc->epochs)
-            fprintf(js->log, "[%s fold %d] resumed from last.pt at epoch %d/%d, step %lld\n", js->mc->name, js->job->fold,
+            fprintf(js->log, "[%s fold %d] resumed from last.pt at epoch %d/%d, step %lld\n", js->mc->name, js->job.fold,
                     js->prog.epoch + 1, js->mc->epochs, (long long)js->prog.step);
         else
-            fprintf(js->log, "[%s fold %d] resumed from last.pt: training done, predicting\n", js->mc->name, js->job->fold);
+            fprintf(js->log, "[%s fold %d] resumed from last.pt: training done, predicting\n", js->mc->name, js->job.fold);
         fflush(js->log);
     }
     return FL_OK;
@@ -281,12 +246,14 @@ static fl_code job_load_weights(job_state *js, const char *name, fl_error *err)
     return job_sync(js, FL_STATE_PARAMS | FL_STATE_BUFFERS, err);
 }
 
-/* The epoch's order of the train rows: a Fisher-Yates permutation drawn from
- * (job seed, epoch), the same on every rank of the group, applied to the
- * previous epoch's order. A job resumed at epoch e replays the shuffles of
- * epochs 0 .. e-1 first (job_resume). */
+/* A trained backbone's order of the train rows: a Fisher-Yates permutation
+ * drawn from (job seed, epoch), the same on every rank of the group, applied
+ * to the previous epoch's order. A job resumed at epoch e replays the
+ * shuffles of epochs 0 .. e-1 first (job_resume). */
 static void job_shuffle(job_state *js, int epoch)
 {
+    if (js->frozen) /* trainer/order.h: drawn afresh each epoch, nothing to replay */
+        return;
     fl_rng r = fl_rng_for(js->seed ^ 0x73687566ull, (uint64_t)epoch, 0);
     for (int64_t i = js->n_train - 1; i > 0; i--) {
         int64_t j = (int64_t)fl_rng_below(&r, (uint64_t)i + 1);
@@ -296,10 +263,8 @@ static void job_shuffle(job_state *js, int epoch)
     }
 }
 
-/* What every rank of a group must agree on after a step's backward pass. */
-enum { STEP_NONFINITE = 1, STEP_STOP = 2, STEP_CHECKPOINT = 4 };
 
-static fl_code job_step_flags(job_state *js, int mine, int *flags, fl_error *err)
+fl_code job_step_flags(job_state *js, int mine, int *flags, fl_error *err)
 {
     if (js->g_size == 1) {
         *flags = mine;
@@ -313,7 +278,7 @@ static fl_code job_step_flags(job_state *js, int mine, int *flags, fl_error *err
 
 /* A checkpoint in the middle of an epoch: last.pt with the batches done so
  * far and their sums over the group. */
-static fl_code job_save_mid_epoch(job_state *js, int64_t step, double loss_sum, double correct, double seconds,
+fl_code job_save_mid_epoch(job_state *js, int64_t step, double loss_sum, double correct, double seconds,
                                   fl_error *err)
 {
     double sums[2] = {loss_sum, correct};
@@ -330,13 +295,13 @@ static fl_code job_save_mid_epoch(job_state *js, int64_t step, double loss_sum, 
     return rc;
 }
 
-static fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err)
+fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err)
 {
     int sig = fl_stop_requested();
     return fl_fail(err, FL_ESTOPPED,
                    "job %s fold %d: stopped by %s at epoch %d step %lld; %s/last.pt holds it HINT: rerun the same "
                    "command to resume",
-                   js->mc->name, js->job->fold,
+                   js->mc->name, js->job.fold,
                    sig == SIGUSR1  ? "SIGUSR1"
                    : sig == SIGINT ? "SIGINT"
                    : sig           ? "SIGTERM"
@@ -344,41 +309,74 @@ static fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err
                    epoch + 1, (long long)step, js->dir);
 }
 
-/* One pass of training over the shuffled train rows, from batch
- * js->prog.step on (a resumed epoch): on each rank its shard of every global
- * batch, gradients summed over the group, then the step. After each step the
- * group agrees on a non-finite loss (run.on_nan), a stop signal and a timed
- * checkpoint (run.checkpoint_minutes). */
+/* The epoch's batches into js->order (trainer/order.h). */
+static fl_code job_epoch_order(job_state *js, int epoch, fl_error *err)
+{
+    fl_order_free(&js->order);
+    if (!js->frozen) {
+        job_shuffle(js, epoch);
+        return fl_order_plain(js->train_rows, js->n_train, js->mc->batch, &js->order, err);
+    }
+    fl_order all;
+    fl_code rc = fl_order_frozen(js->env->train_fold, js->data->info.n_train, js->data->info.folds, js->mc->batch,
+                                 js->model_seed, epoch, &all, err);
+    if (!rc)
+        rc = fl_order_without_fold(&all, js->env->train_fold, js->job.fold, &js->order, err);
+    fl_order_free(&all);
+    return rc;
+}
+
+/* One pass of training over the epoch's batches, from batch js->prog.step on
+ * (a resumed epoch): on each rank its shard of every global batch, gradients
+ * summed over the group, then the step. After each step the group agrees on
+ * a non-finite loss (run.on_nan), a stop signal and a timed checkpoint
+ * (run.checkpoint_minutes). An empty batch (a frozen model's, once this
+ * fold's others ran out) is no step. */
 static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *acc, double *seconds, fl_error *err)
 {
     const fl_job_env *env = js->env;
     const fl_train_config *cfg = env->cfg;
-    int batch = js->mc->batch;
-    job_shuffle(js, epoch);
+    fl_code rc = job_epoch_order(js, epoch, err);
+    if (rc)
+        return rc;
+    const fl_order *o = &js->order;
     const fl_aug_stage *stage = fl_augment_stage_at(js->mc, epoch);
     /* A resumed epoch: the leader's sums so far stand for the whole group. */
-    int64_t step = js->prog.step, start = step * batch < js->n_train ? step * batch : js->n_train;
-    double t0 = now_s() - js->prog.seconds, loss_sum = js->leader ? js->prog.loss_sum : 0;
+    int64_t step = js->prog.step < o->n_batches ? js->prog.step : o->n_batches, start = 0, hi;
+    if (step > 0)
+        fl_order_batch(o, step - 1, &hi, &start);
+    double t0 = job_now_s() - js->prog.seconds, loss_sum = js->leader ? js->prog.loss_sum : 0;
     double correct = js->leader ? js->prog.correct : 0;
-    fl_code rc = fl_loader_start_shard(js->data->train_loader, js->train_rows + start, js->n_train - start, batch,
-                                       js->g_rank, js->g_size, err);
+    int64_t *ends = malloc(sizeof *ends * (size_t)(o->n_batches - step + 1));
+    if (!ends)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    for (int64_t s = step; s < o->n_batches; s++)
+        ends[s - step] = o->ends[s] - start;
+    rc = fl_loader_start_batches(js->data->train_loader, o->rows + start, o->n - start, ends, o->n_batches - step,
+                                 js->g_rank, js->g_size, err);
+    free(ends);
     if (rc)
         return rc;
     const uint8_t *x;
     int B, got;
-    int64_t first, batch_lo = start; /* batch_lo: the global batch's first position in train_rows */
+    int64_t first;
     int skip_nonfinite = !strcmp(cfg->on_nan, "skip_step");
     double checkpoint_s = cfg->checkpoint_minutes * 60.0;
     while ((got = fl_loader_next(js->data->train_loader, &x, &B, &first, err)) == 1) {
-        int64_t batch_rows = js->n_train - batch_lo < batch ? js->n_train - batch_lo : batch;
-        batch_lo += batch_rows;
-        const int64_t *rows = js->train_rows + start + first;
+        int64_t lo;
+        fl_order_batch(o, step, &lo, &hi);
+        int64_t batch_rows = hi - lo;
+        if (batch_rows == 0) { /* every rank knows: no step */
+            step++;
+            continue;
+        }
+        const int64_t *rows = o->rows + start + first;
         double l = 0;
         int c = 0, mine = 0, flags;
         if (B > 0) { /* a shard is empty only when a batch has fewer rows than the group has ranks */
             for (int i = 0; i < B; i++)
                 js->labels_buf[i] = env->train_labels[rows[i]];
-            int any = fl_augment_draw(stage, js->seed, epoch, rows, B, js->aug);
+            int any = fl_augment_draw(stage, js->frozen ? js->model_seed : js->seed, epoch, rows, B, js->aug);
             /* The mean loss over this shard times its share of the batch: the
              * group's summed gradients are those of the whole batch's mean loss. */
             double scale = (double)B / (double)batch_rows;
@@ -389,7 +387,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
         }
         if (fl_stop_requested())
             mine |= STEP_STOP;
-        if (js->leader && checkpoint_s > 0 && now_s() - js->last_checkpoint >= checkpoint_s)
+        if (js->leader && checkpoint_s > 0 && job_now_s() - js->last_checkpoint >= checkpoint_s)
             mine |= STEP_CHECKPOINT;
         if ((rc = job_step_flags(js, mine, &flags, err)))
             return rc;
@@ -398,16 +396,16 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
                 return fl_fail(err, FL_EINPUT,
                                "job %s fold %d: the training loss is not finite at epoch %d step %lld HINT: lower "
                                "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
-                               js->mc->name, js->job->fold, epoch + 1, (long long)step);
+                               js->mc->name, js->job.fold, epoch + 1, (long long)step);
             if (js->log)
                 fprintf(js->log, "[%s fold %d] epoch %d step %lld: loss not finite, step skipped (run.on_nan)\n",
-                        js->mc->name, js->job->fold, epoch + 1, (long long)step);
+                        js->mc->name, js->job.fold, epoch + 1, (long long)step);
             rc = fl_model_zero_grad(js->model, err);
         } else {
             if (js->g_size > 1) {
-                double c0 = now_s();
+                double c0 = job_now_s();
                 rc = fl_model_grads_reduce(js->model, fl_group_host_buffers(js->group), fl_group_sum_flat, js->group, err);
-                js->comm_seconds += now_s() - c0;
+                js->comm_seconds += job_now_s() - c0;
             }
             if (!rc)
                 rc = fl_model_step(js->model, err);
@@ -421,7 +419,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
         /* The prefetch thread reads on meanwhile: a checkpoint does not touch
          * the data file. At a stop, the next start or close drops its reads. */
         if ((flags & (STEP_STOP | STEP_CHECKPOINT)) &&
-            (rc = job_save_mid_epoch(js, step, loss_sum, correct, now_s() - t0, err)))
+            (rc = job_save_mid_epoch(js, step, loss_sum, correct, job_now_s() - t0, err)))
             return rc;
         if (flags & STEP_STOP)
             return job_stopped(js, epoch, step, err);
@@ -431,7 +429,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
     double sums[2] = {loss_sum, correct};
     if ((rc = job_sum(js, sums, 2, err)))
         return rc;
-    *seconds = now_s() - t0;
+    *seconds = job_now_s() - t0;
     *loss = sums[0] / (double)js->n_train;
     *acc = sums[1] / (double)js->n_train;
     return FL_OK;
@@ -534,15 +532,62 @@ static fl_code job_split_rows(job_state *js, fl_error *err)
     if (!js->train_rows || !js->val_rows)
         return fl_fail(err, FL_ENOMEM, "out of memory");
     for (int64_t i = 0; i < n; i++) {
-        if (env->train_fold[i] == js->job->fold)
+        if (env->train_fold[i] == js->job.fold)
             js->val_rows[js->n_val++] = i;
         else
             js->train_rows[js->n_train++] = i;
     }
     if (!js->n_val || !js->n_train)
         return fl_fail(err, FL_EINPUT, "job %s fold %d: fold %d has %lld rows and the others %lld HINT: check folds.use against the data file",
-                       js->mc->name, js->job->fold, js->job->fold, (long long)js->n_val, (long long)js->n_train);
+                       js->mc->name, js->job.fold, js->job.fold, (long long)js->n_val, (long long)js->n_train);
     return FL_OK;
+}
+
+fl_code job_end_epoch(job_state *js, int epoch, double lr, double tl, double ta, double vl, double va, double secs,
+                      double vsecs, fl_error *err)
+{
+    const fl_model_cfg *mc = js->mc;
+    job_progress *p = &js->prog;
+    double ips = secs > 0 ? js->n_train / secs : 0;
+    fl_code rc = FL_OK;
+    if (js->leader && (rc = job_metrics_append(js, epoch, lr, tl, ta, vl, va, secs + vsecs, ips, err)))
+        return rc;
+    *p = (job_progress){epoch + 1, 0, 0, 0, 0, p->best_loss, p->best_acc, p->best_loss_epoch, p->best_acc_epoch};
+    if (vl < p->best_loss) {
+        p->best_loss = vl;
+        p->best_loss_epoch = epoch;
+        if ((rc = job_save(js, "best_loss", err)))
+            return rc;
+    }
+    if (va > p->best_acc) {
+        p->best_acc = va;
+        p->best_acc_epoch = epoch;
+        if ((rc = job_save(js, "best_acc", err)))
+            return rc;
+    }
+    if ((rc = job_save(js, "last", err)) || (rc = job_metrics_write(js, err)))
+        return rc;
+    if (js->log) {
+        fprintf(js->log, "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s",
+                mc->name, js->job.fold, epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
+        if (js->g_size > 1) /* the leader's share of its training time spent in the gradient all-reduce */
+            fprintf(js->log, ", all-reduce %.1f s (%.0f%% of training)", js->comm_seconds,
+                    secs > 0 ? 100.0 * js->comm_seconds / secs : 0.0);
+        fputc('\n', js->log);
+        fflush(js->log);
+    }
+    return FL_OK;
+}
+
+fl_code job_stop_between_epochs(job_state *js, int epoch, fl_error *err)
+{
+    if (epoch + 1 >= js->mc->epochs) /* the last epoch: prediction follows */
+        return FL_OK;
+    int flags; /* a stop here: last.pt is this epoch's end; the group agrees */
+    fl_code rc = job_step_flags(js, fl_stop_requested() ? STEP_STOP : 0, &flags, err);
+    if (!rc && (flags & STEP_STOP))
+        return job_stopped(js, epoch + 1, 0, err);
+    return rc;
 }
 
 /* Trains the epochs from js->prog on, keeping last, best_loss and best_acc.
@@ -552,51 +597,64 @@ static fl_code job_split_rows(job_state *js, fl_error *err)
 static fl_code job_train(job_state *js, fl_error *err)
 {
     const fl_model_cfg *mc = js->mc;
-    job_progress *p = &js->prog;
     fl_code rc = FL_OK;
-    while (p->epoch < mc->epochs) {
-        int epoch = p->epoch;
+    while (js->prog.epoch < mc->epochs) {
+        int epoch = js->prog.epoch;
         double lr = fl_schedule_lr(mc, epoch), tl = 0, ta = 0, secs = 0, vl = 0, va = 0;
         js->comm_seconds = 0;
         if ((rc = fl_model_set_lr(js->model, lr, err)) || (rc = job_train_epoch(js, epoch, &tl, &ta, &secs, err)))
             return rc;
-        double t0 = now_s();
+        double t0 = job_now_s();
         if ((rc = job_predict(js, js->data->train_loader, js->val_rows, js->n_val, 0, js->env->train_labels, 0, NULL, &vl, &va, err)))
             return rc;
-        double vsecs = now_s() - t0, ips = secs > 0 ? js->n_train / secs : 0;
-        if (js->leader && (rc = job_metrics_append(js, epoch, lr, tl, ta, vl, va, secs + vsecs, ips, err)))
+        if ((rc = job_end_epoch(js, epoch, lr, tl, ta, vl, va, secs, job_now_s() - t0, err)) ||
+            (rc = job_stop_between_epochs(js, epoch, err)))
             return rc;
-        *p = (job_progress){epoch + 1, 0, 0, 0, 0, p->best_loss, p->best_acc, p->best_loss_epoch, p->best_acc_epoch};
-        if (vl < p->best_loss) {
-            p->best_loss = vl;
-            p->best_loss_epoch = epoch;
-            if ((rc = job_save(js, "best_loss", err)))
-                return rc;
-        }
-        if (va > p->best_acc) {
-            p->best_acc = va;
-            p->best_acc_epoch = epoch;
-            if ((rc = job_save(js, "best_acc", err)))
-                return rc;
-        }
-        if ((rc = job_save(js, "last", err)) || (rc = job_metrics_write(js, err)))
-            return rc;
-        if (js->log) {
-            fprintf(js->log, "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s",
-                    mc->name, js->job->fold, epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
-            if (js->g_size > 1) /* the leader's share of its training time spent in the gradient all-reduce */
-                fprintf(js->log, ", all-reduce %.1f s (%.0f%% of training)", js->comm_seconds,
-                        secs > 0 ? 100.0 * js->comm_seconds / secs : 0.0);
-            fputc('\n', js->log);
-            fflush(js->log);
-        }
-        if (epoch + 1 < mc->epochs) { /* a stop here: last.pt is this epoch's end; the group agrees */
-            int flags;
-            if ((rc = job_step_flags(js, fl_stop_requested() ? STEP_STOP : 0, &flags, err)))
-                return rc;
-            if (flags & STEP_STOP)
-                return job_stopped(js, epoch + 1, 0, err);
-        }
+    }
+    return rc;
+}
+
+fl_code job_load_predict_weights(job_state *js, int *epoch, fl_error *err)
+{
+    const char *which = js->mc->predict_with;
+    *epoch = js->mc->epochs - 1;
+    if (!strcmp(which, "best_loss"))
+        *epoch = js->prog.best_loss_epoch;
+    else if (!strcmp(which, "best_acc"))
+        *epoch = js->prog.best_acc_epoch;
+    return *epoch != js->mc->epochs - 1 ? job_load_weights(js, which, err) : FL_OK;
+}
+
+fl_code job_write_preds(job_state *js, int epoch, const float *oof, const float *test, double oof_acc, fl_error *err)
+{
+    if (!js->leader)
+        return FL_OK;
+    const fl_job_env *env = js->env;
+    fl_preds p = {0};
+    snprintf(p.model, sizeof p.model, "%s", js->mc->name);
+    p.fold = js->job.fold;
+    p.epoch = epoch;
+    snprintf(p.checkpoint, sizeof p.checkpoint, "%s", js->mc->predict_with);
+    p.num_classes = js->data->info.num_classes;
+    memcpy(p.test_fingerprint, env->fingerprint, sizeof p.test_fingerprint);
+    p.n_oof = js->n_val;
+    p.n_test = js->data->info.n_test;
+    p.oof_index = malloc(sizeof *p.oof_index * (size_t)js->n_val);
+    if (!p.oof_index)
+        return fl_fail(err, FL_ENOMEM, "out of memory for predictions");
+    for (int64_t i = 0; i < js->n_val; i++)
+        p.oof_index[i] = (int32_t)js->val_rows[i];
+    p.oof_probs = (float *)oof;
+    p.test_probs = (float *)test;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/preds.h5", js->dir);
+    fl_code rc = fl_preds_write(path, &p, err);
+    free(p.oof_index);
+    if (!rc && js->log) {
+        fprintf(js->log, "[%s fold %d] predicted %lld OOF rows (acc %.4f) and %lld test rows with %s (epoch %d)\n",
+                js->mc->name, js->job.fold, (long long)js->n_val, oof_acc, (long long)p.n_test, js->mc->predict_with,
+                epoch + 1);
+        fflush(js->log);
     }
     return rc;
 }
@@ -604,61 +662,32 @@ static fl_code job_train(job_state *js, fl_error *err)
 /* Loads the checkpoint predict_with names and writes preds.h5. */
 static fl_code job_predict_all(job_state *js, fl_error *err)
 {
-    int best_loss_epoch = js->prog.best_loss_epoch, best_acc_epoch = js->prog.best_acc_epoch;
-    const fl_job_env *env = js->env;
-    const char *which = js->mc->predict_with;
-    int epoch = js->mc->epochs - 1;
-    fl_code rc = FL_OK;
-    if (!strcmp(which, "best_loss"))
-        epoch = best_loss_epoch;
-    else if (!strcmp(which, "best_acc"))
-        epoch = best_acc_epoch;
-    if (epoch != js->mc->epochs - 1 && (rc = job_load_weights(js, which, err)))
+    int epoch;
+    fl_code rc = job_load_predict_weights(js, &epoch, err);
+    if (rc)
         return rc;
     int C = js->data->info.num_classes;
     int64_t n_test = js->data->info.n_test;
-    fl_preds p = {0};
-    snprintf(p.model, sizeof p.model, "%s", js->mc->name);
-    p.fold = js->job->fold;
-    p.epoch = epoch;
-    snprintf(p.checkpoint, sizeof p.checkpoint, "%s", which);
-    p.num_classes = C;
-    memcpy(p.test_fingerprint, env->fingerprint, sizeof p.test_fingerprint);
-    p.n_oof = js->n_val;
-    p.n_test = n_test;
     /* Every rank predicts its share of the rows; the leader gathers and writes. */
     int64_t *test_rows = malloc(sizeof *test_rows * (size_t)(n_test ? n_test : 1));
+    float *oof = NULL, *test = NULL;
     if (js->leader) {
-        p.oof_index = malloc(sizeof *p.oof_index * (size_t)js->n_val);
-        p.oof_probs = malloc(sizeof *p.oof_probs * (size_t)js->n_val * C);
-        p.test_probs = malloc(sizeof *p.test_probs * (size_t)(n_test ? n_test : 1) * C);
+        oof = malloc(sizeof *oof * (size_t)js->n_val * C);
+        test = malloc(sizeof *test * (size_t)(n_test ? n_test : 1) * C);
     }
-    if (!test_rows || (js->leader && (!p.oof_index || !p.oof_probs || !p.test_probs))) {
+    if (!test_rows || (js->leader && (!oof || !test))) {
         rc = fl_fail(err, FL_ENOMEM, "out of memory for predictions");
         goto done;
     }
-    for (int64_t i = 0; js->leader && i < js->n_val; i++)
-        p.oof_index[i] = (int32_t)js->val_rows[i];
     for (int64_t i = 0; i < n_test; i++)
         test_rows[i] = i;
     double oof_acc = 0;
-    if ((rc = job_predict(js, js->data->train_loader, js->val_rows, js->n_val, 1, env->train_labels, 1, p.oof_probs, NULL, &oof_acc, err)) ||
-        (rc = job_predict(js, js->data->test_loader, test_rows, n_test, 1, NULL, 1, p.test_probs, NULL, NULL, err)))
-        goto done;
-    if (!js->leader)
-        goto done;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/preds.h5", js->dir);
-    rc = fl_preds_write(path, &p, err);
-    if (!rc && js->log) {
-        fprintf(js->log, "[%s fold %d] predicted %lld OOF rows (acc %.4f) and %lld test rows with %s (epoch %d)\n", js->mc->name,
-                js->job->fold, (long long)js->n_val, oof_acc, (long long)n_test, which, epoch + 1);
-        fflush(js->log);
-    }
+    if (!(rc = job_predict(js, js->data->train_loader, js->val_rows, js->n_val, 1, js->env->train_labels, 1, oof, NULL, &oof_acc, err)) &&
+        !(rc = job_predict(js, js->data->test_loader, test_rows, n_test, 1, NULL, 1, test, NULL, NULL, err)))
+        rc = job_write_preds(js, epoch, oof, test, oof_acc, err);
 done:
-    free(p.oof_index);
-    free(p.oof_probs);
-    free(p.test_probs);
+    free(oof);
+    free(test);
     free(test_rows);
     return rc;
 }
@@ -676,7 +705,7 @@ static fl_code job_write_settings(job_state *js, fl_error *err)
     char *text = malloc(FL_SETTINGS_MAX);
     if (!text)
         return fl_fail(err, FL_ENOMEM, "out of memory");
-    fl_code rc = fl_settings_of_job(env->cfg, js->job->model, js->job->fold, &js->data->info, env->fingerprint,
+    fl_code rc = fl_settings_of_job(env->cfg, js->job.model, js->job.fold, &js->data->info, env->fingerprint,
                                     env->train_labels, env->train_fold, text, err);
     if (!rc)
         rc = fl_write_file_atomic(path, text, strlen(text), err);
@@ -700,44 +729,64 @@ fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, fl_error
     return rc;
 }
 
-fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
+fl_code job_init(job_state *js, const fl_job_env *env, const fl_job *job, fl_error *err)
 {
-    job_state js;
-    memset(&js, 0, sizeof js);
-    js.env = env;
-    js.job = job;
-    js.mc = &env->cfg->models[job->model];
-    js.data = env->model_data[job->model];
-    js.seed = fl_job_seed(env->cfg, job);
-    fl_job_dir(env, job, js.dir, sizeof js.dir);
-    js.group = env->group;
-    js.g_rank = env->group ? fl_group_rank(env->group) : 0;
-    js.g_size = env->group ? fl_group_size(env->group) : 1;
-    js.leader = js.g_rank == 0;
-    js.log = js.leader ? env->log : NULL;
-    js.prog.best_loss = INFINITY;
-    js.prog.best_acc = -1;
-    js.last_checkpoint = now_s();
-    js.fault_epoch = js.fault_step = -1;
+    memset(js, 0, sizeof *js);
+    js->env = env;
+    js->job = *job;
+    js->mc = &env->cfg->models[job->model];
+    js->data = env->model_data[job->model];
+    js->seed = fl_job_seed(env->cfg, job);
+    js->model_seed = fl_order_model_seed(env->cfg->seed, js->mc->name);
+    js->frozen = js->mc->freeze_backbone;
+    fl_job_dir(env, job, js->dir, sizeof js->dir);
+    js->group = env->group;
+    js->g_rank = env->group ? fl_group_rank(env->group) : 0;
+    js->g_size = env->group ? fl_group_size(env->group) : 1;
+    js->leader = js->g_rank == 0;
+    js->log = js->leader ? env->log : NULL;
+    js->prog.best_loss = INFINITY;
+    js->prog.best_acc = -1;
+    js->last_checkpoint = job_now_s();
+    js->fault_epoch = js->fault_step = -1;
     const char *fault = getenv("FOLDLINE_FAULT_NONFINITE");
     long long fe, fs;
     if (fault && sscanf(fault, "%lld:%lld", &fe, &fs) == 2) {
-        js.fault_epoch = (int)fe - 1;
-        js.fault_step = fs;
+        js->fault_epoch = (int)fe - 1;
+        js->fault_step = fs;
     }
-    fl_code rc = js.leader ? fl_mkdir_p(js.dir, err) : FL_OK;
+    fl_code rc = js->leader ? fl_mkdir_p(js->dir, err) : FL_OK;
     if (!rc)
-        rc = job_write_settings(&js, err);
+        rc = job_write_settings(js, err);
     if (!rc)
-        rc = job_split_rows(&js, err);
+        rc = job_split_rows(js, err);
     if (!rc) {
-        js.labels_buf = malloc(sizeof *js.labels_buf * (size_t)js.mc->batch);
-        js.aug = malloc(sizeof *js.aug * (size_t)js.mc->batch);
-        if (!js.labels_buf || !js.aug)
+        js->labels_buf = malloc(sizeof *js->labels_buf * (size_t)js->mc->batch);
+        js->aug = malloc(sizeof *js->aug * (size_t)js->mc->batch);
+        if (!js->labels_buf || !js->aug)
             rc = fl_fail(err, FL_ENOMEM, "out of memory");
     }
+    return rc;
+}
+
+void job_free(job_state *js)
+{
+    fl_model_free(js->model);
+    free(js->train_rows);
+    free(js->val_rows);
+    fl_order_free(&js->order);
+    free(js->labels_buf);
+    free(js->aug);
+    free(js->metrics);
+    memset(js, 0, sizeof *js);
+}
+
+fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
+{
+    job_state js;
+    fl_code rc = job_init(&js, env, job, err);
     if (!rc)
-        rc = job_model_new(&js, err);
+        rc = job_model_new(&js, NULL, err);
     if (!rc)
         rc = job_resume(&js, err);
     if (!rc)
@@ -746,11 +795,6 @@ fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
         rc = job_predict_all(&js, err);
     if (rc && !strstr(err->msg, "job "))
         fl_error_prefix(err, "job %s fold %d", js.mc->name, job->fold);
-    fl_model_free(js.model);
-    free(js.train_rows);
-    free(js.val_rows);
-    free(js.labels_buf);
-    free(js.aug);
-    free(js.metrics);
+    job_free(&js);
     return rc;
 }

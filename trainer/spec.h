@@ -64,11 +64,15 @@ typedef struct {
     int backbone_line;             /* config line of backbone (0: from --set) */
     int freeze_backbone;           /* default 0 */
     double backbone_lr_scale;      /* > 0, default 1: a trained backbone's lr is lr * this */
+    int fuse_folds;                /* frozen backbone only, default 1 then: one process trains every fold's head
+                                      from one backbone pass per batch (trainer/fused.h); results are the same */
     char head_type[16];            /* "linear" (default) | "mlp3" */
     int head_hidden;               /* mlp3 hidden width, default 1024 */
     char head_act[8];              /* "relu" (default) | "gelu" */
     int epochs;                    /* >= 1, required */
-    int batch;                     /* >= 1, default 64; the global batch */
+    int batch;                     /* >= 1, default 64; the global batch (of each fold's head when frozen:
+                                      a multiple of folds - 1, see trainer/order.h) */
+    int batch_line;                /* config line of batch (0: default or --set) */
     char optimizer[8];             /* "adam" (default) | "adamw" | "sgd" */
     double lr;                     /* > 0, default 1e-3 */
     double weight_decay;           /* >= 0, default 0 */
@@ -114,6 +118,9 @@ typedef struct {
     int mean_line, std_line;
     char data_cache[16];           /* "none" (default): read batches from the file; "memory": load it whole */
     char data_verify[16];          /* "full" (default): every image's checksum before training; "open": the seal only */
+    char feature_cache[16];        /* frozen backbones' un-augmented features: "auto" (default): in memory up to
+                                      feature_cache_mb, else a scratch HDF5 file; "memory"; "file"; "none" */
+    double feature_cache_mb;       /* default 4096 */
     /* folds */
     int n_folds_use;               /* 0 when absent: every fold of the data file */
     int folds_use[FL_MAX_FOLDS];

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`foldline train` with backbone = "torchscript:PATH", end to end on a small data file:
-a traced module frozen (its tensors come out of training unchanged) and a scripted one
-trained, each found relative to the config file's folder; and every way a module is
+a traced module frozen (its checkpoints hold the head alone; its predictions are the module's
+features through that head, computed again in torch) and a scripted one trained, each found relative to the config file's folder; and every way a module is
 refused before any job starts, in one line naming the config file, line and key (the
 config-only errors, an empty path or a bad backbone_lr_scale, are tests/unit/test_config.c's).
 
@@ -9,6 +9,9 @@ The modules are written with Debian's python3-torch; skipped (77) without it."""
 import os
 import sys
 import unittest
+
+import h5py
+import numpy as np
 
 try:
     import torch
@@ -128,15 +131,24 @@ class TorchScriptTrain(TempDirTest):
                       % os.path.join(self.path("cfg"), "tiny.pt"), out)
         self.assertIn("model trained: TorchScript backbone %s, (B, 1, 16, 16) -> (B, 16) features, trained at "
                       "lr x 0.5" % os.path.join(self.path("cfg"), "scripted.pt"), out)
-        # Frozen: every backbone tensor of every checkpoint as exported, batch-norm
-        # statistics too (eval mode).
-        want = tensors_of(self.tiny)
+        # Frozen: the checkpoints hold the head alone (the module file gives the backbone back),
+        # and the predictions are the exported module's features through that head: an
+        # independent forward pass in torch of every OOF row and test row.
+        with h5py.File(self.data) as f:
+            train_x, test_x = f["train/images"][:], f["test/images"][:]
         for k in (0, 1):
             for ckpt in ("last", "best_acc", "best_loss"):
-                saved = checkpoint_backbone(self.path("runs", "t", "frozen", "fold%d" % k, ckpt + ".pt"))
-                self.assertEqual(set(saved), set(want))
-                for name, t in want.items():
-                    self.assertTrue(torch.equal(saved[name], t), (k, ckpt, name))
+                path = self.path("runs", "t", "frozen", "fold%d" % k, ckpt + ".pt")
+                self.assertEqual(checkpoint_backbone(path), {})
+            with h5py.File(self.path("runs", "t", "frozen", "fold%d" % k, "preds.h5")) as f:
+                rows, oof, test, which = f["oof/index"][:], f["oof/probs"][:], f["test/probs"][:], f.attrs["checkpoint"]
+            head = tensors_of(torch.jit.load(self.path("runs", "t", "frozen", "fold%d" % k, "%s.pt" % which),
+                                             map_location="cpu"))
+            for x, want in ((train_x[rows], oof), (test_x, test)):
+                with torch.no_grad():
+                    feats = self.tiny((torch.from_numpy(x).float() / 255 - 0.5) / 0.25)
+                    probs = torch.softmax(feats @ head["net.head.0.weight"].T + head["net.head.0.bias"], 1)
+                np.testing.assert_allclose(want, probs.numpy(), rtol=0, atol=1e-5)
         # Trained: weights and batch-norm statistics (train mode) moved.
         saved = checkpoint_backbone(self.path("runs", "t", "trained", "fold0", "last.pt"))
         start = tensors_of(self.scripted)

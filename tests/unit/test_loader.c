@@ -1,10 +1,12 @@
 /* test_loader.c -- the prefetching batch loader returns exactly the rows it
- * was asked for, in order, from the file or from the memory cache. */
+ * was asked for, in order, from the file or from the memory cache; and the
+ * feature cache returns the rows it was given, from memory or its file. */
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "dataset/datafile.h"
+#include "dataset/featcache.h"
 #include "dataset/loader.h"
 
 #define N 103
@@ -169,6 +171,75 @@ static void test_shards_tile_every_batch_exactly_once(void)
     }
 }
 
+/* Batches of any size (some empty), sharded: each shard of batch b holds
+ * exactly its rows, and empty batches come back with B = 0. */
+static void test_batches_of_any_size_and_empty_ones(void)
+{
+    int64_t rows[N], ends[6] = {10, 10, 47, 48, 48, N};
+    for (int i = 0; i < N; i++)
+        rows[i] = (i * 41) % N;
+    for (int cache = 0; cache < 2; cache++)
+        for (int n_shards = 1; n_shards <= 3; n_shards++)
+            for (int shard = 0; shard < n_shards; shard++) {
+                fl_loader *ld;
+                fl_error err;
+                CHECK(fl_loader_open(path, FL_SPLIT_TRAIN, cache, &ld, &err) == FL_OK);
+                CHECK(fl_loader_start_batches(ld, rows, N, ends, 6, shard, n_shards, &err) == FL_OK);
+                const uint8_t *x;
+                int B, got;
+                int64_t first;
+                for (int b = 0; b < 6; b++) {
+                    int64_t lo = b ? ends[b - 1] : 0, len = ends[b] - lo;
+                    CHECK((got = fl_loader_next(ld, &x, &B, &first, &err)) == 1);
+                    if (got != 1)
+                        break;
+                    CHECK(first == lo + len * shard / n_shards);
+                    CHECK(B == (int)(lo + len * (shard + 1) / n_shards - first));
+                    for (int i = 0; i < B; i++)
+                        CHECK(row_ok(x + (size_t)i * 60, rows[first + i]));
+                }
+                CHECK(fl_loader_next(ld, &x, &B, &first, &err) == 0);
+                int64_t bad[2] = {50, 40};
+                CHECK(fl_loader_start_batches(ld, rows, N, bad, 2, 0, 1, &err) == FL_EINTERNAL); /* not ascending */
+                fl_loader_close(ld);
+            }
+}
+
+/* The feature cache: rows put in blocks come back by row, in any order, the
+ * same from memory and from the scratch file, which is gone after close. */
+static void test_feature_cache_memory_and_file(void)
+{
+    enum { R = 37, D = 5 };
+    float src[R * D], got[2][R * D];
+    for (int i = 0; i < R * D; i++)
+        src[i] = (float)i * 0.25f - 3.0f;
+    int64_t order[R];
+    for (int i = 0; i < R; i++)
+        order[i] = (i * 11) % R;
+    order[3] = order[4] = 7; /* repeats are fine */
+    char file[64];
+    snprintf(file, sizeof file, "/tmp/fl_featcache_%d.h5", (int)getpid());
+    for (int in_file = 0; in_file < 2; in_file++) {
+        fl_featcache *c;
+        fl_error err;
+        CHECK(fl_featcache_open(in_file ? file : NULL, R, D, &c, &err) == FL_OK);
+        CHECK(fl_featcache_in_file(c) == in_file);
+        CHECK(fl_featcache_put(c, 0, 20, src, &err) == FL_OK);
+        CHECK(fl_featcache_put(c, 20, R - 20, src + 20 * D, &err) == FL_OK);
+        CHECK(fl_featcache_put(c, 30, 10, src, &err) == FL_EINTERNAL); /* past the end */
+        CHECK(fl_featcache_get(c, order, R, got[in_file], &err) == FL_OK);
+        for (int i = 0; i < R; i++)
+            CHECK(memcmp(got[in_file] + i * D, src + order[i] * D, sizeof(float) * D) == 0);
+        CHECK(access(file, F_OK) == (in_file ? 0 : -1));
+        fl_featcache_close(c);
+        CHECK(access(file, F_OK) == -1);
+    }
+    fl_featcache *c;
+    fl_error err;
+    CHECK(fl_featcache_open("/nonexistent/dir/f.h5", R, D, &c, &err) == FL_EIO);
+    CHECK(strstr(err.msg, "/nonexistent/dir/f.h5") != NULL);
+}
+
 static void test_missing_file_is_named(void)
 {
     fl_loader *ld;
@@ -185,6 +256,8 @@ int main(void)
     RUN(test_restart_mid_epoch_starts_over);
     RUN(test_test_split_and_bad_rows);
     RUN(test_shards_tile_every_batch_exactly_once);
+    RUN(test_batches_of_any_size_and_empty_ones);
+    RUN(test_feature_cache_memory_and_file);
     RUN(test_missing_file_is_named);
     unlink(path);
     return check_summary();

@@ -57,7 +57,9 @@ typedef struct {
     double clip_grad_norm;    /* 0 = off */
     double label_smoothing;   /* 0 = plain cross-entropy */
     float mean[3], std[3];    /* per channel, on the 0..1 scale */
-    uint64_t seed;            /* weight initialisation */
+    uint64_t seed;            /* weight initialisation (of the head alone when backbone_seed or backbone_of is set) */
+    uint64_t backbone_seed;   /* frozen backbone: its weights from this seed, the head's from seed (0: both from seed) */
+    const struct fl_model *backbone_of; /* frozen backbone: share this model's (the same module, one copy in memory) */
     const char *device;       /* "cpu", "cuda", "cuda:N" */
 } fl_model_spec;              /* NULL head_type, head_act, optimizer, device: "linear", "relu", "adam", "cpu" */
 
@@ -148,7 +150,12 @@ typedef struct {
 
 /* Builds the model on spec->device. Seeds libtorch's global CPU generator
  * with spec->seed first, so that two models of the same spec start from the
- * same weights (on any device: weights are drawn on the CPU). Unknown names
+ * same weights (on any device: weights are drawn on the CPU). A frozen
+ * backbone may come from spec->backbone_seed instead (the folds of a frozen
+ * model share one backbone, each has its own head), or be the very module of
+ * another model, spec->backbone_of, which must be frozen too and have the
+ * same backbone, channels and image size; it must outlive this model's use
+ * of it only as long as neither is freed (the module is reference-counted). Unknown names
  * and bad numbers are FL_EINPUT, naming the value and what is allowed.
  *
  * "torchscript:PATH" loads a TorchScript module (torch.jit.script or
@@ -210,6 +217,31 @@ fl_code fl_model_predict(fl_model *m, const uint8_t *x, int B, const int *tta, i
  * D = fl_model_feature_dim(m). */
 fl_code fl_model_features(fl_model *m, const uint8_t *x, int B, float *feats, fl_error *err);
 
+/* ---- a frozen backbone's features, shared by several heads -----------------
+ * The folds of a frozen model differ only in their heads: one backbone pass
+ * per batch feeds them all (trainer/fused.c). These three calls split
+ * fl_model_forward_backward and fl_model_predict at the features, on host
+ * float32 buffers: a head given the features fl_model_embed computed gets
+ * what the whole model computes from the images (up to float rounding, as
+ * the backbone sees other batches). */
+
+/* The features (B, D) into feats of x with the training augmentation aug
+ * (NULL: none) or, view >= 0, the test-time view (0 hflip, 1 vflip; aug must
+ * be NULL), computed as fl_model_forward_backward and fl_model_predict do
+ * (backbone in eval mode, no grad). The model's backbone must be frozen. */
+fl_code fl_model_embed(fl_model *m, const uint8_t *x, int B, const fl_augment *aug, int view, float *feats,
+                       fl_error *err);
+
+/* fl_model_forward_backward from features (B, D) instead of images. */
+fl_code fl_model_head_forward_backward(fl_model *m, const float *feats, const int32_t *y, int B, double loss_scale,
+                                       double *loss_sum, int *correct, fl_error *err);
+
+/* fl_model_predict from features: views[0] the plain view's (B, D), then one
+ * per test-time view in fl_model_predict's order; the softmax averaged over
+ * the n_views the same way. */
+fl_code fl_model_head_predict(fl_model *m, const float *const *views, int n_views, int B, const int32_t *y,
+                              float *probs, double *loss_sum, int *correct, fl_error *err);
+
 /* Model and optimizer state (parameters, buffers, optimizer moments, lr) to
  * and from a file, with the caller's `job` text (its progress: epoch, step,
  * best metrics) saved beside them (NULL: none; on load, job receives it, ""
@@ -248,9 +280,16 @@ typedef fl_code (*fl_flat_collective_fn)(float *buf, int64_t count, void *ctx, f
  * device's current CUDA stream (fl_model_cuda_stream). */
 fl_code fl_model_grads_reduce(fl_model *m, int host, fl_flat_collective_fn fn, void *ctx, fl_error *err);
 
+/* The same for n models at once (the heads of a fold-fused job), in one
+ * buffer and one call, models in the given order; all on one device. */
+fl_code fl_models_grads_reduce(fl_model *const *ms, int n, int host, fl_flat_collective_fn fn, void *ctx,
+                               fl_error *err);
+
 /* What fl_model_state_broadcast sends: parameters (all of them, trainable or
  * not) and floating-point buffers (batch-norm running means and variances;
- * integer buffers such as num_batches_tracked stay as they are). */
+ * integer buffers such as num_batches_tracked stay as they are). A frozen
+ * backbone's are left out: they never change, and every rank builds the same
+ * (from the seed or the TorchScript file). */
 enum { FL_STATE_PARAMS = 1, FL_STATE_BUFFERS = 2 };
 
 /* Like fl_model_grads_reduce, for the tensors `what` names: packs them, calls

@@ -140,15 +140,30 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
         return rc;
 
     // Weights are drawn on the CPU from a seeded generator, then moved. A
-    // TorchScript module is read straight onto the device.
-    torch::manual_seed(s.seed);
+    // TorchScript module is read straight onto the device. A frozen backbone
+    // may be another model's (one module for all the folds' heads), or drawn
+    // from its own seed.
     std::shared_ptr<BackboneImpl> backbone;
-    if (is_torchscript(m->backbone_name)) {
-        const std::string path = m->backbone_name.substr(std::strlen(kTorchScriptPrefix));
-        if (fl_code rc = torchscript_backbone_new(path, m->device, m->in_channels, m->height, m->width, &backbone, err))
-            return rc;
+    if (s.backbone_of) {
+        const fl_model &o = *s.backbone_of;
+        if (!o.freeze_backbone || !m->freeze_backbone || o.backbone_name != m->backbone_name ||
+            o.in_channels != m->in_channels || o.height != m->height || o.width != m->width || o.device != m->device)
+            return fl_fail(err, FL_EINTERNAL, "a model shares only the frozen backbone of a model of the same backbone, "
+                                              "images and device");
+        backbone = o.net->backbone;
+        torch::manual_seed(s.seed);
     } else {
-        backbone = backbone_new(m->backbone_name, m->in_channels, m->height, m->width);
+        torch::manual_seed(s.backbone_seed ? s.backbone_seed : s.seed);
+        if (is_torchscript(m->backbone_name)) {
+            const std::string path = m->backbone_name.substr(std::strlen(kTorchScriptPrefix));
+            if (fl_code rc =
+                    torchscript_backbone_new(path, m->device, m->in_channels, m->height, m->width, &backbone, err))
+                return rc;
+        } else {
+            backbone = backbone_new(m->backbone_name, m->in_channels, m->height, m->width);
+        }
+        if (s.backbone_seed)
+            torch::manual_seed(s.seed);
     }
     torch::nn::Sequential head =
         head_new(m->head_type, backbone->feature_dim(), m->head_hidden, m->head_act, m->num_classes);
@@ -207,23 +222,22 @@ void copy_to_host(const torch::Tensor &t, float *out)
     std::memcpy(out, h.data_ptr<float>(), sizeof(float) * (size_t)h.numel());
 }
 
-void forward_backward(fl_model &m, const uint8_t *x, const int32_t *y, int B, const fl_augment *aug, double scale,
-                      double *loss_sum, int *correct)
+void step(fl_model &m)
 {
-    m.net->train();
-    if (m.freeze_backbone)
-        m.net->backbone->eval(); // batch-norm statistics stay as they are
-    torch::Tensor xb = images_to_device(x, B, m.in_channels, m.height, m.width, m.device); // (B, C, H, W)
-    if (aug)
-        images_augment(xb, aug);
-    xb = images_normalise(xb, m.mean, m.std);
-    torch::Tensor feats; // (B, D)
-    if (m.freeze_backbone) {
-        torch::NoGradGuard no_grad;
-        feats = m.net->backbone->forward(xb);
-    } else {
-        feats = m.net->backbone->forward(xb);
-    }
+    if (m.clip_grad_norm > 0)
+        torch::nn::utils::clip_grad_norm_(m.trainable, m.clip_grad_norm);
+    m.opt->step();
+    // Gradients go back to undefined rather than zero: the same in libtorch
+    // 1.13 and 2.x, and what a freshly loaded model has.
+    for (auto &p : m.trainable)
+        p.mutable_grad() = torch::Tensor();
+}
+
+// The head's loss and accuracy on features (B, D): the second half of
+// forward_backward.
+void head_backward(fl_model &m, const torch::Tensor &feats, const int32_t *y, int B, double scale, double *loss_sum,
+                   int *correct)
+{
     torch::Tensor logits = m.net->head->forward(feats); // (B, num_classes)
     torch::Tensor yt = labels_to_device(y, B, m.device);
     torch::Tensor rows = cross_entropy_rows(logits, yt, m.label_smoothing); // (B)
@@ -237,15 +251,41 @@ void forward_backward(fl_model &m, const uint8_t *x, const int32_t *y, int B, co
         *correct = (int)stats[1].item<double>();
 }
 
-void step(fl_model &m)
+// Images (B, C, H, W) uint8 on the host -> normalised float on the device,
+// with the training augmentation (aug) or a test-time flip (view >= 0).
+torch::Tensor model_input(fl_model &m, const uint8_t *x, int B, const fl_augment *aug, int view)
 {
-    if (m.clip_grad_norm > 0)
-        torch::nn::utils::clip_grad_norm_(m.trainable, m.clip_grad_norm);
-    m.opt->step();
-    // Gradients go back to undefined rather than zero: the same in libtorch
-    // 1.13 and 2.x, and what a freshly loaded model has.
-    for (auto &p : m.trainable)
-        p.mutable_grad() = torch::Tensor();
+    torch::Tensor xb = images_to_device(x, B, m.in_channels, m.height, m.width, m.device);
+    if (aug)
+        images_augment(xb, aug);
+    xb = images_normalise(xb, m.mean, m.std);
+    if (view >= 0)
+        xb = xb.flip({view == FL_TTA_HFLIP ? 3 : 2});
+    return xb;
+}
+
+// Host float32 (B, D) -> device tensor.
+torch::Tensor feats_to_device(const fl_model &m, const float *feats, int B)
+{
+    const int64_t D = m.net->backbone->feature_dim();
+    return torch::from_blob(const_cast<float *>(feats), {B, D}, torch::kFloat32).to(m.device);
+}
+
+void forward_backward(fl_model &m, const uint8_t *x, const int32_t *y, int B, const fl_augment *aug, double scale,
+                      double *loss_sum, int *correct)
+{
+    m.net->train();
+    if (m.freeze_backbone)
+        m.net->backbone->eval(); // batch-norm statistics stay as they are
+    torch::Tensor xb = model_input(m, x, B, aug, -1); // (B, C, H, W)
+    torch::Tensor feats; // (B, D)
+    if (m.freeze_backbone) {
+        torch::NoGradGuard no_grad;
+        feats = m.net->backbone->forward(xb);
+    } else {
+        feats = m.net->backbone->forward(xb);
+    }
+    head_backward(m, feats, y, B, scale, loss_sum, correct);
 }
 
 // Mean of the softmax over the plain view and the flipped views (B, C), on host.
@@ -253,8 +293,7 @@ void predict(fl_model &m, const uint8_t *x, int B, const int *tta, int n_tta, fl
 {
     m.net->eval();
     torch::NoGradGuard no_grad;
-    torch::Tensor xb = images_to_device(x, B, m.in_channels, m.height, m.width, m.device);
-    xb = images_normalise(xb, m.mean, m.std);                                    // (B, C, H, W)
+    torch::Tensor xb = model_input(m, x, B, nullptr, -1);                       // (B, C, H, W)
     torch::Tensor p = torch::softmax(m.net->forward(xb).to(torch::kFloat32), 1); // (B, num_classes)
     for (int t = 0; t < n_tta; t++) {
         torch::Tensor view = xb.flip({tta[t] == FL_TTA_HFLIP ? 3 : 2});
@@ -263,6 +302,41 @@ void predict(fl_model &m, const uint8_t *x, int B, const int *tta, int n_tta, fl
     if (n_tta > 0)
         p = p / (double)(n_tta + 1);
     copy_to_host(p, probs);
+}
+
+// predict's average from the views' features.
+void head_predict(fl_model &m, const float *const *views, int n_views, int B, float *probs)
+{
+    m.net->eval();
+    torch::NoGradGuard no_grad;
+    torch::Tensor p = torch::softmax(m.net->head->forward(feats_to_device(m, views[0], B)).to(torch::kFloat32), 1);
+    for (int t = 1; t < n_views; t++)
+        p = p + torch::softmax(m.net->head->forward(feats_to_device(m, views[t], B)).to(torch::kFloat32), 1);
+    if (n_views > 1)
+        p = p / (double)n_views;
+    copy_to_host(p, probs);
+}
+
+// Loss and accuracy of averaged probabilities (B, C) on the host; ties go to
+// the lowest class id, as in the votes.
+void probs_score(const fl_model &m, const float *probs, int B, const int32_t *y, double *loss_sum, int *correct)
+{
+    const int64_t C = m.num_classes;
+    double loss = 0;
+    int hits = 0;
+    for (int i = 0; y && i < B; i++) {
+        const float *row = probs + (size_t)i * C;
+        int64_t best = 0;
+        for (int64_t c = 1; c < C; c++)
+            if (row[c] > row[best])
+                best = c;
+        hits += best == y[i];
+        loss -= std::log(std::max((double)row[y[i]], 1e-12));
+    }
+    if (loss_sum)
+        *loss_sum = loss;
+    if (correct)
+        *correct = hits;
 }
 
 } // namespace
@@ -307,6 +381,8 @@ extern "C" fl_code fl_model_new(const fl_model_spec *spec, fl_model **out, fl_er
     *out = nullptr;
     if (fl_code rc = check_spec(*spec, err))
         return rc;
+    if ((spec->backbone_seed || spec->backbone_of) && !spec->freeze_backbone)
+        return fl_fail(err, FL_EINPUT, "backbone_seed and backbone_of are for a frozen backbone only");
     FL_TORCH_GUARD(err, return model_new(*spec, out, err));
 }
 
@@ -403,24 +479,7 @@ extern "C" fl_code fl_model_predict(fl_model *m, const uint8_t *x, int B, const 
             return fl_fail(err, FL_EINPUT, "test-time view %d: expected 0 (hflip) or 1 (vflip)", tta[t]);
     FL_TORCH_GUARD(err, {
         predict(*m, x, B, tta, n_tta, probs);
-        // Loss and accuracy of the averaged probabilities, on the host; ties
-        // go to the lowest class id, as in the votes.
-        const int64_t C = m->num_classes;
-        double loss = 0;
-        int hits = 0;
-        for (int i = 0; y && i < B; i++) {
-            const float *row = probs + (size_t)i * C;
-            int64_t best = 0;
-            for (int64_t c = 1; c < C; c++)
-                if (row[c] > row[best])
-                    best = c;
-            hits += best == y[i];
-            loss -= std::log(std::max((double)row[y[i]], 1e-12));
-        }
-        if (loss_sum)
-            *loss_sum = loss;
-        if (correct)
-            *correct = hits;
+        probs_score(*m, probs, B, y, loss_sum, correct);
     });
 }
 
@@ -435,6 +494,53 @@ extern "C" fl_code fl_model_features(fl_model *m, const uint8_t *x, int B, float
         torch::NoGradGuard no_grad;
         torch::Tensor xb = images_to_device(x, B, m->in_channels, m->height, m->width, m->device);
         copy_to_host(m->net->backbone->forward(images_normalise(xb, m->mean, m->std)), feats); // (B, D)
+    });
+}
+
+extern "C" fl_code fl_model_embed(fl_model *m, const uint8_t *x, int B, const fl_augment *aug, int view, float *feats,
+                                  fl_error *err)
+{
+    if (fl_code rc = check_batch(*m, x, B, nullptr, err))
+        return rc;
+    if (!feats || !m->freeze_backbone || view < -1 || view > FL_TTA_VFLIP || (aug && view >= 0))
+        return fl_fail(err, FL_EINTERNAL, "embed: expected a frozen backbone, a buffer, and aug or a view (%d)", view);
+    std::string why;
+    if (aug && !images_augment_valid(aug, B, &why))
+        return fl_fail(err, FL_EINPUT, "embed: %s", why.c_str());
+    FL_TORCH_GUARD(err, {
+        m->net->backbone->eval();
+        torch::NoGradGuard no_grad;
+        copy_to_host(m->net->backbone->forward(model_input(*m, x, B, aug, view)), feats); // (B, D)
+    });
+}
+
+extern "C" fl_code fl_model_head_forward_backward(fl_model *m, const float *feats, const int32_t *y, int B,
+                                                  double loss_scale, double *loss_sum, int *correct, fl_error *err)
+{
+    if (!y)
+        return fl_fail(err, FL_EINPUT, "head_forward_backward: labels must not be NULL");
+    if (fl_code rc = check_batch(*m, feats, B, y, err))
+        return rc;
+    if (!std::isfinite(loss_scale))
+        return fl_fail(err, FL_EINPUT, "loss_scale %g: expected a finite number", loss_scale);
+    FL_TORCH_GUARD(err, {
+        m->net->head->train();
+        head_backward(*m, feats_to_device(*m, feats, B), y, B, loss_scale, loss_sum, correct);
+    });
+}
+
+extern "C" fl_code fl_model_head_predict(fl_model *m, const float *const *views, int n_views, int B, const int32_t *y,
+                                         float *probs, double *loss_sum, int *correct, fl_error *err)
+{
+    if (!views || n_views < 1 || n_views > 1 + FL_MAX_TTA || !probs)
+        return fl_fail(err, FL_EINPUT, "head_predict: expected 1 to %d views and a probs buffer (got %d)",
+                       1 + FL_MAX_TTA, n_views);
+    for (int t = 0; t < n_views; t++)
+        if (fl_code rc = check_batch(*m, views[t], B, t ? nullptr : y, err))
+            return rc;
+    FL_TORCH_GUARD(err, {
+        head_predict(*m, views, n_views, B, probs);
+        probs_score(*m, probs, B, y, loss_sum, correct);
     });
 }
 

@@ -38,46 +38,54 @@ fl_code run_collective(torch::Tensor &flat, bool host, fl_flat_collective_fn fn,
     return FL_OK;
 }
 
-fl_code grads_reduce(fl_model &m, bool host, fl_flat_collective_fn fn, void *ctx, fl_error *err)
+// The gradients of the trainable parameters of models ms, in that order, in
+// one buffer (the first model's) and one collective.
+fl_code grads_reduce(fl_model *const *ms, int n, bool host, fl_flat_collective_fn fn, void *ctx, fl_error *err)
 {
     torch::NoGradGuard no_grad;
     int64_t count = 0;
-    for (const auto &p : m.trainable)
-        count += p.numel();
+    for (int i = 0; i < n; i++)
+        for (const auto &p : ms[i]->trainable)
+            count += p.numel();
     if (count == 0)
         return FL_OK;
-    torch::Tensor &flat = flat_buffer(m, count);
+    torch::Tensor &flat = flat_buffer(*ms[0], count);
     int64_t off = 0;
-    for (const auto &p : m.trainable) {
-        torch::Tensor dst = flat.narrow(0, off, p.numel());
-        if (p.grad().defined())
-            dst.copy_(p.grad().reshape({-1}));
-        else
-            dst.zero_(); // a rank whose shard was empty, or a parameter the loss did not reach
-        off += p.numel();
-    }
+    for (int i = 0; i < n; i++)
+        for (const auto &p : ms[i]->trainable) {
+            torch::Tensor dst = flat.narrow(0, off, p.numel());
+            if (p.grad().defined())
+                dst.copy_(p.grad().reshape({-1}));
+            else
+                dst.zero_(); // a rank whose shard was empty, or a parameter the loss did not reach
+            off += p.numel();
+        }
     if (fl_code rc = run_collective(flat, host, fn, ctx, err))
         return rc;
     off = 0;
-    for (auto &p : m.trainable) {
-        torch::Tensor src = flat.narrow(0, off, p.numel()).view(p.sizes());
-        if (p.grad().defined())
-            p.mutable_grad().copy_(src);
-        else
-            p.mutable_grad() = src.clone();
-        off += p.numel();
-    }
+    for (int i = 0; i < n; i++)
+        for (auto &p : ms[i]->trainable) {
+            torch::Tensor src = flat.narrow(0, off, p.numel()).view(p.sizes());
+            if (p.grad().defined())
+                p.mutable_grad().copy_(src);
+            else
+                p.mutable_grad() = src.clone();
+            off += p.numel();
+        }
     return FL_OK;
 }
 
+// A frozen backbone's tensors never change and every rank builds the same:
+// only the head's travel then.
 std::vector<torch::Tensor> state_tensors(fl_model &m, int what)
 {
     std::vector<torch::Tensor> v;
+    torch::nn::Module &mod = m.freeze_backbone ? static_cast<torch::nn::Module &>(*m.net->head) : *m.net;
     if (what & FL_STATE_PARAMS)
-        for (const auto &p : m.net->parameters())
+        for (const auto &p : mod.parameters())
             v.push_back(p);
     if (what & FL_STATE_BUFFERS)
-        for (const auto &b : m.net->buffers())
+        for (const auto &b : mod.buffers())
             if (b.is_floating_point())
                 v.push_back(b);
     return v;
@@ -117,7 +125,18 @@ extern "C" fl_code fl_model_grads_reduce(fl_model *m, int host, fl_flat_collecti
 {
     if (!m || !fn)
         return fl_fail(err, FL_EINTERNAL, "fl_model_grads_reduce: model and fn must not be NULL");
-    FL_TORCH_GUARD(err, return grads_reduce(*m, host != 0, fn, ctx, err));
+    FL_TORCH_GUARD(err, return grads_reduce(&m, 1, host != 0, fn, ctx, err));
+}
+
+extern "C" fl_code fl_models_grads_reduce(fl_model *const *ms, int n, int host, fl_flat_collective_fn fn, void *ctx,
+                                          fl_error *err)
+{
+    if (!ms || n < 1 || !fn)
+        return fl_fail(err, FL_EINTERNAL, "fl_models_grads_reduce: models and fn must be given");
+    for (int i = 0; i < n; i++)
+        if (!ms[i] || ms[i]->device != ms[0]->device)
+            return fl_fail(err, FL_EINTERNAL, "fl_models_grads_reduce: model %d missing or on another device", i);
+    FL_TORCH_GUARD(err, return grads_reduce(ms, n, host != 0, fn, ctx, err));
 }
 
 extern "C" fl_code fl_model_state_broadcast(fl_model *m, int what, int host, fl_flat_collective_fn fn, void *ctx,

@@ -10,7 +10,9 @@
 //   lr         the learning rate of every parameter group
 //   net        backbone.* and head.* tensors, torchvision's names below them
 //              (a TorchScript backbone: the module's own names, parameters
-//              and buffers alike)
+//              and buffers alike); a frozen backbone's are left out (they
+//              never change: the seed or the TorchScript file gives them
+//              back), so that net holds head.* only
 //   optimizer  libtorch's own optimizer archive
 //   job        the caller's text (trainer/job.c: epoch, step, best metrics,
 //              metrics.csv so far), optional
@@ -68,7 +70,13 @@ fl_code save(fl_model &m, const char *path, const char *job, fl_error *err)
         ar.write("job", c10::IValue(std::string(job)));
     ar.write("signature", c10::IValue(model_signature(m)));
     ar.write("lr", c10::IValue(m.lr));
-    m.net->save(net_ar);
+    if (m.freeze_backbone) { // under the same names as the whole net's, without backbone.*
+        torch::serialize::OutputArchive head_ar;
+        m.net->head->save(head_ar);
+        net_ar.write("head", head_ar);
+    } else {
+        m.net->save(net_ar);
+    }
     ar.write("net", net_ar);
     m.opt->save(opt_ar);
     ar.write("optimizer", opt_ar);
@@ -118,7 +126,13 @@ fl_code load(fl_model &m, const char *path, const void *bytes, size_t n, bool wi
         return fl_fail(err, FL_EINPUT, "model file %s holds a different model: %s; this model: %s", path,
                        signature.toStringRef().c_str(), model_signature(m).c_str());
     ar.read("net", net_ar);
-    m.net->load(net_ar);
+    if (m.freeze_backbone) {
+        torch::serialize::InputArchive head_ar;
+        net_ar.read("head", head_ar);
+        m.net->head->load(head_ar);
+    } else {
+        m.net->load(net_ar);
+    }
     if (job && job_size) {
         c10::IValue text;
         job[0] = '\0';

@@ -1,0 +1,810 @@
+/* fused.c -- see fused.h.
+ *
+ * The heads are the folds' own job_states (trainer/job_internal.h): head 0's
+ * model owns the backbone, the others share it (fl_model_spec.backbone_of).
+ * A step of the fused job is one batch of the model's shared order: every
+ * rank embeds its contiguous shard of the batch once, then each head runs
+ * forward and backward on the shard's rows outside its fold, scaled by their
+ * share of that head's rows in the whole batch. The group agrees on stop,
+ * checkpoint and non-finite flags (one sum), and sums every stepping head's
+ * gradients in one all-reduce. Heads resumed at different points (a stop
+ * between two heads' last.pt renames) simply sit out the batches they have
+ * already trained.
+ */
+#include "trainer/fused.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset/featcache.h"
+#include "dist/stop.h"
+#include "trainer/augment.h"
+#include "trainer/job_internal.h"
+#include "trainer/schedule.h"
+
+typedef struct {
+    const fl_job_env *env;
+    const fl_model_cfg *mc;
+    const fl_job_data *data;
+    int n;                   /* heads */
+    job_state *js;           /* (n) one per fold, in the order given */
+    fl_model **models;       /* (n) js[i].model */
+    int head_of_fold[FL_MAX_FOLDS]; /* fold -> head index, -1 for a fold without one */
+    int K, D, C;             /* the data file's folds, feature width, classes */
+    int64_t N;               /* train rows */
+    fl_group *group;
+    int g_rank, g_size, leader;
+    FILE *log;
+    fl_featcache *cache;     /* plain features of the train rows, or NULL */
+    uint8_t *cached;         /* (N) 1 where the cache holds the row */
+    /* Buffers for a rank's shard of a batch (cap rows). */
+    int64_t cap;
+    float *feats, *sel;      /* (cap, D) */
+    float *views[1 + FL_MAX_TTA];   /* (cap, D) each: the test-time views' features */
+    float *sel_views[1 + FL_MAX_TTA];
+    float *probs;            /* (cap, C) */
+    int32_t *labels;         /* (cap) */
+    fl_augment *aug;         /* (cap) */
+    int64_t embedded;        /* images (per view) through the backbone on this rank */
+    int first_epoch[FL_MAX_FOLDS]; /* each head's epoch when the job started */
+} fused_state;
+
+static fl_code fused_oom(fl_error *err)
+{
+    return fl_fail(err, FL_ENOMEM, "out of memory");
+}
+
+/* "0,1,2" of the heads' folds, for messages. */
+static void fused_folds_text(const fused_state *f, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < f->n && len + 12 < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%d", i ? "," : "", f->js[i].job.fold);
+}
+
+/* The rank's contiguous shard [*lo, *hi) of the positions [a, b). */
+static void fused_shard(const fused_state *f, int64_t a, int64_t b, int64_t *lo, int64_t *hi)
+{
+    *lo = a + (b - a) * f->g_rank / f->g_size;
+    *hi = a + (b - a) * (f->g_rank + 1) / f->g_size;
+}
+
+/* The features (B, D) of images x into out, with the training augmentation
+ * aug or the test-time view (-1: plain); nothing for an empty shard. */
+static fl_code fused_embed(fused_state *f, const uint8_t *x, int B, const fl_augment *aug, int view, float *out,
+                           fl_error *err)
+{
+    f->embedded += B;
+    return B ? fl_model_embed(f->models[0], x, B, aug, view, out, err) : FL_OK;
+}
+
+/* ---- the feature cache ------------------------------------------------------ */
+
+/* Fills the cache with the plain features of rows (n, ascending): each rank
+ * embeds its shard of every batch, the leader gathers them and sends the
+ * whole batch to every rank, so each holds every row. */
+static fl_code fused_cache_fill(fused_state *f, const int64_t *rows, int64_t n, fl_error *err)
+{
+    int64_t chunk = f->cap * f->g_size;
+    float *all = malloc(sizeof *all * (size_t)chunk * f->D);
+    if (!all)
+        return fused_oom(err);
+    fl_loader *ld = f->data->train_loader;
+    fl_code rc = fl_loader_start_shard(ld, rows, n, (int)chunk, f->g_rank, f->g_size, err);
+    const uint8_t *x;
+    int B, got = 0;
+    int64_t first, pos = 0;
+    while (!rc && (got = fl_loader_next(ld, &x, &B, &first, err)) == 1) {
+        int64_t len = n - pos < chunk ? n - pos : chunk;
+        rc = fused_embed(f, x, B, NULL, -1, f->feats, err);
+        if (!rc && f->g_size > 1) {
+            rc = fl_group_gather_rows(f->group, f->feats, all, len, f->D, err);
+            if (!rc)
+                rc = fl_group_bcast_host(f->group, all, sizeof *all * (size_t)len * f->D, err);
+        } else if (!rc) {
+            memcpy(all, f->feats, sizeof *all * (size_t)len * f->D);
+        }
+        for (int64_t i = 0; i < len && !rc; i++) { /* runs of consecutive rows in one put */
+            int64_t j = i + 1;
+            while (j < len && rows[pos + j] == rows[pos + j - 1] + 1)
+                j++;
+            rc = fl_featcache_put(f->cache, rows[pos + i], j - i, all + (size_t)i * f->D, err);
+            for (int64_t k = i; k < j; k++)
+                f->cached[rows[pos + k]] = 1;
+            i = j - 1;
+        }
+        pos += len;
+        fl_jobq_progress(f->env->queue);
+    }
+    if (!rc && got < 0)
+        rc = err->code;
+    free(all);
+    return rc;
+}
+
+/* Opens the cache as data.feature_cache says and fills it with the rows the
+ * rest of the job reads un-augmented: every row when an epoch still to come
+ * has no augmentation, else the heads' validation rows. */
+static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
+{
+    const fl_train_config *cfg = f->env->cfg;
+    if (!strcmp(cfg->feature_cache, "none"))
+        return FL_OK;
+    double mb = (double)f->N * f->D * sizeof(float) / (1 << 20);
+    int in_file = !strcmp(cfg->feature_cache, "file") || (!strcmp(cfg->feature_cache, "auto") && mb > cfg->feature_cache_mb);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s/features-g%d-r%d.h5", f->env->run_dir, f->mc->name,
+             f->group ? fl_group_index(f->group) : 0, f->g_rank);
+    fl_code rc = fl_featcache_open(in_file ? path : NULL, f->N, f->D, &f->cache, err);
+    if (rc)
+        return rc;
+    if (!(f->cached = calloc((size_t)(f->N ? f->N : 1), 1)))
+        return fused_oom(err);
+    int all_rows = 0;
+    for (int e = first_epoch; e < f->mc->epochs && !all_rows; e++) {
+        const fl_aug_stage *st = fl_augment_stage_at(f->mc, e);
+        all_rows = !st || st->n_ops == 0;
+    }
+    int64_t *rows = malloc(sizeof *rows * (size_t)(f->N ? f->N : 1)), n = 0;
+    if (!rows)
+        return fused_oom(err);
+    for (int64_t r = 0; r < f->N; r++)
+        if (all_rows || f->head_of_fold[f->env->train_fold[r]] >= 0)
+            rows[n++] = r;
+    double t0 = job_now_s();
+    rc = fused_cache_fill(f, rows, n, err);
+    free(rows);
+    if (!rc && f->log) {
+        fprintf(f->log, "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB) %s, computed in %.1f s\n",
+                f->mc->name, (long long)n, (long long)f->N, f->D, (double)n * f->D * sizeof(float) / (1 << 20),
+                in_file ? "in a scratch HDF5 file" : "in memory", job_now_s() - t0);
+        fflush(f->log);
+    }
+    return rc;
+}
+
+/* Plain features of rows (B) into out, all cached. */
+static fl_code fused_cache_get(fused_state *f, const int64_t *rows, int B, float *out, fl_error *err)
+{
+    return fl_featcache_get(f->cache, rows, B, out, err);
+}
+
+/* 1 if every one of rows (n) is in the cache. */
+static int fused_all_cached(const fused_state *f, const int64_t *rows, int64_t n)
+{
+    if (!f->cache)
+        return 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!f->cached[rows[i]])
+            return 0;
+    return 1;
+}
+
+/* ---- training ---------------------------------------------------------------- */
+
+/* Selects the rows among rows (B) outside fold k: their features (from
+ * feats) into f->sel, labels into f->labels; returns how many. */
+static int fused_select_train(fused_state *f, const int64_t *rows, int B, int k)
+{
+    int m = 0;
+    for (int i = 0; i < B; i++) {
+        if (f->env->train_fold[rows[i]] == k)
+            continue;
+        memcpy(f->sel + (size_t)m * f->D, f->feats + (size_t)i * f->D, sizeof *f->sel * (size_t)f->D);
+        f->labels[m++] = f->env->train_labels[rows[i]];
+    }
+    return m;
+}
+
+static fl_code fused_stopped(fused_state *f, int epoch, int64_t step, fl_error *err)
+{
+    char folds[256];
+    fused_folds_text(f, folds, sizeof folds);
+    int sig = fl_stop_requested();
+    return fl_fail(err, FL_ESTOPPED,
+                   "job %s folds %s (fused): stopped by %s at epoch %d step %lld; each fold's last.pt under %s/%s "
+                   "holds it HINT: rerun the same command to resume",
+                   f->mc->name, folds,
+                   sig == SIGUSR1  ? "SIGUSR1"
+                   : sig == SIGINT ? "SIGINT"
+                   : sig           ? "SIGTERM"
+                                   : "a signal to another rank of its group",
+                   epoch + 1, (long long)step, f->env->run_dir, f->mc->name);
+}
+
+/* One epoch of every head whose progress is at this epoch (active[i]),
+ * each from its own step on. tl, ta, secs: (n) per head. */
+static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, double *tl, double *ta, double *secs,
+                                 fl_error *err)
+{
+    const fl_train_config *cfg = f->env->cfg;
+    fl_order o;
+    fl_code rc = fl_order_frozen(f->env->train_fold, f->N, f->K, f->mc->batch, f->js[0].model_seed, epoch, &o, err);
+    if (rc)
+        return rc;
+    const fl_aug_stage *stage = fl_augment_stage_at(f->mc, epoch);
+    int n = f->n, from_cache = f->cache && (!stage || stage->n_ops == 0) && fused_all_cached(f, o.rows, o.n);
+    double *loss = calloc((size_t)n * 4, sizeof *loss), *correct = loss + n, *t0 = loss + 2 * n, *flagv = NULL;
+    int64_t *count = calloc((size_t)n, sizeof *count), s0 = o.n_batches;
+    fl_model **stepping = malloc(sizeof *stepping * (size_t)n);
+    flagv = malloc(sizeof *flagv * (size_t)(n + 2));
+    if (!loss || !count || !stepping || !flagv) {
+        rc = fused_oom(err);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!active[i])
+            continue;
+        job_state *js = &f->js[i];
+        s0 = js->prog.step < s0 ? js->prog.step : s0;
+        /* A resumed epoch: the leader's sums so far stand for the whole group. */
+        loss[i] = js->leader ? js->prog.loss_sum : 0;
+        correct[i] = js->leader ? js->prog.correct : 0;
+        t0[i] = job_now_s() - js->prog.seconds;
+        js->comm_seconds = 0;
+    }
+    int64_t start = 0, hi;
+    if (s0 > 0)
+        fl_order_batch(&o, s0 - 1, &hi, &start);
+    if (!from_cache) {
+        int64_t *ends = malloc(sizeof *ends * (size_t)(o.n_batches - s0 + 1));
+        if (!ends) {
+            rc = fused_oom(err);
+            goto done;
+        }
+        for (int64_t s = s0; s < o.n_batches; s++)
+            ends[s - s0] = o.ends[s] - start;
+        rc = fl_loader_start_batches(f->data->train_loader, o.rows + start, o.n - start, ends, o.n_batches - s0,
+                                     f->g_rank, f->g_size, err);
+        free(ends);
+        if (rc)
+            goto done;
+    }
+    int skip_nonfinite = !strcmp(cfg->on_nan, "skip_step");
+    double checkpoint_s = cfg->checkpoint_minutes * 60.0;
+    for (int64_t s = s0; s < o.n_batches && !rc; s++) {
+        int64_t lo, mlo, mhi;
+        fl_order_batch(&o, s, &lo, &hi);
+        fused_shard(f, lo, hi, &mlo, &mhi);
+        const int64_t *rows = o.rows + mlo;
+        int B = (int)(mhi - mlo);
+        if (!from_cache) {
+            const uint8_t *x;
+            int got_B, got;
+            int64_t first;
+            if ((got = fl_loader_next(f->data->train_loader, &x, &got_B, &first, err)) != 1 || got_B != B) {
+                rc = got < 0 ? err->code
+                             : fl_fail(err, FL_EINTERNAL, "fused: the loader's batch %lld is not the order's", (long long)s);
+                break;
+            }
+            int any = B ? fl_augment_draw(stage, f->js[0].model_seed, epoch, rows, B, f->aug) : 0;
+            rc = fused_embed(f, x, B, any ? f->aug : NULL, -1, f->feats, err);
+        } else {
+            rc = fused_cache_get(f, rows, B, f->feats, err);
+        }
+        if (rc)
+            break;
+        /* Each head's rows in the whole batch, then its forward and backward. */
+        memset(flagv, 0, sizeof *flagv * (size_t)(n + 2));
+        double *l = calloc((size_t)n * 2, sizeof *l), *c = l ? l + n : NULL;
+        if (!l) {
+            rc = fused_oom(err);
+            break;
+        }
+        for (int i = 0; i < n && !rc; i++) {
+            job_state *js = &f->js[i];
+            count[i] = 0;
+            if (!active[i] || js->prog.step > s)
+                continue;
+            for (int64_t r = lo; r < hi; r++)
+                count[i] += f->env->train_fold[o.rows[r]] != js->job.fold;
+            int m = count[i] ? fused_select_train(f, rows, B, js->job.fold) : 0;
+            if (m > 0) {
+                int ci = 0;
+                rc = fl_model_head_forward_backward(js->model, f->sel, f->labels, m, (double)m / (double)count[i],
+                                                    &l[i], &ci, err);
+                c[i] = ci;
+                if (!isfinite(l[i]) || (epoch == js->fault_epoch && s == js->fault_step))
+                    flagv[2 + i] = 1;
+            }
+        }
+        if (rc) {
+            free(l);
+            break;
+        }
+        flagv[0] = fl_stop_requested() != 0;
+        double last = 0;
+        for (int i = 0; i < n; i++)
+            if (active[i] && f->js[i].last_checkpoint > last)
+                last = f->js[i].last_checkpoint;
+        flagv[1] = f->leader && checkpoint_s > 0 && job_now_s() - last >= checkpoint_s;
+        if (f->g_size > 1 && (rc = fl_group_sum(f->group, flagv, n + 2, err))) {
+            free(l);
+            break;
+        }
+        int n_step = 0;
+        for (int i = 0; i < n && !rc; i++) {
+            job_state *js = &f->js[i];
+            if (!count[i])
+                continue;
+            if (flagv[2 + i] > 0) {
+                if (!skip_nonfinite)
+                    rc = fl_fail(err, FL_EINPUT,
+                                 "job %s fold %d: the training loss is not finite at epoch %d step %lld HINT: lower "
+                                 "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
+                                 f->mc->name, js->job.fold, epoch + 1, (long long)s);
+                else if (!(rc = fl_model_zero_grad(js->model, err)) && f->log)
+                    fprintf(f->log, "[%s fold %d] epoch %d step %lld: loss not finite, step skipped (run.on_nan)\n",
+                            f->mc->name, js->job.fold, epoch + 1, (long long)s);
+                continue;
+            }
+            stepping[n_step++] = js->model;
+            loss[i] += l[i];
+            correct[i] += c[i];
+        }
+        free(l);
+        if (!rc && f->g_size > 1 && n_step > 0) {
+            double c0 = job_now_s();
+            rc = fl_models_grads_reduce(stepping, n_step, fl_group_host_buffers(f->group), fl_group_sum_flat, f->group,
+                                        err);
+            f->js[0].comm_seconds += job_now_s() - c0;
+        }
+        for (int i = 0; i < n_step && !rc; i++)
+            rc = fl_model_step(stepping[i], err);
+        for (int i = 0; i < n; i++)
+            if (active[i] && f->js[i].prog.step <= s)
+                f->js[i].prog.step = s + 1; /* in memory only: last.pt is written below or at the epoch's end */
+        fl_jobq_progress(f->env->queue);
+        if (!rc && (flagv[0] > 0 || flagv[1] > 0)) {
+            /* Every active head's last.pt at this step: one sum of all their sums. */
+            double *sums = malloc(sizeof *sums * (size_t)n * 2);
+            if (!sums) {
+                rc = fused_oom(err);
+                break;
+            }
+            for (int i = 0; i < n; i++) {
+                sums[2 * i] = loss[i];
+                sums[2 * i + 1] = correct[i];
+            }
+            if (f->g_size > 1)
+                rc = fl_group_sum(f->group, sums, 2 * n, err);
+            for (int i = 0; i < n && !rc; i++) {
+                job_state *js = &f->js[i];
+                if (!active[i])
+                    continue;
+                job_progress keep = js->prog;
+                js->prog.loss_sum = sums[2 * i];
+                js->prog.correct = sums[2 * i + 1];
+                js->prog.seconds = job_now_s() - t0[i];
+                rc = job_save(js, "last", err);
+                keep.step = js->prog.step;
+                js->prog = keep;
+            }
+            free(sums);
+            if (!rc && flagv[0] > 0)
+                rc = fused_stopped(f, epoch, s + 1, err);
+        }
+    }
+    if (rc)
+        goto done;
+    if (f->g_size > 1) { /* every head's sums in one call */
+        double *sums = malloc(sizeof *sums * (size_t)n * 2);
+        if (!sums) {
+            rc = fused_oom(err);
+            goto done;
+        }
+        for (int i = 0; i < n; i++) {
+            sums[2 * i] = loss[i];
+            sums[2 * i + 1] = correct[i];
+        }
+        rc = fl_group_sum(f->group, sums, 2 * n, err);
+        for (int i = 0; i < n; i++) {
+            loss[i] = sums[2 * i];
+            correct[i] = sums[2 * i + 1];
+        }
+        free(sums);
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        if (!active[i])
+            continue;
+        secs[i] = job_now_s() - t0[i];
+        tl[i] = loss[i] / (double)f->js[i].n_train;
+        ta[i] = correct[i] / (double)f->js[i].n_train;
+        f->js[i].comm_seconds = f->js[0].comm_seconds;
+    }
+done:
+    fl_order_free(&o);
+    free(loss);
+    free(count);
+    free(stepping);
+    free(flagv);
+    return rc;
+}
+
+/* ---- validation and prediction --------------------------------------------- */
+
+/* The features of rows (B) for view 0 (plain) and the model's test-time
+ * views: plain from the cache when it holds them, else from the images x. */
+static fl_code fused_views(fused_state *f, const uint8_t *x, const int64_t *rows, int B, int n_views, int from_cache,
+                           fl_error *err)
+{
+    fl_code rc = from_cache ? fused_cache_get(f, rows, B, f->views[0], err) : fused_embed(f, x, B, NULL, -1, f->views[0], err);
+    for (int t = 1; t < n_views && !rc; t++)
+        rc = fused_embed(f, x, B, NULL, (int)f->mc->tta[t - 1], f->views[t], err);
+    return rc;
+}
+
+/* Predicts rows (n, of the train split when train, else the test split) for
+ * the heads: on the train split each row by the head of its fold (only
+ * folds with a head), on the test split every row by every head. Sharded
+ * over the group; each head's probabilities (when probs[i] is not NULL, the
+ * leader's) are gathered in the order of its rows. loss and correct (n per
+ * head) cover the rows with labels, summed over the group. */
+static fl_code fused_predict(fused_state *f, int train, const int64_t *rows, int64_t n, int n_views, float **probs,
+                             double *loss, double *correct, fl_error *err)
+{
+    int C = f->C, nh = f->n;
+    int64_t lo, hi;
+    fl_group_share(n, f->g_rank, f->g_size, &lo, &hi);
+    /* Each head's rows on this rank: its count, then a buffer for their probabilities. */
+    int64_t *mine = calloc((size_t)nh * (f->g_size + 1), sizeof *mine), *per_rank = mine + nh;
+    float **own = calloc((size_t)nh, sizeof *own);
+    int64_t *filled = calloc((size_t)nh, sizeof *filled);
+    fl_code rc = FL_OK;
+    if (!mine || !own || !filled) {
+        rc = fused_oom(err);
+        goto done;
+    }
+    for (int r = 0; r < f->g_size; r++) {
+        int64_t a, b;
+        fl_group_share(n, r, f->g_size, &a, &b);
+        for (int64_t i = a; i < b; i++)
+            for (int h = 0; h < nh; h++)
+                if (!train || f->head_of_fold[f->env->train_fold[rows[i]]] == h) {
+                    per_rank[(size_t)h * f->g_size + r]++;
+                    if (r == f->g_rank)
+                        mine[h]++;
+                }
+    }
+    for (int h = 0; h < nh && probs; h++) /* every rank: its rows, gathered to the leader's probs[h] */
+        if (!(own[h] = malloc(sizeof *own[h] * (size_t)(mine[h] ? mine[h] : 1) * C))) {
+            rc = fused_oom(err);
+            goto done;
+        }
+    for (int h = 0; h < nh; h++)
+        loss[h] = correct[h] = 0;
+    int from_cache = train && fused_all_cached(f, rows + lo, hi - lo);
+    fl_loader *ld = train ? f->data->train_loader : f->data->test_loader;
+    int need_images = !from_cache || n_views > 1;
+    if (need_images)
+        rc = fl_loader_start(ld, rows + lo, hi - lo, (int)f->cap, err);
+    for (int64_t p = lo; p < hi && !rc; p += f->cap) {
+        int B = (int)(hi - p < f->cap ? hi - p : f->cap), got_B = B, got;
+        const uint8_t *x = NULL;
+        int64_t first;
+        if (need_images && (got = fl_loader_next(ld, &x, &got_B, &first, err)) != 1) {
+            rc = got < 0 ? err->code : fl_fail(err, FL_EINTERNAL, "fused: the loader ended early");
+            break;
+        }
+        if ((rc = fused_views(f, x, rows + p, B, n_views, from_cache, err)))
+            break;
+        for (int h = 0; h < nh && !rc; h++) {
+            int m = 0;
+            const float *vs[1 + FL_MAX_TTA];
+            for (int i = 0; i < B; i++) {
+                int64_t row = rows[p + i];
+                if (train && f->head_of_fold[f->env->train_fold[row]] != h)
+                    continue;
+                for (int t = 0; t < n_views; t++)
+                    memcpy(f->sel_views[t] + (size_t)m * f->D, f->views[t] + (size_t)i * f->D, sizeof(float) * f->D);
+                if (train)
+                    f->labels[m] = f->env->train_labels[row];
+                m++;
+            }
+            if (!m)
+                continue;
+            for (int t = 0; t < n_views; t++)
+                vs[t] = f->sel_views[t];
+            double l = 0;
+            int c = 0;
+            float *out = own[h] ? own[h] + (size_t)filled[h] * C : f->probs;
+            rc = fl_model_head_predict(f->models[h], vs, n_views, m, train ? f->labels : NULL, out, &l, &c, err);
+            loss[h] += l;
+            correct[h] += c;
+            filled[h] += m;
+        }
+        fl_jobq_progress(f->env->queue);
+    }
+    if (rc)
+        goto done;
+    double *sums = malloc(sizeof *sums * (size_t)nh * 2);
+    if (!sums) {
+        rc = fused_oom(err);
+        goto done;
+    }
+    for (int h = 0; h < nh; h++) {
+        sums[2 * h] = loss[h];
+        sums[2 * h + 1] = correct[h];
+    }
+    if (f->g_size > 1)
+        rc = fl_group_sum(f->group, sums, 2 * nh, err);
+    for (int h = 0; h < nh; h++) {
+        loss[h] = sums[2 * h];
+        correct[h] = sums[2 * h + 1];
+    }
+    free(sums);
+    for (int h = 0; h < nh && !rc && probs; h++) {
+        if (!own[h])
+            continue;
+        if (f->g_size == 1)
+            memcpy(probs[h], own[h], sizeof *own[h] * (size_t)mine[h] * C);
+        else
+            rc = fl_group_gather_rows_of(f->group, own[h], f->leader ? probs[h] : NULL,
+                                         per_rank + (size_t)h * f->g_size, C, err);
+    }
+done:
+    for (int h = 0; own && h < nh; h++)
+        free(own[h]);
+    free(own);
+    free(mine);
+    free(filled);
+    return rc;
+}
+
+/* Validation of the active heads, each on its fold: vl, va (n). */
+static fl_code fused_validate(fused_state *f, const int *active, double *vl, double *va, fl_error *err)
+{
+    int64_t *rows = malloc(sizeof *rows * (size_t)(f->N ? f->N : 1)), n = 0;
+    double *loss = calloc((size_t)f->n * 2, sizeof *loss);
+    fl_code rc = FL_OK;
+    if (!rows || !loss) {
+        rc = fused_oom(err);
+        goto done;
+    }
+    for (int64_t r = 0; r < f->N; r++) {
+        int h = f->head_of_fold[f->env->train_fold[r]];
+        if (h >= 0 && active[h])
+            rows[n++] = r;
+    }
+    for (int i = 0; i < f->n; i++)
+        if ((rc = job_sync(&f->js[i], FL_STATE_BUFFERS, err)))
+            goto done;
+    if ((rc = fused_predict(f, 1, rows, n, 1, NULL, loss, loss + f->n, err)))
+        goto done;
+    for (int i = 0; i < f->n; i++) {
+        vl[i] = f->js[i].n_val ? loss[i] / (double)f->js[i].n_val : 0;
+        va[i] = f->js[i].n_val ? loss[f->n + i] / (double)f->js[i].n_val : 0;
+    }
+done:
+    free(rows);
+    free(loss);
+    return rc;
+}
+
+/* Every head loads the checkpoint predict_with names, then predicts its OOF
+ * rows and the test set with the test-time views; each writes its preds.h5. */
+static fl_code fused_predict_all(fused_state *f, fl_error *err)
+{
+    int nh = f->n, C = f->C, n_views = 1 + f->mc->n_tta;
+    int64_t n_test = f->data->info.n_test;
+    int *epoch = calloc((size_t)nh, sizeof *epoch);
+    float **oof = calloc((size_t)nh * 2, sizeof *oof), **test = oof ? oof + nh : NULL;
+    int64_t *rows = malloc(sizeof *rows * (size_t)((f->N > n_test ? f->N : n_test) + 1)), n = 0;
+    double *loss = calloc((size_t)nh * 2, sizeof *loss);
+    fl_code rc = FL_OK;
+    if (!epoch || !oof || !rows || !loss) {
+        rc = fused_oom(err);
+        goto done;
+    }
+    for (int h = 0; h < nh && !rc; h++) {
+        rc = job_load_predict_weights(&f->js[h], &epoch[h], err);
+        if (!rc && f->leader &&
+            (!(oof[h] = malloc(sizeof **oof * (size_t)(f->js[h].n_val ? f->js[h].n_val : 1) * C)) ||
+             !(test[h] = malloc(sizeof **test * (size_t)(n_test ? n_test : 1) * C))))
+            rc = fused_oom(err);
+    }
+    if (rc)
+        goto done;
+    for (int64_t r = 0; r < f->N; r++)
+        if (f->head_of_fold[f->env->train_fold[r]] >= 0)
+            rows[n++] = r;
+    if ((rc = fused_predict(f, 1, rows, n, n_views, oof, loss, loss + nh, err)))
+        goto done;
+    double *acc = malloc(sizeof *acc * (size_t)nh);
+    if (!acc) {
+        rc = fused_oom(err);
+        goto done;
+    }
+    for (int h = 0; h < nh; h++)
+        acc[h] = f->js[h].n_val ? loss[nh + h] / (double)f->js[h].n_val : 0;
+    for (int64_t i = 0; i < n_test; i++)
+        rows[i] = i;
+    rc = fused_predict(f, 0, rows, n_test, n_views, test, loss, loss + nh, err);
+    for (int h = 0; h < nh && !rc; h++)
+        rc = job_write_preds(&f->js[h], epoch[h], oof[h], test[h], acc[h], err);
+    free(acc);
+done:
+    for (int h = 0; oof && h < nh; h++) {
+        free(oof[h]);
+        free(test[h]);
+    }
+    free(oof);
+    free(epoch);
+    free(rows);
+    free(loss);
+    return rc;
+}
+
+/* ---- the job ------------------------------------------------------------------ */
+
+static fl_code fused_setup(fused_state *f, const fl_job_env *env, int model, const int *folds, int n_folds,
+                           fl_error *err)
+{
+    memset(f, 0, sizeof *f);
+    f->env = env;
+    f->mc = &env->cfg->models[model];
+    f->data = env->model_data[model];
+    f->K = f->data->info.folds;
+    f->C = f->data->info.num_classes;
+    f->N = f->data->info.n_train;
+    f->group = env->group;
+    f->g_rank = env->group ? fl_group_rank(env->group) : 0;
+    f->g_size = env->group ? fl_group_size(env->group) : 1;
+    f->leader = f->g_rank == 0;
+    f->log = f->leader ? env->log : NULL;
+    for (int k = 0; k < FL_MAX_FOLDS; k++)
+        f->head_of_fold[k] = -1;
+    if (!(f->js = calloc((size_t)n_folds, sizeof *f->js)) || !(f->models = calloc((size_t)n_folds, sizeof *f->models)))
+        return fused_oom(err);
+    fl_code rc = FL_OK;
+    for (int i = 0; i < n_folds && !rc; i++) {
+        f->n = i + 1;
+        rc = job_init(&f->js[i], env, &(fl_job){model, folds[i]}, err);
+        if (!rc)
+            rc = job_model_new(&f->js[i], i ? f->js[0].model : NULL, err);
+        f->models[i] = f->js[i].model;
+        if (!rc && folds[i] >= 0 && folds[i] < FL_MAX_FOLDS)
+            f->head_of_fold[folds[i]] = i;
+    }
+    if (rc)
+        return rc;
+    for (int i = 0; i < n_folds && !rc; i++) {
+        rc = job_resume(&f->js[i], err);
+        f->first_epoch[i] = f->js[i].prog.epoch;
+    }
+    if (rc)
+        return rc;
+    f->D = fl_model_feature_dim(f->models[0]);
+    /* A rank's shard of one batch: batch * K / (K - 1) rows over the group. */
+    int64_t chunk = (int64_t)f->mc->batch / (f->K - 1) * f->K;
+    f->cap = (chunk + f->g_size - 1) / f->g_size;
+    size_t fd = sizeof(float) * (size_t)f->cap * f->D;
+    f->feats = malloc(fd);
+    f->sel = malloc(fd);
+    f->probs = malloc(sizeof *f->probs * (size_t)f->cap * f->C);
+    f->labels = malloc(sizeof *f->labels * (size_t)f->cap);
+    f->aug = malloc(sizeof *f->aug * (size_t)f->cap);
+    if (!f->feats || !f->sel || !f->probs || !f->labels || !f->aug)
+        return fused_oom(err);
+    for (int t = 0; t < 1 + f->mc->n_tta; t++)
+        if (!(f->views[t] = malloc(fd)) || !(f->sel_views[t] = malloc(fd)))
+            return fused_oom(err);
+    return FL_OK;
+}
+
+static void fused_free(fused_state *f)
+{
+    fl_featcache_close(f->cache);
+    free(f->cached);
+    /* The heads share head 0's backbone module: free them last to first. */
+    for (int i = f->n - 1; i >= 0; i--)
+        job_free(&f->js[i]);
+    free(f->js);
+    free(f->models);
+    free(f->feats);
+    free(f->sel);
+    free(f->probs);
+    free(f->labels);
+    free(f->aug);
+    for (int t = 0; t < 1 + FL_MAX_TTA; t++) {
+        free(f->views[t]);
+        free(f->sel_views[t]);
+    }
+}
+
+static fl_code fused_train(fused_state *f, fl_error *err)
+{
+    int n = f->n, first = f->mc->epochs;
+    for (int i = 0; i < n; i++)
+        first = f->js[i].prog.epoch < first ? f->js[i].prog.epoch : first;
+    int *active = calloc((size_t)n, sizeof *active);
+    double *v = calloc((size_t)n * 6, sizeof *v), *tl = v, *ta = v + n, *secs = v + 2 * n, *vl = v + 3 * n,
+           *va = v + 4 * n;
+    fl_code rc = !active || !v ? fused_oom(err) : FL_OK;
+    if (!rc && (f->env->cfg->feature_cache[0] != 'n'))
+        rc = fused_cache_open(f, first, err);
+    for (int epoch = first; epoch < f->mc->epochs && !rc; epoch++) {
+        double lr = fl_schedule_lr(f->mc, epoch);
+        int any = 0;
+        for (int i = 0; i < n && !rc; i++) {
+            active[i] = f->js[i].prog.epoch == epoch;
+            any |= active[i];
+            if (active[i])
+                rc = fl_model_set_lr(f->models[i], lr, err);
+        }
+        if (rc || !any)
+            continue;
+        if ((rc = fused_train_epoch(f, epoch, active, tl, ta, secs, err)))
+            break;
+        double t0 = job_now_s();
+        if ((rc = fused_validate(f, active, vl, va, err)))
+            break;
+        double vsecs = job_now_s() - t0;
+        for (int i = 0; i < n && !rc; i++)
+            if (active[i])
+                rc = job_end_epoch(&f->js[i], epoch, lr, tl[i], ta[i], vl[i], va[i], secs[i], vsecs, err);
+        if (!rc && epoch + 1 < f->mc->epochs) { /* a stop here: every head's last.pt is this epoch's end */
+            int flags;
+            rc = job_step_flags(&f->js[0], fl_stop_requested() ? STEP_STOP : 0, &flags, err);
+            if (!rc && (flags & STEP_STOP))
+                rc = fused_stopped(f, epoch + 1, 0, err);
+        }
+    }
+    free(active);
+    free(v);
+    return rc;
+}
+
+/* How many images (per view) went through the backbone, summed over the
+ * group, against what the folds' own jobs would have run from the same
+ * progress: training and validation every epoch, and the OOF and test
+ * predictions with their test-time views. */
+static fl_code fused_report(fused_state *f, fl_error *err)
+{
+    double n = (double)f->embedded;
+    fl_code rc = f->g_size > 1 ? fl_group_sum(f->group, &n, 1, err) : FL_OK;
+    if (rc || !f->log)
+        return rc;
+    double own = 0;
+    int views = 1 + f->mc->n_tta;
+    for (int i = 0; i < f->n; i++) {
+        const job_state *js = &f->js[i];
+        own += (double)(f->mc->epochs - f->first_epoch[i]) * (double)(js->n_train + js->n_val) +
+               (double)views * (double)(js->n_val + f->data->info.n_test);
+    }
+    char list[256];
+    fused_folds_text(f, list, sizeof list);
+    fprintf(f->log, "[%s folds %s] fused: %.0f images through the backbone; the folds' own jobs: %.0f (%.1fx)\n",
+            f->mc->name, list, n, own, n > 0 ? own / n : 0.0);
+    fflush(f->log);
+    return FL_OK;
+}
+
+fl_code fl_fused_run(const fl_job_env *env, int model, const int *folds, int n_folds, fl_error *err)
+{
+    fused_state f;
+    fl_code rc = fused_setup(&f, env, model, folds, n_folds, err);
+    if (!rc && f.log) {
+        char list[256];
+        fused_folds_text(&f, list, sizeof list);
+        fprintf(f.log, "[%s folds %s] fused: one frozen backbone pass per batch of %lld rows for %d head%s (batch %d each)\n",
+                f.mc->name, list, (long long)f.cap * f.g_size, f.n, f.n == 1 ? "" : "s", f.mc->batch);
+        fflush(f.log);
+    }
+    if (!rc)
+        rc = fused_train(&f, err);
+    if (!rc)
+        rc = fused_predict_all(&f, err);
+    if (!rc)
+        rc = fused_report(&f, err);
+    if (rc && !strstr(err->msg, "job ")) {
+        char list[256];
+        fused_folds_text(&f, list, sizeof list);
+        fl_error_prefix(err, "job %s folds %s (fused)", f.mc->name, list);
+    }
+    fused_free(&f);
+    return rc;
+}
