@@ -223,16 +223,24 @@ hid_t fl_h5_fapl(void)
     return fapl;
 }
 
-hid_t fl_h5_open_readonly(const char *path)
+/* Closes the property lists a file open or create used (plist2 may be -1)
+ * and returns f. H5Pclose would clear the error stack that explains a failed
+ * open, so when f < 0 the stack is kept across the closes. */
+static hid_t h5_close_plists(hid_t f, hid_t plist1, hid_t plist2)
 {
-    hid_t fapl = fl_h5_fapl();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    /* H5Pclose would clear the error stack that explains a failed open. */
     hid_t stack = f < 0 ? H5Eget_current_stack() : -1;
-    H5Pclose(fapl);
+    H5Pclose(plist1);
+    if (plist2 >= 0)
+        H5Pclose(plist2);
     if (stack >= 0)
         H5Eset_current_stack(stack);
     return f;
+}
+
+hid_t fl_h5_open_readonly(const char *path)
+{
+    hid_t fapl = fl_h5_fapl();
+    return h5_close_plists(H5Fopen(path, H5F_ACC_RDONLY, fapl), fapl, -1);
 }
 
 /* A file access list for writing: no locks, and the 1.10 file format. */
@@ -249,24 +257,13 @@ hid_t fl_h5_create(const char *path)
 {
     hid_t fapl = h5_fapl_write(), fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_userblock(fcpl, FL_H5_USERBLOCK); /* room for fl_h5_seal */
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
-    hid_t stack = f < 0 ? H5Eget_current_stack() : -1;
-    H5Pclose(fcpl);
-    H5Pclose(fapl);
-    if (stack >= 0)
-        H5Eset_current_stack(stack);
-    return f;
+    return h5_close_plists(H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl), fcpl, fapl);
 }
 
 hid_t fl_h5_reopen_rdwr(const char *path)
 {
     hid_t fapl = h5_fapl_write();
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, fapl);
-    hid_t stack = f < 0 ? H5Eget_current_stack() : -1;
-    H5Pclose(fapl);
-    if (stack >= 0)
-        H5Eset_current_stack(stack);
-    return f;
+    return h5_close_plists(H5Fopen(path, H5F_ACC_RDWR, fapl), fapl, -1);
 }
 
 /* HDF5's own Fletcher-32 (H5_checksum_fletcher32 in H5checksum.c): 16-bit

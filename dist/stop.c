@@ -3,7 +3,6 @@
 #include "dist/stop.h"
 
 #include <signal.h>
-#include <string.h>
 
 #include "dist/tempfile.h"
 
@@ -22,14 +21,8 @@ void fl_stop_install(void)
     if (done)
         return;
     done = 1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = stop_on_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
+    static const int sigs[] = {SIGTERM, SIGINT, SIGUSR1};
+    fl_signal_install(stop_on_signal, SA_RESTART, sigs, 3);
 }
 
 int fl_stop_requested(void)

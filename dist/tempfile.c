@@ -26,18 +26,25 @@ void fl_tempfile_die_of_signal(int sig)
     raise(sig);
 }
 
+void fl_signal_install(void (*handler)(int), int flags, const int *sigs, int n)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < n; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
 void fl_tempfile_install_signal_cleanup(void)
 {
     static int done;
     if (done)
         return;
     done = 1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = fl_tempfile_die_of_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    static const int sigs[] = {SIGINT, SIGTERM};
+    fl_signal_install(fl_tempfile_die_of_signal, 0, sigs, 2);
 }
 
 static int temp_register(const char *path)

@@ -50,6 +50,12 @@ fl_code fl_tempfile_close_stream(fl_tempfile *t, FILE *f, int failed, fl_error *
 /* Writes len bytes to path atomically (temporary file, fsync, rename). */
 fl_code fl_write_file_atomic(const char *path, const void *data, size_t len, fl_error *err);
 
+/* Installs handler for each of the n signals in sigs with sigaction: an
+ * empty sa_mask (only the signal being handled is blocked while the handler
+ * runs) and flags (SA_RESTART, or 0). dist/'s one way to install a handler:
+ * the temporary files' below and the stop request's (dist/stop.h). */
+void fl_signal_install(void (*handler)(int), int flags, const int *sigs, int n);
+
 /* Installs SIGINT/SIGTERM handlers that unlink registered temporary files and
  * then die of the signal as before. Idempotent. */
 void fl_tempfile_install_signal_cleanup(void);

@@ -100,14 +100,15 @@ static void report_head(FILE *f, const vote_state *v)
 static void report_folds(FILE *f, const vote_state *v)
 {
     fputs("## Folds\n\nOut-of-fold (OOF) accuracy of each fold's held-out rows; test accuracy of the fold's own "
-          "test predictions.\n\n",
+          "test predictions. The epoch of the checkpoint that predicted counts from 1, as the train log does.\n\n",
           f);
-    fputs("| model | fold | epoch | checkpoint | OOF accuracy | test accuracy |\n", f);
+    fputs("| model | fold | epoch (1-based) | checkpoint | OOF accuracy | test accuracy |\n", f);
     fputs("|---|---:|---:|---|---:|---:|\n", f);
     for (int m = 0; m < v->n_models; m++)
         for (int i = 0; i < v->man.n_folds; i++) {
             const vote_fold *vf = &v->models[m].folds[i];
-            fprintf(f, "| %s | %d | %d | %s |", v->models[m].name, vf->fold, vf->epoch, vf->checkpoint);
+            /* preds.h5's epoch attribute is 0-based (the contract); people read the log's 1-based count */
+            fprintf(f, "| %s | %d | %d | %s |", v->models[m].name, vf->fold, vf->epoch + 1, vf->checkpoint);
             report_acc(f, vf->oof_correct, vf->oof_rows);
             report_test_acc(f, v, vf->test_correct);
             fputc('\n', f);

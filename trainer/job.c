@@ -1,6 +1,7 @@
 /* job.c -- see job.h. */
 #include "trainer/job.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -718,6 +719,8 @@ fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, fl_error
     char dir[4096], path[4200];
     fl_job_dir(env, job, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/settings.txt", dir);
+    if (access(path, F_OK) != 0 && (errno == ENOENT || errno == ENOTDIR))
+        return FL_OK; /* no such job yet: its settings (a module's hash) need not be computed */
     char *text = malloc(FL_SETTINGS_MAX);
     if (!text)
         return fl_fail(err, FL_ENOMEM, "out of memory");

@@ -1,5 +1,7 @@
 /* settings.c -- see settings.h. Values are printed with %.17g, so that equal
- * doubles print equal and different ones differ. */
+ * doubles print equal and different ones differ. A TorchScript backbone is
+ * recorded with its file's size and a hash of its bytes, so that a module
+ * replaced under the same name is a change. */
 #include "trainer/settings.h"
 
 #include <errno.h>
@@ -7,8 +9,124 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "trainer/rng.h"
+
+/* ---- the hash of a module file ------------------------------------------- */
+
+#define MODULE_PIECE (1u << 20) /* bytes read at a time (a module can be 4 GB); a multiple of 32 */
+
+static uint64_t load_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* 64-bit hash of the bytes of f (read to its end) and their count: four
+ * independent lanes of little-endian 8-byte words through fl_mix64, so that
+ * their multiplications overlap (a few GB/s), then the lanes and the length. */
+static int module_hash_stream(FILE *f, uint64_t *hash, uint64_t *bytes)
+{
+    unsigned char *buf = malloc(MODULE_PIECE);
+    if (!buf) {
+        errno = ENOMEM;
+        return -1;
+    }
+    uint64_t lane[4] = {0x746f726368ull, 0x7363726970ull, 0x6d6f64756cull, 0x6279746573ull}, total = 0;
+    size_t n;
+    /* fread returns a short piece only at the end of the file (or an error):
+     * only the last piece has a tail, zero-padded to 32 bytes (the length
+     * tells a padded tail from zeros in the file). */
+    while ((n = fread(buf, 1, MODULE_PIECE, f)) > 0) {
+        total += n;
+        if (n % 32) {
+            memset(buf + n, 0, 32 - n % 32);
+            n += 32 - n % 32;
+        }
+        for (size_t i = 0; i < n; i += 32)
+            for (int l = 0; l < 4; l++)
+                lane[l] = fl_mix64(lane[l] ^ load_le64(buf + i + 8 * l));
+    }
+    free(buf);
+    if (ferror(f)) {
+        errno = errno ? errno : EIO;
+        return -1;
+    }
+    *hash = fl_mix64(lane[0] ^ fl_mix64(lane[1] ^ fl_mix64(lane[2] ^ fl_mix64(lane[3] ^ total))));
+    *bytes = total;
+    return 0;
+}
+
+/* Each module is hashed once per process (a run), not once per job: the
+ * hashes are kept by path and by what stat says of the file, so that a file
+ * replaced during the run is hashed again. Called from the job loop only (one
+ * thread). */
+typedef struct {
+    char path[FL_PATH_MAX];
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    uint64_t hash;
+} module_hash_entry;
+
+static module_hash_entry module_hashes[FL_MAX_MODELS];
+static int n_module_hashes;
+
+static int module_same_file(const module_hash_entry *e, const struct stat *st)
+{
+    return e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
+           e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* The size (bytes) and hash of the module file at path, for model. */
+static fl_code module_hash(const char *model, const char *path, uint64_t *hash, uint64_t *bytes, fl_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        int e = errno;
+        if (f)
+            fclose(f);
+        return fl_fail(err, FL_EIO,
+                       "model %s: cannot read the TorchScript module %s (%s) HINT: the run's modules must stay in "
+                       "place while it trains and when it is rerun",
+                       model, path, strerror(e));
+    }
+    int slot = -1;
+    for (int i = 0; i < n_module_hashes && slot < 0; i++)
+        if (!strcmp(module_hashes[i].path, path))
+            slot = i;
+    if (slot >= 0 && module_same_file(&module_hashes[slot], &st)) {
+        fclose(f);
+        *hash = module_hashes[slot].hash;
+        *bytes = (uint64_t)st.st_size;
+        return FL_OK;
+    }
+    errno = 0;
+    int bad = module_hash_stream(f, hash, bytes);
+    int e = errno;
+    fclose(f);
+    if (bad)
+        return fl_fail(err, FL_EIO, "model %s: cannot read the TorchScript module %s (%s)", model, path, strerror(e));
+    if (slot < 0 && n_module_hashes < FL_MAX_MODELS)
+        slot = n_module_hashes++;
+    if (slot >= 0 && strlen(path) < sizeof module_hashes[slot].path && (uint64_t)st.st_size == *bytes) {
+        module_hash_entry *c = &module_hashes[slot];
+        snprintf(c->path, sizeof c->path, "%s", path);
+        c->dev = st.st_dev;
+        c->ino = st.st_ino;
+        c->size = st.st_size;
+        c->mtime = st.st_mtim;
+        c->hash = *hash;
+    }
+    return FL_OK;
+}
+
+/* ---- the settings text ---------------------------------------------------- */
 
 typedef struct {
     char *buf;
@@ -43,10 +161,19 @@ static const char *op_name(fl_op_kind k)
     return "?";
 }
 
-static void put_model(text *t, const fl_model_cfg *m)
+static fl_code put_model(text *t, const fl_model_cfg *m, fl_error *err)
 {
     const char *k = m->name;
-    put(t, "models.%s.backbone = %s\n", k, m->backbone);
+    if (!strncmp(m->backbone, FL_TORCHSCRIPT_PREFIX, strlen(FL_TORCHSCRIPT_PREFIX))) {
+        uint64_t hash = 0, bytes = 0;
+        fl_code rc = module_hash(k, m->backbone + strlen(FL_TORCHSCRIPT_PREFIX), &hash, &bytes, err);
+        if (rc)
+            return rc;
+        put(t, "models.%s.backbone = %s bytes %llu hash %016llx\n", k, m->backbone, (unsigned long long)bytes,
+            (unsigned long long)hash);
+    } else {
+        put(t, "models.%s.backbone = %s\n", k, m->backbone);
+    }
     put(t, "models.%s.freeze_backbone = %d\n", k, m->freeze_backbone);
     put(t, "models.%s.backbone_lr_scale = %.17g\n", k, m->backbone_lr_scale);
     put(t, "models.%s.head = %s hidden %d act %s\n", k, m->head_type, m->head_hidden, m->head_act);
@@ -77,6 +204,7 @@ static void put_model(text *t, const fl_model_cfg *m)
         }
         put(t, "\n");
     }
+    return FL_OK;
 }
 
 fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, const fl_data_info *data,
@@ -101,7 +229,9 @@ fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, cons
         put(&t, " %.17g", m->std[c]);
     put(&t, "\nrun.seed = %u\n", cfg->seed);
     put(&t, "fold = %d\n", fold);
-    put_model(&t, &cfg->models[model]);
+    fl_code rc = put_model(&t, &cfg->models[model], err);
+    if (rc)
+        return rc;
     if (t.overflow)
         return fl_fail(err, FL_EINTERNAL, "the settings of model %s are longer than %d bytes", cfg->models[model].name,
                        FL_SETTINGS_MAX);
@@ -149,7 +279,7 @@ fl_code fl_settings_check(const char *path, const char *now, fl_error *err)
         for (const char *line = texts[w]; line && *line;) {
             const char *eq = strstr(line, " = "), *end = strchr(line, '\n');
             if (eq && (!end || eq < end)) {
-                char key[256], a[1024], b[1024];
+                char key[256], a[FL_PATH_MAX + 128], b[FL_PATH_MAX + 128]; /* a backbone's path, size, hash */
                 size_t kl = (size_t)(eq - line) < sizeof key - 1 ? (size_t)(eq - line) : sizeof key - 1;
                 memcpy(key, line, kl);
                 key[kl] = '\0';

@@ -4,7 +4,8 @@
  * ones; that is only right when the job would compute the same thing. Each
  * job writes RUN_DIR/<model>/fold<k>/settings.txt when it starts: one
  * "key = value" line per setting that changes its results (the data's shape,
- * labels and folds, run.seed, the fold, every key of the model). Before any
+ * labels and folds, run.seed, the fold, every key of the model; a TorchScript
+ * backbone with its file's size and a 64-bit hash of its bytes). Before any
  * job starts, the settings of every job that has a directory are compared
  * with the config's, and the first difference is an error naming the key and
  * both values. Thread counts, ranks, the cache, the vote and out_dir are left
@@ -25,7 +26,9 @@
 /* The settings of job (model, fold) into buf (FL_SETTINGS_MAX bytes). data
  * is the model's data file (models.[i].data.file or data.file) and the mean
  * and std are the model's (its own or the top-level ones); labels and folds
- * are the /train rows' (n = data->n_train). */
+ * are the /train rows' (n = data->n_train). A TorchScript backbone's file is
+ * read and hashed once per process (again if stat shows it replaced); an
+ * unreadable one is FL_EIO naming the model and path. Not thread-safe. */
 fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, const fl_data_info *data,
                            const char *fingerprint, const int32_t *labels, const int32_t *folds, char *buf,
                            fl_error *err);

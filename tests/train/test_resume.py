@@ -95,10 +95,12 @@ class Resume(TempDirTest):
         self.assert_same_results("whole", "cut")
 
     def test_sigusr1_stops_like_sigterm(self):
-        cfg = self.config("u")
+        # Sent once the first epoch has ended, with many left: inside a job however fast it trains.
+        cfg = self.config("u", [model(epochs=10)])
         p = self.start(cfg)
-        self.wait_for_training(p)
-        time.sleep(0.5)
+        deadline = time.time() + 120
+        while time.time() < deadline and p.poll() is None and "epoch 1/10" not in read(self.path("out.txt")):
+            time.sleep(0.02)
         p.send_signal(signal.SIGUSR1)
         self.assertEqual(p.wait(timeout=120), STOPPED)
         self.assertIn("stopped by SIGUSR1", read(self.path("err.txt")))

@@ -7,6 +7,7 @@ config-only errors, an empty path or a bad backbone_lr_scale, are tests/unit/tes
 
 The modules are written with Debian's python3-torch; skipped (77) without it."""
 import os
+import re
 import sys
 import unittest
 
@@ -155,6 +156,41 @@ class TorchScriptTrain(TempDirTest):
         self.assertEqual(set(saved), set(start))
         self.assertGreater((saved["conv.weight"] - start["conv.weight"]).abs().max().item(), 1e-4)
         self.assertFalse(torch.equal(saved["bn.running_mean"], start["bn.running_mean"]))
+
+    def test_a_module_replaced_under_the_same_name_is_a_changed_setting(self):
+        # settings.txt records the module's size and a hash of its bytes: another valid
+        # module saved over it (same architecture, other weights) is refused on a rerun,
+        # naming the key and both values; the original bytes back (a new file) are accepted.
+        module = self.path("cfg", "net.pt")
+        torch.jit.script(self.scripted).save(module)
+        with open(module, "rb") as f:
+            original = f.read()
+        cfg, _ = self.config("torchscript:net.pt")
+        rc, out, err = run("train", cfg, cwd=self.tmp)
+        self.assertEqual(rc, 0, err)
+        settings = self.path("runs", "t", "m", "fold0", "settings.txt")
+        with open(settings) as f:
+            saved = next(l for l in f.read().splitlines() if l.startswith("models.m.backbone = "))
+        self.assertRegex(saved, r"^models\.m\.backbone = torchscript:%s bytes %d hash [0-9a-f]{16}$"
+                         % (re.escape(module), len(original)))
+        torch.manual_seed(1)
+        torch.jit.script(TinyCnn()).save(module + ".new")
+        os.replace(module + ".new", module)
+        rc, out, err = run("train", cfg, cwd=self.tmp)
+        lines = err.strip().splitlines()
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(len(lines), 1, err)
+        self.assertIn("%s: the run was trained with %s, the config now gives torchscript:%s bytes "
+                      % (settings, saved, module), lines[0])
+        now = re.search(r"the config now gives (\S+ bytes \d+ hash [0-9a-f]{16})", lines[0]).group(1)
+        self.assertNotEqual(now, saved.split(" = ", 1)[1])
+        self.assertIn("HINT", lines[0])
+        with open(module + ".new", "wb") as f:
+            f.write(original)
+        os.replace(module + ".new", module)
+        rc, out, err = run("train", cfg, cwd=self.tmp)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.count("complete (preds.h5 exists), skipped"), 2, out)
 
     def test_missing_module_names_the_config_line_and_the_folder(self):
         cfg, text = self.config("torchscript:nope.pt")

@@ -95,6 +95,13 @@ class TrainEndToEnd(TempDirTest):
             acc = (f["oof/probs"][:].argmax(1) == self.labels[f["oof/index"][:]]).mean()
         # The OOF predictions come from that epoch's weights: same accuracy as its validation.
         self.assertAlmostEqual(acc, val_acc[want], places=5)
+        # preds.h5 and metrics.csv count epochs from 0; the log and the report from 1.
+        self.assertEqual(rows[want]["epoch"], str(want))
+        self.assertRegex(out, r"\[m fold 0\] predicted .* with %s \(epoch %d\)\n" % (which, want + 1))
+        with open(self.path("runs", which, "ensemble", "report.md")) as f:
+            report = f.read()
+        self.assertIn("| model | fold | epoch (1-based) | checkpoint |", report)
+        self.assertIn("| m | 0 | %d | %s |" % (want + 1, which), report)
         return val_loss, val_acc
 
     def test_predict_with_best_loss_uses_the_epoch_of_lowest_validation_loss(self):

@@ -344,7 +344,9 @@ class VoteCase(common.TempDirCase):
 
     def check_report(self, run, oracle, chosen, labels=True):
         """Every table of the report against the oracle (exact counts)."""
-        rep = parse_report(self.report(run))
+        text = self.report(run)
+        self.assertIn("| model | fold | epoch (1-based) | checkpoint | OOF accuracy | test accuracy |", text)
+        rep = parse_report(text)
         names = [n for n, _ in run.models]
         test_or_none = (lambda pred: oracle.test_acc(pred)) if labels else (lambda pred: None)
         folds = {(r[0], int(r[1])): r for r in rep["Folds"]}
@@ -353,7 +355,7 @@ class VoteCase(common.TempDirCase):
             oof, test = oracle.fold_acc(n, k)
             self.assertEqual(parse_acc(r[4]), oof, (n, k))
             self.assertEqual(parse_acc(r[5]), test if labels else None, (n, k))
-            self.assertEqual((r[2], r[3]), ("4", "best_acc"))
+            self.assertEqual((r[2], r[3]), ("5", "best_acc"))  # preds.h5's epoch 4 counts from 0
         models = {r[0]: r for r in rep["Models"]}
         self.assertEqual(set(models), set(names))
         for n, w in run.models:
