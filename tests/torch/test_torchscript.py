@@ -185,11 +185,10 @@ class TorchScriptBackbones(unittest.TestCase):
         diff = (got - want).abs().max().item()
         self.assertLess(diff, 1e-4 * max(1.0, want.abs().max().item()), diff)
         self.assertEqual(reload, "reload same")
-        # The training step left every backbone tensor as it was, statistics included.
-        saved = backbone_tensors(ckpt)
-        self.assertEqual(set(saved), set(state))
-        for name, t in state.items():
-            self.assertTrue(torch.equal(saved[name], t), name)
+        # The features above come after the training step: the frozen module computes what it
+        # did before it. Its checkpoint holds the head alone (the module file gives the backbone
+        # back), and a model loaded from it computes the same features ("reload same").
+        self.assertEqual(backbone_tensors(ckpt), {})
 
     def test_trained_module_saves_what_predicts_in_eval_mode(self):
         (dim, params, got, reload), ckpt = self.tiny_run(1.0, 3)

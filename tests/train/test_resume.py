@@ -118,13 +118,11 @@ class Resume(TempDirTest):
         self.assertIn(rc, (-signal.SIGINT, STOPPED))  # STOPPED only if the step ended between the two
 
     def test_rerun_skips_complete_jobs_and_resumes_the_interrupted_one(self):
-        cfg = self.config("r")
+        cfg = self.config("r", [model(epochs=10)])
         p = self.start(cfg)
         deadline = time.time() + 120
-        fold0 = self.path("runs", "r", "m", "fold0", "preds.h5")
-        while not os.path.exists(fold0) and time.time() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)
+        while "[m fold 1] epoch 1/10" not in read(self.path("out.txt")) and time.time() < deadline:
+            time.sleep(0.02)  # fold 0 is complete and fold 1 has 9 epochs to go
         p.send_signal(signal.SIGTERM)
         self.assertEqual(p.wait(timeout=120), STOPPED)
         rc, out, err = run("train", cfg)

@@ -239,6 +239,36 @@ static void test_backbone_lr_scale_is_positive_and_only_for_a_trained_backbone(v
               "HINT: remove it, or set freeze_backbone = false to fine-tune the backbone at lr * backbone_lr_scale");
 }
 
+static void test_fuse_folds_defaults_to_a_frozen_backbone_and_needs_one(void)
+{
+    CHECK(load(MINIMAL) == FL_OK);
+    CHECK(cfg.models[0].fuse_folds == 0);
+    CHECK(load_backbone("resnet18", "freeze_backbone = true;") == FL_OK);
+    CHECK(cfg.models[0].fuse_folds == 1);
+    CHECK(load_backbone("resnet18", "freeze_backbone = true; fuse_folds = false;") == FL_OK);
+    CHECK(cfg.models[0].fuse_folds == 0);
+    CHECK(load_backbone("resnet18", "fuse_folds = true;") == FL_EINPUT);
+    CHECK_MSG(":3: models.[0].fuse_folds: only a frozen backbone's folds can share one backbone pass HINT: set "
+              "freeze_backbone = true, or remove fuse_folds");
+    CHECK(load_backbone("resnet18", "freeze_backbone = true; fuse_folds = 1;") == FL_EINPUT);
+    CHECK(strstr(err.msg, ":3: models.[0].fuse_folds:") != NULL);
+}
+
+static void test_feature_cache_keys_are_read_and_checked(void)
+{
+    CHECK(load(MINIMAL) == FL_OK);
+    CHECK(!strcmp(cfg.feature_cache, "auto") && cfg.feature_cache_mb == 4096.0);
+    CHECK(load("data = { file = \"@DATA@\"; feature_cache = \"file\"; feature_cache_mb = 100; };\n"
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
+    CHECK(!strcmp(cfg.feature_cache, "file") && cfg.feature_cache_mb == 100.0);
+    CHECK(load("data = { file = \"@DATA@\"; feature_cache = \"disk\"; };\n"
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+    CHECK(strstr(err.msg, ":1: data.feature_cache: unknown value \"disk\"") != NULL);
+    CHECK(load("data = { file = \"@DATA@\"; feature_cache_mb = -1; };\n"
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+    CHECK(strstr(err.msg, ":1: data.feature_cache_mb:") != NULL);
+}
+
 static void test_resume_and_failure_keys_are_read_and_checked(void)
 {
     CHECK(load(MINIMAL "run = { checkpoint_minutes = 15; on_nan = \"skip_step\"; };\ndist = { timeout_s = 30; };\n") ==
@@ -839,6 +869,8 @@ int main(void)
     RUN(test_torchscript_path_starts_at_the_config_folder);
     RUN(test_torchscript_needs_a_path_and_unknown_backbones_say_so);
     RUN(test_backbone_lr_scale_is_positive_and_only_for_a_trained_backbone);
+    RUN(test_fuse_folds_defaults_to_a_frozen_backbone_and_needs_one);
+    RUN(test_feature_cache_keys_are_read_and_checked);
     RUN(test_resume_and_failure_keys_are_read_and_checked);
     RUN(test_unknown_key_names_line_key_and_the_keys_allowed);
     RUN(test_unknown_key_inside_an_augment_op);
