@@ -506,9 +506,16 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
         snprintf(folds, sizeof folds, "fold %d (--fold; the run has %d)", t->fold_only, t->n_folds);
     else
         snprintf(folds, sizeof folds, "%d fold%s", t->n_folds, t->n_folds == 1 ? "" : "s");
-    printf("train: %s: %d model%s x %s = %d job%s on %s, %d thread%s per rank; run directory %s\n", cfg->path,
-           cfg->n_models, cfg->n_models == 1 ? "" : "s", folds, n_jobs, n_jobs == 1 ? "" : "s", t->device, t->threads,
-           t->threads == 1 ? "" : "s", t->env.run_dir);
+    int fused = 0;
+    for (int i = 0; i < cfg->n_models; i++)
+        fused += cfg->models[i].fuse_folds;
+    char fused_text[64] = "";
+    if (fused)
+        snprintf(fused_text, sizeof fused_text, " (%d frozen model%s: %s folds in one fused job)", fused,
+                 fused == 1 ? "" : "s", fused == 1 ? "its" : "each one's");
+    printf("train: %s: %d model%s x %s = %d job%s%s on %s, %d thread%s per rank; run directory %s\n", cfg->path,
+           cfg->n_models, cfg->n_models == 1 ? "" : "s", folds, n_jobs, n_jobs == 1 ? "" : "s", fused_text, t->device,
+           t->threads, t->threads == 1 ? "" : "s", t->env.run_dir);
     for (int d = 0; t->n_data > 1 && d < t->n_data; d++) {
         const fl_data_info *in = &t->data[d].jd.info;
         printf("train: data file %s: (%d, %d, %d) images; models", t->data[d].real, in->channels, in->height,
