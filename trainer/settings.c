@@ -174,7 +174,10 @@ static fl_code put_model(text *t, const fl_model_cfg *m, fl_error *err)
     } else {
         put(t, "models.%s.backbone = %s\n", k, m->backbone);
     }
-    put(t, "models.%s.freeze_backbone = %d\n", k, m->freeze_backbone);
+    /* A frozen model's folds share its backbone, batches and draws (trainer/order.h): the marker names
+     * that scheme, so that a run begun under another one is refused rather than resumed differently. */
+    put(t, "models.%s.freeze_backbone = %d%s\n", k, m->freeze_backbone,
+        m->freeze_backbone ? " (folds share backbone, batches, draws: v1)" : "");
     put(t, "models.%s.backbone_lr_scale = %.17g\n", k, m->backbone_lr_scale);
     put(t, "models.%s.head = %s hidden %d act %s\n", k, m->head_type, m->head_hidden, m->head_act);
     put(t, "models.%s.epochs = %d\n", k, m->epochs);
