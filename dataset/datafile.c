@@ -318,7 +318,7 @@ fl_code fl_datafile_open(const char *path, fl_datafile **out, fl_error *err)
     }
     df->images[0] = df->images[1] = -1;
     int sealed = 0;
-    fl_code rc = fl_h5_check_seal(path, &sealed, err);
+    fl_code rc = fl_h5_check_seal(path, &sealed, &df->info.seal_crc, err);
     if (rc)
         goto fail;
     htri_t is = H5Fis_hdf5(path);

@@ -29,8 +29,9 @@ typedef struct {
     int num_classes, folds, height, width, channels;
     int64_t fold_seed;
     int has_test_labels;
-    char **classes; /* (num_classes) names */
-    int checks;     /* FL_DATA_CHECK_* bits: what the file lets readers verify */
+    char **classes;    /* (num_classes) names */
+    int checks;        /* FL_DATA_CHECK_* bits: what the file lets readers verify */
+    uint32_t seal_crc; /* sealed: the CRC-32 of the metadata its seal records (else 0) */
 } fl_data_info;
 
 #define FL_DATA_CHECK_SEAL 1   /* sealed: length and everything but the pixels verified at open */

@@ -123,9 +123,11 @@ static fl_code seal_corrupt(fl_error *err, const char *path, const char *what)
                    path, what);
 }
 
-fl_code fl_h5_check_seal(const char *path, int *sealed, fl_error *err)
+fl_code fl_h5_check_seal(const char *path, int *sealed, uint32_t *crc_out, fl_error *err)
 {
     *sealed = 0;
+    if (crc_out)
+        *crc_out = 0;
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return FL_OK; /* HDF5 will say what is wrong with it */
@@ -192,6 +194,8 @@ fl_code fl_h5_check_seal(const char *path, int *sealed, fl_error *err)
     }
     if (crc != get_u32(block + 40))
         rc = seal_corrupt(err, path, "the checksum of its metadata does not match");
+    else if (crc_out)
+        *crc_out = crc;
 done:
     close(fd);
     return rc;

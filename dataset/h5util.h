@@ -63,8 +63,9 @@ fl_code fl_h5_seal(const char *path, const char *name, uint64_t covered_end, fl_
 /* Before HDF5 opens path: *sealed = 0 and FL_OK when it has no seal (another
  * tool or an older foldline wrote it); else FL_OK only if its length and
  * checksum match, with a one-line error naming a truncated, extended or
- * corrupt file otherwise. */
-fl_code fl_h5_check_seal(const char *path, int *sealed, fl_error *err);
+ * corrupt file otherwise. crc (may be NULL) gets the checksum the seal
+ * records when it matches (0 without a seal). */
+fl_code fl_h5_check_seal(const char *path, int *sealed, uint32_t *crc, fl_error *err);
 
 /* The checksum of HDF5's Fletcher-32 filter, for writing filtered chunks
  * directly (H5Dwrite_chunk): the chunk is the data followed by this value,

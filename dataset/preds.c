@@ -76,7 +76,7 @@ int fl_preds_probe(const char *path)
 {
     int sealed;
     fl_error ignored;
-    if (fl_h5_check_seal(path, &sealed, &ignored) || H5Fis_hdf5(path) <= 0)
+    if (fl_h5_check_seal(path, &sealed, NULL, &ignored) || H5Fis_hdf5(path) <= 0)
         return 0; /* a broken seal is reported by whoever opens the file */
     hid_t f = fl_h5_open_readonly(path);
     if (f < 0)
@@ -168,7 +168,7 @@ fl_code fl_preds_read(const char *path, fl_preds *p, fl_error *err)
 {
     memset(p, 0, sizeof *p);
     int sealed;
-    fl_code rc = fl_h5_check_seal(path, &sealed, err);
+    fl_code rc = fl_h5_check_seal(path, &sealed, NULL, err);
     if (rc)
         return rc;
     htri_t is = H5Fis_hdf5(path);

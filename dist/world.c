@@ -169,6 +169,13 @@ fl_code fl_world_agree(const fl_world *w, int failed, int *first, int *n_failed,
     return FL_OK;
 }
 
+fl_code fl_world_bcast_ints(const fl_world *w, int *v, int n, fl_error *err)
+{
+    (void)w;
+    int rc = MPI_Bcast(v, n, MPI_INT, 0, MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? FL_OK : fl_mpi_fail(err, rc, "MPI_Bcast (rank 0's decision)");
+}
+
 fl_code fl_world_barrier(const fl_world *w, fl_error *err)
 {
     (void)w;

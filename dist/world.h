@@ -53,6 +53,10 @@ int fl_world_reports(const fl_world *w);
  * failed; *n_failed: how many did. Returns FL_OK or FL_EMPI. */
 fl_code fl_world_agree(const fl_world *w, int failed, int *first, int *n_failed, fl_error *err);
 
+/* Collective over the world: rank 0's n ints v to every rank (MPI_Bcast),
+ * for a decision rank 0 alone makes. Returns FL_OK or FL_EMPI. */
+fl_code fl_world_bcast_ints(const fl_world *w, int *v, int n, fl_error *err);
+
 /* Waits for every rank (MPI_Barrier). */
 fl_code fl_world_barrier(const fl_world *w, fl_error *err);
 

@@ -4,12 +4,17 @@
  *
  * The life of a rank:
  *   1. MPI up (FUNNELED); the launch check against SLURM_NTASKS.
- *   2. What every rank sets up on its own: the config, the data files (a
- *      model may have its own; each distinct file is opened once, and every
- *      one must hold the first model's rows), its device and threads, a dry run of each TorchScript backbone; rank 0
- *      also writes run.cfg. Then the ranks agree:
- *      if any failed, the failure is printed once (by rank 0 when every rank
- *      met it, as with a config error) and every rank exits non-zero.
+ *   2. What every rank sets up on its own, in two parts, after each of which
+ *      the ranks agree: if any failed, the failure is printed once (by rank 0
+ *      when every rank met it, as with a config error) and every rank exits
+ *      non-zero. (a) The config and the data files (a model may have its
+ *      own; each distinct file is opened once, and every one must hold the
+ *      first model's rows); rank 0 decides which files the full pass of
+ *      data.verify = "full" reads (those not listed unchanged in the run's
+ *      verified.txt, dataset/verified.h) and tells every rank. (b) Each rank's
+ *      share of that pass, its device and threads, a dry run of each
+ *      TorchScript backbone; rank 0 also writes run.cfg, and once every
+ *      rank's share passed, verified.txt.
  *   3. Collective set-up: the rank groups, their backend, the job queue.
  *   4. The jobs: each group's leader takes the next job from the queue and
  *      tells its group. From here on an error on any rank ends the whole
@@ -26,11 +31,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dataset/datafile.h"
 #include "dataset/loader.h"
+#include "dataset/verified.h"
 #include "dist/group.h"
 #include "dist/jobq.h"
 #include "dist/manifest.h"
@@ -70,7 +77,13 @@ typedef struct {
     char real[PATH_MAX]; /* realpath of the file */
     int first_model;     /* the first model that uses it, for messages */
     fl_job_data jd;
+    fl_datafile *df;                  /* open from step 2a to the end of the verification pass */
+    char ident[FL_VERIFIED_LINE_MAX]; /* rank 0: its identity before the pass (verified.h), "" if none */
 } train_data;
+
+/* What the full pass of data.verify = "full" does with a data file (rank 0
+ * decides, every rank does the same). */
+enum { VERIFY_NONE = 0, VERIFY_READ, VERIFY_RECORDED };
 
 /* What a rank holds for the whole run. */
 typedef struct {
@@ -79,6 +92,7 @@ typedef struct {
     train_data data[FL_MAX_MODELS]; /* data[0] is the first model's */
     int n_data;
     int data_of_model[FL_MAX_MODELS]; /* index into data */
+    int verify[FL_MAX_MODELS];        /* VERIFY_* of each data file */
     int32_t *labels, *fold; /* (n_train) of the first model's data file; equal in every other */
     /* The run's folds (folds.use: run.cfg, the vote), --fold K or -1, and the
      * folds this process trains (all of the run's, or K alone). */
@@ -196,22 +210,22 @@ static fl_code train_open_model_data(train_ctx *t, int m, fl_error *err)
             t->data_of_model[m] = d;
             return fl_config_check_data(cfg, m, t->data[d].jd.info.channels, t->data[d].jd.info.folds, err);
         }
+    /* rank 0 keeps the identity the file had before it was opened: a file
+     * replaced or written from now on does not match it */
+    struct stat st;
+    int ident = t->world.rank == 0 && stat(real, &st) == 0;
     fl_datafile *df;
     fl_code rc = fl_datafile_open(mc->data_file, &df, err);
     if (rc)
         return fl_error_prefix(err, "%s", where);
-    /* With data.cache = "memory" the loaders read (and so verify) every image
-     * before the first job anyway. */
-    int verify = !strcmp(cfg->data_verify, "full") && strcmp(cfg->data_cache, "memory") != 0;
-    if (verify && (rc = train_verify_images(t, df, mc->data_file, err))) {
-        fl_datafile_close(df);
-        return rc;
-    }
     train_data *td = &t->data[t->n_data];
     snprintf(td->real, sizeof td->real, "%s", real);
     td->first_model = m;
+    td->df = df; /* closed after the verification pass (or by train_free) */
     td->jd.info = *fl_datafile_info(df);
     td->jd.info.classes = NULL; /* owned by df */
+    if (ident)
+        fl_verified_identity(real, &st, &td->jd.info, td->ident, sizeof td->ident);
     t->data_of_model[m] = t->n_data++;
     rc = fl_config_check_data(cfg, m, td->jd.info.channels, td->jd.info.folds, err);
     if (!rc && t->n_data == 1) {
@@ -236,7 +250,6 @@ static fl_code train_open_model_data(train_ctx *t, int m, fl_error *err)
                          "(foldline prep SRC OUT.h5 --size N ...), so that OOF and test rows line up for the vote",
                          where, mc->data_file, cfg->models[0].data_file, what);
     }
-    fl_datafile_close(df);
     return rc;
 }
 
@@ -249,6 +262,76 @@ static fl_code train_open_data(train_ctx *t, fl_error *err)
             return rc;
     }
     return FL_OK;
+}
+
+/* Rank 0, step 2a: what the full pass does with each data file. With
+ * data.cache = "memory" the loaders read (and so verify) every image before
+ * the first job anyway, and a file without pixel checksums has nothing to
+ * verify. A file the run's verified.txt lists with the identity it has now
+ * was read whole since it last changed: not again (--restart discards the
+ * record with the run). */
+static void train_decide_verify(train_ctx *t)
+{
+    const fl_train_config *cfg = t->cfg;
+    int full = !strcmp(cfg->data_verify, "full") && strcmp(cfg->data_cache, "memory") != 0;
+    char record[sizeof t->env.run_dir + sizeof FL_VERIFIED_NAME + 1];
+    snprintf(record, sizeof record, "%s/%s", t->env.run_dir, FL_VERIFIED_NAME);
+    for (int d = 0; d < t->n_data; d++) {
+        const train_data *td = &t->data[d];
+        if (!full || !(td->jd.info.checks & FL_DATA_CHECK_PIXELS))
+            t->verify[d] = VERIFY_NONE;
+        else if (!t->restart && td->ident[0] && fl_verified_holds(record, td->ident))
+            t->verify[d] = VERIFY_RECORDED;
+        else
+            t->verify[d] = VERIFY_READ;
+    }
+}
+
+/* Step 2b: this rank's share of the pass over each data file rank 0 chose;
+ * then the files are closed (the loaders open their own). */
+static fl_code train_verify_data(train_ctx *t, fl_error *err)
+{
+    fl_code rc = FL_OK;
+    for (int d = 0; d < t->n_data; d++) {
+        train_data *td = &t->data[d];
+        const char *path = t->cfg->models[td->first_model].data_file;
+        if (!rc && t->verify[d] == VERIFY_READ)
+            rc = train_verify_images(t, td->df, path, err);
+        else if (!rc && t->verify[d] == VERIFY_RECORDED && t->world.rank == 0)
+            printf("train: data file %s verified before (%s/%s), not read again; data.verify = \"full\" reads it "
+                   "again after any change\n",
+                   path, t->env.run_dir, FL_VERIFIED_NAME);
+        fl_datafile_close(td->df);
+        td->df = NULL;
+    }
+    fflush(stdout);
+    return rc;
+}
+
+/* Rank 0, once every rank's share of the pass passed: verified.txt lists
+ * every data file read whole, now or before, with the identity it had
+ * before this start's pass. Unchanged when nothing was read; a record that
+ * cannot be written only costs the next start a pass, so it is a warning. */
+static void train_write_verified(const train_ctx *t)
+{
+    const char *lines[FL_MAX_MODELS];
+    int n = 0, read = 0;
+    for (int d = 0; d < t->n_data; d++) {
+        const train_data *td = &t->data[d];
+        read += t->verify[d] == VERIFY_READ;
+        if (t->verify[d] != VERIFY_NONE && td->ident[0])
+            lines[n++] = td->ident;
+    }
+    if (!read || !n)
+        return;
+    char record[sizeof t->env.run_dir + sizeof FL_VERIFIED_NAME + 1];
+    snprintf(record, sizeof record, "%s/%s", t->env.run_dir, FL_VERIFIED_NAME);
+    fl_error err;
+    fl_error_clear(&err);
+    if (fl_verified_write(record, lines, n, &err)) {
+        fprintf(stderr, "foldline: warning: the next start of this run verifies its data files again: %s\n", err.msg);
+        fflush(stderr);
+    }
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -437,13 +520,25 @@ static fl_code train_probe_backbones(train_ctx *t, fl_error *err)
     return FL_OK;
 }
 
-/* Step 2: everything a rank does on its own before the ranks agree. */
-static fl_code train_setup_local(train_ctx *t, fl_error *err)
+/* Step 2a: the config against the world and the data files, which stay
+ * open; rank 0 decides what the verification pass reads. */
+static fl_code train_setup_data(train_ctx *t, fl_error *err)
 {
     const fl_train_config *cfg = t->cfg;
+    snprintf(t->env.run_dir, sizeof t->env.run_dir, "%s/%s", cfg->out_dir, cfg->run_name);
     fl_code rc = fl_config_check_world(cfg, t->world.size, err);
     if (!rc)
         rc = train_open_data(t, err);
+    if (!rc && t->world.rank == 0)
+        train_decide_verify(t);
+    return rc;
+}
+
+/* Step 2b: everything else a rank does on its own before the ranks agree. */
+static fl_code train_setup_local(train_ctx *t, fl_error *err)
+{
+    const fl_train_config *cfg = t->cfg;
+    fl_code rc = train_verify_data(t, err);
     if (rc)
         return rc;
     if ((t->n_folds = cfg->n_folds_use))
@@ -462,7 +557,6 @@ static fl_code train_setup_local(train_ctx *t, fl_error *err)
     env->train_fold = t->fold;
     env->log = stdout;
     env->device = t->device;
-    snprintf(env->run_dir, sizeof env->run_dir, "%s/%s", cfg->out_dir, cfg->run_name);
     t->threads = cfg->threads > 0 ? cfg->threads : default_threads(&t->world);
     if ((rc = train_pick_device(t, err)) || (rc = fl_torch_set_threads(t->threads, err)) ||
         (rc = fl_torch_keep_freed_memory(err)) || (rc = train_probe_backbones(t, err)))
@@ -630,6 +724,8 @@ static int train_jobs_missing(const train_ctx *t)
 static void train_free(train_ctx *t)
 {
     for (int d = 0; d < t->n_data; d++) {
+        fl_datafile_close(t->data[d].df);
+        t->data[d].df = NULL;
         fl_loader_close(t->data[d].jd.train_loader);
         fl_loader_close(t->data[d].jd.test_loader);
         t->data[d].jd.train_loader = t->data[d].jd.test_loader = NULL;
@@ -637,6 +733,39 @@ static void train_free(train_ctx *t)
     free(t->labels);
     free(t->fold);
     t->labels = t->fold = NULL;
+}
+
+/* After a part of step 2 that every rank ran on its own (rc: this rank's
+ * result, err its message): 0 when every rank passed. Else 1, with t freed,
+ * MPI down and *status this rank's exit status: every rank ends cleanly and
+ * one prints the failure. */
+static int train_agree_local(train_ctx **tp, fl_code rc, fl_error *err, int *status)
+{
+    train_ctx *t = *tp;
+    int first = 0, n_failed = 0;
+    fl_error agree_err;
+    if (fl_world_agree(&t->world, rc != FL_OK, &first, &n_failed, &agree_err)) {
+        train_free(t);
+        free(t);
+        *tp = NULL;
+        *status = cli_report(rc ? err : &agree_err);
+        return 1;
+    }
+    if (!n_failed)
+        return 0;
+    fl_world w = t->world;
+    train_free(t);
+    free(t);
+    *tp = NULL;
+    fl_world_end();
+    if (n_failed == w.size ? !fl_world_reports(&w) : w.rank != first) {
+        *status = rc ? fl_exit_status(rc) : 1;
+        return 1;
+    }
+    if (n_failed < w.size)
+        fl_error_prefix(err, "rank %d of %d (%s)", w.rank, w.size, w.host);
+    *status = cli_report(err);
+    return 1;
 }
 
 /* Steps 1 to 5. Returns the exit status; failures go through cli_report. */
@@ -663,26 +792,21 @@ static int train_main(const char *config, int fold_only, const char **overrides,
     if (!rc)
         rc = fl_config_load(config, overrides, n_over, cfg, &err);
     if (!rc)
-        rc = train_setup_local(t, &err);
-    int first = 0, n_failed = 0;
-    fl_error agree_err;
-    if (fl_world_agree(&t->world, rc != FL_OK, &first, &n_failed, &agree_err)) {
+        rc = train_setup_data(t, &err);
+    int status;
+    if (train_agree_local(&t, rc, &err, &status))
+        return status;
+    if ((rc = fl_world_bcast_ints(&t->world, t->verify, FL_MAX_MODELS, &err))) {
         train_free(t);
         free(t);
-        return cli_report(rc ? &err : &agree_err);
-    }
-    if (n_failed) {
-        /* A failure of step 2: every rank ends cleanly, one prints it. */
-        fl_world w = t->world;
-        train_free(t);
-        free(t);
-        fl_world_end();
-        if (n_failed == w.size ? !fl_world_reports(&w) : w.rank != first)
-            return rc ? fl_exit_status(rc) : 1;
-        if (n_failed < w.size)
-            fl_error_prefix(&err, "rank %d of %d (%s)", w.rank, w.size, w.host);
         return cli_report(&err);
     }
+    rc = train_setup_local(t, &err);
+    if (train_agree_local(&t, rc, &err, &status))
+        return status;
+    if (t->world.rank == 0)
+        train_write_verified(t);
+    int first = 0;
     /* A stop (FL_ESTOPPED: this rank's job checkpointed after a signal) is
      * not a failure: the rank still meets the others, which finish or stop
      * their own jobs, and then every rank exits with status 75. */

@@ -4,6 +4,8 @@ refuse a truncated file, a flipped bit in an image, a label, a path or the user-
 wrong schema version and a file that is not HDF5, with one line on stderr naming the file (and
 the image row where one is at fault), exit status 1, and no training started. Readers never
 take HDF5 file locks, so a data file locked by another process (NFS, Lustre) still reads.
+A run remembers the data file its full pass read (RUN_DIR/verified.txt) and does not read it
+again at its next start unless something about the file changed.
 
 The damage is done at byte offsets found by content (the exact pixel, label and path bytes),
 not through HDF5, and the seal is rewritten here from its documented layout (an independent
@@ -31,6 +33,17 @@ folds = {{ use = [0]; }};
 models = ( {{ name = "m"; backbone = "smallcnn"; epochs = 1; batch = 8;
              optimizer = {{ type = "adam"; lr = 1e-3; }}; }} );
 """
+
+
+def identity(path):
+    """The line verified.txt holds for the data file at path (dataset/verified.h's layout), from
+    os.stat and the CRC-32 the seal records: an independent writer of it."""
+    st = os.stat(path)
+    with open(path, "rb") as f:
+        crc, = struct.unpack("<I", f.read(USERBLOCK)[40:44])
+    ns = lambda t: "%d.%09d" % divmod(t, 10**9)  # noqa: E731
+    return "%s\tsize %d mtime %s ctime %s inode %d seal %08x" % (
+        os.path.realpath(path), st.st_size, ns(st.st_mtime_ns), ns(st.st_ctime_ns), st.st_ino, crc)
 
 
 def reseal(path):
@@ -108,8 +121,27 @@ class CorruptData(common.TempDirCase):
             f.write(CONFIG.format(out=self.runs, data=self.data, verify=verify, cache=cache))
         return path
 
-    def train(self, verify="full", cache="none"):
-        return common.run("train", self.config(verify, cache), timeout=300)
+    def train(self, verify="full", cache="none", *opts):
+        return common.run("train", self.config(verify, cache), *opts, timeout=300)
+
+    def record(self):
+        return os.path.join(self.runs, "t", "verified.txt")
+
+    def train_ok(self, *opts):
+        res = self.train("full", "none", *opts)
+        self.assertEqual(res.rc, 0, res.stdout + res.stderr)
+        self.assertEqual(res.stderr, "")
+        return res
+
+    def read_all(self, res):
+        n = len(self.paths["train"]) + len(self.paths["test"])
+        self.assertIn("train: %s: %d image checksums verified" % (self.data, n), res.stdout)
+        self.assertNotIn("verified before", res.stdout)
+
+    def read_none(self, res):
+        self.assertIn("train: data file %s verified before (%s), not read again; data.verify = \"full\" "
+                      "reads it again after any change" % (self.data, self.record()), res.stdout)
+        self.assertNotIn("checksums verified", res.stdout)
 
     def assertRefusedByBoth(self, *needles):
         """inspect and train both refuse the file, naming it; train starts no job."""
@@ -204,6 +236,46 @@ class CorruptData(common.TempDirCase):
         res = self.train(verify="open")
         self.fails(res, self.data, "/train/images row 1", self.paths["train"][1], "Fletcher32")
         self.assertFalse(os.path.exists(os.path.join(self.runs, "t", "m", "fold0", "preds.h5")))
+
+    def test_a_rerun_does_not_read_an_unchanged_data_file_again(self):
+        self.read_all(self.train_ok())
+        with open(self.record()) as f:
+            self.assertEqual(f.read(), "foldline-verified 1\n%s\n" % identity(self.data))
+        self.read_none(self.train_ok())
+        # not a byte of pixels is read: a damaged image whose file still shows the recorded
+        # identity (written here, as no real change could leave it) goes unnoticed at the start
+        r = 4
+        self.flip(self.offset_of(self.images["train"][r].tobytes()) + 2)
+        with open(self.record(), "w") as f:
+            f.write("foldline-verified 1\n%s\n" % identity(self.data))
+        self.read_none(self.train_ok())  # the job is complete: nothing else reads row 4
+
+    def test_a_changed_data_file_is_read_again_and_its_damage_named(self):
+        self.train_ok()
+        before = os.stat(self.data)
+        r = 5
+        self.flip(self.offset_of(self.images["train"][r].tobytes()) + 6)  # same size, a new mtime
+        self.assertEqual(os.stat(self.data).st_size, before.st_size)
+        for _ in range(2):
+            res = self.train()
+            self.fails(res, self.data, "/train/images row %d" % r, self.paths["train"][r])
+            self.assertNotIn("verified before", res.stdout)
+            # a writer that puts the old mtime back (cp -p, rsync --inplace) still changes the ctime
+            os.utime(self.data, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    def test_a_record_that_does_not_match_is_ignored_and_rewritten(self):
+        self.train_ok()
+        line = identity(self.data)
+        size = "size %d " % os.stat(self.data).st_size
+        for record in ("foldline-verified 1\n%s\n" % line.replace(size, "size 1 "),  # another size
+                       "%s\n" % line,  # not a record
+                       None):  # --restart
+            with open(self.record(), "w") as f:
+                f.write(record or "foldline-verified 1\n%s\n" % line)
+            res = self.train_ok(*([] if record else ["--restart"]))
+            self.read_all(res)
+            with open(self.record()) as f:
+                self.assertEqual(f.read(), "foldline-verified 1\n%s\n" % line)
 
     def test_readers_take_no_file_locks(self):
         # another process holds an exclusive lock, as a writer or a stale NFS lock would
