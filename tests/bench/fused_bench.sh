@@ -10,19 +10,21 @@
 #   5 own      the five folds as five own jobs (fuse_folds = false)
 # Prints their wall times, the ratio of the fused run to one fold (the goal: under 2) and the
 # images the fused job ran through the backbone against the folds' own jobs (from its log).
-# Run it on a quiet machine: other work on the cores changes the times.
+# Run it on a quiet machine: other work on the cores changes the times. On a GPU machine the runs use
+# cuda:0 (foldline picks the GPU itself); THREADS, PYTHON, FOLDLINE and BENCH_DIR override the defaults.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 foldline=${FOLDLINE:-$root/build/foldline}
 epochs=${1:-5}
 images=${2:-2000}
 threads=${THREADS:-2}
+python=${PYTHON:-/usr/bin/python3}   # numpy and Pillow, for make_sketches.py
 work=${BENCH_DIR:-/tmp/foldline-fused-bench}
 mkdir -p "$work"
 src=$work/sketch-src-$images
 if [[ ! -f $src/test.csv ]]; then
   rm -rf "$src" && mkdir -p "$src"
-  /usr/bin/python3 "$root/tests/bench/make_sketches.py" "$src" "$images" 64 64 10
+  "$python" "$root/tests/bench/make_sketches.py" "$src" "$images" 64 64 10
 fi
 [[ -f $work/sketch64-$images.h5 ]] || "$foldline" prep "$src" "$work/sketch64-$images.h5" --size 64 --quiet
 cat > "$work/fused.cfg" <<CFG

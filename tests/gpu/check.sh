@@ -10,7 +10,8 @@
 # 3. model throughput on the GPU (smallcnn, resnet18, resnet50)
 # 4. a short fold run on the GPU: synthetic sketches -> prep -> train (resnet18,
 #    2 folds, 2 epochs, flips, rotation, elastic and grid distortion) -> vote
-# 5. prep throughput on every core (15,000 600x600 JPEGs -> 224) against Pillow
+# 5. fold-fused training of a frozen ResNet-18 (tests/bench/fused_bench.sh) on the GPU
+# 6. prep throughput on every core (15,000 600x600 JPEGs -> 224) against Pillow
 # Where the machine lacks MPI/HDF5/libconfig, put the .deb files fetched by
 # ../shared/gpu/fetch-debs.sh in .gpu-debs/ first: this script sources its env.sh.
 set -uo pipefail
@@ -83,6 +84,11 @@ models = ( { name = "resnet18"; backbone = "resnet18"; epochs = 2; batch = 64;
 CFG
 step fold_run timeout 300 $fl train "$work/run.cfg"
 grep -E '^\[|soft-soft' "$out/fold_run.log" | tee -a "$out/summary.txt"
+
+# Fold-fused training of a frozen ResNet-18 on the GPU: 5 folds fused against one fold and 5 own jobs.
+step fused_bench timeout 600 env FOLDLINE=./build-gpu/foldline PYTHON=$py THREADS=4 \
+  BENCH_DIR=/tmp/foldline-gpu-fused bash tests/bench/fused_bench.sh 5 8000
+grep '^bench:' "$out/fused_bench.log" | tee -a "$out/summary.txt"
 
 # prep throughput on every core of this machine
 bench=/tmp/foldline-gpu-bench
