@@ -31,7 +31,8 @@ fl_code fl_torch_set_threads(int n, fl_error *err);
 /* Makes the C library keep memory that freed tensors return, instead of
  * handing it back to the kernel and faulting it in again (zeroed) at the next
  * step: CPU training of small models runs about 3 times faster. The process
- * keeps its peak memory. Process-wide (glibc's mallopt; a no-op elsewhere):
+ * keeps its peak memory. Process-wide (glibc's mallopt; a no-op elsewhere, and
+ * where another allocator, such as AddressSanitizer's, refuses the thresholds):
  * call it once at startup, before the first model. */
 fl_code fl_torch_keep_freed_memory(fl_error *err);
 
