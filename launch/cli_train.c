@@ -280,6 +280,12 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
     return FL_OK;
 }
 
+static void train_say_skipped(const train_ctx *t, const fl_job *j)
+{
+    printf("[%s fold %d] complete (preds.h5 exists), skipped\n", t->cfg->models[j->model].name, j->fold);
+    fflush(stdout);
+}
+
 /* The train folds of fused job j that are not complete, into todo (leader). */
 static int train_fused_todo(const train_ctx *t, const fl_job *j, int *todo)
 {
@@ -289,9 +295,8 @@ static int train_fused_todo(const train_ctx *t, const fl_job *j, int *todo)
         if (!fl_job_is_done(&t->env, &one))
             todo[n++] = one.fold;
         else
-            printf("[%s fold %d] complete (preds.h5 exists), skipped\n", t->cfg->models[j->model].name, one.fold);
+            train_say_skipped(t, &one);
     }
-    fflush(stdout);
     return n;
 }
 
@@ -322,8 +327,7 @@ static fl_code train_jobs(train_ctx *t, fl_error *err)
             }
             if (!fl_job_is_done(env, &job))
                 break;
-            printf("[%s fold %d] complete (preds.h5 exists), skipped\n", t->cfg->models[job.model].name, job.fold);
-            fflush(stdout);
+            train_say_skipped(t, &job);
         }
         if ((rc = fl_group_bcast_int(env->group, &idx, err)))
             return rc;

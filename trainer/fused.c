@@ -14,7 +14,6 @@
 #include "trainer/fused.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,12 +165,6 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     return rc;
 }
 
-/* Plain features of rows (B) into out, all cached. */
-static fl_code fused_cache_get(fused_state *f, const int64_t *rows, int B, float *out, fl_error *err)
-{
-    return fl_featcache_get(f->cache, rows, B, out, err);
-}
-
 /* 1 if every one of rows (n) is in the cache. */
 static int fused_all_cached(const fused_state *f, const int64_t *rows, int64_t n)
 {
@@ -203,16 +196,27 @@ static fl_code fused_stopped(fused_state *f, int epoch, int64_t step, fl_error *
 {
     char folds[256];
     fused_folds_text(f, folds, sizeof folds);
-    int sig = fl_stop_requested();
     return fl_fail(err, FL_ESTOPPED,
                    "job %s folds %s (fused): stopped by %s at epoch %d step %lld; each fold's last.pt under %s/%s "
                    "holds it HINT: rerun the same command to resume",
-                   f->mc->name, folds,
-                   sig == SIGUSR1  ? "SIGUSR1"
-                   : sig == SIGINT ? "SIGINT"
-                   : sig           ? "SIGTERM"
-                                   : "a signal to another rank of its group",
-                   epoch + 1, (long long)step, f->env->run_dir, f->mc->name);
+                   f->mc->name, folds, job_stop_cause(), epoch + 1, (long long)step, f->env->run_dir, f->mc->name);
+}
+
+/* Sums the heads' pairs (a[i], b[i]), i < n, over the group in one call. */
+static fl_code fused_sum_pairs(fused_state *f, double *a, double *b, int n, fl_error *err)
+{
+    if (f->g_size == 1)
+        return FL_OK;
+    double *v = malloc(sizeof *v * (size_t)n * 2);
+    if (!v)
+        return fused_oom(err);
+    memcpy(v, a, sizeof *v * (size_t)n);
+    memcpy(v + n, b, sizeof *v * (size_t)n);
+    fl_code rc = fl_group_sum(f->group, v, 2 * n, err);
+    memcpy(a, v, sizeof *v * (size_t)n);
+    memcpy(b, v + n, sizeof *v * (size_t)n);
+    free(v);
+    return rc;
 }
 
 /* One epoch of every head whose progress is at this epoch (active[i]),
@@ -227,7 +231,9 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
         return rc;
     const fl_aug_stage *stage = fl_augment_stage_at(f->mc, epoch);
     int n = f->n, from_cache = f->cache && (!stage || stage->n_ops == 0) && fused_all_cached(f, o.rows, o.n);
-    double *loss = calloc((size_t)n * 4, sizeof *loss), *correct = loss + n, *t0 = loss + 2 * n, *flagv = NULL;
+    /* Per head: the epoch's sums, its start time, this step's loss and correct count. */
+    double *loss = calloc((size_t)n * 5, sizeof *loss), *correct = loss + n, *t0 = loss + 2 * n, *flagv = NULL;
+    double *l = loss + 3 * n, *c = loss + 4 * n;
     int64_t *count = calloc((size_t)n, sizeof *count), s0 = o.n_batches;
     fl_model **stepping = malloc(sizeof *stepping * (size_t)n);
     flagv = malloc(sizeof *flagv * (size_t)(n + 2));
@@ -246,27 +252,12 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
         t0[i] = job_now_s() - js->prog.seconds;
         js->comm_seconds = 0;
     }
-    int64_t start = 0, hi;
-    if (s0 > 0)
-        fl_order_batch(&o, s0 - 1, &hi, &start);
-    if (!from_cache) {
-        int64_t *ends = malloc(sizeof *ends * (size_t)(o.n_batches - s0 + 1));
-        if (!ends) {
-            rc = fused_oom(err);
-            goto done;
-        }
-        for (int64_t s = s0; s < o.n_batches; s++)
-            ends[s - s0] = o.ends[s] - start;
-        rc = fl_loader_start_batches(f->data->train_loader, o.rows + start, o.n - start, ends, o.n_batches - s0,
-                                     f->g_rank, f->g_size, err);
-        free(ends);
-        if (rc)
-            goto done;
-    }
+    if (!from_cache && (rc = job_loader_start(f->data->train_loader, &o, s0, f->g_rank, f->g_size, err)))
+        goto done;
     int skip_nonfinite = !strcmp(cfg->on_nan, "skip_step");
     double checkpoint_s = cfg->checkpoint_minutes * 60.0;
     for (int64_t s = s0; s < o.n_batches && !rc; s++) {
-        int64_t lo, mlo, mhi;
+        int64_t lo, hi, mlo, mhi;
         fl_order_batch(&o, s, &lo, &hi);
         fused_shard(f, lo, hi, &mlo, &mhi);
         const int64_t *rows = o.rows + mlo;
@@ -283,17 +274,13 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
             int any = B ? fl_augment_draw(stage, f->js[0].model_seed, epoch, rows, B, f->aug) : 0;
             rc = fused_embed(f, x, B, any ? f->aug : NULL, -1, f->feats, err);
         } else {
-            rc = fused_cache_get(f, rows, B, f->feats, err);
+            rc = fl_featcache_get(f->cache, rows, B, f->feats, err);
         }
         if (rc)
             break;
         /* Each head's rows in the whole batch, then its forward and backward. */
         memset(flagv, 0, sizeof *flagv * (size_t)(n + 2));
-        double *l = calloc((size_t)n * 2, sizeof *l), *c = l ? l + n : NULL;
-        if (!l) {
-            rc = fused_oom(err);
-            break;
-        }
+        memset(l, 0, sizeof *l * (size_t)n * 2);
         for (int i = 0; i < n && !rc; i++) {
             job_state *js = &f->js[i];
             count[i] = 0;
@@ -311,20 +298,16 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                     flagv[2 + i] = 1;
             }
         }
-        if (rc) {
-            free(l);
+        if (rc)
             break;
-        }
         flagv[0] = fl_stop_requested() != 0;
         double last = 0;
         for (int i = 0; i < n; i++)
             if (active[i] && f->js[i].last_checkpoint > last)
                 last = f->js[i].last_checkpoint;
         flagv[1] = f->leader && checkpoint_s > 0 && job_now_s() - last >= checkpoint_s;
-        if (f->g_size > 1 && (rc = fl_group_sum(f->group, flagv, n + 2, err))) {
-            free(l);
+        if (f->g_size > 1 && (rc = fl_group_sum(f->group, flagv, n + 2, err)))
             break;
-        }
         int n_step = 0;
         for (int i = 0; i < n && !rc; i++) {
             job_state *js = &f->js[i];
@@ -345,7 +328,6 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
             loss[i] += l[i];
             correct[i] += c[i];
         }
-        free(l);
         if (!rc && f->g_size > 1 && n_step > 0) {
             double c0 = job_now_s();
             rc = fl_models_grads_reduce(stepping, n_step, fl_group_host_buffers(f->group), fl_group_sum_flat, f->group,
@@ -365,24 +347,12 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                 rc = fused_oom(err);
                 break;
             }
-            for (int i = 0; i < n; i++) {
-                sums[2 * i] = loss[i];
-                sums[2 * i + 1] = correct[i];
-            }
-            if (f->g_size > 1)
-                rc = fl_group_sum(f->group, sums, 2 * n, err);
-            for (int i = 0; i < n && !rc; i++) {
-                job_state *js = &f->js[i];
-                if (!active[i])
-                    continue;
-                job_progress keep = js->prog;
-                js->prog.loss_sum = sums[2 * i];
-                js->prog.correct = sums[2 * i + 1];
-                js->prog.seconds = job_now_s() - t0[i];
-                rc = job_save(js, "last", err);
-                keep.step = js->prog.step;
-                js->prog = keep;
-            }
+            memcpy(sums, loss, sizeof *sums * (size_t)n);
+            memcpy(sums + n, correct, sizeof *sums * (size_t)n);
+            rc = fused_sum_pairs(f, sums, sums + n, n, err);
+            for (int i = 0; i < n && !rc; i++)
+                if (active[i])
+                    rc = job_save_at(&f->js[i], f->js[i].prog.step, sums[i], sums[n + i], job_now_s() - t0[i], err);
             free(sums);
             if (!rc && flagv[0] > 0)
                 rc = fused_stopped(f, epoch, s + 1, err);
@@ -390,23 +360,8 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
     }
     if (rc)
         goto done;
-    if (f->g_size > 1) { /* every head's sums in one call */
-        double *sums = malloc(sizeof *sums * (size_t)n * 2);
-        if (!sums) {
-            rc = fused_oom(err);
-            goto done;
-        }
-        for (int i = 0; i < n; i++) {
-            sums[2 * i] = loss[i];
-            sums[2 * i + 1] = correct[i];
-        }
-        rc = fl_group_sum(f->group, sums, 2 * n, err);
-        for (int i = 0; i < n; i++) {
-            loss[i] = sums[2 * i];
-            correct[i] = sums[2 * i + 1];
-        }
-        free(sums);
-    }
+    if ((rc = fused_sum_pairs(f, loss, correct, n, err))) /* every head's sums in one call */
+        goto done;
     for (int i = 0; i < n && !rc; i++) {
         if (!active[i])
             continue;
@@ -431,7 +386,7 @@ done:
 static fl_code fused_views(fused_state *f, const uint8_t *x, const int64_t *rows, int B, int n_views, int from_cache,
                            fl_error *err)
 {
-    fl_code rc = from_cache ? fused_cache_get(f, rows, B, f->views[0], err) : fused_embed(f, x, B, NULL, -1, f->views[0], err);
+    fl_code rc = from_cache ? fl_featcache_get(f->cache, rows, B, f->views[0], err) : fused_embed(f, x, B, NULL, -1, f->views[0], err);
     for (int t = 1; t < n_views && !rc; t++)
         rc = fused_embed(f, x, B, NULL, (int)f->mc->tta[t - 1], f->views[t], err);
     return rc;
@@ -520,22 +475,7 @@ static fl_code fused_predict(fused_state *f, int train, const int64_t *rows, int
     }
     if (rc)
         goto done;
-    double *sums = malloc(sizeof *sums * (size_t)nh * 2);
-    if (!sums) {
-        rc = fused_oom(err);
-        goto done;
-    }
-    for (int h = 0; h < nh; h++) {
-        sums[2 * h] = loss[h];
-        sums[2 * h + 1] = correct[h];
-    }
-    if (f->g_size > 1)
-        rc = fl_group_sum(f->group, sums, 2 * nh, err);
-    for (int h = 0; h < nh; h++) {
-        loss[h] = sums[2 * h];
-        correct[h] = sums[2 * h + 1];
-    }
-    free(sums);
+    rc = fused_sum_pairs(f, loss, correct, nh, err);
     for (int h = 0; h < nh && !rc && probs; h++) {
         if (!own[h])
             continue;

@@ -279,35 +279,57 @@ fl_code job_step_flags(job_state *js, int mine, int *flags, fl_error *err)
 
 /* A checkpoint in the middle of an epoch: last.pt with the batches done so
  * far and their sums over the group. */
-fl_code job_save_mid_epoch(job_state *js, int64_t step, double loss_sum, double correct, double seconds,
-                                  fl_error *err)
+fl_code job_save_at(job_state *js, int64_t step, double loss_sum, double correct, double seconds, fl_error *err)
 {
-    double sums[2] = {loss_sum, correct};
-    fl_code rc = job_sum(js, sums, 2, err);
-    if (rc)
-        return rc;
     job_progress keep = js->prog;
     js->prog.step = step;
-    js->prog.loss_sum = sums[0];
-    js->prog.correct = sums[1];
+    js->prog.loss_sum = loss_sum;
+    js->prog.correct = correct;
     js->prog.seconds = seconds;
-    rc = job_save(js, "last", err);
+    fl_code rc = job_save(js, "last", err);
     js->prog = keep;
     return rc;
 }
 
-fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err)
+fl_code job_save_mid_epoch(job_state *js, int64_t step, double loss_sum, double correct, double seconds,
+                           fl_error *err)
+{
+    double sums[2] = {loss_sum, correct};
+    fl_code rc = job_sum(js, sums, 2, err);
+    return rc ? rc : job_save_at(js, step, sums[0], sums[1], seconds, err);
+}
+
+const char *job_stop_cause(void)
 {
     int sig = fl_stop_requested();
+    return sig == SIGUSR1  ? "SIGUSR1"
+           : sig == SIGINT ? "SIGINT"
+           : sig           ? "SIGTERM"
+                           : "a signal to another rank of its group";
+}
+
+fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err)
+{
     return fl_fail(err, FL_ESTOPPED,
                    "job %s fold %d: stopped by %s at epoch %d step %lld; %s/last.pt holds it HINT: rerun the same "
                    "command to resume",
-                   js->mc->name, js->job.fold,
-                   sig == SIGUSR1  ? "SIGUSR1"
-                   : sig == SIGINT ? "SIGINT"
-                   : sig           ? "SIGTERM"
-                                   : "a signal to another rank of its group",
-                   epoch + 1, (long long)step, js->dir);
+                   js->mc->name, js->job.fold, job_stop_cause(), epoch + 1, (long long)step, js->dir);
+}
+
+fl_code job_loader_start(fl_loader *ld, const fl_order *o, int64_t step, int shard, int n_shards, fl_error *err)
+{
+    int64_t start = 0, hi;
+    if (step > 0)
+        fl_order_batch(o, step - 1, &hi, &start);
+    int64_t *ends = malloc(sizeof *ends * (size_t)(o->n_batches - step + 1));
+    if (!ends)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    for (int64_t s = step; s < o->n_batches; s++)
+        ends[s - step] = o->ends[s] - start;
+    fl_code rc = fl_loader_start_batches(ld, o->rows + start, o->n - start, ends, o->n_batches - step, shard, n_shards,
+                                         err);
+    free(ends);
+    return rc;
 }
 
 /* The epoch's batches into js->order (trainer/order.h). */
@@ -348,15 +370,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
         fl_order_batch(o, step - 1, &hi, &start);
     double t0 = job_now_s() - js->prog.seconds, loss_sum = js->leader ? js->prog.loss_sum : 0;
     double correct = js->leader ? js->prog.correct : 0;
-    int64_t *ends = malloc(sizeof *ends * (size_t)(o->n_batches - step + 1));
-    if (!ends)
-        return fl_fail(err, FL_ENOMEM, "out of memory");
-    for (int64_t s = step; s < o->n_batches; s++)
-        ends[s - step] = o->ends[s] - start;
-    rc = fl_loader_start_batches(js->data->train_loader, o->rows + start, o->n - start, ends, o->n_batches - step,
-                                 js->g_rank, js->g_size, err);
-    free(ends);
-    if (rc)
+    if ((rc = job_loader_start(js->data->train_loader, o, step, js->g_rank, js->g_size, err)))
         return rc;
     const uint8_t *x;
     int B, got;

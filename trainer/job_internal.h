@@ -73,10 +73,19 @@ fl_code job_sum(job_state *js, double *v, int n, fl_error *err);
 fl_code job_step_flags(job_state *js, int mine, int *flags, fl_error *err);
 
 fl_code job_save(job_state *js, const char *name, fl_error *err);
+/* last.pt at batch `step` of the epoch in progress, with the epoch's sums so
+ * far: this rank's (job_save_mid_epoch sums them over the group first) or
+ * already the group's (job_save_at). */
 fl_code job_save_mid_epoch(job_state *js, int64_t step, double loss_sum, double correct, double seconds,
                            fl_error *err);
+fl_code job_save_at(job_state *js, int64_t step, double loss_sum, double correct, double seconds, fl_error *err);
 fl_code job_resume(job_state *js, fl_error *err);
 fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err);
+/* What stopped this rank, for the message: "SIGTERM", ..., or another rank's signal. */
+const char *job_stop_cause(void);
+
+/* Starts ld on o's batches from batch `step` on, this rank's shard of each. */
+fl_code job_loader_start(fl_loader *ld, const fl_order *o, int64_t step, int shard, int n_shards, fl_error *err);
 
 /* The end of an epoch whose training and validation are done: metrics.csv's
  * row, the best checkpoints, then last.pt, and the log line. */
