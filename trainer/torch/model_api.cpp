@@ -492,8 +492,7 @@ extern "C" fl_code fl_model_features(fl_model *m, const uint8_t *x, int B, float
     FL_TORCH_GUARD(err, {
         m->net->eval();
         torch::NoGradGuard no_grad;
-        torch::Tensor xb = images_to_device(x, B, m->in_channels, m->height, m->width, m->device);
-        copy_to_host(m->net->backbone->forward(images_normalise(xb, m->mean, m->std)), feats); // (B, D)
+        copy_to_host(m->net->backbone->forward(model_input(*m, x, B, nullptr, -1)), feats); // (B, D)
     });
 }
 
