@@ -2,14 +2,16 @@
  *
  * The hang watch: every MPI collective of a group is started nonblocking and
  * waited for with MPI_Test until dist.timeout_s. Each rank counts the
- * collectives it has entered in an RMA window the others can read without
- * its help (a passive-target epoch held open for the group's life), and
- * while it waits in one it bumps a heartbeat there. A rank that waited too
- * long reads both from every rank, twice, two seconds apart: a rank behind
- * it has not arrived (and its count says where it is); a rank in the same
- * collective whose heartbeat stands still has stopped answering (a stopped
- * or wedged process). That is Horovod's stall inspector, without a
- * coordinator.
+ * collectives it has entered. A rank that waited too long asks every other
+ * rank of its group, with a point-to-point message on the group's watch
+ * communicator, where it is; ranks answer whenever they enter foldline's
+ * progress calls (every wait of a collective, every training step). An
+ * answer with a lower count means that rank is behind (still computing, at
+ * collective N); an answer with the same count means it is in the same
+ * collective and running (then the fault is in MPI or the network); no
+ * answer within a few seconds means it is stopped, dead or unreachable.
+ * That is Horovod's stall inspector, without a coordinator, and without MPI
+ * one-sided windows (which Open MPI 4.1 cannot create across hosts on TCP).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "dist/group.h"
@@ -23,19 +25,31 @@
 #include <mpi.h>
 
 #include "dist/nccl.h"
+#include "dist/place.h"
+
+enum { TAG_QUERY = 11, TAG_ANSWER = 12 };
 
 struct fl_group {
-    MPI_Comm comm;    /* the group's ranks, in world order */
+    MPI_Comm comm;    /* the group's ranks, leader first */
+    MPI_Comm watch;   /* the hang watch's queries and answers (MPI_COMM_NULL for a group of one) */
     int index, count; /* which group, of how many */
     int rank, size;   /* in the group */
+    int spanning;     /* groups of the world that span hosts */
     fl_backend backend;
     fl_nccl *nccl; /* FL_BACKEND_NCCL with size > 1 */
     void *stream;  /* cudaStream_t of the NCCL calls */
-    double timeout_s;      /* a collective that waits longer is a hang */
-    int64_t seq;           /* collectives this rank has entered */
-    int64_t *entered;      /* window memory: [0] this rank's seq, [1] its heartbeat while it waits */
-    MPI_Win win;           /* MPI_WIN_NULL for a group of one */
-    char (*hosts)[64];     /* host of every group rank */
+    double timeout_s;  /* a collective that waits longer is a hang */
+    int64_t seq;       /* collectives this rank has entered */
+    MPI_Request query; /* the posted receive of another rank's query */
+    int64_t query_buf;
+    void (*progress)(void *); /* called in every wait (fl_group_set_progress) */
+    void *progress_ctx;
+    char (*hosts)[64];    /* host of every group rank */
+    int *world_of;        /* world rank of every group rank */
+    /* The world's placement, for fl_group_describe: */
+    int world_size;
+    int *group_of;        /* group of every world rank */
+    char (*world_hosts)[64];
 };
 
 static double group_now(void)
@@ -48,42 +62,90 @@ static double group_now(void)
 /* MPI counts are ints: longer buffers go in pieces of this many values. */
 #define MPI_PIECE (1 << 30)
 
+/* Every world rank's host name and host id (the lowest world rank on its
+ * host), gathered on every rank. */
+static fl_code group_gather_hosts(const fl_world *w, fl_group *g, int *host_of, fl_error *err)
+{
+    MPI_Comm node;
+    int rc, id = w->rank;
+    if ((rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node)) != MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Comm_split_type (ranks of this host)");
+    rc = MPI_Allreduce(&w->rank, &id, 1, MPI_INT, MPI_MIN, node);
+    MPI_Comm_free(&node);
+    if (rc != MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Allreduce (host ids)");
+    if ((rc = MPI_Allgather(&id, 1, MPI_INT, host_of, 1, MPI_INT, MPI_COMM_WORLD)) != MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Allgather (host ids)");
+    snprintf(g->world_hosts[w->rank], sizeof g->world_hosts[0], "%s", w->host);
+    if ((rc = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, g->world_hosts, (int)sizeof g->world_hosts[0],
+                            MPI_CHAR, MPI_COMM_WORLD)) != MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Allgather (host names)");
+    return FL_OK;
+}
+
+/* A group of several ranks: its host names, world ranks and watch. */
+static fl_code group_open_watch(const fl_world *w, fl_group *g, fl_error *err)
+{
+    int rc;
+    if (!(g->hosts = calloc((size_t)g->size, sizeof *g->hosts)) ||
+        !(g->world_of = calloc((size_t)g->size, sizeof *g->world_of)))
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    snprintf(g->hosts[g->rank], sizeof g->hosts[0], "%s", w->host);
+    if ((rc = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, g->hosts, (int)sizeof g->hosts[0], MPI_CHAR,
+                            g->comm)) != MPI_SUCCESS ||
+        (rc = MPI_Allgather(&w->rank, 1, MPI_INT, g->world_of, 1, MPI_INT, g->comm)) != MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Allgather of the rank group's hosts");
+    if ((rc = MPI_Comm_dup(g->comm, &g->watch)) != MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Comm_dup of the rank group's hang watch");
+    MPI_Comm_set_errhandler(g->watch, MPI_ERRORS_RETURN);
+    if ((rc = MPI_Irecv(&g->query_buf, 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_QUERY, g->watch, &g->query)) !=
+        MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Irecv of the rank group's hang watch");
+    return FL_OK;
+}
+
 fl_code fl_group_open(const fl_world *w, int ranks_per_group, fl_group **out, fl_error *err)
 {
     *out = NULL;
     if (ranks_per_group < 1 || w->size % ranks_per_group)
         return fl_fail(err, FL_EINTERNAL, "fl_group_open: %d ranks in groups of %d", w->size, ranks_per_group);
     fl_group *g = calloc(1, sizeof *g);
-    if (!g)
+    if (g) {
+        g->comm = g->watch = MPI_COMM_NULL;
+        g->query = MPI_REQUEST_NULL;
+    }
+    int *host_of = calloc((size_t)w->size, 2 * sizeof *host_of);
+    if (!g || !host_of || !(g->group_of = calloc((size_t)w->size, sizeof *g->group_of)) ||
+        !(g->world_hosts = calloc((size_t)w->size, sizeof *g->world_hosts))) {
+        free(host_of);
+        fl_group_close(g);
         return fl_fail(err, FL_ENOMEM, "out of memory");
-    g->index = w->rank / ranks_per_group;
+    }
+    g->world_size = w->size;
     g->count = w->size / ranks_per_group;
     g->backend = FL_BACKEND_MPI;
-    int rc = MPI_Comm_split(MPI_COMM_WORLD, g->index, w->rank, &g->comm);
-    if (rc != MPI_SUCCESS) {
-        free(g);
-        return fl_mpi_fail(err, rc, "MPI_Comm_split into rank groups");
-    }
-    MPI_Comm_rank(g->comm, &g->rank);
-    MPI_Comm_size(g->comm, &g->size);
     g->timeout_s = 600;
-    g->win = MPI_WIN_NULL;
+    fl_code frc = group_gather_hosts(w, g, host_of, err);
+    int *pos_of = host_of + w->size, rc;
+    if (!frc) {
+        g->spanning = fl_place_groups(w->size, host_of, ranks_per_group, g->group_of, pos_of);
+        g->index = g->group_of[w->rank];
+        if ((rc = MPI_Comm_split(MPI_COMM_WORLD, g->index, pos_of[w->rank], &g->comm)) != MPI_SUCCESS)
+            frc = fl_mpi_fail(err, rc, "MPI_Comm_split into rank groups");
+    }
+    free(host_of);
+    if (!frc) {
+        MPI_Comm_rank(g->comm, &g->rank);
+        MPI_Comm_size(g->comm, &g->size);
+        if (g->size > 1)
+            frc = group_open_watch(w, g, err);
+    }
+    if (frc) {
+        fl_group_close(g);
+        return frc;
+    }
     *out = g;
-    if (g->size == 1)
-        return FL_OK;
-    if (!(g->hosts = calloc((size_t)g->size, sizeof *g->hosts)))
-        return fl_fail(err, FL_ENOMEM, "out of memory");
-    snprintf(g->hosts[g->rank], sizeof g->hosts[0], "%s", w->host);
-    if ((rc = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, g->hosts, (int)sizeof g->hosts[0], MPI_CHAR,
-                            g->comm)) != MPI_SUCCESS)
-        return fl_mpi_fail(err, rc, "MPI_Allgather of the rank group's host names");
-    if ((rc = MPI_Win_allocate((MPI_Aint)(2 * sizeof(int64_t)), (int)sizeof(int64_t), MPI_INFO_NULL, g->comm, &g->entered,
-                               &g->win)) != MPI_SUCCESS)
-        return fl_mpi_fail(err, rc, "MPI_Win_allocate of the rank group's hang watch");
-    g->entered[0] = g->entered[1] = 0;
-    if ((rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, g->win)) != MPI_SUCCESS)
-        return fl_mpi_fail(err, rc, "MPI_Win_lock_all of the rank group's hang watch");
-    return MPI_Barrier(g->comm) == MPI_SUCCESS ? FL_OK : fl_mpi_fail(err, MPI_ERR_OTHER, "MPI_Barrier");
+    return FL_OK;
 }
 
 void fl_group_set_timeout(fl_group *g, double seconds)
@@ -92,64 +154,98 @@ void fl_group_set_timeout(fl_group *g, double seconds)
     fl_nccl_set_timeout(g->nccl, seconds);
 }
 
-/* Counts a collective this rank enters, where the others can read it. */
+void fl_group_set_progress(fl_group *g, void (*fn)(void *), void *ctx)
+{
+    g->progress = fn;
+    g->progress_ctx = ctx;
+}
+
+/* Counts a collective this rank enters. */
 static void group_enter(fl_group *g)
 {
     g->seq++;
-    MPI_Accumulate(&g->seq, 1, MPI_INT64_T, g->rank, 0, 1, MPI_INT64_T, MPI_REPLACE, g->win);
-    MPI_Win_flush(g->rank, g->win);
 }
 
-/* Every other rank's (seq, heartbeat) from its window into seen (2 per rank;
- * -1 for a rank whose read did not complete within a few seconds). */
-static void group_read_windows(fl_group *g, int64_t *seen)
+/* Answers every query that has arrived: this rank's count, and whether it
+ * waits in a collective (1) or computes (0). */
+static void group_answer(fl_group *g, int waiting)
 {
-    for (int r = 0; r < g->size; r++) {
-        seen[2 * r] = seen[2 * r + 1] = -1;
-        if (r == g->rank)
-            continue;
-        int64_t got[2] = {-1, -1};
-        MPI_Request q;
+    while (g->query != MPI_REQUEST_NULL) {
         int done = 0;
-        if (MPI_Rget(got, 2, MPI_INT64_T, r, 0, 2, MPI_INT64_T, g->win, &q) == MPI_SUCCESS) {
-            double t0 = group_now();
-            while (!done && group_now() - t0 < 5.0 && MPI_Test(&q, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS)
-                if (!done)
-                    nanosleep(&(struct timespec){0, 1000000}, NULL);
-        }
-        if (done) {
-            seen[2 * r] = got[0];
-            seen[2 * r + 1] = got[1];
-        }
+        MPI_Status st;
+        if (MPI_Test(&g->query, &done, &st) != MPI_SUCCESS || !done)
+            return;
+        int64_t answer[2] = {g->seq, waiting};
+        /* Two numbers go eagerly: the send never waits for the asker. */
+        MPI_Send(answer, 2, MPI_INT64_T, st.MPI_SOURCE, TAG_ANSWER, g->watch);
+        if (MPI_Irecv(&g->query_buf, 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_QUERY, g->watch, &g->query) != MPI_SUCCESS)
+            g->query = MPI_REQUEST_NULL;
     }
 }
 
-/* The bump of this rank's heartbeat, while it waits in a collective. */
-static void group_heartbeat(fl_group *g)
+void fl_group_progress(fl_group *g)
 {
-    int64_t beat = ++g->entered[1];
-    MPI_Accumulate(&beat, 1, MPI_INT64_T, g->rank, 1, 1, MPI_INT64_T, MPI_REPLACE, g->win);
-    MPI_Win_flush(g->rank, g->win);
+    if (!g)
+        return;
+    if (g->size > 1)
+        group_answer(g, 0);
+    if (g->progress)
+        g->progress(g->progress_ctx);
+}
+
+/* Asks every other rank where it is; seen[2r] its count, seen[2r+1] 1 when
+ * it waits in a collective; -1 for a rank that did not answer in `patience`
+ * seconds. This rank keeps answering the others meanwhile. */
+static void group_ask(fl_group *g, int64_t *seen, double patience)
+{
+    int n = g->size;
+    MPI_Request *req = malloc(sizeof *req * 2 * (size_t)n);
+    if (!req)
+        return;
+    int64_t me = g->seq;
+    for (int r = 0; r < n; r++) {
+        seen[2 * r] = seen[2 * r + 1] = -1;
+        req[r] = req[n + r] = MPI_REQUEST_NULL;
+        if (r == g->rank)
+            continue;
+        MPI_Irecv(&seen[2 * r], 2, MPI_INT64_T, r, TAG_ANSWER, g->watch, &req[r]);
+        MPI_Isend(&me, 1, MPI_INT64_T, r, TAG_QUERY, g->watch, &req[n + r]);
+    }
+    double t0 = group_now();
+    for (;;) {
+        int all = 1;
+        for (int r = 0; r < n; r++) {
+            int done = 1;
+            if (req[r] != MPI_REQUEST_NULL && MPI_Test(&req[r], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+                done = 0;
+            all &= done;
+        }
+        group_answer(g, 1);
+        if (all || group_now() - t0 > patience)
+            break;
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    for (int r = 0; r < 2 * n; r++)
+        if (req[r] != MPI_REQUEST_NULL) { /* no answer: the request stays with the library */
+            MPI_Cancel(&req[r]);
+            MPI_Request_free(&req[r]);
+            if (r < n)
+                seen[2 * r] = seen[2 * r + 1] = -1;
+        }
+    free(req);
 }
 
 /* The ranks that are not in this rank's collective g->seq, or are in it but
  * no longer answer, as text for the error. */
 static void group_stragglers(fl_group *g, char *out, size_t n)
 {
-    int64_t *a = malloc(sizeof *a * 4 * (size_t)g->size);
-    if (!a) {
+    int64_t *seen = malloc(sizeof *seen * 2 * (size_t)g->size);
+    if (!seen) {
         snprintf(out, n, "(out of memory)");
         return;
     }
-    int64_t *b = a + 2 * g->size;
-    group_read_windows(g, a);
-    for (int i = 0; i < 20; i++) { /* two seconds, our own heartbeat going on */
-        nanosleep(&(struct timespec){0, 100000000}, NULL);
-        group_heartbeat(g);
-        int done = 0;
-        MPI_Test(&(MPI_Request){MPI_REQUEST_NULL}, &done, MPI_STATUS_IGNORE); /* keeps MPI progressing */
-    }
-    group_read_windows(g, b);
+    double patience = g->timeout_s / 4 < 2 ? 2 : g->timeout_s / 4 > 10 ? 10 : g->timeout_s / 4;
+    group_ask(g, seen, patience);
     size_t len = 0;
     out[0] = '\0';
     for (int r = 0; r < g->size && len < n; r++) {
@@ -157,23 +253,24 @@ static void group_stragglers(fl_group *g, char *out, size_t n)
             continue;
         int k = 0;
         const char *sep = len ? ", " : "";
-        if (b[2 * r] < 0)
-            k = snprintf(out + len, n - len, "%s%d (%s, its window does not answer)", sep, r, g->hosts[r]);
-        else if (b[2 * r] < g->seq)
-            k = snprintf(out + len, n - len, "%s%d (%s, at collective %lld)", sep, r, g->hosts[r], (long long)b[2 * r]);
-        else if (b[2 * r + 1] == a[2 * r + 1])
-            k = snprintf(out + len, n - len, "%s%d (%s, in it but no longer running)", sep, r, g->hosts[r]);
+        if (seen[2 * r] < 0)
+            k = snprintf(out + len, n - len,
+                         "%s%d (world rank %d on host %s: does not answer in %.0f s: stopped, dead or unreachable)",
+                         sep, r, g->world_of[r], g->hosts[r], patience);
+        else if (seen[2 * r] < g->seq)
+            k = snprintf(out + len, n - len, "%s%d (world rank %d on host %s: still computing, at collective %lld)",
+                         sep, r, g->world_of[r], g->hosts[r], (long long)seen[2 * r]);
         len += k > 0 ? (size_t)k : 0;
     }
     if (!out[0])
         snprintf(out, n, "none (every rank is in it and running: look for an MPI or network fault)");
-    free(a);
+    free(seen);
 }
 
 /* Waits for req; past dist.timeout_s, names the ranks that have not arrived. */
 static fl_code group_wait(fl_group *g, MPI_Request *req, const char *what, fl_error *err)
 {
-    double t0 = group_now(), last_beat = 0;
+    double t0 = group_now();
     for (;;) {
         int done = 0, rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS)
@@ -182,18 +279,18 @@ static fl_code group_wait(fl_group *g, MPI_Request *req, const char *what, fl_er
             return FL_OK;
         double waited = group_now() - t0;
         if (waited > g->timeout_s) {
-            char who[512];
+            char who[768];
             group_stragglers(g, who, sizeof who);
             return fl_fail(err, FL_EMPI,
                            "%s: group rank %d (%s) waited %.0f s (dist.timeout_s) at collective %lld; group ranks "
                            "not there: %s HINT: a rank is stuck or gone; raise dist.timeout_s if steps are that slow",
                            what, g->rank, g->hosts[g->rank], waited, (long long)g->seq, who);
         }
-        if (waited > 0.002) /* a long wait: let the core go */
+        if (waited > 0.002) { /* a long wait: serve the others, then let the core go */
+            group_answer(g, 1);
+            if (g->progress)
+                g->progress(g->progress_ctx);
             nanosleep(&(struct timespec){0, waited > 0.1 ? 1000000 : 50000}, NULL);
-        if (waited > 0.5 && waited - last_beat > 0.25) { /* show the others this rank is still here */
-            group_heartbeat(g);
-            last_beat = waited;
         }
     }
 }
@@ -215,15 +312,56 @@ void fl_group_close(fl_group *g)
 {
     if (!g)
         return;
-    if (g->win != MPI_WIN_NULL) {
-        MPI_Win_unlock_all(g->win);
-        MPI_Win_free(&g->win);
+    if (g->query != MPI_REQUEST_NULL) {
+        MPI_Cancel(&g->query);
+        MPI_Request_free(&g->query);
     }
+    if (g->watch != MPI_COMM_NULL)
+        MPI_Comm_free(&g->watch);
     free(g->hosts);
+    free(g->world_of);
+    free(g->group_of);
+    free(g->world_hosts);
     fl_nccl_close(g->nccl);
     if (g->comm != MPI_COMM_NULL)
         MPI_Comm_free(&g->comm);
     free(g);
+}
+
+int fl_group_spanning(const fl_group *g)
+{
+    return g->spanning;
+}
+
+void fl_group_describe(const fl_group *g, int group, char *buf, size_t n)
+{
+    size_t len = 0;
+    int hosts = 0, last_host = -1, members = 0;
+    buf[0] = '\0';
+    for (int r = 0; r < g->world_size; r++)
+        members += g->group_of[r] == group;
+    for (int r = 0; r < g->world_size && len < n; r++) {
+        if (g->group_of[r] != group)
+            continue;
+        /* A host's name is given once, after its ranks: "ranks 0, 1 on a; 4 on b". */
+        int same = last_host >= 0 && !strcmp(g->world_hosts[r], g->world_hosts[last_host]);
+        int k;
+        if (last_host < 0)
+            k = snprintf(buf + len, n - len, "rank%s %d", members == 1 ? "" : "s", r);
+        else if (same)
+            k = snprintf(buf + len, n - len, ", %d", r);
+        else
+            k = snprintf(buf + len, n - len, " on %s; %d", g->world_hosts[last_host], r);
+        hosts += !same;
+        last_host = r;
+        len += k > 0 ? (size_t)k : 0;
+    }
+    if (last_host >= 0 && len < n) {
+        int k = snprintf(buf + len, n - len, " on %s", g->world_hosts[last_host]);
+        len += k > 0 ? (size_t)k : 0;
+    }
+    if (hosts > 1 && len < n)
+        snprintf(buf + len, n - len, " (spans %d hosts: its all-reduce crosses the network)", hosts);
 }
 
 int fl_group_index(const fl_group *g)

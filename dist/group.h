@@ -1,6 +1,7 @@
 /* group.h -- the rank groups of a run: the world split into groups of
- * dist.ranks_per_job consecutive ranks; each group trains one job at a time,
- * data-parallel across its ranks.
+ * dist.ranks_per_job ranks, placed by host (dist/place.h: a group stays on
+ * one host whenever that host has the ranks for it); each group trains one
+ * job at a time, data-parallel across its ranks.
  *
  * What a job needs from its group lives here, with no MPI type in sight:
  * sums of metrics, the job index from the group's rank 0, gathering shards
@@ -28,10 +29,27 @@ typedef enum {
     FL_BACKEND_NCCL /* ncclAllReduce on device memory */
 } fl_backend;
 
-/* Collective over the world: rank r joins group r / ranks_per_group. The
- * world size must be a multiple of ranks_per_group (launch/ checks it first,
- * as a config error). */
+/* Collective over the world: the ranks are placed in groups by host
+ * (fl_place_groups); world rank 0 leads a group. The world size must be a
+ * multiple of ranks_per_group (launch/ checks it first, as a config error). */
 fl_code fl_group_open(const fl_world *w, int ranks_per_group, fl_group **out, fl_error *err);
+
+/* How many groups of the world span more than one host. */
+int fl_group_spanning(const fl_group *g);
+
+/* Group `group`'s ranks and hosts in words, e.g. "ranks 0, 1 on n1" or
+ * "ranks 2 on n1; 3 on n2 (spans 2 hosts: ...)". Any rank may ask. */
+void fl_group_describe(const fl_group *g, int group, char *buf, size_t n);
+
+/* A function every wait of a collective calls, and fl_group_progress: the
+ * job queue's fl_jobq_progress, so that world rank 0 answers the other
+ * groups while it waits for its own. */
+void fl_group_set_progress(fl_group *g, void (*fn)(void *), void *ctx);
+
+/* Once per training step (not collective): answers the hang watch's
+ * questions of the group's other ranks and runs the progress function. A
+ * no-op when g is NULL. */
+void fl_group_progress(fl_group *g);
 
 /* dist.timeout_s (default 600): a collective that waits longer is a hang.
  * The rank reports which group ranks have not arrived (and at which

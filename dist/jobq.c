@@ -1,97 +1,211 @@
 /* jobq.c -- see jobq.h.
  *
- * The queue is one counter, the number of jobs handed out, in world rank 0's
- * memory (an MPI-3 RMA window); a group leader takes a job with one atomic
- * MPI_Fetch_and_op(+1) under a shared passive-target lock. Why not rank 0 as
- * a dispatcher answering requests: rank 0 trains jobs too, and would answer
- * only between its own steps, with more code for the same thing. With the
- * window, the MPI library serves the atomic itself: in shared memory on one
- * host (Open MPI's osc/sm), with the network's atomics across hosts where
- * there is RDMA. Where one-sided traffic needs the target's help (osc/pt2pt
- * over TCP), fl_jobq_progress, called by rank 0 at every training step,
- * enters the library so that the request is served within a step.
+ * The queue is a counter on world rank 0 and a little protocol on a
+ * duplicate of the world communicator: a leader sends TAKE, rank 0 answers
+ * JOB with the next index (or -1); at the end every leader but rank 0 sends
+ * BYE, and rank 0 answers until it has them all. Rank 0 trains jobs too, so
+ * it answers only when it enters foldline's progress calls (once per
+ * training step, and in every wait of a group collective): a request waits
+ * at most one step.
+ *
+ * Why not an MPI-3 window with MPI_Fetch_and_op, as before: Open MPI 4.1
+ * cannot create a window across hosts on TCP (osc/rdma needs RDMA-capable
+ * transports, and the pt2pt fallback is not selected), and foldline must run
+ * on any interconnect. Two small messages per job cost nothing next to a job.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "dist/jobq.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <mpi.h>
 
+enum { TAG_TAKE = 1, TAG_JOB = 2, TAG_BYE = 3 };
+
 struct fl_jobq {
-    MPI_Comm comm; /* a duplicate of the world, used by the window alone */
-    MPI_Win win;
-    long long *counter; /* on rank 0: jobs handed out so far */
+    MPI_Comm comm; /* a duplicate of the world: the queue's messages alone */
     int n_jobs;
-    int holder; /* 1 on world rank 0 */
+    int rank;      /* in the world */
+    int leader;    /* 1 when this rank takes jobs */
+    double timeout_s;
+    /* world rank 0 alone: */
+    int next;          /* jobs handed out so far */
+    int others;        /* leaders other than rank 0 */
+    int byes;          /* of those, how many said BYE */
+    MPI_Request recv;  /* the posted receive of the next request */
+    int request;       /* its buffer */
+    char (*hosts)[64]; /* every world rank's host, for the hang message */
 };
 
-fl_code fl_jobq_open(const fl_world *w, int n_jobs, fl_jobq **out, fl_error *err)
+static double jobq_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+fl_code fl_jobq_open(const fl_world *w, int n_jobs, int leader, double timeout_s, fl_jobq **out, fl_error *err)
 {
     *out = NULL;
+    if (w->rank == 0 && !leader)
+        return fl_fail(err, FL_EINTERNAL, "fl_jobq_open: world rank 0 must take jobs");
     fl_jobq *q = calloc(1, sizeof *q);
     if (!q)
         return fl_fail(err, FL_ENOMEM, "out of memory");
     q->n_jobs = n_jobs;
-    q->holder = w->rank == 0;
+    q->rank = w->rank;
+    q->leader = leader;
+    q->timeout_s = timeout_s > 0 ? timeout_s : 600;
+    q->recv = MPI_REQUEST_NULL;
+    q->comm = MPI_COMM_NULL;
     int rc = MPI_Comm_dup(MPI_COMM_WORLD, &q->comm);
     if (rc != MPI_SUCCESS) {
         free(q);
         return fl_mpi_fail(err, rc, "MPI_Comm_dup (job queue)");
     }
-    MPI_Aint bytes = q->holder ? (MPI_Aint)sizeof(long long) : 0;
-    rc = MPI_Win_allocate(bytes, (int)sizeof(long long), MPI_INFO_NULL, q->comm, &q->counter, &q->win);
-    if (rc != MPI_SUCCESS) {
-        MPI_Comm_free(&q->comm);
-        free(q);
-        return fl_mpi_fail(err, rc, "MPI_Win_allocate (job queue)");
-    }
-    MPI_Win_set_errhandler(q->win, MPI_ERRORS_RETURN);
-    if (q->holder) {
-        /* The window's memory is written locally before anyone may read it:
-         * under an exclusive lock, then the barrier below orders it. */
-        MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, q->win);
-        *q->counter = 0;
-        MPI_Win_unlock(0, q->win);
-    }
-    if ((rc = MPI_Barrier(q->comm)) != MPI_SUCCESS) {
+    MPI_Comm_set_errhandler(q->comm, MPI_ERRORS_RETURN);
+    int leaders = 0;
+    if ((rc = MPI_Allreduce(&leader, &leaders, 1, MPI_INT, MPI_SUM, q->comm)) != MPI_SUCCESS) {
         fl_jobq_close(q, NULL);
-        return fl_mpi_fail(err, rc, "MPI_Barrier (job queue)");
+        return fl_mpi_fail(err, rc, "MPI_Allreduce (job queue leaders)");
+    }
+    if (!(q->hosts = calloc((size_t)w->size, sizeof *q->hosts))) {
+        fl_jobq_close(q, NULL);
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    }
+    snprintf(q->hosts[w->rank], sizeof q->hosts[0], "%s", w->host);
+    if ((rc = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, q->hosts, (int)sizeof q->hosts[0], MPI_CHAR,
+                            q->comm)) != MPI_SUCCESS) {
+        fl_jobq_close(q, NULL);
+        return fl_mpi_fail(err, rc, "MPI_Allgather (job queue hosts)");
+    }
+    if (w->rank == 0) {
+        q->others = leaders - 1;
+        if (q->others > 0 &&
+            (rc = MPI_Irecv(&q->request, 1, MPI_INT, MPI_ANY_SOURCE, MPI_ANY_TAG, q->comm, &q->recv)) != MPI_SUCCESS) {
+            fl_jobq_close(q, NULL);
+            return fl_mpi_fail(err, rc, "MPI_Irecv (job queue)");
+        }
     }
     *out = q;
     return FL_OK;
 }
 
-fl_code fl_jobq_take(fl_jobq *q, int *job, fl_error *err)
+/* Rank 0: the next index, or -1 once every job is out. */
+static int jobq_next(fl_jobq *q)
 {
-    const long long one = 1;
-    long long taken = 0;
-    int rc = MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, q->win);
-    if (rc == MPI_SUCCESS)
-        rc = MPI_Fetch_and_op(&one, &taken, MPI_LONG_LONG, 0, 0, MPI_SUM, q->win);
-    int rc2 = MPI_Win_unlock(0, q->win);
-    if (rc == MPI_SUCCESS)
-        rc = rc2;
-    if (rc != MPI_SUCCESS)
-        return fl_mpi_fail(err, rc, "MPI_Fetch_and_op on the job counter of world rank 0");
-    *job = taken < q->n_jobs ? (int)taken : -1;
-    return FL_OK;
+    return q->next < q->n_jobs ? q->next++ : -1;
 }
 
-void fl_jobq_progress(fl_jobq *q)
+/* Rank 0: answers every request that has arrived. Returns an MPI code. */
+static int jobq_serve(fl_jobq *q)
 {
-    if (!q || !q->holder)
-        return;
-    int flag = 0;
-    /* Nothing is ever sent on q->comm: the probe only runs MPI's progress engine. */
-    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, q->comm, &flag, MPI_STATUS_IGNORE);
+    while (q->recv != MPI_REQUEST_NULL) {
+        int done = 0;
+        MPI_Status st;
+        int rc = MPI_Test(&q->recv, &done, &st);
+        if (rc != MPI_SUCCESS)
+            return rc;
+        if (!done)
+            return MPI_SUCCESS;
+        if (st.MPI_TAG == TAG_TAKE) {
+            int job = jobq_next(q);
+            /* One int: Open MPI sends it eagerly, so this never waits for
+             * the leader (which has its receive posted anyway). */
+            if ((rc = MPI_Send(&job, 1, MPI_INT, st.MPI_SOURCE, TAG_JOB, q->comm)) != MPI_SUCCESS)
+                return rc;
+        } else if (st.MPI_TAG == TAG_BYE) {
+            q->byes++;
+        }
+        if (q->byes == q->others)
+            return MPI_SUCCESS; /* q->recv is MPI_REQUEST_NULL: nothing more will come */
+        if ((rc = MPI_Irecv(&q->request, 1, MPI_INT, MPI_ANY_SOURCE, MPI_ANY_TAG, q->comm, &q->recv)) != MPI_SUCCESS)
+            return rc;
+    }
+    return MPI_SUCCESS;
+}
+
+void fl_jobq_progress(void *ctx)
+{
+    fl_jobq *q = ctx;
+    if (q && q->rank == 0)
+        jobq_serve(q); /* a failure shows again, with its message, in fl_jobq_close */
+}
+
+/* A leader's wait for rank 0, with a limit: past q->timeout_s, rank 0 (or
+ * the way to it) is gone or stuck. */
+static fl_code jobq_wait(fl_jobq *q, MPI_Request *req, const char *what, fl_error *err)
+{
+    double t0 = jobq_now();
+    for (;;) {
+        int done = 0, rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS)
+            return fl_mpi_fail(err, rc, what);
+        if (done)
+            return FL_OK;
+        double waited = jobq_now() - t0;
+        if (waited > q->timeout_s) {
+            MPI_Cancel(req);
+            return fl_fail(err, FL_EMPI,
+                           "%s: world rank 0 (%s), which holds the job queue, did not answer in %.0f s "
+                           "(dist.timeout_s) HINT: rank 0 is stuck, stopped or its host unreachable; raise "
+                           "dist.timeout_s if a training step takes that long",
+                           what, q->hosts[0], waited);
+        }
+        nanosleep(&(struct timespec){0, waited > 0.01 ? 1000000 : 50000}, NULL);
+    }
+}
+
+fl_code fl_jobq_take(fl_jobq *q, int *job, fl_error *err)
+{
+    *job = -1;
+    if (q->rank == 0) {
+        *job = jobq_next(q);
+        return FL_OK;
+    }
+    int zero = 0, answer = -1, rc;
+    MPI_Request req;
+    if ((rc = MPI_Irecv(&answer, 1, MPI_INT, 0, TAG_JOB, q->comm, &req)) != MPI_SUCCESS)
+        return fl_mpi_fail(err, rc, "MPI_Irecv of a job from world rank 0");
+    if ((rc = MPI_Send(&zero, 1, MPI_INT, 0, TAG_TAKE, q->comm)) != MPI_SUCCESS) {
+        MPI_Cancel(&req);
+        return fl_mpi_fail(err, rc, "MPI_Send of a job request to world rank 0");
+    }
+    fl_code frc = jobq_wait(q, &req, "waiting for the next job", err);
+    if (!frc)
+        *job = answer;
+    return frc;
 }
 
 fl_code fl_jobq_close(fl_jobq *q, fl_error *err)
 {
     if (!q)
         return FL_OK;
-    int rc = MPI_Win_free(&q->win);
-    MPI_Comm_free(&q->comm);
+    fl_code frc = FL_OK;
+    int rc = MPI_SUCCESS;
+    if (q->comm != MPI_COMM_NULL && err) { /* err NULL: an error path, no more messages */
+        if (q->rank == 0) {
+            /* The other leaders are still training: answer them until each
+             * one has said BYE. */
+            while (q->recv != MPI_REQUEST_NULL && (rc = jobq_serve(q)) == MPI_SUCCESS)
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
+            if (rc != MPI_SUCCESS)
+                frc = fl_mpi_fail(err, rc, "serving the job queue on world rank 0");
+        } else if (q->leader) {
+            int zero = 0;
+            if ((rc = MPI_Send(&zero, 1, MPI_INT, 0, TAG_BYE, q->comm)) != MPI_SUCCESS)
+                frc = fl_mpi_fail(err, rc, "MPI_Send of the end of the jobs to world rank 0");
+        }
+    }
+    if (q->recv != MPI_REQUEST_NULL) {
+        MPI_Cancel(&q->recv);
+        MPI_Request_free(&q->recv);
+    }
+    if (q->comm != MPI_COMM_NULL)
+        MPI_Comm_free(&q->comm);
+    free(q->hosts);
     free(q);
-    return rc == MPI_SUCCESS ? FL_OK : fl_mpi_fail(err, rc, "MPI_Win_free (job queue)");
+    return frc;
 }

@@ -212,6 +212,26 @@ static fl_code train_setup_local(train_ctx *t, fl_error *err)
     return FL_OK;
 }
 
+/* The header's placement: which ranks on which host form which group. */
+static void train_say_placement(const train_ctx *t)
+{
+    const fl_group *g = t->env.group;
+    int groups = fl_group_count(g), spanning = fl_group_spanning(g);
+    if (t->world.size == 1)
+        return;
+    for (int i = 0; i < groups && (i < 16 || spanning); i++) {
+        char text[1024];
+        fl_group_describe(g, i, text, sizeof text);
+        printf("train: group %d: %s\n", i, text);
+    }
+    if (groups > 16 && !spanning)
+        printf("train: ... %d more groups, each on one host\n", groups - 16);
+    if (spanning)
+        printf("train: %d group%s of %d span%s hosts (a host's ranks are not a multiple of dist.ranks_per_job = %d): "
+               "their all-reduce crosses the network every step\n",
+               spanning, spanning == 1 ? "" : "s", groups, spanning == 1 ? "s" : "", t->cfg->ranks_per_job);
+}
+
 /* Step 3: the groups, their backend and the job queue (collective). */
 static fl_code train_setup_groups(train_ctx *t, fl_error *err)
 {
@@ -221,9 +241,10 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
     fl_code rc;
     if ((rc = fl_group_open(w, cfg->ranks_per_job, &t->env.group, err)) ||
         (rc = fl_group_set_backend(t->env.group, t->backend, t->cuda_device, err)) ||
-        (rc = fl_jobq_open(w, n_jobs, &t->env.queue, err)))
+        (rc = fl_jobq_open(w, n_jobs, fl_group_rank(t->env.group) == 0, cfg->timeout_s, &t->env.queue, err)))
         return rc;
     fl_group_set_timeout(t->env.group, cfg->timeout_s);
+    fl_group_set_progress(t->env.group, fl_jobq_progress, t->env.queue);
     if (w->rank != 0)
         return FL_OK;
     int groups = fl_group_count(t->env.group), per = cfg->ranks_per_job;
@@ -239,9 +260,11 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
     if (fused)
         snprintf(fused_text, sizeof fused_text, " (%d frozen model%s: %s folds in one fused job)", fused,
                  fused == 1 ? "" : "s", fused == 1 ? "its" : "each one's");
-    printf("train: %s: %d model%s x %s = %d job%s%s on %s, %d thread%s per rank; run directory %s\n", cfg->path,
-           cfg->n_models, cfg->n_models == 1 ? "" : "s", folds, n_jobs, n_jobs == 1 ? "" : "s", fused_text, t->device,
-           t->threads, t->threads == 1 ? "" : "s", t->env.run_dir);
+    const char *blas = fl_torch_blas_pool();
+    printf("train: %s: %d model%s x %s = %d job%s%s on %s, %d thread%s per rank (libtorch, OpenMP%s%s); run "
+           "directory %s\n",
+           cfg->path, cfg->n_models, cfg->n_models == 1 ? "" : "s", folds, n_jobs, n_jobs == 1 ? "" : "s", fused_text,
+           t->device, t->threads, t->threads == 1 ? "" : "s", blas ? ", " : "", blas ? blas : "", t->env.run_dir);
     for (int d = 0; t->n_data > 1 && d < t->n_data; d++) {
         const fl_data_info *in = &t->data[d].jd.info;
         printf("train: data file %s: (%d, %d, %d) images; models", t->data[d].real, in->channels, in->height,
@@ -268,6 +291,7 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
                hosts, hosts == 1 ? "" : "s", groups, groups == 1 ? "" : "s", per,
                per == 1 ? "fold-parallel" : "data-parallel within each group",
                t->backend == FL_BACKEND_NCCL ? "NCCL" : "MPI");
+    train_say_placement(t);
     fflush(stdout);
     if (groups > n_jobs) {
         fprintf(stderr,

@@ -116,7 +116,7 @@ static fl_code fused_cache_fill(fused_state *f, const int64_t *rows, int64_t n, 
             i = j - 1;
         }
         pos += len;
-        fl_jobq_progress(f->env->queue);
+        fl_group_progress(f->env->group);
     }
     if (!rc && got < 0)
         rc = err->code;
@@ -339,7 +339,7 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
         for (int i = 0; i < n; i++)
             if (active[i] && f->js[i].prog.step <= s)
                 f->js[i].prog.step = s + 1; /* in memory only: last.pt is written below or at the epoch's end */
-        fl_jobq_progress(f->env->queue);
+        fl_group_progress(f->env->group);
         if (!rc && (flagv[0] > 0 || flagv[1] > 0)) {
             /* Every active head's last.pt at this step: one sum of all their sums. */
             double *sums = malloc(sizeof *sums * (size_t)n * 2);
@@ -471,7 +471,7 @@ static fl_code fused_predict(fused_state *f, int train, const int64_t *rows, int
             correct[h] += c;
             filled[h] += m;
         }
-        fl_jobq_progress(f->env->queue);
+        fl_group_progress(f->env->group);
     }
     if (rc)
         goto done;

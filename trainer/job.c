@@ -430,7 +430,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
         if (rc)
             return rc;
         step++;
-        fl_jobq_progress(env->queue);
+        fl_group_progress(env->group);
         /* The prefetch thread reads on meanwhile: a checkpoint does not touch
          * the data file. At a stop, the next start or close drops its reads. */
         if ((flags & (STEP_STOP | STEP_CHECKPOINT)) &&
@@ -492,7 +492,7 @@ static fl_code job_predict(job_state *js, fl_loader *ld, const int64_t *rows, in
         rc = fl_model_predict(js->model, x, B, tta, n_tta, y, mine ? mine + (size_t)first * C : own, &l, &c, err);
         sums[0] += l;
         sums[1] += c;
-        fl_jobq_progress(js->env->queue);
+        fl_group_progress(js->env->group);
     }
     if (!rc && got < 0)
         rc = err->code;

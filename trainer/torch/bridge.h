@@ -25,8 +25,16 @@ typedef struct {
 
 fl_code fl_torch_get_info(fl_torch_info *info, fl_error *err);
 
-/* Sets libtorch's intra-op threads (n >= 1). */
+/* Sizes every thread pool that computes (n >= 1): libtorch's intra-op and
+ * inter-op pools, OpenMP's, and the BLAS's own (OpenBLAS, BLIS or MKL,
+ * whichever libblas.so.3 is, found at run time). The BLAS would otherwise
+ * size its pool from the process's core mask, and so train another model
+ * under mpirun's binding than alone. */
 fl_code fl_torch_set_threads(int n, fl_error *err);
+
+/* The BLAS whose pool fl_torch_set_threads set ("OpenBLAS", ...), or NULL
+ * when none of those was found (a single-threaded BLAS). */
+const char *fl_torch_blas_pool(void);
 
 /* Makes the C library keep memory that freed tensors return, instead of
  * handing it back to the kernel and faulting it in again (zeroed) at the next
