@@ -14,7 +14,8 @@
 #include "launch/config_priv.h"
 
 static const char *const top_keys[] = {"run", "data", "folds", "dist", "models", "vote", NULL};
-static const char *const run_keys[] = {"name", "out_dir", "seed", "threads", "checkpoint_minutes", "on_nan", NULL};
+static const char *const run_keys[] = {"name",   "out_dir", "seed",       "threads", "checkpoint_minutes",
+                                       "on_nan", "scratch_dir", NULL};
 static const char *const on_nans[] = {"stop", "skip_step", NULL};
 static const char *const data_keys[] = {"file", "mean", "std", "cache", "verify", "feature_cache", "feature_cache_mb", NULL};
 static const char *const feature_caches[] = {"auto", "memory", "file", "none", NULL};
@@ -72,6 +73,8 @@ static fl_code load_run(cfg_ctx *c, const config_setting_t *root, fl_train_confi
         cfg->seed = (uint32_t)seed;
     }
     if ((rc = cfg_opt_int(c, g, "run", "threads", 0, INT_MAX, &cfg->threads)))
+        return rc;
+    if ((rc = cfg_opt_string(c, g, "run", "scratch_dir", cfg->scratch_dir, sizeof cfg->scratch_dir)))
         return rc;
     if ((rc = cfg_opt_float(c, g, "run", "checkpoint_minutes", cfg_nonnegative, &cfg->checkpoint_minutes)))
         return rc;

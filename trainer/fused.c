@@ -11,7 +11,11 @@
  * between two heads' last.pt renames) simply sit out the batches they have
  * already trained.
  */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "trainer/fused.h"
+
+#include <limits.h>
+#include <stdio.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +25,7 @@
 #include "dist/stop.h"
 #include "trainer/augment.h"
 #include "trainer/job_internal.h"
+#include "trainer/rng.h"
 #include "trainer/schedule.h"
 
 typedef struct {
@@ -124,6 +129,28 @@ static fl_code fused_cache_fill(fused_state *f, const int64_t *rows, int64_t n, 
     return rc;
 }
 
+/* The scratch file of a cache that does not fit in memory: on node-local
+ * storage (run.scratch_dir, else $SLURM_TMPDIR, else $TMPDIR, else /tmp),
+ * never in the shared run directory unless run.scratch_dir names it: every
+ * rank rewrites its cache there, and a shared filesystem is the slowest
+ * place for that. The name holds a hash of the run directory, so two runs on
+ * one node never share a file, and a killed run's file is reused by its
+ * rerun. */
+static void fused_cache_path(const fused_state *f, char *path, size_t n)
+{
+    const char *dir = f->env->cfg->scratch_dir;
+    if (!*dir)
+        dir = getenv("SLURM_TMPDIR");
+    if (!dir || !*dir)
+        dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    char real[PATH_MAX];
+    const char *run = realpath(f->env->run_dir, real) ? real : f->env->run_dir;
+    snprintf(path, n, "%s/foldline-%016llx-%s-features-g%d-r%d.h5", dir, (unsigned long long)fl_hash_str(run),
+             f->mc->name, f->group ? fl_group_index(f->group) : 0, f->g_rank);
+}
+
 /* Opens the cache as data.feature_cache says and fills it with the rows the
  * rest of the job reads un-augmented: every row when an epoch still to come
  * has no augmentation, else the heads' validation rows. */
@@ -135,8 +162,7 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     double mb = (double)f->N * f->D * sizeof(float) / (1 << 20);
     int in_file = !strcmp(cfg->feature_cache, "file") || (!strcmp(cfg->feature_cache, "auto") && mb > cfg->feature_cache_mb);
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s/features-g%d-r%d.h5", f->env->run_dir, f->mc->name,
-             f->group ? fl_group_index(f->group) : 0, f->g_rank);
+    fused_cache_path(f, path, sizeof path);
     fl_code rc = fl_featcache_open(in_file ? path : NULL, f->N, f->D, &f->cache, err);
     if (rc)
         return rc;
@@ -157,9 +183,9 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     rc = fused_cache_fill(f, rows, n, err);
     free(rows);
     if (!rc && f->log) {
-        fprintf(f->log, "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB) %s, computed in %.1f s\n",
+        fprintf(f->log, "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB) %s%s, computed in %.1f s\n",
                 f->mc->name, (long long)n, (long long)f->N, f->D, (double)n * f->D * sizeof(float) / (1 << 20),
-                in_file ? "in a scratch HDF5 file" : "in memory", job_now_s() - t0);
+                in_file ? "in the scratch file " : "in memory", in_file ? path : "", job_now_s() - t0);
         fflush(f->log);
     }
     return rc;

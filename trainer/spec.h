@@ -108,6 +108,8 @@ typedef struct {
     char out_dir[FL_PATH_MAX];     /* default "runs"; the run lives in out_dir/run_name */
     uint32_t seed;                 /* default 42 */
     int threads;                   /* 0 (default): the node's cores / its ranks */
+    char scratch_dir[FL_PATH_MAX]; /* node-local scratch (the feature cache file); "" (default): $SLURM_TMPDIR, else
+                                      $TMPDIR, else /tmp, never the shared run directory unless named here */
     double checkpoint_minutes;     /* 0 (default): checkpoints at epoch ends only; else also every so many minutes */
     char on_nan[16];               /* "stop" (default): a non-finite loss ends the job; "skip_step": drop that step */
     /* data */

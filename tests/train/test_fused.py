@@ -116,12 +116,31 @@ class Fused(TempDirTest):
     def test_feature_cache_file_equals_memory_bit_for_bit_and_none_within_rounding(self):
         out = self.train(self.config("mem", data_extra='feature_cache = "memory";'))
         self.assertIn("in memory", out)
-        out = self.train(self.config("file", data_extra='feature_cache = "file";'))
-        self.assertIn("in a scratch HDF5 file", out)
+        # The scratch file lives on node-local storage ($TMPDIR here), never in the shared run directory,
+        # and is gone when the job ends.
+        scratch = self.path("node-tmp")
+        os.mkdir(scratch)
+        old_tmpdir = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = scratch
+        try:
+            out = self.train(self.config("file", data_extra='feature_cache = "file";'))
+        finally:
+            os.environ.pop("TMPDIR") if old_tmpdir is None else os.environ.update(TMPDIR=old_tmpdir)
+        files = re.findall(r"in the scratch file (\S+), computed", out)
+        self.assertTrue(files, out)
+        for f in files:
+            self.assertEqual(os.path.dirname(f), scratch)
+            self.assertRegex(os.path.basename(f), r"^foldline-[0-9a-f]{16}-m-features-g0-r0\.h5$")
+        self.assertEqual(os.listdir(scratch), [])
         self.assertEqual([f for f in os.listdir(self.path("runs", "file", "m")) if f.endswith(".h5")], [])
-        # auto with a budget too small for 120 x 3136 floats goes to the file as well
-        out = self.train(self.config("auto", data_extra="feature_cache_mb = 0.5;"))
-        self.assertIn("in a scratch HDF5 file", out)
+        # auto with a budget too small for 120 x 3136 floats goes to the file as well, here in the
+        # directory run.scratch_dir names
+        cfg = self.config("auto", data_extra="feature_cache_mb = 0.5;")
+        with open(cfg) as f:
+            text = f.read().replace("threads = 1;", 'threads = 1; scratch_dir = "%s";' % scratch)
+        self.write("auto.cfg", text)
+        out = self.train(cfg)
+        self.assertIn("in the scratch file %s/foldline-" % scratch, out)
         out = self.train(self.config("none", data_extra='feature_cache = "none";'))
         self.assertNotIn("feature cache", out)
         self.compare("mem", "file", exact=True)
