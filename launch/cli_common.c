@@ -1,8 +1,10 @@
 /* cli_common.c -- error reporting and option parsing shared by the verbs. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mpi.h>
 
@@ -24,6 +26,25 @@ static void cli_one_line(const char *msg, char *out, size_t n)
     out[o] = '\0';
 }
 
+/* MPI_Abort asks the launcher (mpirun's daemon on this host, or srun) to end
+ * every rank. With the host cut off from the launcher's own host that
+ * request may never be answered, and the rank would hang in MPI_Abort: after
+ * this many seconds it exits by itself, so that no rank outlives a fault by
+ * more than dist.timeout_s and this grace. */
+#define CLI_ABORT_GRACE_S 10
+
+static volatile sig_atomic_t cli_abort_status = 1;
+
+static void cli_abort_expired(int sig)
+{
+    (void)sig;
+    static const char msg[] = "foldline: MPI_Abort did not end this rank in time (the launcher is unreachable); "
+                              "exiting\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(cli_abort_status);
+}
+
 int cli_report(const fl_error *err)
 {
     char msg[4 * FL_ERROR_MSG_MAX + 8];
@@ -43,6 +64,9 @@ int cli_report(const fl_error *err)
         fprintf(stderr, "foldline: error: rank %d of %d (%s): %s\n", rank, size, host, msg);
         fflush(stderr);
         fflush(stdout);
+        cli_abort_status = status;
+        signal(SIGALRM, cli_abort_expired);
+        alarm(CLI_ABORT_GRACE_S);
         MPI_Abort(MPI_COMM_WORLD, status);
     }
     if (up && !down)
