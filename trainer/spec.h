@@ -131,6 +131,7 @@ typedef struct {
     int ranks_per_job;             /* default 1; must divide the MPI world size */
     char backend[8];               /* "auto" (default) | "nccl" | "mpi" */
     double timeout_s;              /* > 0, default 600: a collective waiting longer is a hang, reported and aborted */
+    double lock_timeout_s;         /* >= 5, default 60: a job lock of another host with an older heartbeat is stale */
     int ranks_per_job_line, backend_line;
     /* models */
     int n_models;
