@@ -68,7 +68,7 @@ set_tests_properties(io_write_faults PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_F
 # across 2 hosts: fold-parallel, data-parallel, train.sbatch, the array form and preemption.
 # Skipped (77) when not root, or without ip/unshare, mpirun, slurm-wlm or munge.
 if(FOLDLINE_MPIRUN)
-  foreach(t harness)
+  foreach(t harness train)
     add_test(NAME hosts_${t} COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/hosts/test_${t}.py)
     set_tests_properties(hosts_${t} PROPERTIES
                          ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>"

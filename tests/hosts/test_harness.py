@@ -83,7 +83,7 @@ def tearDownModule():
     global H
     if H is None:
         return
-    names, tag = H.names + [H.switch], H.tag
+    tag = H.tag
     pids = set()
     for i in range(H.n):
         pids.update(H.pids(i))

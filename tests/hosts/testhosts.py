@@ -21,7 +21,12 @@ address on the subnet and no packet leaves the namespaces. The hosts share the f
         h.run(0, ["squeue"], env=h.slurm_env())
 
 mpirun runs inside host 0 and reaches the other hosts through tests/hosts/rsh-agent (Open MPI's
-plm_rsh_agent), which enters the target host's namespace instead of ssh-ing to it.
+plm_rsh_agent), which enters the target host's namespace instead of ssh-ing to it. As over ssh, what
+it starts there (orted, then the ranks) gets a login's environment, not mpirun's: that of the test
+process when the hosts were made, less OMPI_*, PMIX_*, SLURM_* and the like (every host's login
+environment is the same, as on a cluster whose nodes share one setup). So a variable given to mpirun
+alone reaches the other hosts' ranks only with -x, as on a real cluster; a machine-wide one such as
+OPENBLAS_CORETYPE reaches every host (without it, OpenBLAS picks other kernels on the other hosts).
 
 Needs root, iproute2 (`ip`), util-linux (unshare, nsenter, setsid); for slurm=True also
 slurm-wlm and munge. Without them TestHosts() raises Unavailable, a SystemExit with status 77
@@ -45,6 +50,7 @@ import ctypes
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -62,6 +68,8 @@ NETNS_DIR = "/var/run/netns"
 ETC_NETNS = "/etc/netns"
 NAME_RE = re.compile(r"^%s(\d+)([a-z]+)-(sw|\d+)$" % PREFIX)
 # Commands entering a host see only its cluster: no SLURM job this test may run in.
+DONE = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
+        "PREEMPTED"}
 FOREIGN_ENV = re.compile(r"(SLURM|SBATCH|SRUN|SALLOC)_|OMPI_ALLOW_RUN_AS_ROOT")
 
 
@@ -274,6 +282,7 @@ class TestHosts:
             self.dir = tempfile.mkdtemp(prefix="%s%s-" % (PREFIX, self.tag))
             os.chmod(self.dir, 0o755)
             self._write_owner()
+            self._write_login_env()
             self._watch()
             self._network()
             self.times["network"] = time.time() - t0
@@ -290,6 +299,16 @@ class TestHosts:
         with open(os.path.join(self.dir, "owner.json"), "w") as f:
             json.dump({"pid": os.getpid(), "start": _start_time(os.getpid()),
                        "daemons": [[p, _start_time(p)] for p in self._root_daemons]}, f)
+
+    def _write_login_env(self):
+        """The environment of a login on every host (the rsh agent's): this process's, less what
+        belongs to a launcher or a job (OMPI_*, PMIX_*, SLURM_*, ...), which no login carries."""
+        self.login_env = os.path.join(self.dir, "login.env")
+        with open(self.login_env + ".tmp", "wb") as f:
+            for k, v in os.environ.items():
+                if not re.match(r"(OMPI|PMIX|OPAL|ORTE|PRTE|HYDRA|PMI)_", k) and not FOREIGN_ENV.match(k):
+                    f.write(os.fsencode(k) + b"=" + os.fsencode(v) + b"\0")
+        os.rename(self.login_env + ".tmp", self.login_env)
 
     def _watch(self):
         """A detached watcher: when this process ends (even by SIGKILL), it removes these hosts."""
@@ -352,7 +371,8 @@ class TestHosts:
         slots = -(-np // len(hosts))
         return ["mpirun", "--allow-run-as-root", "-np", str(np),
                 "--host", ",".join("%s:%d" % (self.names[i], slots) for i in hosts),
-                "--mca", "plm_rsh_agent", RSH_AGENT, "--mca", "plm_rsh_no_tree_spawn", "1",
+                "--mca", "plm_rsh_agent", "%s --login-env=%s" % (RSH_AGENT, self.login_env),
+                "--mca", "plm_rsh_no_tree_spawn", "1",
                 "--mca", "btl", "tcp,self,vader", "--mca", "btl_tcp_if_include", self.subnet,
                 "--mca", "oob_tcp_if_include", self.subnet] + list(extra)
 
@@ -457,7 +477,8 @@ SchedulerParameters=sched_interval=1
         # One munged for all hosts: its socket is a file, which every namespace reaches.
         p = self._daemon("munged", ["munged", "--foreground", "--force", "--socket=" + self.spath("munge.socket"),
                                     "--key-file=" + key, "--pid-file=" + self.spath("munged.pid"),
-                                    "--log-file=" + self.spath("munged.log"), "--seed-file=" + self.spath("munged.seed")])
+                                    "--log-file=" + self.spath("munged.log"),
+                                    "--seed-file=" + self.spath("munged.seed")])
         self._root_daemons.append(p.pid)
         self._write_owner()
         self._wait_for(lambda: os.path.exists(self.spath("munge.socket")), 10, "munged's socket")
@@ -502,6 +523,28 @@ SchedulerParameters=sched_interval=1
         m = re.match(r"(\d+)", r.stdout.strip())
         return (m.group(1) if m else None), r
 
+    def job_states(self, job):
+        """{job id: (state, restarts, exit code)} of a job, or of every task of an array job."""
+        states = {}
+        for line in self.slurm_cmd("scontrol", "-o", "show", "job", job, timeout=30).stdout.splitlines():
+            f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+            if "JobId" in f:
+                states[f["JobId"]] = (f["JobState"], int(f.get("Restarts", 0)), f.get("ExitCode"))
+        return states
+
+    def wait_jobs(self, *jobs, seconds=120):
+        """Polls until every job (every task of an array) has ended: their job_states."""
+        end = time.time() + seconds
+        states = {}
+        while time.time() < end:
+            states = {}
+            for j in jobs:
+                states.update(self.job_states(j))
+            if states and all(s[0] in DONE for s in states.values()):
+                return states
+            time.sleep(0.2)
+        raise AssertionError("jobs %s not done after %d s: %s\n%s" % (jobs, seconds, states, self.slurm_logs()))
+
     # ---- clean-up
     def close(self):
         if self not in _LIVE:
@@ -540,7 +583,7 @@ SchedulerParameters=sched_interval=1
         for i, (n, a) in enumerate(zip(self.names, self.addrs)):
             lines.append("  host %d: %s %s   enter: ip netns exec %s unshare --uts sh -c 'hostname %s; exec bash'"
                          % (i, n, a, n, n))
-        lines.append("  mpirun (on host 0): " + " ".join(self.mpirun_argv(self.n)) + " PROGRAM")
+        lines.append("  mpirun (on host 0): " + shlex.join(self.mpirun_argv(self.n)) + " PROGRAM")
         if self.slurm:
             lines.append("  SLURM: export SLURM_CONF=%s (sbatch, squeue, ... on host 0)" % self.spath("slurm.conf"))
         return "\n".join(lines)
