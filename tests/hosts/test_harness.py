@@ -281,8 +281,9 @@ class CleanUp(unittest.TestCase):
         os.makedirs(os.path.join(testhosts.ETC_NETNS, ns))
         os.makedirs(os.path.join(tempfile.gettempdir(), "%s%s-xyz" % (testhosts.PREFIX, tag)))
         stray = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "300"], start_new_session=True)
-        time.sleep(0.3)
-        self.assertEqual(testhosts._ns_pids(ns), [stray.pid])
+        end = time.time() + 5  # (a TestHosts of a concurrent test may sweep them first: as good)
+        while testhosts._ns_pids(ns) != [stray.pid] and stray.poll() is None and time.time() < end:
+            time.sleep(0.05)
         with TestHosts(n=1):
             self.assertEqual(leftovers(tag), [])
         self.assertEqual(stray.wait(5), -signal.SIGKILL)
