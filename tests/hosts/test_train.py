@@ -40,8 +40,8 @@ SMALLCNN = model_text("m", epochs=1).replace("batch = 32", "batch = 16")
 # up to rounding, and a wrong scale or a missing all-reduce shows in the loss curve.
 MLP = """{ name = "m"; backbone = "mlp"; epochs = 4; batch = 8;
       optimizer = { type = "sgd"; lr = 0.02; momentum = 0.9; }; }"""
-# Slow enough to be stopped in its first epochs: 6 epochs of batches of 2.
-SLOW = model_text("m", epochs=6).replace("batch = 32", "batch = 2")
+# Slow enough to be stopped mid-training after its first epoch: 10 epochs of batches of 2.
+SLOW = model_text("m", epochs=10).replace("batch = 32", "batch = 2")
 
 H = None
 TMP = None
@@ -250,7 +250,7 @@ class Slurm(Case):
                           env=self.sbatch_env(), wait=False, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         end = time.time() + 120
-        while "epoch 1/6" not in (read(out) if os.path.exists(out) else ""):
+        while "epoch 1/10" not in (read(out) if os.path.exists(out) else ""):
             self.assertLess(time.time(), end, H.slurm_logs())
             time.sleep(0.05)
         r = H.slurm_cmd("scancel", "--batch", "--signal=USR1", job)  # as --signal=B:USR1@120 would
