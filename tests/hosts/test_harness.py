@@ -103,13 +103,21 @@ def alive(pid):
         return False
 
 
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def leftovers(tag):
     """What of the test hosts `tag` still exists: namespaces, /etc/netns dirs, temporary dirs."""
     pre = "%s%s-" % (testhosts.PREFIX, tag)
     found = []
     for where in (testhosts.NETNS_DIR, testhosts.ETC_NETNS, tempfile.gettempdir()):
         if os.path.isdir(where):
-            found += [os.path.join(where, n) for n in os.listdir(where) if n.startswith(pre)]
+            found += [os.path.join(where, n) for n in os.listdir(where) if n.startswith((pre, "ompi." + pre))]
     return found
 
 
@@ -237,10 +245,15 @@ class CleanUp(unittest.TestCase):
             self.assertTrue(leftovers(tag))
             # A daemon that left its parent: only the sweep of the namespace finds it.
             h.run(1, ["setsid", "-f", "sleep", "300"], check=True)
-            p = h.popen(0, ["sleep", "300"])
-            time.sleep(0.3)
+            # mpirun with a rank on each host: killed, its orted leaves its session dir in /tmp.
+            p = h.popen(0, h.mpirun_argv(2, extra=["--map-by", "node"]) + ["sleep", "300"])
+            sessions = [os.path.join(tempfile.gettempdir(), "ompi.%s.%d" % (n, os.getuid())) for n in h.names]
+            end = time.time() + 30
+            while time.time() < end and not (all(map(os.path.isdir, sessions)) and
+                                             [comm(q) for q in h.pids(1)].count("sleep") == 2):
+                time.sleep(0.1)
             pids = h.pids(0) + h.pids(1)
-            self.assertEqual(len(pids), 2, pids)
+            self.assertEqual(sorted(comm(q) for q in pids), ["mpirun", "orted", "sleep", "sleep", "sleep"])
         self.assertEqual(leftovers(tag), [])
         self.assertEqual([q for q in pids if alive(q)], [])
         self.assertEqual(p.returncode, -signal.SIGKILL)

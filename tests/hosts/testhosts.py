@@ -162,6 +162,8 @@ def _remove(tag):
         if d.startswith("%s%s-" % (PREFIX, tag)):
             _stop_root_daemons(os.path.join(tmp, d))
             shutil.rmtree(os.path.join(tmp, d), ignore_errors=True)
+        elif d.startswith("ompi.%s%s-" % (PREFIX, tag)):  # Open MPI's session dirs (ompi.HOST.UID) of
+            shutil.rmtree(os.path.join(tmp, d), ignore_errors=True)  # a killed orted: named after a host
 
 
 def _stop_root_daemons(d):
@@ -205,7 +207,7 @@ def sweep(everything=False):
         if m:
             tags.add("".join(m.group(1, 2)))
     for d in os.listdir(tempfile.gettempdir()):
-        m = re.match(r"^%s(\d+[a-z]+)-" % PREFIX, d)
+        m = re.match(r"^(?:ompi\.)?%s(\d+[a-z]+)-" % PREFIX, d)
         if m:
             tags.add(m.group(1))
     gone = sorted(t for t in tags if everything or not _owner_alive(t))
