@@ -60,3 +60,20 @@ set_tests_properties(augment_ops PROPERTIES ENVIRONMENT "AUGMENT_DUMP=$<TARGET_F
 # A real tmpfs where the test may mount one (root), the FOLDLINE_FAULT_WRITE hook everywhere.
 add_test(NAME io_write_faults COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/io/test_write_faults.py)
 set_tests_properties(io_write_faults PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600)
+
+# Multi-host tests on test hosts made on this machine (tests/hosts/testhosts.py): network
+# namespaces on a bridge, each with its own address, hostname and /etc/hosts; Open MPI across them
+# through an rsh agent that enters the namespaces, and a SLURM with one slurmd per host. The harness
+# itself (mpicc's tiny MPI program across 2 hosts, sbatch -N 2, clean-up), then foldline train
+# across 2 hosts: fold-parallel, data-parallel, train.sbatch, the array form and preemption.
+# Skipped (77) when not root, or without ip/unshare, mpirun, slurm-wlm or munge.
+if(FOLDLINE_MPIRUN)
+  foreach(t harness train)
+    add_test(NAME hosts_${t} COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/hosts/test_${t}.py)
+    set_tests_properties(hosts_${t} PROPERTIES
+                         ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>"
+                         LABELS hosts
+                         SKIP_RETURN_CODE 77
+                         TIMEOUT 300)
+  endforeach()
+endif()
