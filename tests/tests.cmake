@@ -44,6 +44,7 @@ if(FOLDLINE_MPIRUN)
   set_tests_properties(slurm_train PROPERTIES
                        ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>"
                        LABELS "mpi;slurm"
+                       RESOURCE_LOCK slurm
                        SKIP_RETURN_CODE 77
                        TIMEOUT 300)
 endif()
@@ -67,13 +68,17 @@ set_tests_properties(io_write_faults PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_F
 # itself (mpicc's tiny MPI program across 2 hosts, sbatch -N 2, clean-up), then foldline train
 # across 2 hosts: fold-parallel, data-parallel, train.sbatch, the array form and preemption.
 # Skipped (77) when not root, or without ip/unshare, mpirun, slurm-wlm or munge.
+# hosts_faults: a cut link, a killed host, a stopped rank and a blip, each timed (about 2 minutes).
+# The tests that start a SLURM hold the lock "slurm": slurm_train refuses to run beside another
+# SLURM's daemons, and the test hosts' slurmd are such daemons.
 if(FOLDLINE_MPIRUN)
-  foreach(t harness train)
+  foreach(t harness train faults)
     add_test(NAME hosts_${t} COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/hosts/test_${t}.py)
     set_tests_properties(hosts_${t} PROPERTIES
                          ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>"
                          LABELS hosts
                          SKIP_RETURN_CODE 77
-                         TIMEOUT 300)
+                         TIMEOUT 600)
   endforeach()
+  set_tests_properties(hosts_harness hosts_train PROPERTIES RESOURCE_LOCK slurm)
 endif()

@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 from common import FOLDLINE, config_text, write_data_file  # noqa: E402
-from testhosts import TestHosts  # noqa: E402
+from testhosts import TestHosts, skip_unless_available  # noqa: E402
 
 TIMEOUT_S = 12  # dist.timeout_s of these runs: the hang watch, and the keepalive mpirun.sh derives
 FOLDS = 2
@@ -107,6 +107,11 @@ class HostFaults(unittest.TestCase):
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         out.close()
         return p
+
+    @staticmethod
+    def read(path):
+        with open(path) as f:
+            return f.read()
 
     def wait_for(self, log, pattern, p, limit=120):
         t0 = time.time()
@@ -210,7 +215,7 @@ class HostFaults(unittest.TestCase):
         ref_cfg = self.config("steady", 1, 3)
         log = os.path.join(self.tmp, "steady.log")
         p = self.start(ref_cfg, log)
-        self.assertEqual(p.wait(timeout=300), 0, open(log).read())
+        self.assertEqual(p.wait(timeout=300), 0, self.read(log))
         cfg = self.config("blip", 1, 3)
         log = os.path.join(self.tmp, "blip.log")
         p = self.start(cfg, log)
@@ -219,7 +224,7 @@ class HostFaults(unittest.TestCase):
         self.h.cut(1)
         time.sleep(TIMEOUT_S / 3)
         self.h.heal(1)
-        self.assertEqual(p.wait(timeout=300), 0, open(log).read())
+        self.assertEqual(p.wait(timeout=300), 0, self.read(log))
         for m in "ab":
             for k in range(FOLDS):
                 x = read_preds(os.path.join(self.run_dir("steady"), m, "fold%d" % k, "preds.h5"))
@@ -228,7 +233,5 @@ class HostFaults(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if os.geteuid() != 0:
-        print("skipped: the test hosts need root", file=sys.stderr)
-        sys.exit(77)
+    skip_unless_available()
     unittest.main(verbosity=2)
