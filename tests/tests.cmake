@@ -45,6 +45,7 @@ if(FOLDLINE_MPIRUN)
   set_tests_properties(slurm_train PROPERTIES
                        ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>"
                        LABELS "mpi;slurm"
+                       RESOURCE_LOCK slurm
                        SKIP_RETURN_CODE 77
                        TIMEOUT 300)
 endif()
@@ -61,3 +62,24 @@ set_tests_properties(augment_ops PROPERTIES ENVIRONMENT "AUGMENT_DUMP=$<TARGET_F
 # A real tmpfs where the test may mount one (root), the FOLDLINE_FAULT_WRITE hook everywhere.
 add_test(NAME io_write_faults COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/io/test_write_faults.py)
 set_tests_properties(io_write_faults PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600)
+
+# Multi-host tests on test hosts made on this machine (tests/hosts/testhosts.py): network
+# namespaces on a bridge, each with its own address, hostname and /etc/hosts; Open MPI across them
+# through an rsh agent that enters the namespaces, and a SLURM with one slurmd per host. The harness
+# itself (mpicc's tiny MPI program across 2 hosts, sbatch -N 2, clean-up), then foldline train
+# across 2 hosts: fold-parallel, data-parallel, train.sbatch, the array form and preemption.
+# Skipped (77) when not root, or without ip/unshare, mpirun, slurm-wlm or munge.
+# hosts_faults: a cut link, a killed host, a stopped rank and a blip, each timed (about 2 minutes).
+# The tests that start a SLURM hold the lock "slurm": slurm_train refuses to run beside another
+# SLURM's daemons, and the test hosts' slurmd are such daemons.
+if(FOLDLINE_MPIRUN)
+  foreach(t harness train faults)
+    add_test(NAME hosts_${t} COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/hosts/test_${t}.py)
+    set_tests_properties(hosts_${t} PROPERTIES
+                         ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>"
+                         LABELS hosts
+                         SKIP_RETURN_CODE 77
+                         TIMEOUT 600)
+  endforeach()
+  set_tests_properties(hosts_harness hosts_train PROPERTIES RESOURCE_LOCK slurm)
+endif()
