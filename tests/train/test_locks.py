@@ -196,6 +196,44 @@ class Locks(TempDirTest):
         self.assertFalse(os.path.exists(self.lock))
         self.assert_same_as_uninterrupted()
 
+    def test_two_test_hosts_a_hung_hosts_lock_is_refused_while_fresh_then_taken_over(self):
+        """Host 0 (tests/hosts/testhosts.py: its own network namespace and hostname, this
+        filesystem) holds fold 1 and hangs (every process stopped); host 1 refuses the fold while the
+        heartbeat is fresh and takes it over once it is older than dist.lock_timeout_s."""
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hosts"))
+        try:
+            from testhosts import TestHosts, Unavailable
+        except ImportError:
+            self.skipTest("no tests/hosts/testhosts.py")
+        try:
+            h = TestHosts(n=2)
+        except Unavailable as e:
+            self.skipTest(str(e))
+        with h:
+            self.out_file = self.path("host0.txt")
+            with open(self.out_file, "w") as out:
+                holder = h.popen(0, [FOLDLINE, "train", self.cfg, "--fold", "1"], stdout=out,
+                                 stderr=subprocess.STDOUT)
+            self.wait_for(holder, "[m fold 1] epoch 1/%d" % EPOCHS)
+            h.stop_host(0, signal.SIGSTOP)  # the host hangs: no more heartbeats
+            r = h.run(1, [FOLDLINE, "train", self.cfg, "--fold", "1"], stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assert_one_line(r.stdout, r"\[m fold 1\] held by host %s pid \d+ since %s \(heartbeat \d+ s ago\), "
+                                 r"skipped" % (re.escape(h.names[0]), SINCE))
+            deadline = time.time() + 60
+            while time.time() - os.stat(self.lock).st_mtime <= 5.5:
+                self.assertLess(time.time(), deadline)
+                time.sleep(0.1)
+            r = h.run(1, [FOLDLINE, "train", self.cfg, "--fold", "1", "--set", "dist.lock_timeout_s=5"],
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assert_one_line(r.stdout, r"\[m fold 1\] taking over the lock of host %s pid \d+ \(heartbeat \d+ s "
+                                 r"old, older than dist.lock_timeout_s = 5 s\)" % re.escape(h.names[0]))
+            h.stop_host(0, signal.SIGKILL)
+        self.assertFalse(os.path.exists(self.lock))
+        self.assert_same_as_uninterrupted()
+
     def test_restart_is_refused_while_another_trainer_holds_a_fold_and_deletes_nothing(self):
         holder = self.start()
         self.wait_for(holder, "[m fold 1] epoch 1/%d" % EPOCHS)
