@@ -2,6 +2,7 @@
 #include "dist/progress.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,7 +26,10 @@ void fl_ticker_init(fl_ticker *t, FILE *out, double interval_s)
     memset(t, 0, sizeof *t);
     t->out = interval_s > 0 ? out : NULL;
     t->interval_s = interval_s;
-    t->tty = t->out && isatty(fileno(t->out));
+    /* Under mpirun a rank's stdout is a pseudo-terminal of Open MPI's even
+     * when mpirun's own output goes to a log: there, plain lines. */
+    int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+    t->tty = t->out && !launched && isatty(fileno(t->out));
     t->last = fl_progress_now();
 }
 

@@ -4,7 +4,9 @@
  * A ticker prints at most one line every interval_s seconds. On a terminal
  * (isatty) the line is rewritten in place ("\r", the text, clear to the end
  * of the line) and the next ordinary line first clears it; in a log (a pipe,
- * a SLURM output file) each tick is one plain line. Only launch/ and the
+ * a SLURM output file) each tick is one plain line. Under an MPI launcher
+ * (mpirun gives its ranks a pseudo-terminal whatever its own output is)
+ * always plain lines. Only launch/ and the
  * trainer's log (fl_job_env.log, the group leader's) print through it.
  */
 #ifndef FOLDLINE_PROGRESS_H
