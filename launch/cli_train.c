@@ -44,6 +44,8 @@
 #include "dist/jobq.h"
 #include "dist/manifest.h"
 #include "dist/nccl.h"
+#include "dist/progress.h"
+#include "dist/runstatus.h"
 #include "dist/stop.h"
 #include "dist/tempfile.h"
 #include "dist/vote.h"
@@ -247,6 +249,40 @@ static void train_say_placement(const train_ctx *t)
                spanning, spanning == 1 ? "" : "s", groups, spanning == 1 ? "s" : "", t->cfg->ranks_per_job);
 }
 
+/* What status.txt says of who runs a job (collective): this rank, the
+ * groups, and world rank 0's host:pid, which names this train process. */
+static fl_code train_say_who(train_ctx *t, fl_error *err)
+{
+    int v[1 + 128] = {(int)getpid()};
+    for (int i = 0; i < 127 && t->world.host[i]; i++)
+        v[1 + i] = (unsigned char)t->world.host[i];
+    fl_code rc = fl_world_bcast_ints(&t->world, v, 1 + 128, err);
+    char host[129] = "";
+    for (int i = 0; i < 128 && v[1 + i]; i++)
+        host[i] = (char)v[1 + i];
+    t->env.world_rank = t->world.rank;
+    t->env.groups = fl_group_count(t->env.group);
+    snprintf(t->env.launch, sizeof t->env.launch, "%s:%d", host, v[0]);
+    return rc;
+}
+
+/* "<prefix>: D of N jobs done ..., ETA ..." from the run directory (dist/
+ * runstatus.h) and this process's groups. */
+static void train_say_eta(const train_ctx *t, const char *prefix)
+{
+    fl_run_status rs;
+    fl_error err;
+    if (fl_run_status_scan(t->env.run_dir, fl_group_count(t->env.group), &rs, &err))
+        return;
+    char eta[32];
+    fl_progress_duration(rs.eta_s, eta, sizeof eta);
+    printf("%s %s: %d of %d job%s done, %d running, %d to run%s%s\n", prefix,
+           rs.eta_s < 0 ? "unknown until an epoch of each model is measured" : eta, rs.count[FL_RUN_DONE], rs.n_jobs,
+           rs.n_jobs == 1 ? "" : "s", rs.count[FL_RUN_RUNNING], rs.count[FL_RUN_STOPPED] + rs.count[FL_RUN_PENDING],
+           rs.count[FL_RUN_FAILED] ? ", some failed (foldline status)" : "", "");
+    fl_run_status_free(&rs);
+}
+
 /* Step 3: the groups, their backend and the job queue (collective). */
 static fl_code train_setup_groups(train_ctx *t, fl_error *err)
 {
@@ -260,8 +296,8 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
         return rc;
     fl_group_set_timeout(t->env.group, cfg->timeout_s);
     fl_group_set_progress(t->env.group, fl_jobq_progress, t->env.queue);
-    if (w->rank != 0)
-        return FL_OK;
+    if ((rc = train_say_who(t, err)) || w->rank != 0)
+        return rc;
     int groups = fl_group_count(t->env.group), per = cfg->ranks_per_job;
     char folds[64];
     if (t->fold_only >= 0)
@@ -307,6 +343,7 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
                per == 1 ? "fold-parallel" : "data-parallel within each group",
                t->backend == FL_BACKEND_NCCL ? "NCCL" : "MPI");
     train_say_placement(t);
+    train_say_eta(t, "train: run ETA");
     fflush(stdout);
     if (groups > n_jobs) {
         fprintf(stderr,
@@ -446,13 +483,26 @@ static fl_code train_jobs(train_ctx *t, fl_error *err)
         if (idx < 0)
             return FL_OK;
         job = t->jobs[idx];
-        if (job.fold >= 0)
+        double t0 = fl_progress_now();
+        char who[128];
+        if (job.fold >= 0) {
             rc = fl_job_run(env, &job, err);
-        else if (!(rc = fl_group_bcast_host(env->group, todo, sizeof todo, err))) /* the leader's list */
-            rc = fl_fused_run(env, job.model, todo + 1, todo[0], err);
+            snprintf(who, sizeof who, "[%s fold %d]", t->cfg->models[job.model].name, job.fold);
+        } else {
+            if (!(rc = fl_group_bcast_host(env->group, todo, sizeof todo, err))) /* the leader's list */
+                rc = fl_fused_run(env, job.model, todo + 1, todo[0], err);
+            snprintf(who, sizeof who, "[%s folds]", t->cfg->models[job.model].name);
+        }
         train_unlock(locks, n_locks); /* done, failed or stopped: the job is free again */
         if (rc)
             return rc;
+        if (leader) { /* the run's ETA from every job's files, at each finished job */
+            char took[32], prefix[200];
+            fl_progress_duration(fl_progress_now() - t0, took, sizeof took);
+            snprintf(prefix, sizeof prefix, "%s done in %s; run ETA", who, took);
+            train_say_eta(t, prefix);
+            fflush(stdout);
+        }
     }
 }
 

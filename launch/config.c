@@ -15,8 +15,8 @@
 #include "trainer/joblock.h"
 
 static const char *const top_keys[] = {"run", "data", "folds", "dist", "models", "vote", NULL};
-static const char *const run_keys[] = {"name",   "out_dir", "seed",       "threads", "checkpoint_minutes",
-                                       "on_nan", "scratch_dir", NULL};
+static const char *const run_keys[] = {"name",   "out_dir",     "seed",       "threads", "checkpoint_minutes",
+                                       "on_nan", "scratch_dir", "progress_s", NULL};
 static const char *const on_nans[] = {"stop", "skip_step", NULL};
 static const char *const data_keys[] = {"file", "mean", "std", "cache", "verify", "feature_cache", "feature_cache_mb", NULL};
 static const char *const feature_caches[] = {"auto", "memory", "file", "none", NULL};
@@ -45,6 +45,7 @@ static void config_defaults(fl_train_config *cfg)
     strcpy(cfg->on_nan, "stop");
     cfg->timeout_s = 600;
     cfg->lock_timeout_s = 60;
+    cfg->progress_s = 30;
 }
 
 /* The top-level group `name` (NULL when absent), its members checked. */
@@ -78,7 +79,8 @@ static fl_code load_run(cfg_ctx *c, const config_setting_t *root, fl_train_confi
         return rc;
     if ((rc = cfg_opt_string(c, g, "run", "scratch_dir", cfg->scratch_dir, sizeof cfg->scratch_dir)))
         return rc;
-    if ((rc = cfg_opt_float(c, g, "run", "checkpoint_minutes", cfg_nonnegative, &cfg->checkpoint_minutes)))
+    if ((rc = cfg_opt_float(c, g, "run", "checkpoint_minutes", cfg_nonnegative, &cfg->checkpoint_minutes)) ||
+        (rc = cfg_opt_float(c, g, "run", "progress_s", cfg_nonnegative, &cfg->progress_s)))
         return rc;
     return cfg_opt_enum(c, g, "run", "on_nan", on_nans, cfg->on_nan, sizeof cfg->on_nan);
 }

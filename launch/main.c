@@ -46,6 +46,8 @@ int main(int argc, char **argv)
         return cli_inspect(argc - 1, argv + 1);
     if (!strcmp(verb, "vote"))
         return cli_vote(argc - 1, argv + 1);
+    if (!strcmp(verb, "status"))
+        return cli_status(argc - 1, argv + 1);
     fprintf(stderr, "foldline: error: unknown verb '%s' HINT: foldline --help lists the verbs\n", verb);
     return 2;
 }

@@ -17,12 +17,18 @@ set_tests_properties(vote_methods PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE
 
 # foldline train: end to end on small learnable data files written with h5py, bad input, --fold,
 # run locks (two trainers of one fold, a killed holder, another host by unshare --uts, --restart),
-# stopping and resuming; TorchScript backbones written with Debian's python3-torch (skipped without it).
-foreach(t train train_errors fold resume torchscript model_data recipe_configs fused locks)
+# stopping and resuming; TorchScript backbones written with Debian's python3-torch (skipped without it);
+# progress lines (a pipe, a pty, prep); TensorBoard scalars read back by the PyPI tensorboard in
+# ${XDG_CACHE_HOME:-~/.cache}/foldline/venv-tb (skipped only when PyPI is unreachable).
+foreach(t train train_errors fold resume torchscript model_data recipe_configs fused locks progress tfevents)
   add_test(NAME train_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/train/test_${t}.py)
   set_tests_properties(train_${t} PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600
                        SKIP_RETURN_CODE 77)
 endforeach()
+
+# foldline status: done, running, stopped, killed, failed and pending jobs of real runs; it writes nothing.
+add_test(NAME status_jobs COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/status/test_status.py)
+set_tests_properties(status_jobs PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600)
 
 # foldline train under real mpirun (2 and 3 ranks, oversubscribed): fold-parallel and
 # data-parallel runs against one process, spare and uneven groups, the vote, failures.

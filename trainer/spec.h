@@ -112,6 +112,8 @@ typedef struct {
                                       $TMPDIR, else /tmp, never the shared run directory unless named here */
     double checkpoint_minutes;     /* 0 (default): checkpoints at epoch ends only; else also every so many minutes */
     char on_nan[16];               /* "stop" (default): a non-finite loss ends the job; "skip_step": drop that step */
+    double progress_s;             /* seconds between progress lines of an epoch (default 30); 0: none. Also the
+                                      heartbeat of status.txt (at least 1 s apart; 30 s when 0) */
     /* data */
     char data_file[FL_PATH_MAX];   /* "" when absent: then every model gives its own data.file */
     int data_file_line;
