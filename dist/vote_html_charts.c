@@ -437,11 +437,15 @@ static void calib_panel(FILE *f, const char *who, const char *split, const vote_
                 "</title></rect>",
                 b, (long long)c->n[b], (long long)c->correct[b], conf, x, top + side - acc * side, bw, acc * side,
                 (double)b / VOTE_ECE_BINS, (double)(b + 1) / VOTE_ECE_BINS, (long long)c->n[b], acc, conf);
-        /* the gap to perfect calibration: from the accuracy to the mean confidence */
-        fprintf(f,
-                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#d6604d\" fill-opacity=\"0.35\" "
-                "stroke=\"#d6604d\" stroke-width=\"0.8\"/>",
-                x, top + side - fmax(acc, conf) * side, bw, fabs(acc - conf) * side);
+        /* overconfidence (mean confidence above the accuracy) as a pink gap above the bar; the mean
+         * confidence of every bin as a red mark, which sits inside the bar when underconfident */
+        if (conf > acc)
+            fprintf(f,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#f4a582\" "
+                    "fill-opacity=\"0.6\"/>",
+                    x, top + side - conf * side, bw, (conf - acc) * side);
+        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#b2182b\" stroke-width=\"2\"/>",
+                x + 1, x + bw - 1, top + side - conf * side, top + side - conf * side);
         fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#999\"/>", x,
                 top + side + 40 - 18 * share, bw - 0.5, 18 * share);
     }
@@ -457,8 +461,9 @@ void vote_html_calibration(FILE *f, const vote_state *v)
 {
     fprintf(f,
             "<h2 id=\"calibration\">Calibration</h2>\n<p class=\"note\">Reliability diagrams: rows binned by their "
-            "top probability (%d equal bins); blue bars are each bin's accuracy, red the gap to its mean "
-            "confidence, grey the share of rows. ECE = sum over bins of (rows in bin / rows) &#215; |accuracy - "
+            "top probability (%d equal bins); blue bars are each bin's accuracy, the red mark its mean "
+            "confidence (pink: confidence above accuracy), grey the share of rows; the dashed diagonal is perfect "
+            "calibration. ECE = sum over bins of (rows in bin / rows) &#215; |accuracy - "
             "mean confidence|. A model's OOF rows are predicted by the fold that held them out, its test rows by "
             "its soft vote; the ensemble is the soft-soft vote with run.cfg's weights%s.%s</p>\n",
             VOTE_ECE_BINS, v->fit.done ? " and the fitted soft-soft vote" : "",
