@@ -28,6 +28,7 @@ if [[ ${FOLDLINE_WITH_TESTS:-0} == 1 ]]; then
              python3-opencv                      # OpenCV: the augmentation ops' oracle (tests/augment/)
              slurm-wlm munge                     # a one-node SLURM that tests/slurm starts itself
              iproute2 util-linux                 # the test hosts: network namespaces (ip netns), unshare, nsenter
+             chromium                            # renders report.html headless (tests/vote/test_report_html.py)
              clang libclang-rt-14-dev            # libFuzzer and the sanitizers (tests/sanitize/)
              python3-venv python3-pip)           # the TensorBoard reader's virtual environment (below)
   cmake_args+=(-DFOLDLINE_SANITIZE=ON)

@@ -14,6 +14,14 @@ endforeach()
 # foldline vote: the votes against an independent numpy oracle, and every refusal.
 add_test(NAME vote_methods COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_vote.py)
 set_tests_properties(vote_methods PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>")
+# report.html: well-formed, every number drawn against numpy, rendered by headless Chromium (its
+# screenshots go to $FOLDLINE_ARTIFACTS, default the build folder's artifacts/), a 500-class run under 5 MB;
+# --fit-weights: greedy selection, the nested score and temperatures against a numpy re-implementation.
+foreach(t report_html fit_weights)
+  add_test(NAME vote_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_${t}.py)
+  set_tests_properties(vote_${t} PROPERTIES TIMEOUT 600
+                       ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>;FOLDLINE_ARTIFACTS=${CMAKE_BINARY_DIR}/artifacts")
+endforeach()
 
 # foldline train: end to end on small learnable data files written with h5py, bad input, --fold,
 # run locks (two trainers of one fold, a killed holder, another host by unshare --uts, --restart),
