@@ -37,6 +37,13 @@ def snapshot(top):
     return out
 
 
+def job_files(path):
+    """A job directory's results, without what only watches a run (status.txt, TensorBoard events: their
+    names hold the writer's host and time, and a job resumed by another process starts a new file)."""
+    return sorted(n for n in os.listdir(path)
+                  if not n.startswith(".") and n != "status.txt" and not n.startswith("events.out.tfevents."))
+
+
 def read_preds(path):
     with h5py.File(path) as f:
         out = {}
@@ -112,7 +119,7 @@ class Locks(TempDirTest):
     def assert_same_as_uninterrupted(self):
         """The job's files as one uninterrupted solo run's: the same names, settings and run.cfg
         bytes, and the same predictions (every dataset of preds.h5), no lock left."""
-        self.assertEqual(sorted(os.listdir(self.job_dir)), sorted(os.listdir(os.path.join(self.ref, "m", "fold1"))))
+        self.assertEqual(job_files(self.job_dir), job_files(os.path.join(self.ref, "m", "fold1")))
         for name in ("run.cfg", "m/fold1/settings.txt"):
             with open(os.path.join(self.run_dir, name), "rb") as a, open(os.path.join(self.ref, name), "rb") as b:
                 self.assertEqual(a.read(), b.read(), name)
@@ -157,8 +164,8 @@ class Locks(TempDirTest):
         for name in os.listdir(self.job_dir):  # the takeover removed the dead holder's files of the lock
             if name.startswith("lock"):
                 self.fail("%s left in %s" % (name, os.listdir(self.job_dir)))
-        visible = {n for n in os.listdir(self.job_dir) if not n.startswith(".")}  # not a killed write's temporary
-        self.assertEqual(visible, set(os.listdir(os.path.join(self.ref, "m", "fold1"))))
+        # not a killed write's temporary
+        self.assertEqual(job_files(self.job_dir), job_files(os.path.join(self.ref, "m", "fold1")))
         got = read_preds(os.path.join(self.job_dir, "preds.h5"))
         want = read_preds(os.path.join(self.ref, "m", "fold1", "preds.h5"))
         for k in want:
