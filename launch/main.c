@@ -19,8 +19,12 @@ static const char *usage =
     "  train CONFIG [--set key.path=value]...\n"
     "                  train every model x fold job of a run on libtorch, then vote\n"
     "  vote RUN_DIR [--method soft|hard|soft-soft|soft-hard|hard-hard] [--model NAME] [--out FILE]\n"
-    "               [--labels CSV] [--data FILE.h5]\n"
+    "               [--labels CSV] [--data FILE.h5] [--fit-weights [--fit-metric logloss|acc]]\n"
     "                  vote the folds and models of a run into a submission and a report\n"
+    "                  (report.md, report.html)\n"
+    "  status RUN_DIR [--watch N]\n"
+    "                  every job of a run: done, running, stopped, failed or pending, and the ETA\n"
+    "                  (exit status 0 when every job is done, 3 when some are not)\n"
     "\n"
     "  foldline VERB --help   options of one verb\n"
     "  foldline --version     versions of foldline, libtorch, MPI, HDF5 and NCCL\n";
