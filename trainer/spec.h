@@ -131,6 +131,9 @@ typedef struct {
     int ranks_per_job;             /* default 1; must divide the MPI world size */
     char backend[8];               /* "auto" (default) | "nccl" | "mpi" */
     double timeout_s;              /* > 0, default 600: a collective waiting longer is a hang, reported and aborted */
+    int overlap;       /* default 1: the gradient all-reduce in buckets that start during backward;
+                          0: one all-reduce of every gradient after backward */
+    double bucket_mb;  /* > 0, default 25: the buckets' size in MB (1e6 bytes of float32 gradients) */
     int ranks_per_job_line, backend_line;
     /* models */
     int n_models;
