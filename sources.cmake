@@ -51,6 +51,7 @@ set(FOLDLINE_TORCH_SOURCES
   trainer/torch/images.cpp
   trainer/torch/model_api.cpp
   trainer/torch/model_comm.cpp
+  trainer/torch/model_overlap.cpp
   trainer/torch/model_state.cpp
   trainer/torch/nets.cpp
   trainer/torch/warp.cpp

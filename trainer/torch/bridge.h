@@ -294,6 +294,57 @@ fl_code fl_model_grads_reduce(fl_model *m, int host, fl_flat_collective_fn fn, v
 fl_code fl_models_grads_reduce(fl_model *const *ms, int n, int host, fl_flat_collective_fn fn, void *ctx,
                                fl_error *err);
 
+/* ---- overlapping the gradient all-reduce with backward ----------------------
+ * The gradients go out in buckets while backward runs, as PyTorch's DDP does
+ * them: the trainable parameters in reverse order (the order backward
+ * produces their gradients), cut into buckets of about bucket_bytes, each a
+ * contiguous slice of one flat float32 buffer. A hook on each parameter's
+ * gradient accumulator (it runs after the gradient is added to .grad) marks
+ * it ready; when all of a bucket's are, and all earlier buckets have started
+ * (every rank starts them in the same order), its gradients are copied into
+ * its slice and a nonblocking collective starts on it, and backward goes on.
+ *
+ * The nonblocking collective, in three calls dist/ provides (ctx is theirs):
+ *   start: begins the sum over the group of buf (count float32, in place),
+ *          setting *handle (NULL is a valid handle: nothing to wait for);
+ *   test:  (may be NULL) lets outstanding collectives progress; 1 when
+ *          handle's has finished, 0 when not; never fails (wait reports);
+ *   wait:  completes handle's collective and releases the handle, whether
+ *          or not the call fails; called exactly once per started handle.
+ * any_thread = 0: start and test are only called on the thread that called
+ * fl_model_grads_overlap_begin (MPI initialised MPI_THREAD_FUNNELED): a
+ * hook that runs elsewhere (autograd's device threads, for CUDA tensors)
+ * only marks its bucket ready, and fl_model_grads_overlap_end starts it. */
+typedef struct {
+    fl_code (*start)(float *buf, int64_t count, void *ctx, void **handle, fl_error *err);
+    int (*test)(void *handle, void *ctx);
+    fl_code (*wait)(void *handle, void *ctx, fl_error *err);
+    int any_thread;
+} fl_flat_async_ops;
+
+typedef struct {
+    int buckets;             /* of the model */
+    int started_in_backward; /* of them, started while backward ran (the rest by _end) */
+    double busy_s;           /* seconds the hooks spent starting and testing collectives (copies included) */
+} fl_overlap_stats;
+
+/* Arms the model for the next backward (fl_model_forward_backward): its
+ * gradients reduce as they become ready, with ops on ctx; host as in
+ * fl_model_grads_reduce (1: the buckets lie in host memory; a GPU model's
+ * then go out at _end only). bucket_bytes >= 1 (the buckets are built again
+ * when it changes). Call _end before the next _begin, the step or a
+ * zero_grad, also on a rank whose shard was empty (no backward at all). */
+fl_code fl_model_grads_overlap_begin(fl_model *m, int host, const fl_flat_async_ops *ops, void *ctx,
+                                     int64_t bucket_bytes, fl_error *err);
+
+/* Starts the buckets backward did not (parameters the loss did not reach:
+ * their missing gradients go out as zeros, as in fl_model_grads_reduce), in
+ * order, waits for every bucket and writes the sums into the .grad tensors;
+ * stats (may be NULL) says how it went. The sums are fl_model_grads_reduce's
+ * (up to the collective's own order of addition). After an error the model's
+ * gradients are undefined; every started collective has been waited for. */
+fl_code fl_model_grads_overlap_end(fl_model *m, fl_overlap_stats *stats, fl_error *err);
+
 /* What fl_model_state_broadcast sends: parameters (all of them, trainable or
  * not) and floating-point buffers (batch-norm running means and variances;
  * integer buffers such as num_batches_tracked stay as they are). A frozen
@@ -304,8 +355,7 @@ enum { FL_STATE_PARAMS = 1, FL_STATE_BUFFERS = 2 };
 /* Like fl_model_grads_reduce, for the tensors `what` names: packs them, calls
  * fn once (a broadcast from group rank 0), unpacks. No call when the model
  * has none of them (a model without batch norm has no buffers). */
-fl_code fl_model_state_broadcast(fl_model *m, int what, int host, fl_flat_collective_fn fn, void *ctx,
-                                 fl_error *err);
+fl_code fl_model_state_broadcast(fl_model *m, int what, int host, fl_flat_collective_fn fn, void *ctx, fl_error *err);
 
 /* The current CUDA stream of the model's device (a cudaStream_t), on which
  * the device buffers above are written; NULL for a model on the CPU or a
@@ -321,8 +371,8 @@ fl_code fl_torch_manual_seed(uint64_t seed, fl_error *err);
  * "cpu"). A positive angle_deg turns the picture counter-clockwise as seen
  * with row 0 at the top (90 degrees on a square N x N image:
  * out[y][x] = in[x][N-1-y]). */
-fl_code fl_torch_augment_batch(const uint8_t *x, int B, int ch, int H, int W, const fl_augment *aug,
-                               const char *device, float *out, fl_error *err);
+fl_code fl_torch_augment_batch(const uint8_t *x, int B, int ch, int H, int W, const fl_augment *aug, const char *device,
+                               float *out, fl_error *err);
 
 /* The two uniform noise fields of an elastic draw with noise_key, before the
  * blur, as the bridge generates them on device: out float32 (2, H, W). */

@@ -13,6 +13,11 @@
 #include "trainer/torch/bridge.h"
 #include "trainer/torch/nets.h"
 
+namespace foldline
+{
+struct Overlap; // model_overlap.cpp: the buckets and hooks of fl_model_grads_overlap_*
+}
+
 struct fl_model {
     // The spec, as owned copies (the caller's strings may go away).
     std::string backbone_name, head_type, head_act, optimizer_name, device_name;
@@ -29,6 +34,7 @@ struct fl_model {
     std::vector<double> group_scale; // lr factor of each optimizer parameter group
     torch::Tensor mean, std;         // (1, C, 1, 1) float32 on device
     torch::Tensor flat;              // (count) float32: model_comm.cpp's buffer, kept between steps
+    std::shared_ptr<foldline::Overlap> overlap; // built at the first fl_model_grads_overlap_begin
 };
 
 namespace foldline
