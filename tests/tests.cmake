@@ -17,7 +17,7 @@ set_tests_properties(vote_methods PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE
 
 # foldline train: end to end on small learnable data files written with h5py, bad input, --fold,
 # stopping and resuming; TorchScript backbones written with Debian's python3-torch (skipped without it).
-foreach(t train train_errors fold resume torchscript model_data recipe_configs fused)
+foreach(t train train_errors fold resume torchscript model_data recipe_configs fused precision)
   add_test(NAME train_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/train/test_${t}.py)
   set_tests_properties(train_${t} PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600
                        SKIP_RETURN_CODE 77)

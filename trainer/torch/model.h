@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include "trainer/torch/amp.h"
 #include "trainer/torch/bridge.h"
 #include "trainer/torch/nets.h"
 
@@ -29,6 +30,8 @@ struct fl_model {
     std::vector<double> group_scale; // lr factor of each optimizer parameter group
     torch::Tensor mean, std;         // (1, C, 1, 1) float32 on device
     torch::Tensor flat;              // (count) float32: model_comm.cpp's buffer, kept between steps
+    at::ScalarType amp = at::kFloat; // the backbone's autocast dtype (kFloat: none); amp.h
+    foldline::LossScaler scaler;     // fp16 with a trained backbone
 };
 
 namespace foldline
