@@ -71,6 +71,8 @@ typedef struct {
     const struct fl_model *backbone_of; /* frozen backbone: share this model's (the same module, one copy in memory) */
     const char *device;       /* "cpu", "cuda", "cuda:N" */
     const char *precision;    /* "fp32" | "bf16" | "fp16" (CUDA only): the backbone's autocast dtype, see below */
+    int memory_format;        /* a built-in ResNet's activations: 0 auto (channels_last on CUDA, contiguous on the
+                                 CPU, where it measured slower: README "GPUs"), 1 contiguous, 2 channels_last */
 } fl_model_spec;              /* NULL head_type, head_act, optimizer, device, precision: "linear", "relu", "adam",
                                  "cpu", "fp32" */
 

@@ -32,6 +32,7 @@ struct fl_model {
     torch::Tensor flat;              // (count) float32: model_comm.cpp's buffer, kept between steps
     at::ScalarType amp = at::kFloat; // the backbone's autocast dtype (kFloat: none); amp.h
     foldline::LossScaler scaler;     // fp16 with a trained backbone
+    bool channels_last = false;      // backbone weights and input images in channels_last (NHWC) memory
 };
 
 namespace foldline

@@ -172,6 +172,15 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
         head_new(m->head_type, backbone->feature_dim(), m->head_hidden, m->head_act, m->num_classes);
     m->net = Net(backbone, head);
     m->net->to(m->device);
+    // channels_last: the convolutions of a built-in ResNet run in NHWC (cuDNN's
+    // and oneDNN's native layout, what tensor cores want); the 4-d weights are
+    // stored so, the images converted at the input.
+    const bool resnet = m->backbone_name.compare(0, 6, "resnet") == 0;
+    m->channels_last = resnet && (s.memory_format == 2 || (s.memory_format == 0 && m->device.is_cuda()));
+    if (m->channels_last && !s.backbone_of)
+        for (auto &p : m->net->backbone->parameters())
+            if (p.dim() == 4)
+                p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
     if (m->freeze_backbone)
         for (auto &p : m->net->backbone->parameters())
             p.set_requires_grad(false);
@@ -280,7 +289,7 @@ torch::Tensor model_input(fl_model &m, const uint8_t *x, int B, const fl_augment
     xb = images_normalise(xb, m.mean, m.std);
     if (view >= 0)
         xb = xb.flip({view == FL_TTA_HFLIP ? 3 : 2});
-    return xb;
+    return m.channels_last ? xb.contiguous(torch::MemoryFormat::ChannelsLast) : xb;
 }
 
 // The backbone's features (B, D) of normalised images, under autocast in the
