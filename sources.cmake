@@ -47,6 +47,7 @@ set(FOLDLINE_CORE_SOURCES
 
 # The libtorch bridge, the only C++17.
 set(FOLDLINE_TORCH_SOURCES
+  trainer/torch/amp.cpp
   trainer/torch/bridge_core.cpp
   trainer/torch/images.cpp
   trainer/torch/model_api.cpp

@@ -163,6 +163,9 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     double mb = (double)f->N * f->D * sizeof(float) / (1 << 20);
     int in_file =
         !strcmp(cfg->feature_cache, "file") || (!strcmp(cfg->feature_cache, "auto") && mb > cfg->feature_cache_mb);
+    /* "device": the model's device memory; on the CPU that is the memory
+     * cache (float32 features of the autocast dtype's values either way). */
+    int device = !strcmp(cfg->feature_cache, "device");
     char path[4200];
     fused_cache_path(f, path, sizeof path);
     fl_code rc = fl_featcache_open(in_file ? path : NULL, f->N, f->D, &f->cache, err);
@@ -188,7 +191,8 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
         fprintf(f->log,
                 "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB) %s%s, computed in %.1f s\n",
                 f->mc->name, (long long)n, (long long)f->N, f->D, (double)n * f->D * sizeof(float) / (1 << 20),
-                in_file ? "in the scratch file " : "in memory", in_file ? path : "", job_now_s() - t0);
+                in_file ? "in the scratch file " : device ? "on the device (the CPU's: in memory)" : "in memory",
+                in_file ? path : "", job_now_s() - t0);
         fflush(f->log);
     }
     return rc;

@@ -99,6 +99,7 @@ fl_code job_model_new(job_state *js, const fl_model *backbone_of, fl_error *err)
         spec.backbone_of = backbone_of;
     }
     spec.device = env->device;
+    spec.precision = mc->precision;
     fl_code rc = fl_model_new(&spec, &js->model, err);
     if (rc || js->g_size == 1)
         return rc;
@@ -121,9 +122,14 @@ static char *job_progress_text(const job_state *js)
         return NULL;
     int k = snprintf(t, n,
                      "foldline-job 1\nepoch %d\nstep %lld\nloss_sum %a\ncorrect %a\nseconds %a\nbest_loss %a\n"
-                     "best_acc %a\nbest_loss_epoch %d\nbest_acc_epoch %d\nmetrics\n",
+                     "best_acc %a\nbest_loss_epoch %d\nbest_acc_epoch %d\n",
                      p->epoch, (long long)p->step, p->loss_sum, p->correct, p->seconds, p->best_loss, p->best_acc,
                      p->best_loss_epoch, p->best_acc_epoch);
+    double scale;
+    int64_t good;
+    if (fl_model_loss_scale(js->model, &scale, &good)) /* fp16: the loss scaler's state */
+        k += snprintf(t + k, n - (size_t)k, "loss_scale %a %lld\n", scale, (long long)good);
+    k += snprintf(t + k, n - (size_t)k, "metrics\n");
     memcpy(t + k, js->metrics ? js->metrics : "", js->metrics_len + 1);
     return t;
 }
@@ -136,7 +142,7 @@ static fl_code job_progress_parse(job_state *js, const char *text, const char *p
     int used = 0;
     if (sscanf(text,
                "foldline-job 1\nepoch %d\nstep %lld\nloss_sum %la\ncorrect %la\nseconds %la\nbest_loss %la\n"
-               "best_acc %la\nbest_loss_epoch %d\nbest_acc_epoch %d\nmetrics\n%n",
+               "best_acc %la\nbest_loss_epoch %d\nbest_acc_epoch %d\n%n",
                &p.epoch, &step, &p.loss_sum, &p.correct, &p.seconds, &p.best_loss, &p.best_acc, &p.best_loss_epoch,
                &p.best_acc_epoch, &used) != 9 ||
         used == 0 || p.epoch < 0 || p.epoch > js->mc->epochs || step < 0)
@@ -144,6 +150,29 @@ static fl_code job_progress_parse(job_state *js, const char *text, const char *p
                        "%s: no job progress in this checkpoint HINT: foldline train CONFIG --restart starts the run "
                        "afresh",
                        path);
+    /* fp16: the loss scaler's state, then the metrics; a model that scales its
+     * loss needs the state, one that does not refuses it (the precision is a
+     * setting: a change is refused before this). */
+    double scale;
+    long long good;
+    int more = 0;
+    if (sscanf(text + used, "loss_scale %la %lld\n%n", &scale, &good, &more) == 2 && more > 0) {
+        fl_code rc = fl_model_set_loss_scale(js->model, scale, (int64_t)good, err);
+        if (rc)
+            return fl_error_prefix(err, "%s", path);
+        used += more;
+    } else if (fl_model_loss_scale(js->model, NULL, NULL)) {
+        return fl_fail(err, FL_EINPUT,
+                       "%s: no loss scale in this checkpoint of an fp16 model HINT: foldline train CONFIG --restart "
+                       "starts the run afresh",
+                       path);
+    }
+    if (strncmp(text + used, "metrics\n", 8) != 0)
+        return fl_fail(err, FL_EINPUT,
+                       "%s: no job progress in this checkpoint HINT: foldline train CONFIG --restart starts the run "
+                       "afresh",
+                       path);
+    used += 8;
     p.step = step;
     js->prog = p;
     free(js->metrics);

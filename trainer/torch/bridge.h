@@ -70,7 +70,21 @@ typedef struct {
     uint64_t backbone_seed;   /* frozen backbone: its weights from this seed, the head's from seed (0: both from seed) */
     const struct fl_model *backbone_of; /* frozen backbone: share this model's (the same module, one copy in memory) */
     const char *device;       /* "cpu", "cuda", "cuda:N" */
-} fl_model_spec;              /* NULL head_type, head_act, optimizer, device: "linear", "relu", "adam", "cpu" */
+    const char *precision;    /* "fp32" | "bf16" | "fp16" (CUDA only): the backbone's autocast dtype, see below */
+    int memory_format;        /* a built-in ResNet's activations: 0 auto (channels_last on CUDA, contiguous on the
+                                 CPU, where it measured slower: README "GPUs"), 1 contiguous, 2 channels_last */
+} fl_model_spec;              /* NULL head_type, head_act, optimizer, device, precision: "linear", "relu", "adam",
+                                 "cpu", "fp32" */
+
+/* Mixed precision (spec.precision other than "fp32"): the backbone's forward
+ * runs under libtorch's autocast in bfloat16 or float16 (convolutions and
+ * matrix products in that dtype, what autocast keeps in float32 in float32),
+ * and so does its backward when it trains. Parameters (the master weights),
+ * the head, the loss, gradients and the optimizer stay float32; features
+ * leave the backbone in the autocast dtype and are widened to float32
+ * (exactly) for the head and for every host buffer below. "fp16" needs a
+ * CUDA device (FL_EINPUT on the CPU) and, with a trained backbone, scales the
+ * loss (fl_model_loss_scale). */
 
 /* ---- augmentation ----------------------------------------------------------
  * Per image, the drawn parameters of every op of its augmentation stage, in
@@ -211,6 +225,18 @@ fl_code fl_model_forward_backward(fl_model *m, const uint8_t *x, const int32_t *
 
 /* Clips gradients (if configured), steps the optimizer, zeroes gradients. */
 fl_code fl_model_step(fl_model *m, fl_error *err);
+/* fp16 with a trained backbone: dynamic loss scaling, as PyTorch's GradScaler
+ * with its defaults. fl_model_forward_backward multiplies the loss by the
+ * scale (65536 at first); fl_model_step divides the gradients by it before
+ * clipping, then skips the step when one of them is inf or NaN (the scale
+ * halves) or steps (after 2000 steps in a row the scale doubles). Returns 1
+ * with the scale and the good steps since it last changed, the state a
+ * checkpoint keeps; 0 for every other model (no scaling). */
+int fl_model_loss_scale(const fl_model *m, double *scale, int64_t *good_steps);
+/* Restores that state (a resumed run); FL_EINPUT for a model without scaling
+ * or a scale that is not a finite number > 0. */
+fl_code fl_model_set_loss_scale(fl_model *m, double scale, int64_t good_steps, fl_error *err);
+
 /* Drops the gradients without a step (a step skipped for a non-finite loss). */
 fl_code fl_model_zero_grad(fl_model *m, fl_error *err);
 
