@@ -15,6 +15,14 @@ endforeach()
 add_test(NAME vote_methods COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_vote.py)
 set_tests_properties(vote_methods PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>")
 
+# foldline predict and export: a run trained on a Pillow-written competition layout predicts its test
+# images as vote did (submission and preds.h5), alone and under mpirun, through every input form; bad
+# input and outputs; the exported TorchScript module in plain PyTorch (1.13; 2.x from the venv
+# ${XDG_CACHE_HOME:-~/.cache}/foldline/venv-torch2 when it exists) against predict.
+add_test(NAME predict_export COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/predict/test_predict.py)
+set_tests_properties(predict_export PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" LABELS predict
+                     TIMEOUT 900)
+
 # foldline train: end to end on small learnable data files written with h5py, bad input, --fold,
 # stopping and resuming; TorchScript backbones written with Debian's python3-torch (skipped without it).
 foreach(t train train_errors fold resume torchscript model_data recipe_configs fused)
