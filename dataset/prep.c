@@ -44,6 +44,8 @@ typedef struct {
     int failed;             /* stop everyone */
     fl_error first_err;     /* the first failure of a worker */
     double t_decode, t_resize;
+    void (*progress)(void *ctx, int64_t done, int64_t total); /* fl_prep_options' */
+    void *progress_ctx;
 } prep_work;
 
 static int64_t block_len(const prep_work *w, int64_t b)
@@ -116,8 +118,15 @@ static fl_code prep_write_blocks(prep_work *w, fl_datafile_writer *dw, fl_prep_s
         int64_t len = block_len(w, b);
         double t0 = now_seconds();
         pthread_mutex_lock(&w->mu);
-        while (!w->failed && w->done_in[b % 2] < len)
+        while (!w->failed && w->done_in[b % 2] < len) {
             pthread_cond_wait(&w->cv, &w->mu);
+            if (w->progress) { /* rows of the blocks written, and of this one so far */
+                int64_t done = b * w->block_rows + w->done_in[b % 2];
+                pthread_mutex_unlock(&w->mu);
+                w->progress(w->progress_ctx, done, w->n_rows);
+                pthread_mutex_lock(&w->mu);
+            }
+        }
         int failed = w->failed;
         pthread_mutex_unlock(&w->mu);
         double t1 = now_seconds();
@@ -147,11 +156,13 @@ static fl_code prep_write_blocks(prep_work *w, fl_datafile_writer *dw, fl_prep_s
 }
 
 /* Decodes every row with `threads` workers while this thread writes. */
-static fl_code prep_pixels(const fl_source *src, const fl_data_info *info, int threads, fl_datafile_writer *dw,
-                           fl_prep_stats *st, fl_error *err)
+static fl_code prep_pixels(const fl_prep_options *opt, const fl_source *src, const fl_data_info *info, int threads,
+                           fl_datafile_writer *dw, fl_prep_stats *st, fl_error *err)
 {
     prep_work w;
     memset(&w, 0, sizeof w);
+    w.progress = opt->progress;
+    w.progress_ctx = opt->progress_ctx;
     w.src = src;
     w.channels = info->channels;
     w.height = info->height;
@@ -250,7 +261,7 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
     if (rc)
         goto fail;
     st->threads = opt->threads > 0 ? opt->threads : fl_cores_available();
-    if ((rc = prep_pixels(&src, &info, st->threads, dw, st, err)))
+    if ((rc = prep_pixels(opt, &src, &info, st->threads, dw, st, err)))
         goto fail;
     double t0 = now_seconds();
     rc = fl_datafile_finish(dw, err);

@@ -20,11 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dataset/datafile.h"
 #include "dataset/preds.h"
 #include "dist/vote_internal.h"
 #include "dist/vote_sum.h"
+#include "dist/vote_weights.h"
 
 #define VOTE_HINT_FOLDS "HINT: the fold was trained with another fold assignment than %s's; retrain it"
 #define VOTE_HINT_TRAIN "HINT: run or finish training (foldline train CONFIG skips the folds already done)"
@@ -74,6 +76,19 @@ static fl_code vote_choose(vote_state *v, const char **method, int *model, fl_er
     vote_model_list(v, names, sizeof names);
     *method = o->method ? o->method : v->man.vote_method;
     *model = -1;
+    if (o->fit_weights) {
+        /* the fitted weights weigh the soft-soft vote, and the submission is that vote */
+        if ((o->method && strcmp(o->method, "soft-soft")) || o->model)
+            return fl_fail(err, FL_EUSAGE,
+                           "vote: --fit-weights fits the weights of the soft-soft vote, and the submission is that "
+                           "vote; it does not go with %s %s HINT: drop %s, or drop --fit-weights",
+                           o->model ? "--model" : "--method", o->model ? o->model : o->method,
+                           o->model ? "--model" : "--method");
+        if (o->fit_metric && strcmp(o->fit_metric, "logloss") && strcmp(o->fit_metric, "acc"))
+            return fl_fail(err, FL_EUSAGE, "vote: unknown --fit-metric '%s' HINT: use logloss or acc", o->fit_metric);
+        *method = "fitted";
+        return FL_OK;
+    }
     if (!fl_manifest_method_valid(*method))
         return fl_fail(err, FL_EUSAGE, "vote: unknown method '%s' HINT: use soft, hard, soft-soft, soft-hard or hard-hard", *method);
     int per_model = !strcmp(*method, "soft") || !strcmp(*method, "hard");
@@ -108,6 +123,7 @@ static fl_code vote_read_rows(vote_state *v, fl_datafile *df, fl_error *err)
     if ((rc = fl_datafile_read_labels(df, FL_SPLIT_TRAIN, v->train_labels, err)) ||
         (rc = fl_datafile_read_folds(df, v->train_fold, err)) ||
         (rc = fl_datafile_read_paths(df, FL_SPLIT_TEST, &v->test_paths, err)) ||
+        (rc = fl_datafile_read_paths(df, FL_SPLIT_TRAIN, &v->train_paths, err)) ||
         (rc = fl_datafile_fingerprint(df, v->fingerprint, err)))
         return rc;
     if (fl_datafile_info(df)->has_test_labels && !v->opt->labels_csv) {
@@ -139,7 +155,17 @@ static fl_code vote_load_data(vote_state *v, fl_error *err)
     v->n_test = in->n_test;
     v->num_classes = in->num_classes;
     v->data_folds = in->folds;
-    rc = vote_read_rows(v, df, err);
+    v->class_names = calloc((size_t)(v->num_classes ? v->num_classes : 1), sizeof *v->class_names);
+    for (int c = 0; v->class_names && c < v->num_classes; c++) {
+        char fallback[32];
+        snprintf(fallback, sizeof fallback, "class %d", c);
+        v->class_names[c] = strdup(in->classes && in->classes[c] ? in->classes[c] : fallback);
+        if (!v->class_names[c]) {
+            fl_datafile_close(df);
+            return fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
+        }
+    }
+    rc = v->class_names ? vote_read_rows(v, df, err) : fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
     fl_datafile_close(df);
     if (!rc && v->opt->labels_csv) {
         rc = vote_labels_from_csv(v, v->opt->labels_csv, err);
@@ -204,6 +230,7 @@ static fl_code vote_check_preds(const vote_state *v, const char *path, const cha
 typedef struct {
     fl_vote_sums test; /* (M, C) each: per model and across models (dist/vote_sum.h) */
     double *oof_sum;   /* (N, C) weighted OOF probabilities */
+    double *row;       /* (C) scratch */
 } vote_sums;
 
 static void vote_add_fold(vote_state *v, vote_model *vm, vote_fold *vf, const fl_preds *p, vote_sums *s)
@@ -215,6 +242,9 @@ static void vote_add_fold(vote_state *v, vote_model *vm, vote_fold *vf, const fl
         double *sum = s->oof_sum + (size_t)r * C;
         vm->oof_pred[r] = a;
         vf->oof_correct += a == v->train_labels[r];
+        vote_calib_add_f(&vm->cal_oof, row, C, v->train_labels[r]);
+        if (vm->oof_probs)
+            memcpy(vm->oof_probs + (size_t)r * C, row, (size_t)C * sizeof *row);
         for (int c = 0; c < C; c++)
             sum[c] += vm->weight * (double)row[c];
     }
@@ -227,11 +257,14 @@ static void vote_add_fold(vote_state *v, vote_model *vm, vote_fold *vf, const fl
 static fl_code vote_read_model(vote_state *v, int m, vote_sums *s, fl_error *err)
 {
     vote_model *vm = &v->models[m];
+    const int C = v->num_classes;
     char path[4400];
     vm->oof_pred = malloc((size_t)(v->n_train ? v->n_train : 1) * sizeof *vm->oof_pred);
     vm->test_soft = malloc((size_t)(v->n_test ? v->n_test : 1) * sizeof *vm->test_soft);
     vm->test_hard = malloc((size_t)(v->n_test ? v->n_test : 1) * sizeof *vm->test_hard);
-    if (!vm->oof_pred || !vm->test_soft || !vm->test_hard)
+    if (v->opt->fit_weights)
+        vm->oof_probs = calloc((size_t)(v->n_train ? v->n_train : 1) * C, sizeof *vm->oof_probs);
+    if (!vm->oof_pred || !vm->test_soft || !vm->test_hard || (v->opt->fit_weights && !vm->oof_probs))
         return fl_fail(err, FL_ENOMEM, "vote: out of memory for model %s", vm->name);
     for (int64_t r = 0; r < v->n_train; r++)
         vm->oof_pred[r] = -1;
@@ -253,6 +286,12 @@ static fl_code vote_read_model(vote_state *v, int m, vote_sums *s, fl_error *err
         if (rc)
             return rc;
     }
+    for (int64_t i = 0; v->test_labels && i < v->n_test; i++) {
+        /* the model's soft vote as probabilities: the mean of its folds' */
+        for (int c = 0; c < C; c++)
+            s->row[c] = s->test.model_soft[(size_t)i * C + c] / v->man.n_folds;
+        vote_calib_add(&vm->cal_test, s->row, C, v->test_labels[i]);
+    }
     fl_vote_sums_model_end(&s->test, vm->weight, vm->test_soft, vm->test_hard);
     return FL_OK;
 }
@@ -273,11 +312,20 @@ static fl_code vote_across_models(vote_state *v, const vote_sums *s, fl_error *e
         free(count);
         return fl_fail(err, FL_ENOMEM, "vote: out of memory");
     }
+    /* The soft-soft vote as probabilities, for its reliability statistics. */
+    double total_weight = 0;
+    for (int m = 0; m < v->n_models; m++)
+        total_weight += v->models[m].weight;
     for (int64_t i = 0; i < v->n_test; i++) {
         size_t o = (size_t)i * C;
         v->test_soft_soft[i] = vote_argmax_d(s->test.soft_soft + o, C);
         v->test_soft_hard[i] = vote_argmax_d(s->test.soft_hard + o, C);
         v->test_hard_hard[i] = vote_argmax_d(s->test.hard_hard + o, C);
+        if (v->test_labels) {
+            for (int c = 0; c < C; c++)
+                s->row[c] = s->test.soft_soft[o + c] / (v->man.n_folds * total_weight);
+            vote_calib_add(&v->cal_test, s->row, C, v->test_labels[i]);
+        }
     }
     /* Every model predicted the same OOF rows (checked against the folds), so
      * the first model's tells which rows are OOF. */
@@ -290,6 +338,9 @@ static fl_code vote_across_models(vote_state *v, const vote_sums *s, fl_error *e
             count[v->models[m].oof_pred[r]] += v->models[m].weight;
         v->oof_majority[r] = vote_argmax_d(count, C);
         v->oof_soft_soft[r] = vote_argmax_d(s->oof_sum + (size_t)r * C, C);
+        for (int c = 0; c < C; c++)
+            s->row[c] = s->oof_sum[(size_t)r * C + c] / total_weight;
+        vote_calib_add(&v->cal_oof, s->row, C, v->train_labels[r]);
     }
     v->oof_soft_hard = v->oof_hard_hard = v->oof_majority;
     free(count);
@@ -304,7 +355,8 @@ static fl_code vote_read_predictions(vote_state *v, fl_error *err)
     if (rc)
         return rc;
     s.oof_sum = calloc(NC, sizeof(double));
-    if (!s.oof_sum)
+    s.row = malloc((size_t)(v->num_classes ? v->num_classes : 1) * sizeof(double));
+    if (!s.oof_sum || !s.row)
         rc = fl_fail(err, FL_ENOMEM, "vote: out of memory for %lld test and %lld train rows of %d classes", (long long)v->n_test, (long long)v->n_train, v->num_classes);
     for (int m = 0; !rc && m < v->n_models; m++)
         rc = vote_read_model(v, m, &s, err);
@@ -312,6 +364,7 @@ static fl_code vote_read_predictions(vote_state *v, fl_error *err)
         rc = vote_across_models(v, &s, err);
     fl_vote_sums_free(&s.test);
     free(s.oof_sum);
+    free(s.row);
     return rc;
 }
 
@@ -348,6 +401,10 @@ static void vote_build_methods(vote_state *v, const char *method, int model)
     vote_add_method(v, "soft-soft", -1, v->test_soft_soft, v->oof_soft_soft);
     vote_add_method(v, "soft-hard", -1, v->test_soft_hard, v->oof_soft_hard);
     vote_add_method(v, "hard-hard", -1, v->test_hard_hard, v->oof_hard_hard);
+    if (v->fit.done) {
+        vote_add_method(v, "fitted", -1, v->fit.test_pred, v->fit.oof_pred);
+        snprintf(v->methods[v->n_methods - 1].name, sizeof v->methods[0].name, "soft-soft, fitted weights");
+    }
     for (int i = 0; i < v->n_methods; i++)
         if (!strcmp(v->methods[i].method, method) && v->methods[i].model == model)
             v->chosen = i;
@@ -364,13 +421,48 @@ static fl_code vote_make_ensemble_dir(const vote_state *v, fl_error *err)
     return FL_OK;
 }
 
+/* weights.txt with the fitted weights, or none: a vote without --fit-weights
+ * removes one an earlier vote left, so that it always goes with the submission. */
+static fl_code vote_write_weights(const vote_state *v, fl_error *err)
+{
+    char path[4200];
+    fl_vote_weights_path(v->opt->run_dir, path, sizeof path);
+    if (!v->fit.done) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            return fl_fail(err, FL_EIO,
+                           "%s: cannot remove the weights of an earlier --fit-weights (%s) HINT: the run directory "
+                           "must be writable",
+                           path, strerror(errno));
+        return FL_OK;
+    }
+    fl_vote_weights w = {0};
+    w.present = 1;
+    snprintf(w.metric, sizeof w.metric, "%s", v->fit.metric_acc ? "acc" : "logloss");
+    w.rounds = v->fit.rounds;
+    w.fitted_temperature = v->fit.temperature;
+    w.n_models = v->n_models;
+    for (int m = 0; m < v->n_models; m++) {
+        snprintf(w.models[m].name, sizeof w.models[m].name, "%s", v->models[m].name);
+        w.models[m].weight = v->fit.weight[m];
+        w.models[m].temperature = v->fit.temp[m];
+        w.models[m].picks = v->fit.picks[m];
+    }
+    return fl_vote_weights_write(v->opt->run_dir, &w, err);
+}
+
 static void vote_free(vote_state *v)
 {
     free(v->train_labels);
     free(v->train_fold);
     free(v->test_labels);
     fl_datafile_free_paths(v->test_paths, v->n_test);
+    fl_datafile_free_paths(v->train_paths, v->n_train);
+    for (int c = 0; v->class_names && c < v->num_classes; c++)
+        free(v->class_names[c]);
+    free(v->class_names);
+    vote_fit_free(&v->fit);
     for (int m = 0; m < v->n_models; m++) {
+        free(v->models[m].oof_probs);
         free(v->models[m].oof_pred);
         free(v->models[m].test_soft);
         free(v->models[m].test_hard);
@@ -402,6 +494,8 @@ fl_code fl_vote_run(const fl_vote_options *opt, fl_error *err)
         rc = vote_check_complete(v, err);
     if (!rc)
         rc = vote_read_predictions(v, err);
+    if (!rc && opt->fit_weights)
+        rc = vote_fit_run(v, err);
     if (!rc) {
         vote_build_methods(v, method, model);
         if (opt->out_path)
@@ -411,9 +505,13 @@ fl_code fl_vote_run(const fl_vote_options *opt, fl_error *err)
         rc = vote_make_ensemble_dir(v, err);
     }
     if (!rc)
+        rc = vote_write_weights(v, err);
+    if (!rc)
         rc = vote_write_submission(v, err);
     if (!rc)
         rc = vote_write_report(v, opt->echo, err);
+    if (!rc)
+        rc = vote_write_html(v, err);
     vote_free(v);
     return rc;
 }

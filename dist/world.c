@@ -132,6 +132,12 @@ fl_code fl_world_start(fl_world *w, fl_error *err)
 
 fl_code fl_world_check_launch(const fl_world *w, fl_error *err)
 {
+    /* Rank 0 judges: under mpirun inside a multi-node allocation, the ranks
+     * of the other nodes inherit the environment of the one-task srun step
+     * that started their orted (SLURM_NTASKS=1); rank 0 runs where mpirun
+     * does, in the batch step, whose SLURM_NTASKS is the job's. */
+    if (w->rank != 0)
+        return FL_OK;
     const char *ntasks = getenv("SLURM_NTASKS");
     if (!ntasks || !*ntasks)
         return FL_OK;

@@ -45,7 +45,8 @@ fl_code fl_world_start(fl_world *w, fl_error *err);
 
 /* Under SLURM (SLURM_NTASKS set) the world must have SLURM_NTASKS ranks: a
  * plain srun without PMI starts N singletons, each "rank 0 of 1", which would
- * all train the whole run. Fails with a message and a HINT. */
+ * all train the whole run. Fails with a message and a HINT. Only rank 0's
+ * environment counts (mpirun's ranks on other nodes see their orted's step). */
 fl_code fl_world_check_launch(const fl_world *w, fl_error *err);
 
 /* Whether this process is the one that prints a failure every process shares:

@@ -12,17 +12,18 @@
 #include <unistd.h>
 
 #include "launch/config_priv.h"
+#include "trainer/joblock.h"
 
 static const char *const top_keys[] = {"run", "data", "folds", "dist", "models", "vote", NULL};
-static const char *const run_keys[] = {"name",   "out_dir", "seed",       "threads", "checkpoint_minutes",
-                                       "on_nan", "scratch_dir", NULL};
+static const char *const run_keys[] = {"name",   "out_dir",     "seed",       "threads", "checkpoint_minutes",
+                                       "on_nan", "scratch_dir", "progress_s", NULL};
 static const char *const on_nans[] = {"stop", "skip_step", NULL};
 static const char *const data_keys[] = {"file", "mean", "std", "cache", "verify", "feature_cache", "feature_cache_mb", NULL};
 static const char *const feature_caches[] = {"auto", "memory", "file", "none", NULL};
 static const char *const data_caches[] = {"none", "memory", NULL};
 static const char *const data_verifies[] = {"full", "open", NULL};
 static const char *const folds_keys[] = {"use", NULL};
-static const char *const dist_keys[] = {"ranks_per_job", "backend", "timeout_s", NULL};
+static const char *const dist_keys[] = {"ranks_per_job", "backend", "timeout_s", "lock_timeout_s", NULL};
 static const char *const backends[] = {"auto", "nccl", "mpi", NULL};
 static const char *const vote_keys[] = {"method", "weights", NULL};
 static const char *const vote_methods[] = {"soft-soft", "soft-hard", "hard-hard", "soft", "hard", NULL};
@@ -43,6 +44,8 @@ static void config_defaults(fl_train_config *cfg)
     strcpy(cfg->vote_method, "soft-soft");
     strcpy(cfg->on_nan, "stop");
     cfg->timeout_s = 600;
+    cfg->lock_timeout_s = 60;
+    cfg->progress_s = 30;
 }
 
 /* The top-level group `name` (NULL when absent), its members checked. */
@@ -76,7 +79,8 @@ static fl_code load_run(cfg_ctx *c, const config_setting_t *root, fl_train_confi
         return rc;
     if ((rc = cfg_opt_string(c, g, "run", "scratch_dir", cfg->scratch_dir, sizeof cfg->scratch_dir)))
         return rc;
-    if ((rc = cfg_opt_float(c, g, "run", "checkpoint_minutes", cfg_nonnegative, &cfg->checkpoint_minutes)))
+    if ((rc = cfg_opt_float(c, g, "run", "checkpoint_minutes", cfg_nonnegative, &cfg->checkpoint_minutes)) ||
+        (rc = cfg_opt_float(c, g, "run", "progress_s", cfg_nonnegative, &cfg->progress_s)))
         return rc;
     return cfg_opt_enum(c, g, "run", "on_nan", on_nans, cfg->on_nan, sizeof cfg->on_nan);
 }
@@ -225,6 +229,10 @@ static fl_code load_dist(cfg_ctx *c, const config_setting_t *root, fl_train_conf
     if ((rc = cfg_opt_int(c, g, "dist", "ranks_per_job", 1, INT_MAX, &cfg->ranks_per_job)))
         return rc;
     if ((rc = cfg_opt_float(c, g, "dist", "timeout_s", cfg_positive, &cfg->timeout_s)))
+        return rc;
+    /* at least two heartbeats (trainer/joblock.h) may be late before a lock counts as stale */
+    const cfg_range lock_timeout = {FL_JOBLOCK_TIMEOUT_MIN, INFINITY, 0, 1};
+    if ((rc = cfg_opt_float(c, g, "dist", "lock_timeout_s", lock_timeout, &cfg->lock_timeout_s)))
         return rc;
     return cfg_opt_enum(c, g, "dist", "backend", backends, cfg->backend, sizeof cfg->backend);
 }

@@ -56,6 +56,8 @@ int main(int argc, char **argv)
         return cli_predict(argc - 1, argv + 1);
     if (!strcmp(verb, "export"))
         return cli_export(argc - 1, argv + 1);
+    if (!strcmp(verb, "status"))
+        return cli_status(argc - 1, argv + 1);
     fprintf(stderr, "foldline: error: unknown verb '%s' HINT: foldline --help lists the verbs\n", verb);
     return 2;
 }

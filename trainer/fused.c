@@ -52,6 +52,7 @@ typedef struct {
     int32_t *labels;         /* (cap) */
     fl_augment *aug;         /* (cap) */
     int64_t embedded;        /* images (per view) through the backbone on this rank */
+    fl_ticker ticker;        /* the fused job's progress line (its heads print none) */
     int first_epoch[FL_MAX_FOLDS]; /* each head's epoch when the job started */
 } fused_state;
 
@@ -218,6 +219,49 @@ static int fused_select_train(fused_state *f, const int64_t *rows, int B, int k)
     return m;
 }
 
+/* How many of rows (B) lie outside fold k. */
+static int64_t fused_rows_outside(const fused_state *f, const int64_t *rows, int B, int k)
+{
+    int64_t m = 0;
+    for (int i = 0; i < B; i++)
+        m += f->env->train_fold[rows[i]] != k;
+    return m;
+}
+
+/* The fused job's progress line when due: the first active head's epoch,
+ * batch, rates and ETAs (its monitor's last tick, due at the same interval),
+ * the mean of the heads' losses and accuracies so far. */
+static void fused_progress_line(fused_state *f, const int *active)
+{
+    double now = fl_progress_now();
+    if (!fl_ticker_due(&f->ticker, now))
+        return;
+    int first = -1, heads = 0;
+    double loss = 0, acc = 0;
+    for (int i = 0; i < f->n; i++) {
+        const job_monitor *m = &f->js[i].mon;
+        if (!active[i] || !m->n)
+            continue;
+        first = first < 0 ? i : first;
+        loss += m->loss / (double)m->n;
+        acc += m->correct / (double)m->n;
+        heads++;
+    }
+    if (first < 0)
+        return;
+    job_state *js = &f->js[first];
+    job_monitor keep = js->mon; /* the line shows every head's mean */
+    js->mon.loss = loss / heads;
+    js->mon.correct = acc / heads;
+    js->mon.n = 1;
+    char who[300], folds[256], text[700];
+    fused_folds_text(f, folds, sizeof folds);
+    snprintf(who, sizeof who, "%s folds %s", f->mc->name, folds);
+    job_monitor_line(js, who, text, sizeof text);
+    js->mon = keep;
+    fl_ticker_print(&f->ticker, now, text);
+}
+
 static fl_code fused_stopped(fused_state *f, int epoch, int64_t step, fl_error *err)
 {
     char folds[256];
@@ -280,6 +324,9 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
     }
     if (!from_cache && (rc = job_loader_start(f->data->train_loader, &o, s0, f->g_rank, f->g_size, err)))
         goto done;
+    for (int i = 0; i < n && !rc; i++)
+        if (active[i])
+            rc = job_monitor_epoch_start(&f->js[i], epoch, o.n_batches, s0, s0 ? o.ends[s0 - 1] : 0, err);
     int skip_nonfinite = !strcmp(cfg->on_nan, "skip_step");
     double checkpoint_s = cfg->checkpoint_minutes * 60.0;
     for (int64_t s = s0; s < o.n_batches && !rc; s++) {
@@ -353,7 +400,11 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
             stepping[n_step++] = js->model;
             loss[i] += l[i];
             correct[i] += c[i];
+            if (!rc && f->leader)
+                rc = job_monitor_step(js, s + 1, hi, l[i], c[i], fused_rows_outside(f, rows, B, js->job.fold), err);
         }
+        if (!rc)
+            fused_progress_line(f, active);
         if (!rc && f->g_size > 1 && n_step > 0) {
             double c0 = job_now_s();
             rc = fl_models_grads_reduce(stepping, n_step, fl_group_host_buffers(f->group), fl_group_sum_flat, f->group,
@@ -493,6 +544,7 @@ static fl_code fused_predict(fused_state *f, int train, const int64_t *rows, int
             int c = 0;
             float *out = own[h] ? own[h] + (size_t)filled[h] * C : f->probs;
             rc = fl_model_head_predict(f->models[h], vs, n_views, m, train ? f->labels : NULL, out, &l, &c, err);
+            job_monitor_phase(&f->js[h], probs ? "predict" : "validate");
             loss[h] += l;
             correct[h] += c;
             filled[h] += m;
@@ -621,6 +673,7 @@ static fl_code fused_setup(fused_state *f, const fl_job_env *env, int model, con
     f->g_size = env->group ? fl_group_size(env->group) : 1;
     f->leader = f->g_rank == 0;
     f->log = f->leader ? env->log : NULL;
+    fl_ticker_init(&f->ticker, f->log, env->cfg->progress_s);
     for (int k = 0; k < FL_MAX_FOLDS; k++)
         f->head_of_fold[k] = -1;
     if (!(f->js = calloc((size_t)n_folds, sizeof *f->js)) || !(f->models = calloc((size_t)n_folds, sizeof *f->models)))
@@ -629,8 +682,10 @@ static fl_code fused_setup(fused_state *f, const fl_job_env *env, int model, con
     for (int i = 0; i < n_folds && !rc; i++) {
         f->n = i + 1;
         rc = job_init(&f->js[i], env, &(fl_job){model, folds[i]}, err);
-        if (!rc)
+        if (!rc) {
+            job_monitor_start(&f->js[i], 0);
             rc = job_model_new(&f->js[i], i ? f->js[0].model : NULL, err);
+        }
         f->models[i] = f->js[i].model;
         if (!rc && folds[i] >= 0 && folds[i] < FL_MAX_FOLDS)
             f->head_of_fold[folds[i]] = i;
@@ -709,6 +764,7 @@ static fl_code fused_train(fused_state *f, fl_error *err)
         if ((rc = fused_validate(f, active, vl, va, err)))
             break;
         double vsecs = job_now_s() - t0;
+        fl_ticker_clear(&f->ticker);
         for (int i = 0; i < n && !rc; i++)
             if (active[i])
                 rc = job_end_epoch(&f->js[i], epoch, lr, tl[i], ta[i], vl[i], va[i], secs[i], vsecs, err);
@@ -771,6 +827,9 @@ fl_code fl_fused_run(const fl_job_env *env, int model, const int *folds, int n_f
         fused_folds_text(&f, list, sizeof list);
         fl_error_prefix(err, "job %s folds %s (fused)", f.mc->name, list);
     }
+    fl_ticker_clear(&f.ticker);
+    for (int i = 0; i < f.n; i++)
+        job_monitor_end(&f.js[i], !rc ? "done" : rc == FL_ESTOPPED ? "stopped" : "failed", rc ? err : NULL);
     fused_free(&f);
     return rc;
 }

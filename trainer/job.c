@@ -370,7 +370,8 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
         fl_order_batch(o, step - 1, &hi, &start);
     double t0 = job_now_s() - js->prog.seconds, loss_sum = js->leader ? js->prog.loss_sum : 0;
     double correct = js->leader ? js->prog.correct : 0;
-    if ((rc = job_loader_start(js->data->train_loader, o, step, js->g_rank, js->g_size, err)))
+    if ((rc = job_loader_start(js->data->train_loader, o, step, js->g_rank, js->g_size, err)) ||
+        (rc = job_monitor_epoch_start(js, epoch, o->n_batches, step, start, err)))
         return rc;
     const uint8_t *x;
     int B, got;
@@ -431,6 +432,9 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
             return rc;
         step++;
         fl_group_progress(env->group);
+        if ((rc = (flags & STEP_NONFINITE) ? job_monitor_step(js, step, hi, 0, 0, 0, err)
+                                           : job_monitor_step(js, step, hi, l, c, B, err)))
+            return rc;
         /* The prefetch thread reads on meanwhile: a checkpoint does not touch
          * the data file. At a stop, the next start or close drops its reads. */
         if ((flags & (STEP_STOP | STEP_CHECKPOINT)) &&
@@ -493,6 +497,7 @@ static fl_code job_predict(job_state *js, fl_loader *ld, const int64_t *rows, in
         sums[0] += l;
         sums[1] += c;
         fl_group_progress(js->env->group);
+        job_monitor_phase(js, probs_out ? "predict" : "validate");
     }
     if (!rc && got < 0)
         rc = err->code;
@@ -564,7 +569,9 @@ fl_code job_end_epoch(job_state *js, int epoch, double lr, double tl, double ta,
     const fl_model_cfg *mc = js->mc;
     job_progress *p = &js->prog;
     double ips = secs > 0 ? js->n_train / secs : 0;
-    fl_code rc = FL_OK;
+    fl_code rc = job_monitor_epoch_end(js, epoch, lr, tl, ta, vl, va, ips, secs, vsecs, err);
+    if (rc)
+        return rc;
     if (js->leader && (rc = job_metrics_append(js, epoch, lr, tl, ta, vl, va, secs + vsecs, ips, err)))
         return rc;
     *p = (job_progress){epoch + 1, 0, 0, 0, 0, p->best_loss, p->best_acc, p->best_loss_epoch, p->best_acc_epoch};
@@ -788,6 +795,7 @@ fl_code job_init(job_state *js, const fl_job_env *env, const fl_job *job, fl_err
 
 void job_free(job_state *js)
 {
+    job_monitor_free(js);
     fl_model_free(js->model);
     free(js->train_rows);
     free(js->val_rows);
@@ -802,8 +810,10 @@ fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
 {
     job_state js;
     fl_code rc = job_init(&js, env, job, err);
-    if (!rc)
+    if (!rc) {
+        job_monitor_start(&js, 1);
         rc = job_model_new(&js, NULL, err);
+    }
     if (!rc)
         rc = job_resume(&js, err);
     if (!rc)
@@ -812,6 +822,7 @@ fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
         rc = job_predict_all(&js, err);
     if (rc && !strstr(err->msg, "job "))
         fl_error_prefix(err, "job %s fold %d", js.mc->name, job->fold);
+    job_monitor_end(&js, !rc ? "done" : rc == FL_ESTOPPED ? "stopped" : "failed", rc ? err : NULL);
     job_free(&js);
     return rc;
 }

@@ -112,6 +112,8 @@ typedef struct {
                                       $TMPDIR, else /tmp, never the shared run directory unless named here */
     double checkpoint_minutes;     /* 0 (default): checkpoints at epoch ends only; else also every so many minutes */
     char on_nan[16];               /* "stop" (default): a non-finite loss ends the job; "skip_step": drop that step */
+    double progress_s;             /* seconds between progress lines of an epoch (default 30); 0: none. Also the
+                                      heartbeat of status.txt (at least 1 s apart; 30 s when 0) */
     /* data */
     char data_file[FL_PATH_MAX];   /* "" when absent: then every model gives its own data.file */
     int data_file_line;
@@ -131,6 +133,7 @@ typedef struct {
     int ranks_per_job;             /* default 1; must divide the MPI world size */
     char backend[8];               /* "auto" (default) | "nccl" | "mpi" */
     double timeout_s;              /* > 0, default 600: a collective waiting longer is a hang, reported and aborted */
+    double lock_timeout_s;         /* >= 5, default 60: a job lock of another host with an older heartbeat is stale */
     int ranks_per_job_line, backend_line;
     /* models */
     int n_models;

@@ -282,12 +282,18 @@ static void test_resume_and_failure_keys_are_read_and_checked(void)
     CHECK(strstr(err.msg, ":3: run.on_nan: unknown value \"ignore\"") != NULL);
     CHECK(load(MINIMAL "dist = { timeout_s = 0; };\n") == FL_EINPUT);
     CHECK(strstr(err.msg, ":3: dist.timeout_s:") != NULL);
+    /* run.progress_s: default 30, 0 turns the progress lines off, a negative value is refused */
+    CHECK(load(MINIMAL "run = { progress_s = 0.25; };\n") == FL_OK && cfg.progress_s == 0.25);
+    CHECK(load(MINIMAL "run = { progress_s = 0; };\n") == FL_OK && cfg.progress_s == 0.0);
+    CHECK(load(MINIMAL) == FL_OK && cfg.progress_s == 30.0);
+    CHECK(load(MINIMAL "run = { progress_s = -1; };\n") == FL_EINPUT);
+    CHECK(strstr(err.msg, ":3: run.progress_s:") != NULL);
 }
 
 static void test_unknown_key_names_line_key_and_the_keys_allowed(void)
 {
     CHECK(load("# a comment\n\n\n\n\n" MINIMAL "run = {\n  sede = 42; };\n") == FL_EINPUT);
-    CHECK_MSG(":9: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan");
+    CHECK_MSG(":9: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan, scratch_dir, progress_s");
     CHECK(load(MINIMAL "runs = { };\n") == FL_EINPUT);
     CHECK_MSG(":3: runs: unknown key HINT: the top level takes run, data, folds, dist, models, vote");
     CHECK(load_model_key("optimizer = { type = \"adam\"; learning_rate = 0.1; };") == FL_EINPUT);
@@ -785,7 +791,7 @@ static void test_override_errors_name_the_override(void)
     CHECK_STR(err.msg, "--set models.0.optimizer.lr=-1: models.[0].optimizer.lr: must be > 0, found -1");
     const char *unknown[] = {"run.sede=1"};
     CHECK(load_set(MINIMAL, unknown, 1) == FL_EINPUT);
-    CHECK_STR(err.msg, "--set run.sede=1: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan");
+    CHECK_STR(err.msg, "--set run.sede=1: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan, scratch_dir, progress_s");
     const char *unknown_group[] = {"runn.seed=1"};
     CHECK(load_set(MINIMAL, unknown_group, 1) == FL_EINPUT);
     CHECK(strstr(err.msg, "--set runn.seed=1: runn: unknown key HINT: the top level takes") == err.msg);
