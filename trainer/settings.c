@@ -282,8 +282,7 @@ static void settings_precision(const char *textp, char *key, size_t kn, char *va
     }
 }
 
-/* The value of key in a settings text ("key = value" lines), into val. */
-static int settings_value(const char *textp, const char *key, char *val, size_t n)
+int fl_settings_value(const char *textp, const char *key, char *val, size_t n)
 {
     size_t klen = strlen(key);
     for (const char *line = textp; line && *line;) {
@@ -327,7 +326,8 @@ fl_code fl_settings_check(const char *path, const char *now, fl_error *err)
                 size_t kl = (size_t)(eq - line) < sizeof key - 1 ? (size_t)(eq - line) : sizeof key - 1;
                 memcpy(key, line, kl);
                 key[kl] = '\0';
-                int in_saved = settings_value(saved, key, a, sizeof a), in_now = settings_value(now, key, b, sizeof b);
+                int in_saved = fl_settings_value(saved, key, a, sizeof a),
+                    in_now = fl_settings_value(now, key, b, sizeof b);
                 if (is_precision_key(key)) { /* one value under either key, fp32 when absent */
                     char ks[256], kn[256];
                     settings_precision(saved, ks, sizeof ks, a, sizeof a);
@@ -348,4 +348,34 @@ fl_code fl_settings_check(const char *path, const char *now, fl_error *err)
         }
     free(saved);
     return rc;
+}
+
+fl_code fl_settings_module_check(const char *model, const char *value, fl_error *err)
+{
+    const char *bytes_at = strstr(value, " bytes ");
+    for (const char *next; bytes_at && (next = strstr(bytes_at + 1, " bytes "));)
+        bytes_at = next; /* the last one: the path may hold the words */
+    size_t plen = strlen(FL_TORCHSCRIPT_PREFIX);
+    unsigned long long want_bytes = 0, want_hash = 0;
+    if (strncmp(value, FL_TORCHSCRIPT_PREFIX, plen) || !bytes_at ||
+        sscanf(bytes_at, " bytes %llu hash %llx", &want_bytes, &want_hash) != 2)
+        return fl_fail(err, FL_EINPUT,
+                       "model %s: backbone '%s' does not name a TorchScript module with its size and hash", model,
+                       value);
+    char path[FL_PATH_MAX];
+    size_t n = (size_t)(bytes_at - value) - plen;
+    if (n >= sizeof path)
+        return fl_fail(err, FL_EINPUT, "model %s: the TorchScript module's path is too long", model);
+    memcpy(path, value + plen, n);
+    path[n] = '\0';
+    uint64_t hash = 0, got = 0;
+    fl_code rc = module_hash(model, path, &hash, &got, err);
+    if (rc)
+        return rc;
+    if (got != want_bytes || hash != want_hash)
+        return fl_fail(err, FL_EINPUT,
+                       "model %s: the TorchScript module %s changed since the run trained (%llu bytes hash %016llx, "
+                       "now %llu bytes hash %016llx) HINT: put back the module the run trained with",
+                       model, path, want_bytes, want_hash, (unsigned long long)got, (unsigned long long)hash);
+    return FL_OK;
 }
