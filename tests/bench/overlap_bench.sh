@@ -10,6 +10,8 @@
 # the training time, the all-reduce time in all, and the epoch's training images per second; then
 # whether the two runs' validation losses agree (2 ranks: the sums are the same, bit for bit).
 #
+# ACROSS_HOSTS=1 runs the two ranks on two test hosts instead (tests/hosts/testhosts.py, as root: network
+# namespaces on this machine, MPI over TCP on veths), one rank each.
 # BUCKET_MB=N sets dist.bucket_mb of the overlapped run; MODES="on" (or "off") runs one of the two. Run it on a quiet machine: other work on
 # the cores changes the figures.
 set -euo pipefail
@@ -43,16 +45,33 @@ figures() { # the last epoch's line -> "exposed S s (P%), in all S s (P%), N img
 }
 val_loss() { sed -n "s/.*epoch $epochs\/$epochs.*val loss \([0-9.]*\).*/\1/p" "$1"; }
 
+ranks() { # FOLDLINE ARGS... on 2 ranks: on this host, or on 2 test hosts
+  if [[ ${ACROSS_HOSTS:-0} == 1 ]]; then
+    /usr/bin/python3 - "$root" "$@" <<'PY'
+import subprocess, sys
+sys.path.insert(0, sys.argv[1] + "/tests/hosts")
+from testhosts import TestHosts
+with TestHosts(n=2) as h:
+    argv = h.mpirun_argv(2, extra=["--map-by", "node", "--bind-to", "none"]) + sys.argv[2:]
+    sys.exit(h.run(0, argv).returncode)
+PY
+  else
+    mpirun --oversubscribe --bind-to none -np 2 "$@"
+  fi
+}
+
 for mode in $modes; do
   rm -rf "$work/runs/overlap_$mode"
   overlap=false
   [[ $mode == on ]] && overlap=true
-  mpirun --oversubscribe --bind-to none -np 2 "$foldline" train "$work/overlap.cfg" \
+  ranks "$foldline" train "$work/overlap.cfg" \
     --set "run.name=\"overlap_$mode\"" --set "dist.overlap=$overlap" --set "dist.bucket_mb=$bucket_mb" \
     > "$work/overlap_$mode.log"
   grep 'epoch' "$work/overlap_$mode.log"
 done
-echo "bench: ResNet-18 64x64, batch 64 over 2 ranks x 1 thread, MPI ($(lscpu | sed -n 's/^Model name: *//p'))," \
+where="on this host (shared memory)"
+[[ ${ACROSS_HOSTS:-0} == 1 ]] && where="on 2 test hosts (TCP over veths)"
+echo "bench: ResNet-18 64x64, batch 64 over 2 ranks x 1 thread $where, MPI ($(lscpu | sed -n 's/^Model name: *//p'))," \
      "last of $epochs epochs:"
 [[ $modes == *off* ]] && echo "bench:   overlap off: $(figures "$work/overlap_off.log")"
 [[ $modes == *on* ]] && echo "bench:   overlap on ($bucket_mb MB buckets): $(figures "$work/overlap_on.log")"
