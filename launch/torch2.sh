@@ -4,6 +4,7 @@
 # test.sh keep building against Debian's libtorch 1.13 in build/.
 #
 #   bash launch/torch2.sh        make the virtual environment if missing, configure and build
+#   bash launch/torch2.sh --venv only the virtual environment; prints its python (for export_timm.py)
 #
 # 1. A virtual environment outside the repository (FOLDLINE_TORCH2_VENV, default
 #    ${XDG_CACHE_HOME:-$HOME/.cache}/foldline/venv-torch2) with the pinned torch, timm and the CUDA
@@ -39,17 +40,17 @@ say() { echo "foldline torch2: $*" >&2; }
 # ---- 1. the virtual environment -------------------------------------------------------------
 if [[ ! -f $venv/.foldline-pins || $(cat "$venv/.foldline-pins") != "$PINS" ]]; then
   base=${FOLDLINE_TORCH2_PYTHON:-python3}
-  if ! out=$(timeout 120 "$base" -m pip index versions torch 2>&1); then
-    say "skipped: PyPI cannot be reached (pip index versions torch: $(echo "$out" | grep -v WARNING | tail -1)) HINT: run launch/torch2.sh where PyPI (or a pip mirror in pip.conf) is reachable, or set FOLDLINE_TORCH2_VENV to an environment with $PINS"
-    exit 77
-  fi
   mkdir -p "$(dirname "$venv")"
   tmp="$venv.tmp.$$"
   rm -rf "$tmp"
   trap 'rm -rf "$tmp"' EXIT
-  say "making $venv with $PINS (several GB, minutes)"
   t0=$(date +%s)
-  "$base" -m venv "$tmp"
+  "$base" -m venv "$tmp" || { say "$base -m venv failed HINT: apt-get install python3-venv"; exit 1; }
+  if ! out=$(timeout 120 "$tmp/bin/python" -m pip index versions torch 2>&1); then
+    say "skipped: PyPI cannot be reached (pip index versions torch: $(echo "$out" | grep -v WARNING | tail -1)) HINT: run launch/torch2.sh where PyPI (or a pip mirror in pip.conf) is reachable, or set FOLDLINE_TORCH2_VENV to an environment with $PINS"
+    exit 77
+  fi
+  say "making $venv with $PINS (several GB, minutes)"
   # shellcheck disable=SC2086
   "$tmp/bin/python" -m pip install -q --disable-pip-version-check $PINS
   # A CUDA toolkit layout over the wheels, relative links so that the rename keeps them.
@@ -73,6 +74,10 @@ if [[ ! -f $venv/.foldline-pins || $(cat "$venv/.foldline-pins") != "$PINS" ]]; 
   say "made $venv in $(( $(date +%s) - t0 )) s"
 fi
 py=$venv/bin/python
+if [[ ${1:-} == --venv ]]; then
+  echo "$py"
+  exit 0
+fi
 
 # ---- 2. configure and build -----------------------------------------------------------------
 prefix=$("$py" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')

@@ -45,8 +45,12 @@ def main(argv):
             sd = torch.jit.load(weights, map_location="cpu").state_dict()
         except RuntimeError:
             sd = torch.load(weights, map_location="cpu", weights_only=True)
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        assert not unexpected and all(k.startswith("head.") for k in missing), (missing, unexpected)
+        own = model.state_dict()  # a TorchScript module's also lists non-persistent buffers (rope, k_bias)
+        buffers = dict(model.named_buffers())
+        extra = [k for k in sd if k not in own and k not in buffers]
+        missing = [k for k in own if k not in sd and not k.startswith("head.")]
+        assert not extra and not missing, (extra, missing)
+        model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
         del sd
         with torch.no_grad():
             f = model.forward_head(model.forward_features(fixed_batch(3, size)), pre_logits=True)
