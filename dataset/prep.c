@@ -44,6 +44,8 @@ typedef struct {
     int failed;             /* stop everyone */
     fl_error first_err;     /* the first failure of a worker */
     double t_decode, t_resize;
+    void (*progress)(void *ctx, int64_t done, int64_t total); /* fl_prep_options' */
+    void *progress_ctx;
 } prep_work;
 
 static int64_t block_len(const prep_work *w, int64_t b)
@@ -64,18 +66,7 @@ static fl_code prep_one(prep_work *w, int64_t row, uint8_t *dst, double *t_dec, 
     *t_dec += t1 - t0;
     if (rc)
         return rc;
-    size_t hwc_bytes = w->image_bytes;
-    uint8_t *hwc = malloc(hwc_bytes);
-    if (!hwc) {
-        fl_image_release(&img);
-        return fl_fail(err, FL_ENOMEM, "out of memory resizing");
-    }
-    rc = fl_image_resize(img.px, img.width, img.height, w->channels, hwc, w->width, w->height);
-    if (!rc)
-        fl_image_to_planar(hwc, w->height, w->width, w->channels, dst);
-    else
-        fl_fail(err, rc, "out of memory resizing a %dx%d image", img.width, img.height);
-    free(hwc);
+    rc = fl_image_fit(&img, w->height, w->width, dst, err);
     fl_image_release(&img);
     *t_res += now_seconds() - t1;
     return rc;
@@ -127,8 +118,15 @@ static fl_code prep_write_blocks(prep_work *w, fl_datafile_writer *dw, fl_prep_s
         int64_t len = block_len(w, b);
         double t0 = now_seconds();
         pthread_mutex_lock(&w->mu);
-        while (!w->failed && w->done_in[b % 2] < len)
+        while (!w->failed && w->done_in[b % 2] < len) {
             pthread_cond_wait(&w->cv, &w->mu);
+            if (w->progress) { /* rows of the blocks written, and of this one so far */
+                int64_t done = b * w->block_rows + w->done_in[b % 2];
+                pthread_mutex_unlock(&w->mu);
+                w->progress(w->progress_ctx, done, w->n_rows);
+                pthread_mutex_lock(&w->mu);
+            }
+        }
         int failed = w->failed;
         pthread_mutex_unlock(&w->mu);
         double t1 = now_seconds();
@@ -158,11 +156,13 @@ static fl_code prep_write_blocks(prep_work *w, fl_datafile_writer *dw, fl_prep_s
 }
 
 /* Decodes every row with `threads` workers while this thread writes. */
-static fl_code prep_pixels(const fl_source *src, const fl_data_info *info, int threads, fl_datafile_writer *dw,
-                           fl_prep_stats *st, fl_error *err)
+static fl_code prep_pixels(const fl_prep_options *opt, const fl_source *src, const fl_data_info *info, int threads,
+                           fl_datafile_writer *dw, fl_prep_stats *st, fl_error *err)
 {
     prep_work w;
     memset(&w, 0, sizeof w);
+    w.progress = opt->progress;
+    w.progress_ctx = opt->progress_ctx;
     w.src = src;
     w.channels = info->channels;
     w.height = info->height;
@@ -261,7 +261,7 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
     if (rc)
         goto fail;
     st->threads = opt->threads > 0 ? opt->threads : fl_cores_available();
-    if ((rc = prep_pixels(&src, &info, st->threads, dw, st, err)))
+    if ((rc = prep_pixels(opt, &src, &info, st->threads, dw, st, err)))
         goto fail;
     double t0 = now_seconds();
     rc = fl_datafile_finish(dw, err);

@@ -23,6 +23,10 @@ typedef struct {
     uint32_t seed;
     int threads;              /* 0: every core this process may use */
     int force;                /* replace out_path if it exists */
+    /* Called by the writing thread as images are decoded (often: it must be
+     * cheap), with the images done so far of total; may be NULL. */
+    void (*progress)(void *ctx, int64_t done, int64_t total);
+    void *progress_ctx;
 } fl_prep_options;
 
 typedef struct {

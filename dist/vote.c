@@ -3,11 +3,12 @@
  *
  * Predictions are streamed: one preds.h5 is in memory at a time, and what the
  * votes need is accumulated in double precision as it is read:
- *   per model:    the sum of its folds' test probabilities and the count of
- *                 its folds' test argmaxes, each (M, C);
- *   across models: the weighted sums of those (soft-soft, hard-hard), the
- *                 weighted count of the models' soft argmaxes (soft-hard), and
- *                 the weighted sum of OOF probabilities (N, C).
+ *   test rows:    dist/vote_sum.h's sums (M, C), which `foldline predict`
+ *                 shares: per model, the sum of its folds' probabilities and
+ *                 the count of their argmaxes; across models, the weighted
+ *                 sums of those (soft-soft, hard-hard) and the weighted
+ *                 count of the models' soft argmaxes (soft-hard);
+ *   OOF rows:     the weighted sum of OOF probabilities (N, C).
  * Argmaxes of sums equal argmaxes of means (one positive scale), and sums of
  * the same terms are what an exact tie needs to stay exact. Ties go to the
  * lowest class id everywhere (vote_argmax_* take the first maximum).
@@ -19,10 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dataset/datafile.h"
 #include "dataset/preds.h"
 #include "dist/vote_internal.h"
+#include "dist/vote_sum.h"
+#include "dist/vote_weights.h"
 
 #define VOTE_HINT_FOLDS "HINT: the fold was trained with another fold assignment than %s's; retrain it"
 #define VOTE_HINT_TRAIN "HINT: run or finish training (foldline train CONFIG skips the folds already done)"
@@ -72,6 +76,19 @@ static fl_code vote_choose(vote_state *v, const char **method, int *model, fl_er
     vote_model_list(v, names, sizeof names);
     *method = o->method ? o->method : v->man.vote_method;
     *model = -1;
+    if (o->fit_weights) {
+        /* the fitted weights weigh the soft-soft vote, and the submission is that vote */
+        if ((o->method && strcmp(o->method, "soft-soft")) || o->model)
+            return fl_fail(err, FL_EUSAGE,
+                           "vote: --fit-weights fits the weights of the soft-soft vote, and the submission is that "
+                           "vote; it does not go with %s %s HINT: drop %s, or drop --fit-weights",
+                           o->model ? "--model" : "--method", o->model ? o->model : o->method,
+                           o->model ? "--model" : "--method");
+        if (o->fit_metric && strcmp(o->fit_metric, "logloss") && strcmp(o->fit_metric, "acc"))
+            return fl_fail(err, FL_EUSAGE, "vote: unknown --fit-metric '%s' HINT: use logloss or acc", o->fit_metric);
+        *method = "fitted";
+        return FL_OK;
+    }
     if (!fl_manifest_method_valid(*method))
         return fl_fail(err, FL_EUSAGE, "vote: unknown method '%s' HINT: use soft, hard, soft-soft, soft-hard or hard-hard", *method);
     int per_model = !strcmp(*method, "soft") || !strcmp(*method, "hard");
@@ -106,6 +123,7 @@ static fl_code vote_read_rows(vote_state *v, fl_datafile *df, fl_error *err)
     if ((rc = fl_datafile_read_labels(df, FL_SPLIT_TRAIN, v->train_labels, err)) ||
         (rc = fl_datafile_read_folds(df, v->train_fold, err)) ||
         (rc = fl_datafile_read_paths(df, FL_SPLIT_TEST, &v->test_paths, err)) ||
+        (rc = fl_datafile_read_paths(df, FL_SPLIT_TRAIN, &v->train_paths, err)) ||
         (rc = fl_datafile_fingerprint(df, v->fingerprint, err)))
         return rc;
     if (fl_datafile_info(df)->has_test_labels && !v->opt->labels_csv) {
@@ -137,7 +155,17 @@ static fl_code vote_load_data(vote_state *v, fl_error *err)
     v->n_test = in->n_test;
     v->num_classes = in->num_classes;
     v->data_folds = in->folds;
-    rc = vote_read_rows(v, df, err);
+    v->class_names = calloc((size_t)(v->num_classes ? v->num_classes : 1), sizeof *v->class_names);
+    for (int c = 0; v->class_names && c < v->num_classes; c++) {
+        char fallback[32];
+        snprintf(fallback, sizeof fallback, "class %d", c);
+        v->class_names[c] = strdup(in->classes && in->classes[c] ? in->classes[c] : fallback);
+        if (!v->class_names[c]) {
+            fl_datafile_close(df);
+            return fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
+        }
+    }
+    rc = v->class_names ? vote_read_rows(v, df, err) : fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
     fl_datafile_close(df);
     if (!rc && v->opt->labels_csv) {
         rc = vote_labels_from_csv(v, v->opt->labels_csv, err);
@@ -200,9 +228,9 @@ static fl_code vote_check_preds(const vote_state *v, const char *path, const cha
 
 /* Accumulators, all (rows, C) doubles; see the file comment. */
 typedef struct {
-    double *model_soft, *model_hard; /* (M, C) of the model being read */
-    double *soft_soft, *soft_hard, *hard_hard; /* (M, C) across models */
-    double *oof_sum;                 /* (N, C) weighted OOF probabilities */
+    fl_vote_sums test; /* (M, C) each: per model and across models (dist/vote_sum.h) */
+    double *oof_sum;   /* (N, C) weighted OOF probabilities */
+    double *row;       /* (C) scratch */
 } vote_sums;
 
 static void vote_add_fold(vote_state *v, vote_model *vm, vote_fold *vf, const fl_preds *p, vote_sums *s)
@@ -214,37 +242,33 @@ static void vote_add_fold(vote_state *v, vote_model *vm, vote_fold *vf, const fl
         double *sum = s->oof_sum + (size_t)r * C;
         vm->oof_pred[r] = a;
         vf->oof_correct += a == v->train_labels[r];
+        vote_calib_add_f(&vm->cal_oof, row, C, v->train_labels[r]);
+        if (vm->oof_probs)
+            memcpy(vm->oof_probs + (size_t)r * C, row, (size_t)C * sizeof *row);
         for (int c = 0; c < C; c++)
             sum[c] += vm->weight * (double)row[c];
     }
     vf->oof_rows = p->n_oof;
-    for (int64_t i = 0; i < p->n_test; i++) {
-        const float *row = p->test_probs + (size_t)i * C;
-        int32_t a = vote_argmax_f(row, C);
-        double *soft = s->model_soft + (size_t)i * C;
-        s->model_hard[(size_t)i * C + a] += 1.0;
-        for (int c = 0; c < C; c++)
-            soft[c] += (double)row[c];
-        if (v->test_labels)
-            vf->test_correct += a == v->test_labels[i];
-    }
+    fl_vote_sums_add_fold(&s->test, p->test_probs, C);
+    for (int64_t i = 0; v->test_labels && i < p->n_test; i++)
+        vf->test_correct += vote_argmax_f(p->test_probs + (size_t)i * C, C) == v->test_labels[i];
 }
 
 static fl_code vote_read_model(vote_state *v, int m, vote_sums *s, fl_error *err)
 {
     vote_model *vm = &v->models[m];
     const int C = v->num_classes;
-    const size_t MC = (size_t)v->n_test * C;
     char path[4400];
     vm->oof_pred = malloc((size_t)(v->n_train ? v->n_train : 1) * sizeof *vm->oof_pred);
     vm->test_soft = malloc((size_t)(v->n_test ? v->n_test : 1) * sizeof *vm->test_soft);
     vm->test_hard = malloc((size_t)(v->n_test ? v->n_test : 1) * sizeof *vm->test_hard);
-    if (!vm->oof_pred || !vm->test_soft || !vm->test_hard)
+    if (v->opt->fit_weights)
+        vm->oof_probs = calloc((size_t)(v->n_train ? v->n_train : 1) * C, sizeof *vm->oof_probs);
+    if (!vm->oof_pred || !vm->test_soft || !vm->test_hard || (v->opt->fit_weights && !vm->oof_probs))
         return fl_fail(err, FL_ENOMEM, "vote: out of memory for model %s", vm->name);
     for (int64_t r = 0; r < v->n_train; r++)
         vm->oof_pred[r] = -1;
-    memset(s->model_soft, 0, MC * sizeof(double));
-    memset(s->model_hard, 0, MC * sizeof(double));
+    fl_vote_sums_model_begin(&s->test);
     for (int i = 0; i < v->man.n_folds; i++) {
         fl_preds p;
         vote_fold *vf = &vm->folds[i];
@@ -262,16 +286,13 @@ static fl_code vote_read_model(vote_state *v, int m, vote_sums *s, fl_error *err
         if (rc)
             return rc;
     }
-    for (int64_t i = 0; i < v->n_test; i++) {
-        size_t o = (size_t)i * C;
-        vm->test_soft[i] = vote_argmax_d(s->model_soft + o, C);
-        vm->test_hard[i] = vote_argmax_d(s->model_hard + o, C);
-        s->soft_hard[o + vm->test_soft[i]] += vm->weight;
-        for (int c = 0; c < C; c++) {
-            s->soft_soft[o + c] += vm->weight * s->model_soft[o + c];
-            s->hard_hard[o + c] += vm->weight * s->model_hard[o + c];
-        }
+    for (int64_t i = 0; v->test_labels && i < v->n_test; i++) {
+        /* the model's soft vote as probabilities: the mean of its folds' */
+        for (int c = 0; c < C; c++)
+            s->row[c] = s->test.model_soft[(size_t)i * C + c] / v->man.n_folds;
+        vote_calib_add(&vm->cal_test, s->row, C, v->test_labels[i]);
     }
+    fl_vote_sums_model_end(&s->test, vm->weight, vm->test_soft, vm->test_hard);
     return FL_OK;
 }
 
@@ -291,11 +312,20 @@ static fl_code vote_across_models(vote_state *v, const vote_sums *s, fl_error *e
         free(count);
         return fl_fail(err, FL_ENOMEM, "vote: out of memory");
     }
+    /* The soft-soft vote as probabilities, for its reliability statistics. */
+    double total_weight = 0;
+    for (int m = 0; m < v->n_models; m++)
+        total_weight += v->models[m].weight;
     for (int64_t i = 0; i < v->n_test; i++) {
         size_t o = (size_t)i * C;
-        v->test_soft_soft[i] = vote_argmax_d(s->soft_soft + o, C);
-        v->test_soft_hard[i] = vote_argmax_d(s->soft_hard + o, C);
-        v->test_hard_hard[i] = vote_argmax_d(s->hard_hard + o, C);
+        v->test_soft_soft[i] = vote_argmax_d(s->test.soft_soft + o, C);
+        v->test_soft_hard[i] = vote_argmax_d(s->test.soft_hard + o, C);
+        v->test_hard_hard[i] = vote_argmax_d(s->test.hard_hard + o, C);
+        if (v->test_labels) {
+            for (int c = 0; c < C; c++)
+                s->row[c] = s->test.soft_soft[o + c] / (v->man.n_folds * total_weight);
+            vote_calib_add(&v->cal_test, s->row, C, v->test_labels[i]);
+        }
     }
     /* Every model predicted the same OOF rows (checked against the folds), so
      * the first model's tells which rows are OOF. */
@@ -308,6 +338,9 @@ static fl_code vote_across_models(vote_state *v, const vote_sums *s, fl_error *e
             count[v->models[m].oof_pred[r]] += v->models[m].weight;
         v->oof_majority[r] = vote_argmax_d(count, C);
         v->oof_soft_soft[r] = vote_argmax_d(s->oof_sum + (size_t)r * C, C);
+        for (int c = 0; c < C; c++)
+            s->row[c] = s->oof_sum[(size_t)r * C + c] / total_weight;
+        vote_calib_add(&v->cal_oof, s->row, C, v->train_labels[r]);
     }
     v->oof_soft_hard = v->oof_hard_hard = v->oof_majority;
     free(count);
@@ -316,28 +349,22 @@ static fl_code vote_across_models(vote_state *v, const vote_sums *s, fl_error *e
 
 static fl_code vote_read_predictions(vote_state *v, fl_error *err)
 {
-    const size_t MC = (size_t)(v->n_test ? v->n_test : 1) * v->num_classes;
     const size_t NC = (size_t)(v->n_train ? v->n_train : 1) * v->num_classes;
     vote_sums s = {0};
-    s.model_soft = malloc(MC * sizeof(double));
-    s.model_hard = malloc(MC * sizeof(double));
-    s.soft_soft = calloc(MC, sizeof(double));
-    s.soft_hard = calloc(MC, sizeof(double));
-    s.hard_hard = calloc(MC, sizeof(double));
+    fl_code rc = fl_vote_sums_init(&s.test, v->n_test, v->num_classes, err);
+    if (rc)
+        return rc;
     s.oof_sum = calloc(NC, sizeof(double));
-    fl_code rc = FL_OK;
-    if (!s.model_soft || !s.model_hard || !s.soft_soft || !s.soft_hard || !s.hard_hard || !s.oof_sum)
+    s.row = malloc((size_t)(v->num_classes ? v->num_classes : 1) * sizeof(double));
+    if (!s.oof_sum || !s.row)
         rc = fl_fail(err, FL_ENOMEM, "vote: out of memory for %lld test and %lld train rows of %d classes", (long long)v->n_test, (long long)v->n_train, v->num_classes);
     for (int m = 0; !rc && m < v->n_models; m++)
         rc = vote_read_model(v, m, &s, err);
     if (!rc)
         rc = vote_across_models(v, &s, err);
-    free(s.model_soft);
-    free(s.model_hard);
-    free(s.soft_soft);
-    free(s.soft_hard);
-    free(s.hard_hard);
+    fl_vote_sums_free(&s.test);
     free(s.oof_sum);
+    free(s.row);
     return rc;
 }
 
@@ -374,6 +401,10 @@ static void vote_build_methods(vote_state *v, const char *method, int model)
     vote_add_method(v, "soft-soft", -1, v->test_soft_soft, v->oof_soft_soft);
     vote_add_method(v, "soft-hard", -1, v->test_soft_hard, v->oof_soft_hard);
     vote_add_method(v, "hard-hard", -1, v->test_hard_hard, v->oof_hard_hard);
+    if (v->fit.done) {
+        vote_add_method(v, "fitted", -1, v->fit.test_pred, v->fit.oof_pred);
+        snprintf(v->methods[v->n_methods - 1].name, sizeof v->methods[0].name, "soft-soft, fitted weights");
+    }
     for (int i = 0; i < v->n_methods; i++)
         if (!strcmp(v->methods[i].method, method) && v->methods[i].model == model)
             v->chosen = i;
@@ -390,13 +421,48 @@ static fl_code vote_make_ensemble_dir(const vote_state *v, fl_error *err)
     return FL_OK;
 }
 
+/* weights.txt with the fitted weights, or none: a vote without --fit-weights
+ * removes one an earlier vote left, so that it always goes with the submission. */
+static fl_code vote_write_weights(const vote_state *v, fl_error *err)
+{
+    char path[4200];
+    fl_vote_weights_path(v->opt->run_dir, path, sizeof path);
+    if (!v->fit.done) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            return fl_fail(err, FL_EIO,
+                           "%s: cannot remove the weights of an earlier --fit-weights (%s) HINT: the run directory "
+                           "must be writable",
+                           path, strerror(errno));
+        return FL_OK;
+    }
+    fl_vote_weights w = {0};
+    w.present = 1;
+    snprintf(w.metric, sizeof w.metric, "%s", v->fit.metric_acc ? "acc" : "logloss");
+    w.rounds = v->fit.rounds;
+    w.fitted_temperature = v->fit.temperature;
+    w.n_models = v->n_models;
+    for (int m = 0; m < v->n_models; m++) {
+        snprintf(w.models[m].name, sizeof w.models[m].name, "%s", v->models[m].name);
+        w.models[m].weight = v->fit.weight[m];
+        w.models[m].temperature = v->fit.temp[m];
+        w.models[m].picks = v->fit.picks[m];
+    }
+    return fl_vote_weights_write(v->opt->run_dir, &w, err);
+}
+
 static void vote_free(vote_state *v)
 {
     free(v->train_labels);
     free(v->train_fold);
     free(v->test_labels);
     fl_datafile_free_paths(v->test_paths, v->n_test);
+    fl_datafile_free_paths(v->train_paths, v->n_train);
+    for (int c = 0; v->class_names && c < v->num_classes; c++)
+        free(v->class_names[c]);
+    free(v->class_names);
+    vote_fit_free(&v->fit);
     for (int m = 0; m < v->n_models; m++) {
+        free(v->models[m].oof_probs);
         free(v->models[m].oof_pred);
         free(v->models[m].test_soft);
         free(v->models[m].test_hard);
@@ -428,6 +494,8 @@ fl_code fl_vote_run(const fl_vote_options *opt, fl_error *err)
         rc = vote_check_complete(v, err);
     if (!rc)
         rc = vote_read_predictions(v, err);
+    if (!rc && opt->fit_weights)
+        rc = vote_fit_run(v, err);
     if (!rc) {
         vote_build_methods(v, method, model);
         if (opt->out_path)
@@ -437,9 +505,13 @@ fl_code fl_vote_run(const fl_vote_options *opt, fl_error *err)
         rc = vote_make_ensemble_dir(v, err);
     }
     if (!rc)
+        rc = vote_write_weights(v, err);
+    if (!rc)
         rc = vote_write_submission(v, err);
     if (!rc)
         rc = vote_write_report(v, opt->echo, err);
+    if (!rc)
+        rc = vote_write_html(v, err);
     vote_free(v);
     return rc;
 }

@@ -15,6 +15,14 @@
  * OOF rows have one prediction per model (the fold that held the row out),
  * so there soft-soft is the weighted mean of the models' OOF probabilities,
  * and soft-hard and hard-hard are both the weighted majority of their argmaxes.
+ *
+ * Besides submission.csv and report.md, vote writes report.html (vote_html*.c:
+ * learning curves, confusion, calibration, as inline SVG) and, with
+ * fit_weights, RUN_DIR/ensemble/weights.txt: model weights fitted on the OOF
+ * predictions by greedy ensemble selection (vote_fit.c; the file's format and
+ * its reader are in dist/vote_weights.h). A vote without fit_weights removes
+ * a weights.txt of an earlier one, so that the file always belongs to the
+ * submission beside it.
  */
 #ifndef FOLDLINE_VOTE_H
 #define FOLDLINE_VOTE_H
@@ -31,7 +39,13 @@ typedef struct {
     const char *labels_csv; /* NULL, or image_path,target for test accuracy */
     const char *data_file;  /* NULL: the manifest's */
     FILE *echo;             /* where the report is also printed (stdout), or NULL */
+    int fit_weights;        /* 1: fit the soft-soft vote's weights on the OOF rows; the submission uses them */
+    const char *fit_metric; /* "logloss" (NULL: the default) or "acc" */
+    int fit_temperature;    /* 1: also fit one temperature per model (on OOF log-loss) */
+    int fit_rounds;         /* rounds of greedy selection (0: VOTE_FIT_ROUNDS) */
 } fl_vote_options;
+
+#define VOTE_FIT_ROUNDS 50
 
 fl_code fl_vote_run(const fl_vote_options *opt, fl_error *err);
 

@@ -1,6 +1,7 @@
 /* vote_report.c -- what `foldline vote` writes: the submission CSV
  * (ID,image_path,target in test order) and RUN_DIR/ensemble/report.md, a
- * markdown report of every fold, model and method. Both go through a
+ * markdown report of every fold, model and method (and, after --fit-weights,
+ * the fitted weights: vote_fit_report_md). Both go through a
  * temporary file and a rename, so a reader never sees half of either.
  *
  * Accuracies are printed as "0.9123 (913/1000)": the fraction to four places
@@ -15,7 +16,7 @@
 #include "dist/vote_internal.h"
 
 /* Writes n bytes of text to path atomically. */
-static fl_code report_write_file(const char *path, const char *text, size_t n, fl_error *err)
+fl_code vote_write_file(const char *path, const char *text, size_t n, fl_error *err)
 {
     fl_tempfile t;
     fl_code rc = fl_tempfile_begin(&t, path, 1, err);
@@ -59,7 +60,7 @@ fl_code vote_write_submission(const vote_state *v, fl_error *err)
     if (fclose(f) != 0 || !text)
         rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", v->submission_path);
     else
-        rc = report_write_file(v->submission_path, text, n, err);
+        rc = vote_write_file(v->submission_path, text, n, err);
     free(text);
     return rc;
 }
@@ -189,12 +190,14 @@ fl_code vote_write_report(const vote_state *v, FILE *echo, fl_error *err)
     report_folds(f, v);
     report_models(f, v);
     report_methods(f, v);
+    if (v->fit.done)
+        vote_fit_report_md(f, v);
     report_agreement(f, v);
     fl_code rc = FL_OK;
     if (fclose(f) != 0 || !text)
         rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", v->report_path);
     else
-        rc = report_write_file(v->report_path, text, n, err);
+        rc = vote_write_file(v->report_path, text, n, err);
     if (!rc && echo) {
         fwrite(text, 1, n, echo);
         fflush(echo);

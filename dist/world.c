@@ -95,6 +95,11 @@ static long srun_without_pmi(void)
     return *end || errno || n < 2 ? 0 : n;
 }
 
+int fl_world_launched(void)
+{
+    return launched_by_mpi() || srun_without_pmi() != 0;
+}
+
 fl_code fl_world_start(fl_world *w, fl_error *err)
 {
     memset(w, 0, sizeof *w);
@@ -146,6 +151,12 @@ fl_code fl_world_start(fl_world *w, fl_error *err)
 
 fl_code fl_world_check_launch(const fl_world *w, fl_error *err)
 {
+    /* Rank 0 judges: under mpirun inside a multi-node allocation, the ranks
+     * of the other nodes inherit the environment of the one-task srun step
+     * that started their orted (SLURM_NTASKS=1); rank 0 runs where mpirun
+     * does, in the batch step, whose SLURM_NTASKS is the job's. */
+    if (w->rank != 0)
+        return FL_OK;
     const char *ntasks = getenv("SLURM_NTASKS");
     if (!ntasks || !*ntasks)
         return FL_OK;

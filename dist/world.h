@@ -2,7 +2,8 @@
  * this process is (rank, size, host, rank on its host), the launch check
  * against SLURM, and agreeing on a failure that every rank met on its own.
  *
- * Only `foldline train` starts MPI; prep, inspect and vote never do. The
+ * `foldline train` starts MPI, and `foldline predict` when a launcher
+ * started it (fl_world_launched); prep, inspect, vote and export never do. The
  * same binary runs alone (a singleton world of one rank) and under mpirun or
  * srun --mpi=pmix. MPI_THREAD_FUNNELED is enough: only the main thread calls
  * MPI (the loader's prefetch thread and libtorch's threads never do).
@@ -32,6 +33,10 @@ void fl_mpi_library_version(char *buf, size_t n);
 /* "NCCL 2.x.y" when foldline was built with NCCL, else "not built in". */
 void fl_nccl_version(char *buf, size_t n);
 
+/* 1 when mpirun or srun (with PMI) started this process as a rank of a
+ * world: a verb that works alone starts MPI only then. */
+int fl_world_launched(void);
+
 /* MPI_Init_thread (FUNNELED), then fills w. On failure MPI may be half up:
  * call fl_world_end anyway. A task of an srun step of several tasks without
  * PMI is refused before MPI_Init (FL_EUSAGE; w stays a world of one rank, so
@@ -40,7 +45,8 @@ fl_code fl_world_start(fl_world *w, fl_error *err);
 
 /* Under SLURM (SLURM_NTASKS set) the world must have SLURM_NTASKS ranks: a
  * plain srun without PMI starts N singletons, each "rank 0 of 1", which would
- * all train the whole run. Fails with a message and a HINT. */
+ * all train the whole run. Fails with a message and a HINT. Only rank 0's
+ * environment counts (mpirun's ranks on other nodes see their orted's step). */
 fl_code fl_world_check_launch(const fl_world *w, fl_error *err);
 
 /* Whether this process is the one that prints a failure every process shares:

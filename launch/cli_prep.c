@@ -5,6 +5,7 @@
 
 #include "dataset/datafile.h"
 #include "dataset/prep.h"
+#include "dist/progress.h"
 #include "dist/tempfile.h"
 #include "launch/cli.h"
 
@@ -25,6 +26,8 @@ static const char *prep_usage =
     "  --classes FILE   class names, one per line, for IDX sources (default SRC/classes.txt, else ids)\n"
     "  --threads N      decode threads (default: every core this process may use)\n"
     "  --force          replace OUT.h5 if it exists\n"
+    "  --progress S     a progress line every S seconds (default 30; 0: none): one line rewritten\n"
+    "                   in place on a terminal, plain lines in a log\n"
     "  --quiet          print nothing on success\n";
 
 static fl_code parse_size(const char *s, int *h, int *w, fl_error *err)
@@ -63,6 +66,26 @@ static void print_stats(const fl_prep_options *o, const fl_prep_stats *st)
            st->seconds_decode * per, st->seconds_resize * per, st->seconds_scan, st->seconds_write, st->seconds_wait);
 }
 
+/* The progress line: images done, their rate, and the ETA. */
+typedef struct {
+    fl_ticker ticker;
+    double t0;
+} prep_progress;
+
+static void prep_on_progress(void *ctx, int64_t done, int64_t total)
+{
+    prep_progress *p = ctx;
+    double now = fl_progress_now();
+    if (!fl_ticker_due(&p->ticker, now) || done <= 0)
+        return;
+    double rate = done / (now - p->t0 > 0 ? now - p->t0 : 1e-9);
+    char eta[32], line[256];
+    fl_progress_duration((double)(total - done) / rate, eta, sizeof eta);
+    snprintf(line, sizeof line, "prep: %lld/%lld images (%.0f%%) | %.0f images/s | ETA %s", (long long)done,
+             (long long)total, 100.0 * (double)done / (double)total, rate, eta);
+    fl_ticker_print(&p->ticker, now, line);
+}
+
 int cli_prep(int argc, char **argv)
 {
     fl_error err;
@@ -72,6 +95,7 @@ int cli_prep(int argc, char **argv)
     o.folds = 5;
     o.seed = 42;
     int quiet = 0, npos = 0;
+    double progress_s = 30;
     const char *pos[2] = {NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
@@ -107,6 +131,15 @@ int cli_prep(int argc, char **argv)
             if (r < 0 || cli_parse_int("--threads", v, 1, 4096, &x, &err))
                 goto usage;
             o.threads = (int)x;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--progress", &v)) != 0) {
+            char *end = NULL;
+            if (r < 0)
+                goto usage;
+            progress_s = strtod(v, &end);
+            if (end == v || *end || !(progress_s >= 0) || progress_s > 1e6) {
+                fl_fail(&err, FL_EUSAGE, "--progress '%s': expected seconds >= 0 (0: no progress lines)", v);
+                goto usage;
+            }
         } else if ((r = cli_opt_value(argc, argv, &i, "--classes", &v)) != 0) {
             if (r < 0)
                 goto usage;
@@ -130,7 +163,13 @@ int cli_prep(int argc, char **argv)
     fl_h5_quiet();
     fl_tempfile_install_signal_cleanup();
     fl_prep_stats st;
+    prep_progress pp;
+    fl_ticker_init(&pp.ticker, quiet ? NULL : stdout, progress_s);
+    pp.t0 = fl_progress_now();
+    o.progress = prep_on_progress;
+    o.progress_ctx = &pp;
     fl_code rc = fl_prep_run(&o, &st, &err);
+    fl_ticker_clear(&pp.ticker);
     if (rc)
         return cli_report(&err);
     if (!quiet)

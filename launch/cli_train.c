@@ -44,6 +44,8 @@
 #include "dist/jobq.h"
 #include "dist/manifest.h"
 #include "dist/nccl.h"
+#include "dist/progress.h"
+#include "dist/runstatus.h"
 #include "dist/stop.h"
 #include "dist/tempfile.h"
 #include "dist/vote.h"
@@ -53,6 +55,7 @@
 #include "launch/train_priv.h"
 #include "trainer/fused.h"
 #include "trainer/job.h"
+#include "trainer/joblock.h"
 #include "trainer/torch/bridge.h"
 
 static const char *train_usage =
@@ -64,6 +67,8 @@ static const char *train_usage =
     "(vote.method) and prints the report. Jobs whose preds.h5 exists are complete and skipped;\n"
     "interrupted jobs resume from their last.pt. SIGTERM, SIGUSR1 or SIGINT stop every job after\n"
     "its current step with a checkpoint, exit status 75: the same command resumes.\n"
+    "A job another live trainer holds (its lock RUN_DIR/<model>/fold<k>/lock) is skipped; a stale\n"
+    "lock (its holder gone, or elsewhere with no heartbeat for dist.lock_timeout_s) is taken over.\n"
     "Under MPI the R ranks form groups of dist.ranks_per_job; each group takes the next job\n"
     "and trains it data-parallel (batch is the global batch). Results do not depend on R.\n"
     "\n"
@@ -72,7 +77,8 @@ static const char *train_usage =
     "                         only once every job of the run has its preds.h5 (else: foldline vote)\n"
     "  --set key.path=value   override a config value, e.g. --set models.0.epochs=2,\n"
     "                         --set models.cnn_a.optimizer.lr=3e-4, --set run.threads=4\n"
-    "  --restart              discard the run's results and checkpoints first and start afresh\n";
+    "  --restart              discard the run's results and checkpoints first and start afresh\n"
+    "                         (refused while another trainer holds one of its jobs)\n";
 
 /* Threads per rank when run.threads is 0: the cores this rank is bound to
  * when the launcher bound it (mpirun binds to cores when there are at least
@@ -110,6 +116,17 @@ static fl_code train_restart(const train_ctx *t, fl_error *err)
                        "%s: --restart: %s has no run.cfg, so it is not a foldline run; it is left as it is HINT: "
                        "check run.out_dir and run.name",
                        t->cfg->path, dir);
+    /* Never pull the floor from under a running trainer: a job lock with a
+     * live holder (trainer/joblock.h) keeps the whole run. */
+    fl_joblock_outcome held;
+    fl_code lrc = fl_joblock_find_held(dir, t->cfg->lock_timeout_s, &held, err);
+    if (lrc)
+        return lrc;
+    if (held.held)
+        return fl_fail(err, FL_EINPUT,
+                       "%s: --restart: %s is held by %s, a trainer of this run that is still running; %s is left "
+                       "as it is HINT: stop that trainer (or let it finish), then rerun with --restart",
+                       t->cfg->path, held.path, held.who, dir);
     int rc = nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (rc != 0)
         return fl_fail(err, FL_EIO, "--restart: cannot remove %s: %s", dir, strerror(rc > 0 ? rc : errno));
@@ -232,6 +249,40 @@ static void train_say_placement(const train_ctx *t)
                spanning, spanning == 1 ? "" : "s", groups, spanning == 1 ? "s" : "", t->cfg->ranks_per_job);
 }
 
+/* What status.txt says of who runs a job (collective): this rank, the
+ * groups, and world rank 0's host:pid, which names this train process. */
+static fl_code train_say_who(train_ctx *t, fl_error *err)
+{
+    int v[1 + 128] = {(int)getpid()};
+    for (int i = 0; i < 127 && t->world.host[i]; i++)
+        v[1 + i] = (unsigned char)t->world.host[i];
+    fl_code rc = fl_world_bcast_ints(&t->world, v, 1 + 128, err);
+    char host[129] = "";
+    for (int i = 0; i < 128 && v[1 + i]; i++)
+        host[i] = (char)v[1 + i];
+    t->env.world_rank = t->world.rank;
+    t->env.groups = fl_group_count(t->env.group);
+    snprintf(t->env.launch, sizeof t->env.launch, "%s:%d", host, v[0]);
+    return rc;
+}
+
+/* "<prefix>: D of N jobs done ..., ETA ..." from the run directory (dist/
+ * runstatus.h) and this process's groups. */
+static void train_say_eta(const train_ctx *t, const char *prefix)
+{
+    fl_run_status rs;
+    fl_error err;
+    if (fl_run_status_scan(t->env.run_dir, fl_group_count(t->env.group), &rs, &err))
+        return;
+    char eta[32];
+    fl_progress_duration(rs.eta_s, eta, sizeof eta);
+    printf("%s %s: %d of %d job%s done, %d running, %d to run%s%s\n", prefix,
+           rs.eta_s < 0 ? "unknown until an epoch of each model is measured" : eta, rs.count[FL_RUN_DONE], rs.n_jobs,
+           rs.n_jobs == 1 ? "" : "s", rs.count[FL_RUN_RUNNING], rs.count[FL_RUN_STOPPED] + rs.count[FL_RUN_PENDING],
+           rs.count[FL_RUN_FAILED] ? ", some failed (foldline status)" : "", "");
+    fl_run_status_free(&rs);
+}
+
 /* Step 3: the groups, their backend and the job queue (collective). */
 static fl_code train_setup_groups(train_ctx *t, fl_error *err)
 {
@@ -245,8 +296,8 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
         return rc;
     fl_group_set_timeout(t->env.group, cfg->timeout_s);
     fl_group_set_progress(t->env.group, fl_jobq_progress, t->env.queue);
-    if (w->rank != 0)
-        return FL_OK;
+    if ((rc = train_say_who(t, err)) || w->rank != 0)
+        return rc;
     int groups = fl_group_count(t->env.group), per = cfg->ranks_per_job;
     char folds[64];
     if (t->fold_only >= 0)
@@ -292,6 +343,7 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
                per == 1 ? "fold-parallel" : "data-parallel within each group",
                t->backend == FL_BACKEND_NCCL ? "NCCL" : "MPI");
     train_say_placement(t);
+    train_say_eta(t, "train: run ETA");
     fflush(stdout);
     if (groups > n_jobs) {
         fprintf(stderr,
@@ -310,18 +362,78 @@ static void train_say_skipped(const train_ctx *t, const fl_job *j)
     fflush(stdout);
 }
 
-/* The train folds of fused job j that are not complete, into todo (leader). */
-static int train_fused_todo(const train_ctx *t, const fl_job *j, int *todo)
+/* Releases the leader's n job locks; a lock another trainer took over
+ * meanwhile is a warning (the job's files are whole files either way). */
+static void train_unlock(fl_joblock **locks, int n)
 {
-    int n = 0;
+    for (int i = 0; i < n; i++) {
+        fl_error e;
+        if (fl_joblock_release(locks[i], &e)) {
+            fflush(stdout);
+            fprintf(stderr, "foldline: warning: %s\n", e.msg);
+            fflush(stderr);
+        }
+        locks[i] = NULL;
+    }
+}
+
+/* The leader's lock on job j's directory (trainer/joblock.h): *take = 1 and
+ * *lock when this process trains it; 0 when a live trainer holds it or it
+ * completed meanwhile (both said in one line). */
+static fl_code train_lock_job(const train_ctx *t, const fl_job *j, fl_joblock **lock, int *take, fl_error *err)
+{
+    const char *name = t->cfg->models[j->model].name;
+    char dir[4096];
+    fl_joblock_outcome o;
+    *lock = NULL;
+    *take = 0;
+    fl_job_dir(&t->env, j, dir, sizeof dir);
+    fl_code rc = fl_mkdir_p(dir, err);
+    if (!rc)
+        rc = fl_joblock_open(dir, t->cfg->lock_timeout_s, lock, &o, err);
+    if (rc)
+        return fl_error_prefix(err, "job %s fold %d", name, j->fold);
+    if (o.held) {
+        printf("[%s fold %d] held by %s, skipped\n", name, j->fold, o.who);
+        fflush(stdout);
+        return FL_OK;
+    }
+    if (o.took_over) {
+        printf("[%s fold %d] taking over the lock of %s\n", name, j->fold, o.who);
+        fflush(stdout);
+    }
+    if (fl_job_is_done(&t->env, j)) { /* its trainer finished between the look and the lock */
+        train_unlock(lock, 1);
+        train_say_skipped(t, j);
+        return FL_OK;
+    }
+    *take = 1;
+    return FL_OK;
+}
+
+/* The train folds of fused job j to train now into todo[1..] (todo[0] of
+ * them), each locked in locks[] (leader): complete folds and folds another
+ * trainer holds are said and left out. */
+static fl_code train_fused_todo(const train_ctx *t, const fl_job *j, int *todo, fl_joblock **locks, fl_error *err)
+{
+    todo[0] = 0;
     for (int i = 0; i < t->n_train_folds; i++) {
         fl_job one = {j->model, t->train_folds[i]};
-        if (!fl_job_is_done(&t->env, &one))
-            todo[n++] = one.fold;
-        else
+        if (fl_job_is_done(&t->env, &one)) {
             train_say_skipped(t, &one);
+            continue;
+        }
+        int take;
+        fl_code rc = train_lock_job(t, &one, &locks[todo[0]], &take, err);
+        if (rc) {
+            train_unlock(locks, todo[0]);
+            todo[0] = 0;
+            return rc;
+        }
+        if (take)
+            todo[1 + todo[0]++] = one.fold;
     }
-    return n;
+    return FL_OK;
 }
 
 /* Step 4: jobs until the queue is empty. Job index i is t->jobs[i] (the
@@ -332,9 +444,12 @@ static fl_code train_jobs(train_ctx *t, fl_error *err)
     int leader = fl_group_rank(env->group) == 0;
     for (;;) {
         int idx = -1, todo[FL_MAX_FOLDS + 1] = {0}; /* a fused job: todo[0] folds, then the folds */
+        fl_joblock *locks[FL_MAX_FOLDS] = {NULL};   /* the leader's: one per fold it trains */
+        int n_locks = 0;
         fl_job job;
         fl_code rc;
-        while (leader) { /* the leader takes jobs until one that is not complete */
+        /* the leader takes jobs until one that is not complete and that it could lock */
+        while (leader) {
             if (fl_stop_requested()) { /* asked to stop: take no new job */
                 idx = -1;
                 break;
@@ -345,28 +460,49 @@ static fl_code train_jobs(train_ctx *t, fl_error *err)
                 break;
             job = t->jobs[idx];
             if (job.fold < 0) {
-                if ((todo[0] = train_fused_todo(t, &job, todo + 1)) > 0)
+                if ((rc = train_fused_todo(t, &job, todo, locks, err)))
+                    return rc;
+                if ((n_locks = todo[0]) > 0)
                     break;
                 continue;
             }
-            if (!fl_job_is_done(env, &job))
+            if (fl_job_is_done(env, &job)) {
+                train_say_skipped(t, &job);
+                continue;
+            }
+            int take;
+            if ((rc = train_lock_job(t, &job, &locks[0], &take, err)))
+                return rc;
+            if ((n_locks = take))
                 break;
-            train_say_skipped(t, &job);
         }
-        if ((rc = fl_group_bcast_int(env->group, &idx, err)))
+        if ((rc = fl_group_bcast_int(env->group, &idx, err))) {
+            train_unlock(locks, n_locks);
             return rc;
+        }
         if (idx < 0)
             return FL_OK;
         job = t->jobs[idx];
+        double t0 = fl_progress_now();
+        char who[128];
         if (job.fold >= 0) {
-            if ((rc = fl_job_run(env, &job, err)))
-                return rc;
-            continue;
+            rc = fl_job_run(env, &job, err);
+            snprintf(who, sizeof who, "[%s fold %d]", t->cfg->models[job.model].name, job.fold);
+        } else {
+            if (!(rc = fl_group_bcast_host(env->group, todo, sizeof todo, err))) /* the leader's list */
+                rc = fl_fused_run(env, job.model, todo + 1, todo[0], err);
+            snprintf(who, sizeof who, "[%s folds]", t->cfg->models[job.model].name);
         }
-        if ((rc = fl_group_bcast_host(env->group, todo, sizeof todo, err))) /* the leader's list */
+        train_unlock(locks, n_locks); /* done, failed or stopped: the job is free again */
+        if (rc)
             return rc;
-        if ((rc = fl_fused_run(env, job.model, todo + 1, todo[0], err)))
-            return rc;
+        if (leader) { /* the run's ETA from every job's files, at each finished job */
+            char took[32], prefix[200];
+            fl_progress_duration(fl_progress_now() - t0, took, sizeof took);
+            snprintf(prefix, sizeof prefix, "%s done in %s; run ETA", who, took);
+            train_say_eta(t, prefix);
+            fflush(stdout);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 /* cli_vote.c -- `foldline vote RUN_DIR [options]`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dist/vote.h"
@@ -11,7 +12,8 @@ static const char *vote_usage =
     "Reads RUN_DIR/run.cfg (written by foldline train), every RUN_DIR/<model>/fold<k>/preds.h5 it names and\n"
     "the data file; writes the submission (ID,image_path,target) and RUN_DIR/ensemble/report.md with the\n"
     "out-of-fold accuracy of every fold, model and method (and test accuracy where test labels exist), and\n"
-    "prints the report.\n"
+    "prints the report. RUN_DIR/ensemble/report.html beside it draws learning curves, the confusion matrix,\n"
+    "per-class accuracy, the models' agreement and calibration (one file, no network, no script).\n"
     "\n"
     "  --method M     what the submission holds (default: run.cfg's vote_method):\n"
     "                   soft       one model: mean of its folds' probabilities\n"
@@ -25,6 +27,12 @@ static const char *vote_usage =
     "  --labels CSV   test labels (image_path,target) for test accuracy; default: the data file's\n"
     "                 /test/labels when it has them\n"
     "  --data FILE.h5 the data file (default: run.cfg's data_file)\n"
+    "  --fit-weights  fit the soft-soft vote's model weights on the OOF predictions (greedy ensemble\n"
+    "                 selection with replacement, Caruana et al. 2004); the submission is that vote, and the\n"
+    "                 weights go to RUN_DIR/ensemble/weights.txt (a vote without it removes that file)\n"
+    "  --fit-metric M what selection optimises: logloss (default) or acc\n"
+    "  --fit-temperature  also fit one temperature per model on its OOF log-loss first\n"
+    "  --fit-rounds N rounds of greedy selection (default 50)\n"
     "  --quiet        do not print the report\n";
 
 int cli_vote(int argc, char **argv)
@@ -43,7 +51,14 @@ int cli_vote(int argc, char **argv)
         } else if (!strcmp(argv[i], "--quiet")) {
             o.echo = NULL;
             continue;
+        } else if (!strcmp(argv[i], "--fit-weights")) {
+            o.fit_weights = 1;
+            continue;
+        } else if (!strcmp(argv[i], "--fit-temperature")) {
+            o.fit_temperature = 1;
+            continue;
         }
+        const char *rounds = NULL;
         if ((r = cli_opt_value(argc, argv, &i, "--method", &v)) != 0)
             slot = &o.method;
         else if ((r = cli_opt_value(argc, argv, &i, "--model", &v)) != 0)
@@ -54,6 +69,10 @@ int cli_vote(int argc, char **argv)
             slot = &o.labels_csv;
         else if ((r = cli_opt_value(argc, argv, &i, "--data", &v)) != 0)
             slot = &o.data_file;
+        else if ((r = cli_opt_value(argc, argv, &i, "--fit-metric", &v)) != 0)
+            slot = &o.fit_metric;
+        else if ((r = cli_opt_value(argc, argv, &i, "--fit-rounds", &v)) != 0)
+            slot = &rounds;
         if (r < 0) {
             fl_fail(&err, FL_EUSAGE, "vote: option '%s' needs a value HINT: foldline vote --help", argv[i]);
             return cli_report(&err);
@@ -64,6 +83,16 @@ int cli_vote(int argc, char **argv)
                 return cli_report(&err);
             }
             *slot = v;
+            if (slot == &rounds) {
+                char *end;
+                long n = strtol(v, &end, 10);
+                if (*end || n < 1 || n > 100000) {
+                    fl_fail(&err, FL_EUSAGE,
+                            "vote: --fit-rounds '%s' is not a count 1..100000 HINT: foldline vote --help", v);
+                    return cli_report(&err);
+                }
+                o.fit_rounds = (int)n;
+            }
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fl_fail(&err, FL_EUSAGE, "vote: unknown option '%s' HINT: foldline vote --help", argv[i]);
             return cli_report(&err);
@@ -73,6 +102,11 @@ int cli_vote(int argc, char **argv)
             fl_fail(&err, FL_EUSAGE, "vote: unexpected argument '%s' HINT: foldline vote RUN_DIR [options]", argv[i]);
             return cli_report(&err);
         }
+    }
+    if ((o.fit_metric || o.fit_temperature || o.fit_rounds) && !o.fit_weights) {
+        fl_fail(&err, FL_EUSAGE,
+                "vote: --fit-metric, --fit-temperature and --fit-rounds go with --fit-weights HINT: add --fit-weights");
+        return cli_report(&err);
     }
     if (!o.run_dir) {
         fl_fail(&err, FL_EUSAGE, "vote: needs RUN_DIR HINT: foldline vote RUN_DIR [options]; see foldline vote --help");

@@ -5,7 +5,7 @@
 #      stratified folds, 10,000 labelled test rows); skipped if already made
 #   2. inspect: what the data file holds
 #   3. train configs/demo.cfg: 2 small CNNs x 5 folds on the CPU, then the vote
-#      and its report (runs/demo/ensemble/report.md, submission.csv).
+#      and its report (runs/demo/ensemble/report.md, report.html, submission.csv).
 #      Rerunning skips the folds already trained; rm -rf runs/demo to start over.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
@@ -19,3 +19,4 @@ if [[ ! -f $data ]]; then
 fi
 "$FOLDLINE" inspect "$data"
 "$FOLDLINE" train configs/demo.cfg
+echo "demo: the report with charts (learning curves, confusion, calibration): $FOLDLINE_ROOT/runs/demo/ensemble/report.html"

@@ -29,8 +29,10 @@ if [[ ${FOLDLINE_WITH_TESTS:-0} == 1 ]]; then
              python3-opencv                      # OpenCV: the augmentation ops' oracle (tests/augment/)
              slurm-wlm munge                     # a one-node SLURM that tests/slurm starts itself
              iproute2 util-linux                 # the test hosts: network namespaces (ip netns), unshare, nsenter
+             chromium                            # renders report.html headless (tests/vote/test_report_html.py)
              clang libclang-rt-14-dev            # libFuzzer and the sanitizers (tests/sanitize/)
-             python3-venv ca-certificates)       # launch/torch2.sh: PyPI's torch 2.x in a virtual environment
+             python3-venv python3-pip            # the TensorBoard reader's virtual environment (below)
+             ca-certificates)                    # and launch/torch2.sh's (PyPI's torch 2.x) over HTTPS
   cmake_args+=(-DFOLDLINE_SANITIZE=ON)
 fi
 
@@ -57,6 +59,16 @@ blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
 if [[ -n $blas && $blas != *openblas* ]]; then
   echo "foldline: warning: libblas.so.3 is $blas, not OpenBLAS; matrix products will be slow" >&2
   echo "  HINT: update-alternatives --config libblas.so.3-x86_64-linux-gnu" >&2
+fi
+
+# tests/train/test_tfevents.py reads the events files with the PyPI tensorboard, kept in a
+# virtual environment outside the repository (made once; a failure here only skips that test).
+if [[ ${FOLDLINE_WITH_TESTS:-0} == 1 ]]; then
+  tb_venv="${XDG_CACHE_HOME:-$HOME/.cache}/foldline/venv-tb"
+  if ! "$tb_venv/bin/python" -c 'import tensorboard' 2>/dev/null; then
+    python3 -m venv "$tb_venv" && "$tb_venv/bin/python" -m pip install -q "tensorboard==2.21.0" ||
+      echo "foldline: warning: could not install tensorboard in $tb_venv (PyPI unreachable?): train_tfevents will be skipped" >&2
+  fi
 fi
 
 jobs=$(nproc 2>/dev/null || echo 2)

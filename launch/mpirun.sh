@@ -74,6 +74,11 @@ fi
 cmd=("${MPIRUN:-mpirun}" -np "$np")
 [[ -n ${HOSTS:-} ]] && cmd+=(--host "$HOSTS")
 [[ -n ${HOSTFILE:-} ]] && cmd+=(--hostfile "$HOSTFILE")
+# The ranks on other hosts get their login's environment, not this one's: the BLAS's kernel choice
+# travels with them, so that every host computes as this one does (results are bit-exact per kernel).
+for v in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
+  [[ -n ${!v:-} ]] && cmd+=(-x "$v")
+done
 timeout_s=$(timeout_of "$@")
 # shellcheck disable=SC2207
 cmd+=($(keepalive_args "$timeout_s"))

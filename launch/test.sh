@@ -5,7 +5,7 @@
 #      cached outside the repository, several GB, once), the tests labelled torch2: the unit and
 #      bridge tests again, timm's EVA backbones, the comparison with build 1. Skipped with one line
 #      when PyPI cannot be reached; FOLDLINE_TORCH2=0 leaves it out. Its test labelled slow (the
-#      seed's two large EVAs on the CPU, about 20 minutes on 2 cores) runs with FOLDLINE_TORCH2_SLOW=1.
+#      seed's two large EVAs on the CPU, about 12 minutes on 2 cores) runs with FOLDLINE_TORCH2_SLOW=1.
 # Extra arguments go to ctest, e.g.  launch/test.sh -R prep_  or  -j1; with them build 2 runs only
 # when FOLDLINE_TORCH2=1 says so (and gets them too).
 set -euo pipefail

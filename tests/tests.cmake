@@ -14,14 +14,37 @@ endforeach()
 # foldline vote: the votes against an independent numpy oracle, and every refusal.
 add_test(NAME vote_methods COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_vote.py)
 set_tests_properties(vote_methods PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>")
+# report.html: well-formed, every number drawn against numpy, rendered by headless Chromium (its
+# screenshots go to $FOLDLINE_ARTIFACTS, default the build folder's artifacts/), a 500-class run under 5 MB;
+# --fit-weights: greedy selection, the nested score and temperatures against a numpy re-implementation.
+foreach(t report_html fit_weights)
+  add_test(NAME vote_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_${t}.py)
+  set_tests_properties(vote_${t} PROPERTIES TIMEOUT 600
+                       ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>;FOLDLINE_ARTIFACTS=${CMAKE_BINARY_DIR}/artifacts")
+endforeach()
+
+# foldline predict and export: a run trained on a Pillow-written competition layout predicts its test
+# images as vote did (submission and preds.h5), alone and under mpirun, through every input form; bad
+# input and outputs; the exported TorchScript module in plain PyTorch (1.13; 2.x from the venv
+# ${XDG_CACHE_HOME:-~/.cache}/foldline/venv-torch2 when it exists) against predict.
+add_test(NAME predict_export COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/predict/test_predict.py)
+set_tests_properties(predict_export PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" LABELS predict
+                     TIMEOUT 900)
 
 # foldline train: end to end on small learnable data files written with h5py, bad input, --fold,
-# stopping and resuming; TorchScript backbones written with Debian's python3-torch (skipped without it).
-foreach(t train train_errors fold resume torchscript model_data recipe_configs fused)
+# run locks (two trainers of one fold, a killed holder, another host by unshare --uts, --restart),
+# stopping and resuming; TorchScript backbones written with Debian's python3-torch (skipped without it);
+# progress lines (a pipe, a pty, prep); TensorBoard scalars read back by the PyPI tensorboard in
+# ${XDG_CACHE_HOME:-~/.cache}/foldline/venv-tb (skipped only when PyPI is unreachable).
+foreach(t train train_errors fold resume torchscript model_data recipe_configs fused locks progress tfevents precision)
   add_test(NAME train_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/train/test_${t}.py)
   set_tests_properties(train_${t} PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600
                        SKIP_RETURN_CODE 77)
 endforeach()
+
+# foldline status: done, running, stopped, killed, failed and pending jobs of real runs; it writes nothing.
+add_test(NAME status_jobs COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/status/test_status.py)
+set_tests_properties(status_jobs PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600)
 
 # foldline train under real mpirun (2 and 3 ranks, oversubscribed): fold-parallel and
 # data-parallel runs against one process, spare and uneven groups, the vote, failures.
@@ -44,6 +67,7 @@ if(FOLDLINE_MPIRUN)
   set_tests_properties(slurm_train PROPERTIES
                        ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>"
                        LABELS "mpi;slurm"
+                       RESOURCE_LOCK slurm
                        SKIP_RETURN_CODE 77
                        TIMEOUT 300)
 endif()
@@ -60,6 +84,27 @@ set_tests_properties(augment_ops PROPERTIES ENVIRONMENT "AUGMENT_DUMP=$<TARGET_F
 # A real tmpfs where the test may mount one (root), the FOLDLINE_FAULT_WRITE hook everywhere.
 add_test(NAME io_write_faults COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/io/test_write_faults.py)
 set_tests_properties(io_write_faults PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600)
+
+# Multi-host tests on test hosts made on this machine (tests/hosts/testhosts.py): network
+# namespaces on a bridge, each with its own address, hostname and /etc/hosts; Open MPI across them
+# through an rsh agent that enters the namespaces, and a SLURM with one slurmd per host. The harness
+# itself (mpicc's tiny MPI program across 2 hosts, sbatch -N 2, clean-up), then foldline train
+# across 2 hosts: fold-parallel, data-parallel, train.sbatch, the array form and preemption.
+# Skipped (77) when not root, or without ip/unshare, mpirun, slurm-wlm or munge.
+# hosts_faults: a cut link, a killed host, a stopped rank and a blip, each timed (about 2 minutes).
+# The tests that start a SLURM hold the lock "slurm": slurm_train refuses to run beside another
+# SLURM's daemons, and the test hosts' slurmd are such daemons.
+if(FOLDLINE_MPIRUN)
+  foreach(t harness train faults)
+    add_test(NAME hosts_${t} COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/hosts/test_${t}.py)
+    set_tests_properties(hosts_${t} PROPERTIES
+                         ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>"
+                         LABELS hosts
+                         SKIP_RETURN_CODE 77
+                         TIMEOUT 600)
+  endforeach()
+  set_tests_properties(hosts_harness hosts_train PROPERTIES RESOURCE_LOCK slurm)
+endif()
 
 # The second build: foldline against PyPI's torch 2.x (CUDA built), made by launch/torch2.sh in
 # build-torch2/ and tested there with `ctest -L torch2` (launch/test.sh). The Python of its virtual

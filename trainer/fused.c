@@ -52,6 +52,7 @@ typedef struct {
     int32_t *labels;         /* (cap) */
     fl_augment *aug;         /* (cap) */
     int64_t embedded;        /* images (per view) through the backbone on this rank */
+    fl_ticker ticker;        /* the fused job's progress line (its heads print none) */
     int first_epoch[FL_MAX_FOLDS]; /* each head's epoch when the job started */
 } fused_state;
 
@@ -160,7 +161,11 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     if (!strcmp(cfg->feature_cache, "none"))
         return FL_OK;
     double mb = (double)f->N * f->D * sizeof(float) / (1 << 20);
-    int in_file = !strcmp(cfg->feature_cache, "file") || (!strcmp(cfg->feature_cache, "auto") && mb > cfg->feature_cache_mb);
+    int in_file =
+        !strcmp(cfg->feature_cache, "file") || (!strcmp(cfg->feature_cache, "auto") && mb > cfg->feature_cache_mb);
+    /* "device": the model's device memory; on the CPU that is the memory
+     * cache (float32 features of the autocast dtype's values either way). */
+    int device = !strcmp(cfg->feature_cache, "device");
     char path[4200];
     fused_cache_path(f, path, sizeof path);
     fl_code rc = fl_featcache_open(in_file ? path : NULL, f->N, f->D, &f->cache, err);
@@ -183,9 +188,11 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     rc = fused_cache_fill(f, rows, n, err);
     free(rows);
     if (!rc && f->log) {
-        fprintf(f->log, "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB) %s%s, computed in %.1f s\n",
+        fprintf(f->log,
+                "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB) %s%s, computed in %.1f s\n",
                 f->mc->name, (long long)n, (long long)f->N, f->D, (double)n * f->D * sizeof(float) / (1 << 20),
-                in_file ? "in the scratch file " : "in memory", in_file ? path : "", job_now_s() - t0);
+                in_file ? "in the scratch file " : device ? "on the device (the CPU's: in memory)" : "in memory",
+                in_file ? path : "", job_now_s() - t0);
         fflush(f->log);
     }
     return rc;
@@ -216,6 +223,49 @@ static int fused_select_train(fused_state *f, const int64_t *rows, int B, int k)
         f->labels[m++] = f->env->train_labels[rows[i]];
     }
     return m;
+}
+
+/* How many of rows (B) lie outside fold k. */
+static int64_t fused_rows_outside(const fused_state *f, const int64_t *rows, int B, int k)
+{
+    int64_t m = 0;
+    for (int i = 0; i < B; i++)
+        m += f->env->train_fold[rows[i]] != k;
+    return m;
+}
+
+/* The fused job's progress line when due: the first active head's epoch,
+ * batch, rates and ETAs (its monitor's last tick, due at the same interval),
+ * the mean of the heads' losses and accuracies so far. */
+static void fused_progress_line(fused_state *f, const int *active)
+{
+    double now = fl_progress_now();
+    if (!fl_ticker_due(&f->ticker, now))
+        return;
+    int first = -1, heads = 0;
+    double loss = 0, acc = 0;
+    for (int i = 0; i < f->n; i++) {
+        const job_monitor *m = &f->js[i].mon;
+        if (!active[i] || !m->n)
+            continue;
+        first = first < 0 ? i : first;
+        loss += m->loss / (double)m->n;
+        acc += m->correct / (double)m->n;
+        heads++;
+    }
+    if (first < 0)
+        return;
+    job_state *js = &f->js[first];
+    job_monitor keep = js->mon; /* the line shows every head's mean */
+    js->mon.loss = loss / heads;
+    js->mon.correct = acc / heads;
+    js->mon.n = 1;
+    char who[300], folds[256], text[700];
+    fused_folds_text(f, folds, sizeof folds);
+    snprintf(who, sizeof who, "%s folds %s", f->mc->name, folds);
+    job_monitor_line(js, who, text, sizeof text);
+    js->mon = keep;
+    fl_ticker_print(&f->ticker, now, text);
 }
 
 static fl_code fused_stopped(fused_state *f, int epoch, int64_t step, fl_error *err)
@@ -276,10 +326,14 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
         loss[i] = js->leader ? js->prog.loss_sum : 0;
         correct[i] = js->leader ? js->prog.correct : 0;
         t0[i] = job_now_s() - js->prog.seconds;
-        js->comm_seconds = 0;
+        js->comm_seconds = js->comm_exposed = 0;
+        js->comm_buckets = 0; /* the heads' gradients are small: one all-reduce after backward */
     }
     if (!from_cache && (rc = job_loader_start(f->data->train_loader, &o, s0, f->g_rank, f->g_size, err)))
         goto done;
+    for (int i = 0; i < n && !rc; i++)
+        if (active[i])
+            rc = job_monitor_epoch_start(&f->js[i], epoch, o.n_batches, s0, s0 ? o.ends[s0 - 1] : 0, err);
     int skip_nonfinite = !strcmp(cfg->on_nan, "skip_step");
     double checkpoint_s = cfg->checkpoint_minutes * 60.0;
     for (int64_t s = s0; s < o.n_batches && !rc; s++) {
@@ -294,7 +348,8 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
             int64_t first;
             if ((got = fl_loader_next(f->data->train_loader, &x, &got_B, &first, err)) != 1 || got_B != B) {
                 rc = got < 0 ? err->code
-                             : fl_fail(err, FL_EINTERNAL, "fused: the loader's batch %lld is not the order's", (long long)s);
+                             : fl_fail(err, FL_EINTERNAL, "fused: the loader's batch %lld is not the order's",
+                                       (long long)s);
                 break;
             }
             int any = B ? fl_augment_draw(stage, f->js[0].model_seed, epoch, rows, B, f->aug) : 0;
@@ -353,7 +408,11 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
             stepping[n_step++] = js->model;
             loss[i] += l[i];
             correct[i] += c[i];
+            if (!rc && f->leader)
+                rc = job_monitor_step(js, s + 1, hi, l[i], c[i], fused_rows_outside(f, rows, B, js->job.fold), err);
         }
+        if (!rc)
+            fused_progress_line(f, active);
         if (!rc && f->g_size > 1 && n_step > 0) {
             double c0 = job_now_s();
             rc = fl_models_grads_reduce(stepping, n_step, fl_group_host_buffers(f->group), fl_group_sum_flat, f->group,
@@ -394,7 +453,7 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
         secs[i] = job_now_s() - t0[i];
         tl[i] = loss[i] / (double)f->js[i].n_train;
         ta[i] = correct[i] / (double)f->js[i].n_train;
-        f->js[i].comm_seconds = f->js[0].comm_seconds;
+        f->js[i].comm_seconds = f->js[i].comm_exposed = f->js[0].comm_seconds;
     }
 done:
     fl_order_free(&o);
@@ -412,7 +471,8 @@ done:
 static fl_code fused_views(fused_state *f, const uint8_t *x, const int64_t *rows, int B, int n_views, int from_cache,
                            fl_error *err)
 {
-    fl_code rc = from_cache ? fl_featcache_get(f->cache, rows, B, f->views[0], err) : fused_embed(f, x, B, NULL, -1, f->views[0], err);
+    fl_code rc = from_cache ? fl_featcache_get(f->cache, rows, B, f->views[0], err)
+                            : fused_embed(f, x, B, NULL, -1, f->views[0], err);
     for (int t = 1; t < n_views && !rc; t++)
         rc = fused_embed(f, x, B, NULL, (int)f->mc->tta[t - 1], f->views[t], err);
     return rc;
@@ -493,6 +553,7 @@ static fl_code fused_predict(fused_state *f, int train, const int64_t *rows, int
             int c = 0;
             float *out = own[h] ? own[h] + (size_t)filled[h] * C : f->probs;
             rc = fl_model_head_predict(f->models[h], vs, n_views, m, train ? f->labels : NULL, out, &l, &c, err);
+            job_monitor_phase(&f->js[h], probs ? "predict" : "validate");
             loss[h] += l;
             correct[h] += c;
             filled[h] += m;
@@ -621,6 +682,7 @@ static fl_code fused_setup(fused_state *f, const fl_job_env *env, int model, con
     f->g_size = env->group ? fl_group_size(env->group) : 1;
     f->leader = f->g_rank == 0;
     f->log = f->leader ? env->log : NULL;
+    fl_ticker_init(&f->ticker, f->log, env->cfg->progress_s);
     for (int k = 0; k < FL_MAX_FOLDS; k++)
         f->head_of_fold[k] = -1;
     if (!(f->js = calloc((size_t)n_folds, sizeof *f->js)) || !(f->models = calloc((size_t)n_folds, sizeof *f->models)))
@@ -629,8 +691,10 @@ static fl_code fused_setup(fused_state *f, const fl_job_env *env, int model, con
     for (int i = 0; i < n_folds && !rc; i++) {
         f->n = i + 1;
         rc = job_init(&f->js[i], env, &(fl_job){model, folds[i]}, err);
-        if (!rc)
+        if (!rc) {
+            job_monitor_start(&f->js[i], 0);
             rc = job_model_new(&f->js[i], i ? f->js[0].model : NULL, err);
+        }
         f->models[i] = f->js[i].model;
         if (!rc && folds[i] >= 0 && folds[i] < FL_MAX_FOLDS)
             f->head_of_fold[folds[i]] = i;
@@ -709,6 +773,7 @@ static fl_code fused_train(fused_state *f, fl_error *err)
         if ((rc = fused_validate(f, active, vl, va, err)))
             break;
         double vsecs = job_now_s() - t0;
+        fl_ticker_clear(&f->ticker);
         for (int i = 0; i < n && !rc; i++)
             if (active[i])
                 rc = job_end_epoch(&f->js[i], epoch, lr, tl[i], ta[i], vl[i], va[i], secs[i], vsecs, err);
@@ -756,7 +821,8 @@ fl_code fl_fused_run(const fl_job_env *env, int model, const int *folds, int n_f
     if (!rc && f.log) {
         char list[256];
         fused_folds_text(&f, list, sizeof list);
-        fprintf(f.log, "[%s folds %s] fused: one frozen backbone pass per batch of %lld rows for %d head%s (batch %d each)\n",
+        fprintf(f.log,
+                "[%s folds %s] fused: one frozen backbone pass per batch of %lld rows for %d head%s (batch %d each)\n",
                 f.mc->name, list, (long long)f.cap * f.g_size, f.n, f.n == 1 ? "" : "s", f.mc->batch);
         fflush(f.log);
     }
@@ -771,6 +837,9 @@ fl_code fl_fused_run(const fl_job_env *env, int model, const int *folds, int n_f
         fused_folds_text(&f, list, sizeof list);
         fl_error_prefix(err, "job %s folds %s (fused)", f.mc->name, list);
     }
+    fl_ticker_clear(&f.ticker);
+    for (int i = 0; i < f.n; i++)
+        job_monitor_end(&f.js[i], !rc ? "done" : rc == FL_ESTOPPED ? "stopped" : "failed", rc ? err : NULL);
     fused_free(&f);
     return rc;
 }

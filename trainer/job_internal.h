@@ -7,8 +7,11 @@
 #ifndef FOLDLINE_JOB_INTERNAL_H
 #define FOLDLINE_JOB_INTERNAL_H
 
+#include "dist/jobstatus.h"
+#include "dist/progress.h"
 #include "trainer/job.h"
 #include "trainer/order.h"
+#include "trainer/tfevents.h"
 #include "trainer/torch/bridge.h"
 
 /* Where a job stands, saved in every checkpoint beside the model (as text,
@@ -25,6 +28,24 @@ typedef struct {
 } job_progress;
 
 #define JOB_TEXT_MAX (1 << 20) /* bytes: a job's progress and its metrics.csv so far */
+
+/* What a job's leader tells the people watching it (trainer/job_monitor.c):
+ * progress lines, status.txt's heartbeat, the TensorBoard scalars. Rates
+ * and ETAs are measured in this process (a resumed epoch from its restart). */
+typedef struct {
+    fl_ticker ticker;         /* progress lines on the log (off for a fused job's heads: fused.c has its own) */
+    double beat_s, next_beat; /* status.txt's heartbeat interval, and when the next is due (monotonic s) */
+    fl_tfevents *tf;          /* opened at the first epoch this process trains */
+    int epoch;                /* the epoch in progress */
+    int64_t steps;            /* its batches */
+    double t0;                /* when this process started training it (monotonic s) */
+    int64_t step0, rows0;     /* its batch and row position then */
+    double loss, correct;     /* this rank's sums over its rows (n) of the epoch in this process */
+    int64_t n;
+    double ips;            /* images per second of the epoch so far */
+    double train_s, val_s; /* the last finished epoch's training and validation seconds; < 0: none yet */
+    fl_jobstatus st;       /* the status.txt last written */
+} job_monitor;
 
 /* Everything one job keeps while it runs. */
 typedef struct {
@@ -49,10 +70,13 @@ typedef struct {
     int leader;                   /* group rank 0: writes the files and the log */
     FILE *log;                    /* env->log on the leader, else NULL */
     job_progress prog;
-    double comm_seconds;          /* this epoch's time in the gradient all-reduce (data-parallel) */
+    double comm_seconds;          /* this epoch's time in the gradient all-reduce (data-parallel): in all */
+    double comm_exposed;          /* of it, waited after backward (all of it without dist.overlap) */
+    int comm_buckets;             /* dist.overlap: the model's buckets; 0: one all-reduce after backward */
     double last_checkpoint;       /* job_now_s() of the last checkpoint (run.checkpoint_minutes) */
     int fault_epoch;              /* fault injection for the tests: FOLDLINE_FAULT_NONFINITE="EPOCH:STEP" */
     int64_t fault_step;           /* (1-based epoch, step as logged) counts as a non-finite loss; else -1 */
+    job_monitor mon;
 } job_state;
 
 /* What every rank of a group must agree on after a step's backward pass. */
@@ -100,5 +124,31 @@ fl_code job_load_predict_weights(job_state *js, int *epoch, fl_error *err);
 /* Writes preds.h5 (on the leader): oof (n_val, C) and test (n_test, C). */
 fl_code job_write_preds(job_state *js, int epoch, const float *oof, const float *test, double oof_acc,
                         fl_error *err);
+
+/* ---- trainer/job_monitor.c: progress lines, status.txt, TensorBoard ------------ */
+
+/* In job_init: the ticker (lines = 0: none, a fused job's head) and the
+ * heartbeat; status.txt says "running". job_monitor_free closes. */
+void job_monitor_start(job_state *js, int lines);
+void job_monitor_free(job_state *js);
+/* An epoch's training starts (or resumes) at batch step of steps, row
+ * position rows. The first call opens the TensorBoard file, cutting what
+ * earlier runs wrote past this point. */
+fl_code job_monitor_epoch_start(job_state *js, int epoch, int64_t steps, int64_t step, int64_t rows, fl_error *err);
+/* After batch `step` (1-based count of batches done) whose end is row
+ * position rows: this rank's summed loss and correct count over its n rows
+ * of it. Prints a line, writes a tick and the heartbeat when due. */
+fl_code job_monitor_step(job_state *js, int64_t step, int64_t rows, double loss, double correct, int64_t n,
+                         fl_error *err);
+/* The progress line's text of the epoch so far (for fused.c, which prints
+ * one line for all its heads). */
+void job_monitor_line(const job_state *js, const char *who, char *buf, size_t cap);
+/* Validation or prediction: the heartbeat only, phase "validate"/"predict". */
+void job_monitor_phase(job_state *js, const char *phase);
+/* The end of an epoch (before last.pt): its scalars, fsynced, and the heartbeat. */
+fl_code job_monitor_epoch_end(job_state *js, int epoch, double lr, double tl, double ta, double vl, double va,
+                              double ips, double secs, double vsecs, fl_error *err);
+/* The job's last state: "done", "stopped" or "failed" (with err's line). */
+void job_monitor_end(job_state *js, const char *state, const fl_error *err);
 
 #endif

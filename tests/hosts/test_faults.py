@@ -32,10 +32,10 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 from common import FOLDLINE, config_text, write_data_file  # noqa: E402
-from testhosts import TestHosts  # noqa: E402
+from testhosts import TestHosts, skip_unless_available  # noqa: E402
 
 TIMEOUT_S = 12  # dist.timeout_s of these runs: the hang watch, and the keepalive mpirun.sh derives
-FOLDS = 3
+FOLDS = 2
 # No batch norm, SGD: two ranks' data-parallel steps equal one process's up to rounding, and the
 # sum of two gradients is the same whichever rank adds: a run is bit-identical to its repeat.
 MODEL = """{ name = "%s"; backbone = "mlp"; epochs = %d; batch = 8;
@@ -81,9 +81,9 @@ class HostFaults(unittest.TestCase):
         self.addCleanup(self.hosts.__exit__, None, None, None)
         argv = self.h.mpirun_argv(2)
         # mpirun_argv gives "mpirun -np 2 ...": mpirun.sh adds -np, --host, --map-by and keepalive itself.
-        base = [a for a in argv]
-        if "-np" in base:
-            k = base.index("-np")
+        base = list(argv)
+        for opt in ("-np", "--host"):
+            k = base.index(opt)
             del base[k:k + 2]
         with open(self.wrapper, "w") as f:
             f.write("#!/bin/sh\nexec %s \"$@\"\n" % " ".join("'%s'" % a for a in base))
@@ -107,6 +107,11 @@ class HostFaults(unittest.TestCase):
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         out.close()
         return p
+
+    @staticmethod
+    def read(path):
+        with open(path) as f:
+            return f.read()
 
     def wait_for(self, log, pattern, p, limit=120):
         t0 = time.time()
@@ -155,7 +160,7 @@ class HostFaults(unittest.TestCase):
     def fault_run(self, name, fault):
         """Starts a 2-host data-parallel run, waits until fold 0 is complete and fold 1 trains, applies
         fault(), and returns (seconds until every rank is gone, mpirun's status, the log)."""
-        cfg = self.config(name, 1, 200)
+        cfg = self.config(name, 1, 40)
         log = os.path.join(self.tmp, name + ".log")
         p = self.start(cfg, log)
         self.addCleanup(lambda: p.poll() is None and p.kill())
@@ -164,8 +169,10 @@ class HostFaults(unittest.TestCase):
         t0 = time.time()
         fault()
         gone = self.wait_ranks_gone(t0, TIMEOUT_S + 60)
+        # mpirun itself may wait on for the daemon of a host cut off, until the kernel gives up its TCP
+        # connection (minutes): that is no rank, and the test does not wait for it.
         try:
-            status = p.wait(timeout=TIMEOUT_S + 90)
+            status = p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             status = None
         with open(log) as f:
@@ -175,6 +182,9 @@ class HostFaults(unittest.TestCase):
         self.assertIsNotNone(gone, text)
         self.assertLessEqual(gone, TIMEOUT_S + 30, text)
         self.assertNotEqual(status, 0, text)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
         return cfg, text
 
     def test_a_link_cut_mid_all_reduce_ends_every_rank_and_a_rerun_alone_completes(self):
@@ -205,7 +215,7 @@ class HostFaults(unittest.TestCase):
         ref_cfg = self.config("steady", 1, 3)
         log = os.path.join(self.tmp, "steady.log")
         p = self.start(ref_cfg, log)
-        self.assertEqual(p.wait(timeout=300), 0, open(log).read())
+        self.assertEqual(p.wait(timeout=300), 0, self.read(log))
         cfg = self.config("blip", 1, 3)
         log = os.path.join(self.tmp, "blip.log")
         p = self.start(cfg, log)
@@ -214,7 +224,7 @@ class HostFaults(unittest.TestCase):
         self.h.cut(1)
         time.sleep(TIMEOUT_S / 3)
         self.h.heal(1)
-        self.assertEqual(p.wait(timeout=300), 0, open(log).read())
+        self.assertEqual(p.wait(timeout=300), 0, self.read(log))
         for m in "ab":
             for k in range(FOLDS):
                 x = read_preds(os.path.join(self.run_dir("steady"), m, "fold%d" % k, "preds.h5"))
@@ -223,7 +233,5 @@ class HostFaults(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if os.geteuid() != 0:
-        print("skipped: the test hosts need root", file=sys.stderr)
-        sys.exit(77)
+    skip_unless_available()
     unittest.main(verbosity=2)

@@ -2,7 +2,7 @@
 
 Run every test with Debian's interpreter (/usr/bin/python3), which has numpy, h5py, Pillow and
 scikit-learn. The binary under test comes from the environment variable FOLDLINE (ctest sets it to
-the built target), else /work/main/build/foldline.
+the built target), else build/foldline of this repository.
 """
 
 import csv
@@ -22,7 +22,8 @@ try:
 except ImportError:  # pragma: no cover - every test file needs Pillow
     Image = ImageDraw = None
 
-FOLDLINE = os.environ.get("FOLDLINE") or "/work/main/build/foldline"
+FOLDLINE = os.environ.get("FOLDLINE") or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "build", "foldline")
 
 Result = namedtuple("Result", "rc stdout stderr")
 

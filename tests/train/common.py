@@ -13,7 +13,8 @@ import unittest
 import h5py
 import numpy as np
 
-FOLDLINE = os.environ.get("FOLDLINE") or "/work/main/build/foldline"
+FOLDLINE = os.environ.get("FOLDLINE") or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "build", "foldline")
 
 
 def run(*args, timeout=300, cwd=None):

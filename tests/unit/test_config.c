@@ -282,12 +282,32 @@ static void test_resume_and_failure_keys_are_read_and_checked(void)
     CHECK(strstr(err.msg, ":3: run.on_nan: unknown value \"ignore\"") != NULL);
     CHECK(load(MINIMAL "dist = { timeout_s = 0; };\n") == FL_EINPUT);
     CHECK(strstr(err.msg, ":3: dist.timeout_s:") != NULL);
+    /* run.progress_s: default 30, 0 turns the progress lines off, a negative value is refused */
+    CHECK(load(MINIMAL "run = { progress_s = 0.25; };\n") == FL_OK && cfg.progress_s == 0.25);
+    CHECK(load(MINIMAL "run = { progress_s = 0; };\n") == FL_OK && cfg.progress_s == 0.0);
+    CHECK(load(MINIMAL) == FL_OK && cfg.progress_s == 30.0);
+    CHECK(load(MINIMAL "run = { progress_s = -1; };\n") == FL_EINPUT);
+    CHECK(strstr(err.msg, ":3: run.progress_s:") != NULL);
+}
+
+static void test_overlap_keys_are_read_and_checked(void)
+{
+    CHECK(load(MINIMAL) == FL_OK);
+    CHECK(cfg.overlap == 1 && cfg.bucket_mb == 25.0);
+    CHECK(load(MINIMAL "dist = { overlap = false; bucket_mb = 0.5; };\n") == FL_OK);
+    CHECK(cfg.overlap == 0 && cfg.bucket_mb == 0.5);
+    CHECK(load(MINIMAL "dist = { bucket_mb = 0; };\n") == FL_EINPUT);
+    CHECK(strstr(err.msg, ":3: dist.bucket_mb:") != NULL);
+    CHECK(load(MINIMAL "dist = { overlap = 1; };\n") == FL_EINPUT);
+    CHECK(strstr(err.msg, ":3: dist.overlap:") != NULL);
+    CHECK(load(MINIMAL "dist = { bucket = 25; };\n") == FL_EINPUT);
+    CHECK(strstr(err.msg, "dist takes ranks_per_job, backend, timeout_s, lock_timeout_s, overlap, bucket_mb") != NULL);
 }
 
 static void test_unknown_key_names_line_key_and_the_keys_allowed(void)
 {
     CHECK(load("# a comment\n\n\n\n\n" MINIMAL "run = {\n  sede = 42; };\n") == FL_EINPUT);
-    CHECK_MSG(":9: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan");
+    CHECK_MSG(":9: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan, scratch_dir, progress_s, precision");
     CHECK(load(MINIMAL "runs = { };\n") == FL_EINPUT);
     CHECK_MSG(":3: runs: unknown key HINT: the top level takes run, data, folds, dist, models, vote");
     CHECK(load_model_key("optimizer = { type = \"adam\"; learning_rate = 0.1; };") == FL_EINPUT);
@@ -485,7 +505,8 @@ static void test_a_model_data_overrides_the_top_level_key_by_key(void)
 {
     CHECK(load("data = { file = \"@DATA@\"; mean = [0.1]; std = [0.2]; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; },\n"
-               " { name = \"b\"; backbone = \"resnet18\"; epochs = 3; data = { mean = [0.7, 0.6, 0.5]; }; } );\n") == FL_OK);
+               " { name = \"b\"; backbone = \"resnet18\"; epochs = 3; data = { mean = [0.7, 0.6, 0.5]; }; } );\n") ==
+          FL_OK);
     CHECK_STR(cfg.models[0].data_file, data_path);
     CHECK_STR(cfg.models[1].data_file, data_path);
     CHECK(!cfg.models[1].own_data_file && cfg.models[1].own_mean && !cfg.models[1].own_std);
@@ -498,22 +519,30 @@ static void test_a_model_data_overrides_the_top_level_key_by_key(void)
 
 static void test_top_level_data_file_is_optional_only_when_every_model_has_one(void)
 {
-    CHECK(load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"@DATA@\"; }; } );\n") ==
+    CHECK(
+        load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"@DATA@\"; }; } );\n") ==
           FL_OK);
     CHECK_STR(cfg.models[0].data_file, data_path);
     CHECK(cfg.data_file[0] == '\0');
     CHECK(load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"@DATA@\"; }; },\n"
                " { name = \"b\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
-    CHECK_MSG(":2: missing key models.[1].data.file HINT: models.[0] gives its own data.file but this model has none "
+    CHECK_MSG(
+        ":2: missing key models.[1].data.file HINT: models.[0] gives its own data.file but this model has none "
               "and the top level has no data.file to fall back to; give it data = { file = \"...\"; } or set data.file");
-    CHECK(load("data = { file = \"@DATA@\"; };\n"
+    CHECK(
+        load(
+            "data = { file = \"@DATA@\"; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { cache = \"memory\"; }; } );\n") ==
           FL_EINPUT);
-    CHECK_MSG(":2: models.[0].data.cache: unknown key HINT: a model's data (data.cache is the run's) takes file, mean, std");
-    CHECK(load("data = { file = \"@DATA@\"; };\n"
+    CHECK_MSG(
+        ":2: models.[0].data.cache: unknown key HINT: a model's data (data.cache is the run's) takes file, mean, std");
+    CHECK(
+        load(
+            "data = { file = \"@DATA@\"; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"no/x.h5\"; }; } );\n") ==
           FL_EINPUT);
-    CHECK_MSG(":2: models.[0].data.file: cannot read \"no/x.h5\" (No such file or directory) HINT: relative paths start "
+    CHECK_MSG(
+        ":2: models.[0].data.file: cannot read \"no/x.h5\" (No such file or directory) HINT: relative paths start "
               "at the working directory; foldline prep writes the data file");
 }
 
@@ -785,7 +814,7 @@ static void test_override_errors_name_the_override(void)
     CHECK_STR(err.msg, "--set models.0.optimizer.lr=-1: models.[0].optimizer.lr: must be > 0, found -1");
     const char *unknown[] = {"run.sede=1"};
     CHECK(load_set(MINIMAL, unknown, 1) == FL_EINPUT);
-    CHECK_STR(err.msg, "--set run.sede=1: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan");
+    CHECK_STR(err.msg, "--set run.sede=1: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan, scratch_dir, progress_s, precision");
     const char *unknown_group[] = {"runn.seed=1"};
     CHECK(load_set(MINIMAL, unknown_group, 1) == FL_EINPUT);
     CHECK(strstr(err.msg, "--set runn.seed=1: runn: unknown key HINT: the top level takes") == err.msg);
@@ -872,6 +901,7 @@ int main(void)
     RUN(test_fuse_folds_defaults_to_a_frozen_backbone_and_needs_one);
     RUN(test_feature_cache_keys_are_read_and_checked);
     RUN(test_resume_and_failure_keys_are_read_and_checked);
+    RUN(test_overlap_keys_are_read_and_checked);
     RUN(test_unknown_key_names_line_key_and_the_keys_allowed);
     RUN(test_unknown_key_inside_an_augment_op);
     RUN(test_wrong_types_say_what_was_expected_and_found);

@@ -462,7 +462,7 @@ class OutputsTest(VoteCase):
         self.assertIn('3,"odd, ""name"".png",', raw)
         self.submission_targets(run)
         # no temporary files left beside the outputs
-        self.assertEqual(sorted(os.listdir(os.path.join(run.dir, "ensemble"))), ["report.md", "submission.csv"])
+        self.assertEqual(sorted(os.listdir(os.path.join(run.dir, "ensemble"))), ["report.html", "report.md", "submission.csv"])
 
     def test_quiet_prints_nothing(self):
         run = Run(self.tmp, seed=2, models=(("a", 1),))
