@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <torch/script.h>
+#include <torch/version.h>
 
 #include "trainer/spec.h"
 #include "trainer/torch/bridge_guard.h"
@@ -80,7 +81,11 @@ struct Emitter {
 
     void line(const std::string &s) { body << "    " << s << "\n"; }
 
-    std::string fresh() { return "y" + std::to_string(vars++); }
+    std::string fresh()
+    {
+        std::string v = "y"; // not "y" + to_string(): gcc 12's -Wrestrict false positive (bug 105329)
+        return v += std::to_string(vars++);
+    }
 
     // x = module(x), for the module types foldline's networks are made of.
     void module(nn::Module &mod, const std::string &name, const std::string &x)
@@ -88,7 +93,11 @@ struct Emitter {
         const std::string p = name.empty() ? "" : name + ".";
         if (auto *c = mod.as<nn::Conv2dImpl>()) {
             const auto &o = c->options;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+            const auto &pad = std::get<torch::ExpandingArray<2>>(o.padding()); // c10::variant is std::variant
+#else
             const auto &pad = c10::get<torch::ExpandingArray<2>>(o.padding());
+#endif
             line(x + " = torch.conv2d(" + x + ", " + tensor(p + "weight", c->weight, false) + ", " +
                  tensor(p + "bias", c->bias, false) + ", " + ints(*o.stride()) + ", " + ints(*pad) + ", " +
                  ints(*o.dilation()) + ", " + std::to_string(o.groups()) + ")");
