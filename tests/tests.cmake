@@ -116,7 +116,10 @@ set(FOLDLINE_REFERENCE_BUILD "" CACHE PATH "The libtorch 1.13 build folder the t
 if(Torch_VERSION VERSION_GREATER_EQUAL 2.0)
   get_property(_tests DIRECTORY PROPERTY TESTS)
   foreach(t IN LISTS _tests)
-    if(t MATCHES "^(unit_|torch_torch|train_train$|train_torchscript$)")
+    # The unit and bridge tests, and TorchScript modules of Debian's torch 1.13 loaded by this libtorch;
+    # torch2_agree below is its short training run (train_train and the torchvision oracle stay with
+    # build 1, to keep CI within its time).
+    if(t MATCHES "^(unit_|torch_torchscript$)")
       set_property(TEST ${t} APPEND PROPERTY LABELS torch2)
     endif()
   endforeach()
