@@ -380,7 +380,8 @@ static int is_list(const config_setting_t *s)
     return config_setting_is_list(s) || (config_setting_is_array(s) && config_setting_length(s) == 0);
 }
 
-static fl_code load_stage(cfg_ctx *c, const config_setting_t *s, const char *skey, int prev_from, fl_aug_stage *st)
+static fl_code load_stage(cfg_ctx *c, const config_setting_t *s, const char *skey, int prev_from, int epochs,
+                          fl_aug_stage *st)
 {
     char key[CFG_KEY_MAX], okey[CFG_KEY_MAX];
     long long from;
@@ -400,6 +401,11 @@ static fl_code load_stage(cfg_ctx *c, const config_setting_t *s, const char *ske
                         "must be > %d (the previous stage's from_epoch), found %lld HINT: list the stages "
                         "in the order they start",
                         prev_from, from);
+    if (from >= epochs)
+        return cfg_fail(c, f, key,
+                        "%lld is beyond the model's epochs = %d (epochs count from 0 here: 0..%d), so this stage "
+                        "would never run HINT: set from_epoch below %d, or raise epochs",
+                        from, epochs, epochs - 1, epochs);
     st->from_epoch = (int)from;
     st->n_ops = 0;
     if (!ops)
@@ -434,7 +440,7 @@ static fl_code load_augment(cfg_ctx *c, const config_setting_t *g, const char *g
     for (int i = 0; i < n; i++) {
         cfg_key_index(skey, key, i);
         fl_code rc = load_stage(c, config_setting_get_elem(s, (unsigned)i), skey, i ? m->stages[i - 1].from_epoch : -1,
-                                &m->stages[i]);
+                                m->epochs, &m->stages[i]);
         if (rc)
             return rc;
         m->n_stages = i + 1;
