@@ -268,6 +268,10 @@ static int settings_value(const char *textp, const char *key, char *val, size_t 
     for (const char *line = textp; line && *line;) {
         const char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len == klen + 2 && !strncmp(line, key, klen) && !strncmp(line + klen, " =", 2)) {
+            val[0] = '\0'; /* an empty list: "models.m.tta =" */
+            return 1;
+        }
         if (len > klen + 3 && !strncmp(line, key, klen) && !strncmp(line + klen, " = ", 3)) {
             size_t vl = len - klen - 3 < n - 1 ? len - klen - 3 : n - 1;
             memcpy(val, line + klen + 3, vl);
