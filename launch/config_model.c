@@ -124,10 +124,15 @@ static fl_code load_torchscript(cfg_ctx *c, const config_setting_t *s, const cha
     if (n < 0 || (size_t)n >= sizeof m->backbone)
         return cfg_fail(c, s, key, "the path \"%s%s\" is too long", dir, given);
     const char *path = m->backbone + strlen(FL_TORCHSCRIPT_PREFIX);
+    if (access(path, R_OK) != 0 && given[0] == '/')
+        return cfg_fail(c, s, key,
+                        "cannot read the TorchScript module \"%s\" (%s) HINT: the path is absolute, so it is read "
+                        "as it is: check that the module is there; launch/export_timm.py exports timm models",
+                        path, strerror(errno));
     if (access(path, R_OK) != 0)
         return cfg_fail(c, s, key,
                         "cannot read the TorchScript module \"%s\" (%s) HINT: a relative path starts at the config "
-                        "file's folder (%s); launch/export_timm.py exports timm models",
+                        "file's folder (%s), not the working directory; launch/export_timm.py exports timm models",
                         path, strerror(errno), dir[0] ? dir : "./");
     return FL_OK;
 }

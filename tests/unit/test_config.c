@@ -476,8 +476,11 @@ static void test_syntax_error_names_the_line(void)
 static void test_missing_config_file_is_named(void)
 {
     fl_error_clear(&err);
-    CHECK(fl_config_load("/nonexistent/configs/x.cfg", NULL, 0, &cfg, &err) == FL_ECONFIG);
-    CHECK_STR(err.msg, "/nonexistent/configs/x.cfg: cannot read the config file (No such file or directory)");
+    CHECK(fl_config_load("/nonexistent/configs/x.cfg", NULL, 0, &cfg, &err) == FL_EUSAGE);
+    CHECK_STR(err.msg, "/nonexistent/configs/x.cfg: cannot read the config file (No such file or directory) HINT: "
+                       "check the path; configs/ holds examples");
+    CHECK(fl_config_load("/tmp", NULL, 0, &cfg, &err) == FL_EUSAGE);
+    CHECK(strstr(err.msg, "/tmp: CONFIG is a directory, not a config file HINT:") == err.msg);
 }
 
 static void test_missing_data_file_is_named(void)
@@ -685,13 +688,17 @@ static void test_op_probability_is_in_0_to_1_and_defaults_to_half(void)
 
 static void test_augment_stages_start_later_and_strictly_increase(void)
 {
-    CHECK(load_model_key("augment = ( { from_epoch = 3; ops = ( { op = \"hflip\"; } ); }, { from_epoch = 7; } );") ==
+    CHECK(load_model_key("augment = ( { from_epoch = 1; ops = ( { op = \"hflip\"; } ); }, { from_epoch = 2; } );") ==
           FL_OK);
-    CHECK(cfg.models[0].n_stages == 2 && cfg.models[0].stages[0].from_epoch == 3);
-    CHECK(cfg.models[0].stages[1].from_epoch == 7 && cfg.models[0].stages[1].n_ops == 0);
-    CHECK(load_model_key("augment = ( { from_epoch = 5; }, { from_epoch = 5; } );") == FL_ECONFIG);
-    CHECK_MSG(":3: models.[0].augment.[1].from_epoch: must be > 5 (the previous stage's from_epoch), found 5 HINT: "
+    CHECK(cfg.models[0].n_stages == 2 && cfg.models[0].stages[0].from_epoch == 1);
+    CHECK(cfg.models[0].stages[1].from_epoch == 2 && cfg.models[0].stages[1].n_ops == 0);
+    CHECK(load_model_key("augment = ( { from_epoch = 1; }, { from_epoch = 1; } );") == FL_ECONFIG);
+    CHECK_MSG(":3: models.[0].augment.[1].from_epoch: must be > 1 (the previous stage's from_epoch), found 1 HINT: "
               "list the stages in the order they start");
+    /* epochs = 3 trains epochs 0, 1, 2: a stage from 3 would never run */
+    CHECK(load_model_key("augment = ( { from_epoch = 0; }, { from_epoch = 3; } );") == FL_ECONFIG);
+    CHECK_MSG(":3: models.[0].augment.[1].from_epoch: 3 is beyond the model's epochs = 3 (epochs count from 0 here: "
+              "0..2), so this stage would never run HINT: set from_epoch below 3, or raise epochs");
     CHECK(load_model_key("augment = ( { from_epoch = -1; } );") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].from_epoch: must be >= 0, found -1");
     CHECK(load_model_key("augment = ( { ops = ( ); } );") == FL_ECONFIG);
