@@ -9,6 +9,7 @@ set(FOLDLINE_CORE_SOURCES
   dist/jobq.c
   dist/jobstatus.c
   dist/manifest.c
+  dist/outpath.c
   dist/place.c
   dist/progress.c
   dist/runstatus.c
@@ -23,6 +24,7 @@ set(FOLDLINE_CORE_SOURCES
   dist/vote_html_charts.c
   dist/vote_labels.c
   dist/vote_report.c
+  dist/vote_sum.c
   dist/vote_weights.c
   dist/world.c
   dataset/csv.c
@@ -33,6 +35,7 @@ set(FOLDLINE_CORE_SOURCES
   dataset/h5util.c
   dataset/idx.c
   dataset/image.c
+  dataset/imagelist.c
   dataset/featcache.c
   dataset/loader.c
   dataset/preds.c
@@ -48,14 +51,17 @@ set(FOLDLINE_CORE_SOURCES
 
 # The libtorch bridge, the only C++17.
 set(FOLDLINE_TORCH_SOURCES
+  trainer/torch/amp.cpp
   trainer/torch/bridge_core.cpp
   trainer/torch/images.cpp
   trainer/torch/model_api.cpp
   trainer/torch/model_comm.cpp
+  trainer/torch/model_overlap.cpp
   trainer/torch/model_state.cpp
   trainer/torch/nets.cpp
   trainer/torch/warp.cpp
-  trainer/torch/torchscript.cpp)
+  trainer/torch/torchscript.cpp
+  trainer/torch/export.cpp)
 
 # The training loop (C) over the bridge.
 set(FOLDLINE_TRAINER_SOURCES
@@ -65,6 +71,8 @@ set(FOLDLINE_TRAINER_SOURCES
   trainer/joblock.c
   trainer/job_monitor.c
   trainer/order.c
+  trainer/predict.c
+  trainer/run.c
   trainer/schedule.c
   trainer/settings.c
   trainer/tfevents.c)
@@ -76,6 +84,8 @@ set(FOLDLINE_CLI_SOURCES
   launch/cli_inspect.c
   launch/cli_prep.c
   launch/cli_status.c
+  launch/cli_predict.c
+  launch/cli_export.c
   launch/cli_train.c
   launch/train_data.c
   launch/train_plan.c

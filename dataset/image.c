@@ -312,3 +312,15 @@ void fl_image_to_planar(const unsigned char *hwc, int h, int w, int ch, unsigned
         for (int c = 0; c < ch; c++)
             chw[c * plane + i] = hwc[i * ch + c];
 }
+
+fl_code fl_image_fit(const fl_image *img, int height, int width, unsigned char *chw, fl_error *err)
+{
+    unsigned char *hwc = malloc((size_t)img->channels * height * width);
+    fl_code rc = hwc ? fl_image_resize(img->px, img->width, img->height, img->channels, hwc, width, height) : FL_ENOMEM;
+    if (!rc)
+        fl_image_to_planar(hwc, height, width, img->channels, chw);
+    else
+        fl_fail(err, rc, "out of memory resizing a %dx%d image", img->width, img->height);
+    free(hwc);
+    return rc;
+}

@@ -44,4 +44,10 @@ fl_code fl_image_resize(const unsigned char *src, int sw, int sh, int ch, unsign
 /* Copies an interleaved (H, W, ch) image into planar (ch, H, W) order. */
 void fl_image_to_planar(const unsigned char *hwc, int h, int w, int ch, unsigned char *chw);
 
+/* What prep stores of a decoded image: img resized (fl_image_resize) to
+ * height x width and written planar (img->channels, height, width) into chw.
+ * prep and predict both go through it, so that predict sees the pixels a
+ * data file would hold. FL_ENOMEM (message set) or FL_OK. */
+fl_code fl_image_fit(const fl_image *img, int height, int width, unsigned char *chw, fl_error *err);
+
 #endif

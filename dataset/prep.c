@@ -67,18 +67,7 @@ static fl_code prep_one(prep_work *w, int64_t row, uint8_t *dst, double *t_dec, 
     *t_dec += t1 - t0;
     if (rc)
         return rc;
-    size_t hwc_bytes = w->image_bytes;
-    uint8_t *hwc = malloc(hwc_bytes);
-    if (!hwc) {
-        fl_image_release(&img);
-        return fl_fail(err, FL_ENOMEM, "out of memory resizing");
-    }
-    rc = fl_image_resize(img.px, img.width, img.height, w->channels, hwc, w->width, w->height);
-    if (!rc)
-        fl_image_to_planar(hwc, w->height, w->width, w->channels, dst);
-    else
-        fl_fail(err, rc, "out of memory resizing a %dx%d image", img.width, img.height);
-    free(hwc);
+    rc = fl_image_fit(&img, w->height, w->width, dst, err);
     fl_image_release(&img);
     *t_res += now_seconds() - t1;
     return rc;
@@ -285,7 +274,7 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
     /* Refuse a device, FIFO, socket, directory, one of the source's files,
      * an existing OUT without --force or an unwritable one before minutes of
      * work. A symbolic link to a file replaces that file. */
-    fl_code rc = fl_outpath_check(&out, opt->out_path, opt->force ? FL_OUTPATH_REPLACE : 0, err);
+    fl_code rc = fl_outpath_resolve(&out, opt->out_path, opt->force ? FL_OUTPATH_REPLACE : 0, err);
     if (!rc)
         rc = prep_not_an_input(opt, &out, err);
     if (!rc)

@@ -77,8 +77,8 @@ static fl_code group_gather_hosts(const fl_world *w, fl_group *g, int *host_of, 
     if ((rc = MPI_Allgather(&id, 1, MPI_INT, host_of, 1, MPI_INT, MPI_COMM_WORLD)) != MPI_SUCCESS)
         return fl_mpi_fail(err, rc, "MPI_Allgather (host ids)");
     snprintf(g->world_hosts[w->rank], sizeof g->world_hosts[0], "%s", w->host);
-    if ((rc = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, g->world_hosts, (int)sizeof g->world_hosts[0],
-                            MPI_CHAR, MPI_COMM_WORLD)) != MPI_SUCCESS)
+    if ((rc = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, g->world_hosts, (int)sizeof g->world_hosts[0], MPI_CHAR,
+                            MPI_COMM_WORLD)) != MPI_SUCCESS)
         return fl_mpi_fail(err, rc, "MPI_Allgather (host names)");
     return FL_OK;
 }
@@ -98,8 +98,7 @@ static fl_code group_open_watch(const fl_world *w, fl_group *g, fl_error *err)
     if ((rc = MPI_Comm_dup(g->comm, &g->watch)) != MPI_SUCCESS)
         return fl_mpi_fail(err, rc, "MPI_Comm_dup of the rank group's hang watch");
     MPI_Comm_set_errhandler(g->watch, MPI_ERRORS_RETURN);
-    if ((rc = MPI_Irecv(&g->query_buf, 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_QUERY, g->watch, &g->query)) !=
-        MPI_SUCCESS)
+    if ((rc = MPI_Irecv(&g->query_buf, 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_QUERY, g->watch, &g->query)) != MPI_SUCCESS)
         return fl_mpi_fail(err, rc, "MPI_Irecv of the rank group's hang watch");
     return FL_OK;
 }
@@ -543,4 +542,77 @@ fl_code fl_group_bcast_flat(float *buf, int64_t count, void *ctx, fl_error *err)
             return frc;
     }
     return FL_OK;
+}
+
+/* A started sum under MPI: its pieces' requests. */
+typedef struct {
+    int n;
+    MPI_Request req[];
+} group_async;
+
+fl_code fl_group_sum_start(float *buf, int64_t count, void *ctx, void **handle, fl_error *err)
+{
+    fl_group *g = ctx;
+    *handle = NULL;
+    if (g->size == 1)
+        return FL_OK;
+    if (g->nccl) {
+        fl_nccl_op *op = NULL;
+        fl_code rc = fl_nccl_allreduce_start(g->nccl, buf, count, g->stream, &op, err);
+        *handle = op;
+        return rc;
+    }
+    int pieces = (int)((count + MPI_PIECE - 1) / MPI_PIECE);
+    group_async *a = malloc(sizeof *a + sizeof a->req[0] * (size_t)(pieces ? pieces : 1));
+    if (!a)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    a->n = 0;
+    *handle = a; /* what has started is waited for even when a later piece fails */
+    for (int64_t off = 0; off < count; off += MPI_PIECE) {
+        int n = (int)(count - off < MPI_PIECE ? count - off : MPI_PIECE);
+        group_enter(g);
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, buf + off, n, MPI_FLOAT, MPI_SUM, g->comm, &a->req[a->n]);
+        if (rc != MPI_SUCCESS)
+            return fl_mpi_fail(err, rc, "MPI_Allreduce of a gradient bucket");
+        a->n++;
+    }
+    return FL_OK;
+}
+
+int fl_group_sum_test(void *handle, void *ctx)
+{
+    fl_group *g = ctx;
+    if (!handle)
+        return 1;
+    if (g->nccl)
+        return fl_nccl_op_test(handle);
+    group_async *a = handle;
+    if (g->size > 1)
+        group_answer(g, 0); /* backward runs: this rank computes */
+    for (int i = 0; i < a->n; i++) {
+        int done = 0;
+        if (a->req[i] != MPI_REQUEST_NULL && (MPI_Test(&a->req[i], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || !done))
+            return 0; /* an error shows at the wait */
+    }
+    return 1;
+}
+
+fl_code fl_group_sum_wait(void *handle, void *ctx, fl_error *err)
+{
+    fl_group *g = ctx;
+    if (!handle)
+        return FL_OK;
+    if (g->nccl)
+        return fl_nccl_op_wait(g->nccl, handle, g->stream, err);
+    group_async *a = handle;
+    fl_code rc = FL_OK;
+    for (int i = 0; i < a->n && !rc; i++)
+        rc = group_wait(g, &a->req[i], "MPI_Allreduce of a gradient bucket", err);
+    free(a);
+    return rc;
+}
+
+int fl_group_sum_any_thread(const fl_group *g)
+{
+    return g->nccl != NULL;
 }

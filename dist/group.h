@@ -108,4 +108,21 @@ fl_code fl_group_gather_rows_of(fl_group *g, const float *mine, float *all, cons
 fl_code fl_group_sum_flat(float *buf, int64_t count, void *ctx, fl_error *err);
 fl_code fl_group_bcast_flat(float *buf, int64_t count, void *ctx, fl_error *err);
 
+/* The sum over the group in pieces that overlap with backward (the
+ * fl_flat_async_ops of the bridge's fl_model_grads_overlap_*; ctx is the
+ * fl_group): start begins the sum of one bucket in place and sets *handle
+ * (NULL in a group of one), test lets the started sums progress and says
+ * whether handle's has finished, wait completes it under the hang watch and
+ * releases the handle. MPI: MPI_Iallreduce, each counted by the hang watch
+ * like every collective; call start and test on the thread that initialised
+ * MPI only. NCCL: ncclAllReduce on a side stream that first waits for what
+ * the compute stream (fl_group_set_stream) has queued (the bucket's copy);
+ * wait makes the compute stream wait for the side stream, so the step that
+ * follows reads the sums. fl_group_sum_any_thread is 1 when start and test
+ * may run on another thread (NCCL: autograd's device thread), 0 for MPI. */
+fl_code fl_group_sum_start(float *buf, int64_t count, void *ctx, void **handle, fl_error *err);
+int fl_group_sum_test(void *handle, void *ctx);
+fl_code fl_group_sum_wait(void *handle, void *ctx, fl_error *err);
+int fl_group_sum_any_thread(const fl_group *g);
+
 #endif

@@ -15,6 +15,7 @@
 
 struct fl_nccl {
     ncclComm_t comm;
+    cudaStream_t side; /* the overlapped sums' stream, created at the first */
     int device;
     int rank, size;
     double timeout_s; /* dist.timeout_s: a collective without progress that long is aborted */
@@ -88,6 +89,8 @@ void fl_nccl_close(fl_nccl *c)
         return;
     if (c->comm)
         ncclCommDestroy(c->comm);
+    if (c->side)
+        cudaStreamDestroy(c->side);
     free(c);
 }
 
@@ -96,11 +99,11 @@ void fl_nccl_close(fl_nccl *c)
  * ncclCommGetAsyncError reports, or which outlasts dist.timeout_s (a peer
  * that hangs); the communicator is then aborted (ncclCommAbort), so that the
  * kernel ends and the error can be reported. */
-static fl_code nccl_wait(fl_nccl *c, cudaStream_t stream, const char *what, fl_error *err)
+static fl_code nccl_wait_for(fl_nccl *c, cudaStream_t stream, cudaEvent_t event, const char *what, fl_error *err)
 {
     double t0 = nccl_now();
     for (;;) {
-        cudaError_t ce = cudaStreamQuery(stream);
+        cudaError_t ce = event ? cudaEventQuery(event) : cudaStreamQuery(stream);
         if (ce == cudaSuccess)
             return FL_OK;
         if (ce != cudaErrorNotReady)
@@ -126,6 +129,11 @@ static fl_code nccl_wait(fl_nccl *c, cudaStream_t stream, const char *what, fl_e
     }
 }
 
+static fl_code nccl_wait(fl_nccl *c, cudaStream_t stream, const char *what, fl_error *err)
+{
+    return nccl_wait_for(c, stream, NULL, what, err);
+}
+
 fl_code fl_nccl_allreduce_sum(fl_nccl *c, float *buf, int64_t count, void *stream, fl_error *err)
 {
     if (!c->comm)
@@ -146,6 +154,76 @@ fl_code fl_nccl_broadcast(fl_nccl *c, float *buf, int64_t count, int root, void 
     if (r != ncclSuccess)
         return nccl_fail(err, r, "ncclBroadcast");
     return nccl_wait(c, s, "broadcast of the weights", err);
+}
+
+struct fl_nccl_op {
+    cudaEvent_t done; /* recorded on the side stream after the all-reduce */
+};
+
+static fl_code cuda_fail(fl_error *err, cudaError_t ce, const char *what)
+{
+    return fl_fail(err, FL_EMPI, "NCCL all-reduce of a gradient bucket: %s: %s", what, cudaGetErrorString(ce));
+}
+
+fl_code fl_nccl_allreduce_start(fl_nccl *c, float *buf, int64_t count, void *stream, fl_nccl_op **op, fl_error *err)
+{
+    *op = NULL;
+    if (!c->comm)
+        return fl_fail(err, FL_EMPI, "NCCL: the communicator was aborted after an earlier error");
+    cudaError_t ce;
+    if (!c->side && (ce = cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking)) != cudaSuccess)
+        return cuda_fail(err, ce, "cudaStreamCreateWithFlags");
+    fl_nccl_op *o = calloc(1, sizeof *o);
+    if (!o)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    cudaEvent_t ready = NULL;
+    /* The side stream waits for the bucket's copy on the compute stream. A
+     * destroyed event's resources go once the work that uses it is done. */
+    if ((ce = cudaEventCreateWithFlags(&ready, cudaEventDisableTiming)) != cudaSuccess ||
+        (ce = cudaEventRecord(ready, (cudaStream_t)stream)) != cudaSuccess ||
+        (ce = cudaStreamWaitEvent(c->side, ready, 0)) != cudaSuccess ||
+        (ce = cudaEventCreateWithFlags(&o->done, cudaEventDisableTiming)) != cudaSuccess) {
+        if (ready)
+            cudaEventDestroy(ready);
+        if (o->done)
+            cudaEventDestroy(o->done);
+        free(o);
+        return cuda_fail(err, ce, "events");
+    }
+    cudaEventDestroy(ready);
+    ncclResult_t r = ncclAllReduce(buf, buf, (size_t)count, ncclFloat32, ncclSum, c->comm, c->side);
+    if (r != ncclSuccess) {
+        cudaEventDestroy(o->done);
+        free(o);
+        return nccl_fail(err, r, "ncclAllReduce");
+    }
+    if ((ce = cudaEventRecord(o->done, c->side)) != cudaSuccess) {
+        /* Without the event the sum cannot be waited for alone: the whole side stream then. */
+        cudaEventDestroy(o->done);
+        o->done = NULL;
+    }
+    *op = o;
+    return FL_OK;
+}
+
+int fl_nccl_op_test(fl_nccl_op *op)
+{
+    return !op || !op->done || cudaEventQuery(op->done) != cudaErrorNotReady;
+}
+
+fl_code fl_nccl_op_wait(fl_nccl *c, fl_nccl_op *op, void *stream, fl_error *err)
+{
+    if (!op)
+        return FL_OK;
+    fl_code rc = c->comm ? nccl_wait_for(c, c->side, op->done, "all-reduce of a gradient bucket", err)
+                         : fl_fail(err, FL_EMPI, "NCCL: the communicator was aborted after an earlier error");
+    cudaError_t ce;
+    if (!rc && op->done && (ce = cudaStreamWaitEvent((cudaStream_t)stream, op->done, 0)) != cudaSuccess)
+        rc = cuda_fail(err, ce, "cudaStreamWaitEvent");
+    if (op->done)
+        cudaEventDestroy(op->done);
+    free(op);
+    return rc;
 }
 
 #else /* !FL_HAVE_NCCL */
@@ -194,6 +272,25 @@ fl_code fl_nccl_broadcast(fl_nccl *c, float *buf, int64_t count, int root, void 
 {
     (void)c, (void)buf, (void)count, (void)root, (void)stream;
     return no_nccl(err);
+}
+
+fl_code fl_nccl_allreduce_start(fl_nccl *c, float *buf, int64_t count, void *stream, fl_nccl_op **op, fl_error *err)
+{
+    (void)c, (void)buf, (void)count, (void)stream;
+    *op = NULL;
+    return no_nccl(err);
+}
+
+int fl_nccl_op_test(fl_nccl_op *op)
+{
+    (void)op;
+    return 1;
+}
+
+fl_code fl_nccl_op_wait(fl_nccl *c, fl_nccl_op *op, void *stream, fl_error *err)
+{
+    (void)c, (void)op, (void)stream, (void)err;
+    return FL_OK;
 }
 
 #endif

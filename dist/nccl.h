@@ -38,4 +38,15 @@ void fl_nccl_set_timeout(fl_nccl *c, double seconds);
 fl_code fl_nccl_allreduce_sum(fl_nccl *c, float *buf, int64_t count, void *stream, fl_error *err);
 fl_code fl_nccl_broadcast(fl_nccl *c, float *buf, int64_t count, int root, void *stream, fl_error *err);
 
+/* A sum that overlaps with the caller's work: starts ncclAllReduce on buf in
+ * place on the communicator's side stream, after everything queued so far on
+ * stream (an event recorded there), and returns at once with *op. test: 1
+ * when the side stream has finished it. wait: waits for it with the checks of
+ * the blocking calls (async errors, the timeout, then ncclCommAbort), makes
+ * stream wait for it (cudaStreamWaitEvent) and frees op, even on failure. */
+typedef struct fl_nccl_op fl_nccl_op;
+fl_code fl_nccl_allreduce_start(fl_nccl *c, float *buf, int64_t count, void *stream, fl_nccl_op **op, fl_error *err);
+int fl_nccl_op_test(fl_nccl_op *op);
+fl_code fl_nccl_op_wait(fl_nccl *c, fl_nccl_op *op, void *stream, fl_error *err);
+
 #endif

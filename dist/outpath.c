@@ -30,7 +30,7 @@ static const char *outpath_kind(mode_t mode)
     return "not a regular file";
 }
 
-fl_code fl_outpath_check(fl_outpath *o, const char *path, int flags, fl_error *err)
+fl_code fl_outpath_resolve(fl_outpath *o, const char *path, int flags, fl_error *err)
 {
     memset(o, 0, sizeof *o);
     if (!path || !*path)
@@ -129,4 +129,30 @@ fl_code fl_outpath_write(const fl_outpath *o, const void *data, size_t len, fl_e
         return FL_OK;
     }
     return fl_write_file_atomic(o->target, data, len, err);
+}
+
+int fl_outpath_is_input(const char *path, char *const *inputs, int n_inputs)
+{
+    struct stat out, in;
+    if (stat(path, &out) != 0)
+        return 0;
+    for (int i = 0; i < n_inputs; i++)
+        if (inputs[i] && stat(inputs[i], &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+            return 1;
+    return 0;
+}
+
+fl_code fl_outpath_check(const char *opt, const char *path, char *const *inputs, int n_inputs, char *final,
+                         size_t n_final, fl_error *err)
+{
+    fl_outpath o;
+    fl_code rc = fl_outpath_resolve(&o, path, FL_OUTPATH_REPLACE, err);
+    for (int i = 0; !rc && i < n_inputs; i++)
+        rc = fl_outpath_not_input(&o, inputs[i], "a file", err);
+    if (!rc && strlen(o.target) >= n_final)
+        rc = fl_fail(err, FL_EUSAGE, "%s: the path is too long", path);
+    if (rc)
+        return fl_error_prefix(err, "%s", opt);
+    snprintf(final, n_final, "%s", o.target);
+    return FL_OK;
 }

@@ -18,7 +18,7 @@
  *
  * Usage:
  *   fl_outpath o;
- *   if ((rc = fl_outpath_check(&o, path, FL_OUTPATH_REPLACE, err)) ||
+ *   if ((rc = fl_outpath_resolve(&o, path, FL_OUTPATH_REPLACE, err)) ||
  *       (rc = fl_outpath_not_input(&o, "run.cfg", "the run's manifest", err)))
  *       return rc;
  *   fl_tempfile t;  fl_tempfile_begin(&t, o.target, 1, err) ... commit
@@ -51,7 +51,7 @@ typedef struct {
  * must not be written; FL_EIO when the system cannot look at it) with one
  * line naming the path, what it is and a HINT. flags: FL_OUTPATH_*. Without
  * FL_OUTPATH_REPLACE an existing file is refused with a HINT about --force. */
-fl_code fl_outpath_check(fl_outpath *o, const char *path, int flags, fl_error *err);
+fl_code fl_outpath_resolve(fl_outpath *o, const char *path, int flags, fl_error *err);
 
 /* Refuses (FL_EUSAGE) when the output is the same file (device and inode)
  * as input, which the verb reads; what names it ("the data file"). An input
@@ -65,5 +65,17 @@ fl_code fl_outpath_not_in_dir(const fl_outpath *o, const char *dir, const char *
 /* Writes len bytes to the output: to stdout (flushed; a failed write names
  * stdout), or atomically to o->target (temporary file beside it, rename). */
 fl_code fl_outpath_write(const fl_outpath *o, const void *data, size_t len, fl_error *err);
+
+/* The same checks in one call, for predict and export: path is what the
+ * user gave for option `opt` ("--out", "OUT.pt"); inputs (n of them, NULL
+ * entries skipped) the files the command reads; final (n_final bytes) gets
+ * where the atomic write goes (path, or a link's target). An existing
+ * regular file is replaced. FL_EUSAGE with one line and a HINT. */
+fl_code fl_outpath_check(const char *opt, const char *path, char *const *inputs, int n_inputs, char *final,
+                         size_t n_final, fl_error *err);
+
+/* 1 when path exists and is the same file (device and inode, after links)
+ * as one of inputs. */
+int fl_outpath_is_input(const char *path, char *const *inputs, int n_inputs);
 
 #endif

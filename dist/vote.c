@@ -3,11 +3,12 @@
  *
  * Predictions are streamed: one preds.h5 is in memory at a time, and what the
  * votes need is accumulated in double precision as it is read:
- *   per model:    the sum of its folds' test probabilities and the count of
- *                 its folds' test argmaxes, each (M, C);
- *   across models: the weighted sums of those (soft-soft, hard-hard), the
- *                 weighted count of the models' soft argmaxes (soft-hard), and
- *                 the weighted sum of OOF probabilities (N, C).
+ *   test rows:    dist/vote_sum.h's sums (M, C), which `foldline predict`
+ *                 shares: per model, the sum of its folds' probabilities and
+ *                 the count of their argmaxes; across models, the weighted
+ *                 sums of those (soft-soft, hard-hard) and the weighted
+ *                 count of the models' soft argmaxes (soft-hard);
+ *   OOF rows:     the weighted sum of OOF probabilities (N, C).
  * Argmaxes of sums equal argmaxes of means (one positive scale), and sums of
  * the same terms are what an exact tie needs to stay exact. Ties go to the
  * lowest class id everywhere (vote_argmax_* take the first maximum).
@@ -24,6 +25,7 @@
 #include "dataset/datafile.h"
 #include "dataset/preds.h"
 #include "dist/vote_internal.h"
+#include "dist/vote_sum.h"
 #include "dist/vote_weights.h"
 
 #define VOTE_HINT_FOLDS "HINT: the fold was trained with another fold assignment than %s's; retrain it"
@@ -239,10 +241,9 @@ static fl_code vote_check_preds(const vote_state *v, const char *path, const cha
 
 /* Accumulators, all (rows, C) doubles; see the file comment. */
 typedef struct {
-    double *model_soft, *model_hard; /* (M, C) of the model being read */
-    double *soft_soft, *soft_hard, *hard_hard; /* (M, C) across models */
-    double *oof_sum;                 /* (N, C) weighted OOF probabilities */
-    double *row;                     /* (C) scratch */
+    fl_vote_sums test; /* (M, C) each: per model and across models (dist/vote_sum.h) */
+    double *oof_sum;   /* (N, C) weighted OOF probabilities */
+    double *row;       /* (C) scratch */
 } vote_sums;
 
 static void vote_add_fold(vote_state *v, vote_model *vm, vote_fold *vf, const fl_preds *p, vote_sums *s)
@@ -261,23 +262,15 @@ static void vote_add_fold(vote_state *v, vote_model *vm, vote_fold *vf, const fl
             sum[c] += vm->weight * (double)row[c];
     }
     vf->oof_rows = p->n_oof;
-    for (int64_t i = 0; i < p->n_test; i++) {
-        const float *row = p->test_probs + (size_t)i * C;
-        int32_t a = vote_argmax_f(row, C);
-        double *soft = s->model_soft + (size_t)i * C;
-        s->model_hard[(size_t)i * C + a] += 1.0;
-        for (int c = 0; c < C; c++)
-            soft[c] += (double)row[c];
-        if (v->test_labels)
-            vf->test_correct += a == v->test_labels[i];
-    }
+    fl_vote_sums_add_fold(&s->test, p->test_probs, C);
+    for (int64_t i = 0; v->test_labels && i < p->n_test; i++)
+        vf->test_correct += vote_argmax_f(p->test_probs + (size_t)i * C, C) == v->test_labels[i];
 }
 
 static fl_code vote_read_model(vote_state *v, int m, vote_sums *s, fl_error *err)
 {
     vote_model *vm = &v->models[m];
     const int C = v->num_classes;
-    const size_t MC = (size_t)v->n_test * C;
     char path[4400];
     vm->oof_pred = malloc((size_t)(v->n_train ? v->n_train : 1) * sizeof *vm->oof_pred);
     vm->test_soft = malloc((size_t)(v->n_test ? v->n_test : 1) * sizeof *vm->test_soft);
@@ -288,8 +281,7 @@ static fl_code vote_read_model(vote_state *v, int m, vote_sums *s, fl_error *err
         return fl_fail(err, FL_ENOMEM, "vote: out of memory for model %s", vm->name);
     for (int64_t r = 0; r < v->n_train; r++)
         vm->oof_pred[r] = -1;
-    memset(s->model_soft, 0, MC * sizeof(double));
-    memset(s->model_hard, 0, MC * sizeof(double));
+    fl_vote_sums_model_begin(&s->test);
     for (int i = 0; i < v->man.n_folds; i++) {
         fl_preds p;
         vote_fold *vf = &vm->folds[i];
@@ -307,22 +299,13 @@ static fl_code vote_read_model(vote_state *v, int m, vote_sums *s, fl_error *err
         if (rc)
             return rc;
     }
-    for (int64_t i = 0; i < v->n_test; i++) {
-        size_t o = (size_t)i * C;
-        if (v->test_labels) {
-            /* the model's soft vote as probabilities: the mean of its folds' */
-            for (int c = 0; c < C; c++)
-                s->row[c] = s->model_soft[o + c] / v->man.n_folds;
-            vote_calib_add(&vm->cal_test, s->row, C, v->test_labels[i]);
-        }
-        vm->test_soft[i] = vote_argmax_d(s->model_soft + o, C);
-        vm->test_hard[i] = vote_argmax_d(s->model_hard + o, C);
-        s->soft_hard[o + vm->test_soft[i]] += vm->weight;
-        for (int c = 0; c < C; c++) {
-            s->soft_soft[o + c] += vm->weight * s->model_soft[o + c];
-            s->hard_hard[o + c] += vm->weight * s->model_hard[o + c];
-        }
+    for (int64_t i = 0; v->test_labels && i < v->n_test; i++) {
+        /* the model's soft vote as probabilities: the mean of its folds' */
+        for (int c = 0; c < C; c++)
+            s->row[c] = s->test.model_soft[(size_t)i * C + c] / v->man.n_folds;
+        vote_calib_add(&vm->cal_test, s->row, C, v->test_labels[i]);
     }
+    fl_vote_sums_model_end(&s->test, vm->weight, vm->test_soft, vm->test_hard);
     return FL_OK;
 }
 
@@ -348,12 +331,12 @@ static fl_code vote_across_models(vote_state *v, const vote_sums *s, fl_error *e
         total_weight += v->models[m].weight;
     for (int64_t i = 0; i < v->n_test; i++) {
         size_t o = (size_t)i * C;
-        v->test_soft_soft[i] = vote_argmax_d(s->soft_soft + o, C);
-        v->test_soft_hard[i] = vote_argmax_d(s->soft_hard + o, C);
-        v->test_hard_hard[i] = vote_argmax_d(s->hard_hard + o, C);
+        v->test_soft_soft[i] = vote_argmax_d(s->test.soft_soft + o, C);
+        v->test_soft_hard[i] = vote_argmax_d(s->test.soft_hard + o, C);
+        v->test_hard_hard[i] = vote_argmax_d(s->test.hard_hard + o, C);
         if (v->test_labels) {
             for (int c = 0; c < C; c++)
-                s->row[c] = s->soft_soft[o + c] / (v->man.n_folds * total_weight);
+                s->row[c] = s->test.soft_soft[o + c] / (v->man.n_folds * total_weight);
             vote_calib_add(&v->cal_test, s->row, C, v->test_labels[i]);
         }
     }
@@ -379,28 +362,20 @@ static fl_code vote_across_models(vote_state *v, const vote_sums *s, fl_error *e
 
 static fl_code vote_read_predictions(vote_state *v, fl_error *err)
 {
-    const size_t MC = (size_t)(v->n_test ? v->n_test : 1) * v->num_classes;
     const size_t NC = (size_t)(v->n_train ? v->n_train : 1) * v->num_classes;
     vote_sums s = {0};
-    s.model_soft = malloc(MC * sizeof(double));
-    s.model_hard = malloc(MC * sizeof(double));
-    s.soft_soft = calloc(MC, sizeof(double));
-    s.soft_hard = calloc(MC, sizeof(double));
-    s.hard_hard = calloc(MC, sizeof(double));
+    fl_code rc = fl_vote_sums_init(&s.test, v->n_test, v->num_classes, err);
+    if (rc)
+        return rc;
     s.oof_sum = calloc(NC, sizeof(double));
     s.row = malloc((size_t)(v->num_classes ? v->num_classes : 1) * sizeof(double));
-    fl_code rc = FL_OK;
-    if (!s.model_soft || !s.model_hard || !s.soft_soft || !s.soft_hard || !s.hard_hard || !s.oof_sum || !s.row)
+    if (!s.oof_sum || !s.row)
         rc = fl_fail(err, FL_ENOMEM, "vote: out of memory for %lld test and %lld train rows of %d classes", (long long)v->n_test, (long long)v->n_train, v->num_classes);
     for (int m = 0; !rc && m < v->n_models; m++)
         rc = vote_read_model(v, m, &s, err);
     if (!rc)
         rc = vote_across_models(v, &s, err);
-    free(s.model_soft);
-    free(s.model_hard);
-    free(s.soft_soft);
-    free(s.soft_hard);
-    free(s.hard_hard);
+    fl_vote_sums_free(&s.test);
     free(s.oof_sum);
     free(s.row);
     return rc;
@@ -501,7 +476,7 @@ static fl_code vote_check_out(vote_state *v, fl_error *err)
         snprintf(path, sizeof path, "%s", o->out_path);
     else
         snprintf(path, sizeof path, "%s/ensemble/submission.csv", o->run_dir);
-    fl_code rc = fl_outpath_check(&v->out, path, FL_OUTPATH_REPLACE | FL_OUTPATH_STDOUT, err);
+    fl_code rc = fl_outpath_resolve(&v->out, path, FL_OUTPATH_REPLACE | FL_OUTPATH_STDOUT, err);
     if (rc)
         return fl_error_prefix(err, "vote: --out");
     snprintf(v->submission_path, sizeof v->submission_path, "%s", v->out.to_stdout ? "(stdout)" : path);

@@ -76,6 +76,11 @@ static long srun_without_pmi(void)
     return *end || errno || n < 2 ? 0 : n;
 }
 
+int fl_world_launched(void)
+{
+    return launched_by_mpi() || srun_without_pmi() != 0;
+}
+
 fl_code fl_world_start(fl_world *w, fl_error *err)
 {
     memset(w, 0, sizeof *w);

@@ -2,7 +2,8 @@
  * this process is (rank, size, host, rank on its host), the launch check
  * against SLURM, and agreeing on a failure that every rank met on its own.
  *
- * Only `foldline train` starts MPI; prep, inspect and vote never do. The
+ * `foldline train` starts MPI, and `foldline predict` when a launcher
+ * started it (fl_world_launched); prep, inspect, vote and export never do. The
  * same binary runs alone (a singleton world of one rank) and under mpirun or
  * srun --mpi=pmix. MPI_THREAD_FUNNELED is enough: only the main thread calls
  * MPI (the loader's prefetch thread and libtorch's threads never do).
@@ -31,6 +32,10 @@ int fl_cores_available(void);
 void fl_mpi_library_version(char *buf, size_t n);
 /* "NCCL 2.x.y" when foldline was built with NCCL, else "not built in". */
 void fl_nccl_version(char *buf, size_t n);
+
+/* 1 when mpirun or srun (with PMI) started this process as a rank of a
+ * world: a verb that works alone starts MPI only then. */
+int fl_world_launched(void);
 
 /* MPI_Init_thread (FUNNELED), then fills w. On failure MPI may be half up:
  * call fl_world_end anyway. A task of an srun step of several tasks without

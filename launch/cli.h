@@ -11,6 +11,8 @@ int cli_prep(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_train(int argc, char **argv);
 int cli_vote(int argc, char **argv);
+int cli_predict(int argc, char **argv);
+int cli_export(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_version(void);
 

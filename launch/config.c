@@ -16,15 +16,17 @@
 #include "trainer/joblock.h"
 
 static const char *const top_keys[] = {"run", "data", "folds", "dist", "models", "vote", NULL};
-static const char *const run_keys[] = {"name",   "out_dir",     "seed",       "threads", "checkpoint_minutes",
-                                       "on_nan", "scratch_dir", "progress_s", NULL};
+static const char *const run_keys[] = {"name",   "out_dir",     "seed",       "threads",   "checkpoint_minutes",
+                                       "on_nan", "scratch_dir", "progress_s", "precision", NULL};
 static const char *const on_nans[] = {"stop", "skip_step", NULL};
-static const char *const data_keys[] = {"file", "mean", "std", "cache", "verify", "feature_cache", "feature_cache_mb", NULL};
-static const char *const feature_caches[] = {"auto", "memory", "file", "none", NULL};
+static const char *const data_keys[] = {"file", "mean", "std", "cache", "verify", "feature_cache", "feature_cache_mb",
+                                        NULL};
+static const char *const feature_caches[] = {"auto", "memory", "file", "none", "device", NULL};
 static const char *const data_caches[] = {"none", "memory", NULL};
 static const char *const data_verifies[] = {"full", "open", NULL};
 static const char *const folds_keys[] = {"use", NULL};
-static const char *const dist_keys[] = {"ranks_per_job", "backend", "timeout_s", "lock_timeout_s", NULL};
+static const char *const dist_keys[] = {"ranks_per_job", "backend",   "timeout_s", "lock_timeout_s",
+                                        "overlap",       "bucket_mb", NULL};
 static const char *const backends[] = {"auto", "nccl", "mpi", NULL};
 static const char *const vote_keys[] = {"method", "weights", NULL};
 static const char *const vote_methods[] = {"soft-soft", "soft-hard", "hard-hard", "soft", "hard", NULL};
@@ -44,9 +46,12 @@ static void config_defaults(fl_train_config *cfg)
     strcpy(cfg->backend, "auto");
     strcpy(cfg->vote_method, "soft-soft");
     strcpy(cfg->on_nan, "stop");
+    strcpy(cfg->precision, "fp32");
     cfg->timeout_s = 600;
     cfg->lock_timeout_s = 60;
     cfg->progress_s = 30;
+    cfg->overlap = 1;
+    cfg->bucket_mb = 25;
 }
 
 /* The top-level group `name` (NULL when absent), its members checked. */
@@ -82,6 +87,8 @@ static fl_code load_run(cfg_ctx *c, const config_setting_t *root, fl_train_confi
         return rc;
     if ((rc = cfg_opt_float(c, g, "run", "checkpoint_minutes", cfg_nonnegative, &cfg->checkpoint_minutes)) ||
         (rc = cfg_opt_float(c, g, "run", "progress_s", cfg_nonnegative, &cfg->progress_s)))
+        return rc;
+    if ((rc = cfg_opt_precision(c, g, "run", cfg->precision, &cfg->precision_line)))
         return rc;
     return cfg_opt_enum(c, g, "run", "on_nan", on_nans, cfg->on_nan, sizeof cfg->on_nan);
 }
@@ -181,6 +188,10 @@ static fl_code resolve_model_data(cfg_ctx *c, const config_setting_t *root, fl_t
             memcpy(m->mean, cfg->mean, sizeof m->mean);
             m->mean_line = cfg->mean_line;
         }
+        if (!m->own_precision) {
+            memcpy(m->precision, cfg->precision, sizeof m->precision);
+            m->precision_line = cfg->precision_line;
+        }
         if (!m->own_std) {
             m->n_std = cfg->n_std;
             memcpy(m->std, cfg->std, sizeof m->std);
@@ -231,9 +242,10 @@ static fl_code load_dist(cfg_ctx *c, const config_setting_t *root, fl_train_conf
         return rc;
     if ((rc = cfg_opt_float(c, g, "dist", "timeout_s", cfg_positive, &cfg->timeout_s)))
         return rc;
-    /* at least two heartbeats (trainer/joblock.h) may be late before a lock counts as stale */
     const cfg_range lock_timeout = {FL_JOBLOCK_TIMEOUT_MIN, INFINITY, 0, 1};
-    if ((rc = cfg_opt_float(c, g, "dist", "lock_timeout_s", lock_timeout, &cfg->lock_timeout_s)))
+    if ((rc = cfg_opt_float(c, g, "dist", "lock_timeout_s", lock_timeout, &cfg->lock_timeout_s)) ||
+        (rc = cfg_opt_bool(c, g, "dist", "overlap", &cfg->overlap)) ||
+        (rc = cfg_opt_float(c, g, "dist", "bucket_mb", cfg_positive, &cfg->bucket_mb)))
         return rc;
     return cfg_opt_enum(c, g, "dist", "backend", backends, cfg->backend, sizeof cfg->backend);
 }

@@ -39,6 +39,11 @@ fl_code fl_config_check_data(const fl_train_config *cfg, int model, int channels
 /* Checks against the MPI world: dist.ranks_per_job must divide its size. */
 fl_code fl_config_check_world(const fl_train_config *cfg, int world_size, fl_error *err);
 
+/* Every model's precision on this rank's device: "fp16" needs CUDA (the CPU's
+ * autocast is bfloat16), an error naming run.precision or models.[i].precision
+ * with its file:line. */
+fl_code fl_config_check_precision(const fl_train_config *cfg, int cuda, const char *host, fl_error *err);
+
 /* dist.backend "nccl" needs a CUDA device for this rank (cuda) and a foldline
  * built with NCCL; host names the machine in the message. */
 fl_code fl_config_check_backend(const fl_train_config *cfg, int cuda, int nccl_built, const char *host, fl_error *err);

@@ -12,10 +12,24 @@
 
 #include "launch/config_priv.h"
 
-static const char *const model_keys[] = {
-    "name",           "backbone", "freeze_backbone", "backbone_lr_scale", "fuse_folds", "head", "epochs",
-    "batch",          "optimizer", "clip_grad_norm", "schedule",         "label_smoothing", "predict_with", "tta",
-    "augment",        "data",     NULL};
+static const char *const model_keys[] = {"name",
+                                         "backbone",
+                                         "freeze_backbone",
+                                         "backbone_lr_scale",
+                                         "fuse_folds",
+                                         "head",
+                                         "epochs",
+                                         "batch",
+                                         "optimizer",
+                                         "clip_grad_norm",
+                                         "schedule",
+                                         "label_smoothing",
+                                         "predict_with",
+                                         "tta",
+                                         "augment",
+                                         "data",
+                                         "precision",
+                                         NULL};
 /* A model's own data (the rest of data, e.g. cache, is the run's). */
 static const char *const model_data_keys[] = {"file", "mean", "std", NULL};
 static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "mlp", NULL};
@@ -26,6 +40,7 @@ static const char *const optim_keys[] = {"type", "lr", "weight_decay", "momentum
 static const char *const optimizers[] = {"adam", "adamw", "sgd", NULL};
 static const char *const sched_keys[] = {"type", "step", "gamma", "warmup_epochs", "min_lr", NULL};
 static const char *const schedules[] = {"none", "step", "cosine", NULL};
+static const char *const precisions[] = {"fp32", "bf16", "fp16", NULL};
 static const char *const predict_withs[] = {"best_acc", "best_loss", "last", NULL};
 static const char *const tta_views[] = {"hflip", "vflip", NULL}; /* order of fl_tta_kind */
 static const char *const stage_keys[] = {"from_epoch", "ops", NULL};
@@ -70,6 +85,7 @@ static void model_defaults(fl_model_cfg *m)
     m->step_size = 10;
     m->gamma = 0.1;
     strcpy(m->predict_with, "best_acc");
+    strcpy(m->precision, "fp32");
     m->vote_weight = 1.0;
     m->backbone_lr_scale = 1.0;
 }
@@ -516,5 +532,40 @@ fl_code cfg_model(cfg_ctx *c, const config_setting_t *s, const char *gkey, fl_mo
         (rc = cfg_opt_enum(c, s, gkey, "predict_with", predict_withs, m->predict_with, sizeof m->predict_with)) ||
         (rc = load_tta(c, s, gkey, m)) || (rc = load_augment(c, s, gkey, m)))
         return rc;
+    m->own_precision = cfg_member(s, "precision") != NULL;
+    if ((rc = cfg_opt_precision(c, s, gkey, m->precision, &m->precision_line)))
+        return rc;
     return load_model_data(c, s, gkey, m);
+}
+
+fl_code cfg_opt_precision(cfg_ctx *c, const config_setting_t *g, const char *gkey, char *out, int *line)
+{
+    const config_setting_t *s = cfg_member(g, "precision");
+    if (!s)
+        return FL_OK;
+    *line = (int)config_setting_source_line(s);
+    return cfg_opt_enum(c, g, gkey, "precision", precisions, out, 8);
+}
+
+fl_code fl_config_check_precision(const fl_train_config *cfg, int cuda, const char *host, fl_error *err)
+{
+    for (int i = 0; i < cfg->n_models && !cuda; i++) {
+        const fl_model_cfg *m = &cfg->models[i];
+        if (strcmp(m->precision, "fp16") != 0)
+            continue;
+        char where[FL_PATH_MAX + 32], key[64];
+        if (m->precision_line > 0)
+            snprintf(where, sizeof where, "%s:%d", cfg->path, m->precision_line);
+        else
+            snprintf(where, sizeof where, "%s (--set)", cfg->path);
+        if (m->own_precision)
+            snprintf(key, sizeof key, "models.[%d].precision", i);
+        else
+            snprintf(key, sizeof key, "run.precision");
+        return fl_fail(err, FL_ECONFIG,
+                       "%s: %s: \"fp16\" needs a CUDA device, but %s has none for this rank (model %s) HINT: use "
+                       "\"bf16\" on the CPU (its autocast is bfloat16), or \"fp32\"",
+                       where, key, host, m->name);
+    }
+    return FL_OK;
 }

@@ -26,6 +26,12 @@ static const char *usage =
     "  status RUN_DIR [--watch N]\n"
     "                  every job of a run: done, running, stopped, failed or pending, and the ETA\n"
     "                  (exit status 0 when every job is done, 3 when some are not)\n"
+    "  predict RUN_DIR INPUT [--out FILE] [--method M] [--models a,b] [--topk K] [--strict]\n"
+    "                  the run's ensemble on new images (a folder, a CSV of image paths or a data\n"
+    "                  file), alone or under mpirun/srun: a CSV of classes and probabilities\n"
+    "  export RUN_DIR OUT.pt [--models a,b] [--method M]\n"
+    "                  the whole ensemble (normalisation, backbones, heads, test-time views, vote)\n"
+    "                  as one TorchScript module that plain PyTorch loads\n"
     "\n"
     "  foldline VERB --help   options of one verb\n"
     "  foldline --version     versions of foldline, libtorch, MPI, HDF5 and NCCL\n";
@@ -51,6 +57,10 @@ int main(int argc, char **argv)
         return cli_inspect(argc - 1, argv + 1);
     if (!strcmp(verb, "vote"))
         return cli_vote(argc - 1, argv + 1);
+    if (!strcmp(verb, "predict"))
+        return cli_predict(argc - 1, argv + 1);
+    if (!strcmp(verb, "export"))
+        return cli_export(argc - 1, argv + 1);
     if (!strcmp(verb, "status"))
         return cli_status(argc - 1, argv + 1);
     fprintf(stderr, "foldline: error: unknown verb '%s' HINT: foldline --help lists the verbs\n", verb);

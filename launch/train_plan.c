@@ -33,7 +33,8 @@ fl_code train_pick_device(train_ctx *t, fl_error *err)
         snprintf(t->device, sizeof t->device, "cuda:%d", w->local_rank);
     }
     int cuda = t->cuda_device >= 0;
-    if ((rc = fl_config_check_backend(t->cfg, cuda, fl_nccl_built(), w->host, err)))
+    if ((rc = fl_config_check_backend(t->cfg, cuda, fl_nccl_built(), w->host, err)) ||
+        (rc = fl_config_check_precision(t->cfg, cuda, w->host, err)))
         return rc;
     const char *b = t->cfg->backend;
     t->backend = !strcmp(b, "nccl") || (!strcmp(b, "auto") && cuda && fl_nccl_built()) ? FL_BACKEND_NCCL : FL_BACKEND_MPI;

@@ -23,12 +23,20 @@ foreach(t report_html fit_weights)
                        ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>;FOLDLINE_ARTIFACTS=${CMAKE_BINARY_DIR}/artifacts")
 endforeach()
 
+# foldline predict and export: a run trained on a Pillow-written competition layout predicts its test
+# images as vote did (submission and preds.h5), alone and under mpirun, through every input form; bad
+# input and outputs; the exported TorchScript module in plain PyTorch (1.13; 2.x from the venv
+# ${XDG_CACHE_HOME:-~/.cache}/foldline/venv-torch2 when it exists) against predict.
+add_test(NAME predict_export COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/predict/test_predict.py)
+set_tests_properties(predict_export PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" LABELS predict
+                     TIMEOUT 900)
+
 # foldline train: end to end on small learnable data files written with h5py, bad input, --fold,
 # run locks (two trainers of one fold, a killed holder, another host by unshare --uts, --restart),
 # stopping and resuming; TorchScript backbones written with Debian's python3-torch (skipped without it);
 # progress lines (a pipe, a pty, prep); TensorBoard scalars read back by the PyPI tensorboard in
 # ${XDG_CACHE_HOME:-~/.cache}/foldline/venv-tb (skipped only when PyPI is unreachable).
-foreach(t train train_errors hostile fold resume torchscript model_data recipe_configs fused locks progress tfevents)
+foreach(t train train_errors hostile fold resume torchscript model_data recipe_configs fused locks progress tfevents precision)
   add_test(NAME train_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/train/test_${t}.py)
   set_tests_properties(train_${t} PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600
                        SKIP_RETURN_CODE 77)

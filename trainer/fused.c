@@ -161,7 +161,11 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     if (!strcmp(cfg->feature_cache, "none"))
         return FL_OK;
     double mb = (double)f->N * f->D * sizeof(float) / (1 << 20);
-    int in_file = !strcmp(cfg->feature_cache, "file") || (!strcmp(cfg->feature_cache, "auto") && mb > cfg->feature_cache_mb);
+    int in_file =
+        !strcmp(cfg->feature_cache, "file") || (!strcmp(cfg->feature_cache, "auto") && mb > cfg->feature_cache_mb);
+    /* "device": the model's device memory; on the CPU that is the memory
+     * cache (float32 features of the autocast dtype's values either way). */
+    int device = !strcmp(cfg->feature_cache, "device");
     char path[4200];
     fused_cache_path(f, path, sizeof path);
     fl_code rc = fl_featcache_open(in_file ? path : NULL, f->N, f->D, &f->cache, err);
@@ -184,9 +188,13 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     rc = fused_cache_fill(f, rows, n, err);
     free(rows);
     if (!rc && f->log) {
-        fprintf(f->log, "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB) %s%s, computed in %.1f s\n",
+        fprintf(f->log,
+                "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB) %s%s, computed in %.1f s\n",
                 f->mc->name, (long long)n, (long long)f->N, f->D, (double)n * f->D * sizeof(float) / (1 << 20),
-                in_file ? "in the scratch file " : "in memory", in_file ? path : "", job_now_s() - t0);
+                in_file  ? "in the scratch file "
+                : device ? "on the device (the CPU's: in memory)"
+                         : "in memory",
+                in_file ? path : "", job_now_s() - t0);
         fflush(f->log);
     }
     return rc;
@@ -320,7 +328,8 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
         loss[i] = js->leader ? js->prog.loss_sum : 0;
         correct[i] = js->leader ? js->prog.correct : 0;
         t0[i] = job_now_s() - js->prog.seconds;
-        js->comm_seconds = 0;
+        js->comm_seconds = js->comm_exposed = 0;
+        js->comm_buckets = 0; /* the heads' gradients are small: one all-reduce after backward */
     }
     if (!from_cache && (rc = job_loader_start(f->data->train_loader, &o, s0, f->g_rank, f->g_size, err)))
         goto done;
@@ -341,7 +350,8 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
             int64_t first;
             if ((got = fl_loader_next(f->data->train_loader, &x, &got_B, &first, err)) != 1 || got_B != B) {
                 rc = got < 0 ? err->code
-                             : fl_fail(err, FL_EINTERNAL, "fused: the loader's batch %lld is not the order's", (long long)s);
+                             : fl_fail(err, FL_EINTERNAL, "fused: the loader's batch %lld is not the order's",
+                                       (long long)s);
                 break;
             }
             int any = B ? fl_augment_draw(stage, f->js[0].model_seed, epoch, rows, B, f->aug) : 0;
@@ -445,7 +455,7 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
         secs[i] = job_now_s() - t0[i];
         tl[i] = loss[i] / (double)f->js[i].n_train;
         ta[i] = correct[i] / (double)f->js[i].n_train;
-        f->js[i].comm_seconds = f->js[0].comm_seconds;
+        f->js[i].comm_seconds = f->js[i].comm_exposed = f->js[0].comm_seconds;
     }
 done:
     fl_order_free(&o);
@@ -463,7 +473,8 @@ done:
 static fl_code fused_views(fused_state *f, const uint8_t *x, const int64_t *rows, int B, int n_views, int from_cache,
                            fl_error *err)
 {
-    fl_code rc = from_cache ? fl_featcache_get(f->cache, rows, B, f->views[0], err) : fused_embed(f, x, B, NULL, -1, f->views[0], err);
+    fl_code rc = from_cache ? fl_featcache_get(f->cache, rows, B, f->views[0], err)
+                            : fused_embed(f, x, B, NULL, -1, f->views[0], err);
     for (int t = 1; t < n_views && !rc; t++)
         rc = fused_embed(f, x, B, NULL, (int)f->mc->tta[t - 1], f->views[t], err);
     return rc;
@@ -812,7 +823,8 @@ fl_code fl_fused_run(const fl_job_env *env, int model, const int *folds, int n_f
     if (!rc && f.log) {
         char list[256];
         fused_folds_text(&f, list, sizeof list);
-        fprintf(f.log, "[%s folds %s] fused: one frozen backbone pass per batch of %lld rows for %d head%s (batch %d each)\n",
+        fprintf(f.log,
+                "[%s folds %s] fused: one frozen backbone pass per batch of %lld rows for %d head%s (batch %d each)\n",
                 f.mc->name, list, (long long)f.cap * f.g_size, f.n, f.n == 1 ? "" : "s", f.mc->batch);
         fflush(f.log);
     }

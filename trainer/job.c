@@ -30,7 +30,8 @@ double job_now_s(void)
 
 uint64_t fl_job_seed(const fl_train_config *cfg, const fl_job *job)
 {
-    return fl_mix64((uint64_t)cfg->seed ^ fl_mix64(fl_hash_str(cfg->models[job->model].name) ^ fl_mix64((uint64_t)job->fold)));
+    return fl_mix64((uint64_t)cfg->seed ^
+                    fl_mix64(fl_hash_str(cfg->models[job->model].name) ^ fl_mix64((uint64_t)job->fold)));
 }
 
 void fl_job_dir(const fl_job_env *env, const fl_job *job, char *buf, size_t n)
@@ -86,6 +87,7 @@ void fl_job_model_spec(const fl_model_cfg *mc, const fl_data_info *in, fl_model_
     spec.nesterov = mc->nesterov;
     spec.clip_grad_norm = mc->clip_grad_norm;
     spec.label_smoothing = mc->label_smoothing;
+    spec.precision = mc->precision;
     for (int c = 0; c < 3; c++) {
         spec.mean[c] = (float)(mc->n_mean == 0 ? 0.5 : mc->mean[mc->n_mean == 1 ? 0 : c]);
         spec.std[c] = (float)(mc->n_std == 0 ? 0.5 : mc->std[mc->n_std == 1 ? 0 : c]);
@@ -126,9 +128,14 @@ static char *job_progress_text(const job_state *js)
         return NULL;
     int k = snprintf(t, n,
                      "foldline-job 1\nepoch %d\nstep %lld\nloss_sum %a\ncorrect %a\nseconds %a\nbest_loss %a\n"
-                     "best_acc %a\nbest_loss_epoch %d\nbest_acc_epoch %d\nmetrics\n",
+                     "best_acc %a\nbest_loss_epoch %d\nbest_acc_epoch %d\n",
                      p->epoch, (long long)p->step, p->loss_sum, p->correct, p->seconds, p->best_loss, p->best_acc,
                      p->best_loss_epoch, p->best_acc_epoch);
+    double scale;
+    int64_t good;
+    if (fl_model_loss_scale(js->model, &scale, &good)) /* fp16: the loss scaler's state */
+        k += snprintf(t + k, n - (size_t)k, "loss_scale %a %lld\n", scale, (long long)good);
+    k += snprintf(t + k, n - (size_t)k, "metrics\n");
     memcpy(t + k, js->metrics ? js->metrics : "", js->metrics_len + 1);
     return t;
 }
@@ -141,7 +148,7 @@ static fl_code job_progress_parse(job_state *js, const char *text, const char *p
     int used = 0;
     if (sscanf(text,
                "foldline-job 1\nepoch %d\nstep %lld\nloss_sum %la\ncorrect %la\nseconds %la\nbest_loss %la\n"
-               "best_acc %la\nbest_loss_epoch %d\nbest_acc_epoch %d\nmetrics\n%n",
+               "best_acc %la\nbest_loss_epoch %d\nbest_acc_epoch %d\n%n",
                &p.epoch, &step, &p.loss_sum, &p.correct, &p.seconds, &p.best_loss, &p.best_acc, &p.best_loss_epoch,
                &p.best_acc_epoch, &used) != 9 ||
         used == 0 || p.epoch < 0 || p.epoch > js->mc->epochs || step < 0)
@@ -149,6 +156,29 @@ static fl_code job_progress_parse(job_state *js, const char *text, const char *p
                        "%s: no job progress in this checkpoint HINT: foldline train CONFIG --restart starts the run "
                        "afresh",
                        path);
+    /* fp16: the loss scaler's state, then the metrics; a model that scales its
+     * loss needs the state, one that does not refuses it (the precision is a
+     * setting: a change is refused before this). */
+    double scale;
+    long long good;
+    int more = 0;
+    if (sscanf(text + used, "loss_scale %la %lld\n%n", &scale, &good, &more) == 2 && more > 0) {
+        fl_code rc = fl_model_set_loss_scale(js->model, scale, (int64_t)good, err);
+        if (rc)
+            return fl_error_prefix(err, "%s", path);
+        used += more;
+    } else if (fl_model_loss_scale(js->model, NULL, NULL)) {
+        return fl_fail(err, FL_EINPUT,
+                       "%s: no loss scale in this checkpoint of an fp16 model HINT: foldline train CONFIG --restart "
+                       "starts the run afresh",
+                       path);
+    }
+    if (strncmp(text + used, "metrics\n", 8) != 0)
+        return fl_fail(err, FL_EINPUT,
+                       "%s: no job progress in this checkpoint HINT: foldline train CONFIG --restart starts the run "
+                       "afresh",
+                       path);
+    used += 8;
     p.step = step;
     js->prog = p;
     free(js->metrics);
@@ -243,8 +273,8 @@ fl_code job_resume(job_state *js, fl_error *err)
         job_shuffle(js, e);
     if (js->log) {
         if (js->prog.epoch < js->mc->epochs)
-            fprintf(js->log, "[%s fold %d] resumed from last.pt at epoch %d/%d, step %lld\n", js->mc->name, js->job.fold,
-                    js->prog.epoch + 1, js->mc->epochs, (long long)js->prog.step);
+            fprintf(js->log, "[%s fold %d] resumed from last.pt at epoch %d/%d, step %lld\n", js->mc->name,
+                    js->job.fold, js->prog.epoch + 1, js->mc->epochs, (long long)js->prog.step);
         else
             job_say_repredict(js);
         fflush(js->log);
@@ -281,7 +311,6 @@ static void job_shuffle(job_state *js, int epoch)
     }
 }
 
-
 fl_code job_step_flags(job_state *js, int mine, int *flags, fl_error *err)
 {
     if (js->g_size == 1) {
@@ -308,8 +337,7 @@ fl_code job_save_at(job_state *js, int64_t step, double loss_sum, double correct
     return rc;
 }
 
-fl_code job_save_mid_epoch(job_state *js, int64_t step, double loss_sum, double correct, double seconds,
-                           fl_error *err)
+fl_code job_save_mid_epoch(job_state *js, int64_t step, double loss_sum, double correct, double seconds, fl_error *err)
 {
     double sums[2] = {loss_sum, correct};
     fl_code rc = job_sum(js, sums, 2, err);
@@ -343,8 +371,8 @@ fl_code job_loader_start(fl_loader *ld, const fl_order *o, int64_t step, int sha
         return fl_fail(err, FL_ENOMEM, "out of memory");
     for (int64_t s = step; s < o->n_batches; s++)
         ends[s - step] = o->ends[s] - start;
-    fl_code rc = fl_loader_start_batches(ld, o->rows + start, o->n - start, ends, o->n_batches - step, shard, n_shards,
-                                         err);
+    fl_code rc =
+        fl_loader_start_batches(ld, o->rows + start, o->n - start, ends, o->n_batches - step, shard, n_shards, err);
     free(ends);
     return rc;
 }
@@ -395,6 +423,11 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
     int64_t first;
     int skip_nonfinite = !strcmp(cfg->on_nan, "skip_step");
     double checkpoint_s = cfg->checkpoint_minutes * 60.0;
+    /* dist.overlap: the gradient buckets start during backward (fl_model_grads_overlap_begin). */
+    int overlap = js->g_size > 1 && cfg->overlap, host = js->g_size > 1 ? fl_group_host_buffers(js->group) : 1;
+    fl_flat_async_ops ops = {fl_group_sum_start, fl_group_sum_test, fl_group_sum_wait,
+                             js->g_size > 1 ? fl_group_sum_any_thread(js->group) : 0};
+    int64_t bucket_bytes = cfg->bucket_mb * 1e6 < 1 ? 1 : (int64_t)(cfg->bucket_mb * 1e6);
     while ((got = fl_loader_next(js->data->train_loader, &x, &B, &first, err)) == 1) {
         int64_t lo;
         fl_order_batch(o, step, &lo, &hi);
@@ -406,6 +439,8 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
         const int64_t *rows = o->rows + start + first;
         double l = 0;
         int c = 0, mine = 0, flags;
+        if (overlap && (rc = fl_model_grads_overlap_begin(js->model, host, &ops, js->group, bucket_bytes, err)))
+            return rc;
         if (B > 0) { /* a shard is empty only when a batch has fewer rows than the group has ranks */
             for (int i = 0; i < B; i++)
                 js->labels_buf[i] = env->train_labels[rows[i]];
@@ -413,10 +448,22 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
             /* The mean loss over this shard times its share of the batch: the
              * group's summed gradients are those of the whole batch's mean loss. */
             double scale = (double)B / (double)batch_rows;
-            if ((rc = fl_model_forward_backward(js->model, x, js->labels_buf, B, any ? js->aug : NULL, scale, &l, &c, err)))
+            if ((rc = fl_model_forward_backward(js->model, x, js->labels_buf, B, any ? js->aug : NULL, scale, &l, &c,
+                                                err)))
                 return rc;
             if (!isfinite(l) || (epoch == js->fault_epoch && step == js->fault_step))
                 mine |= STEP_NONFINITE;
+        }
+        if (overlap) { /* every bucket, also on a rank without backward: the ranks start the same buckets */
+            double c0 = job_now_s();
+            fl_overlap_stats st = {0};
+            rc = fl_model_grads_overlap_end(js->model, &st, err);
+            double waited = job_now_s() - c0;
+            js->comm_exposed += waited;
+            js->comm_seconds += waited + st.busy_s;
+            js->comm_buckets = st.buckets;
+            if (rc)
+                return rc;
         }
         if (fl_stop_requested())
             mine |= STEP_STOP;
@@ -435,10 +482,13 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
                         js->mc->name, js->job.fold, epoch + 1, (long long)step);
             rc = fl_model_zero_grad(js->model, err);
         } else {
-            if (js->g_size > 1) {
+            if (js->g_size > 1 && !overlap) {
                 double c0 = job_now_s();
-                rc = fl_model_grads_reduce(js->model, fl_group_host_buffers(js->group), fl_group_sum_flat, js->group, err);
+                rc = fl_model_grads_reduce(js->model, fl_group_host_buffers(js->group), fl_group_sum_flat, js->group,
+                                           err);
                 js->comm_seconds += job_now_s() - c0;
+                js->comm_exposed += job_now_s() - c0;
+                js->comm_buckets = 0;
             }
             if (!rc)
                 rc = fl_model_step(js->model, err);
@@ -476,8 +526,8 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
  * probs_out, the probabilities (n, C) are gathered into probs (the leader's;
  * the others pass NULL). labels (by split row) may be NULL; *loss and *acc
  * cover all n rows, on every rank. TTA views only when use_tta is set. */
-static fl_code job_predict(job_state *js, fl_loader *ld, const int64_t *rows, int64_t n, int use_tta, const int32_t *labels,
-                           int probs_out, float *probs, double *loss, double *acc, fl_error *err)
+static fl_code job_predict(job_state *js, fl_loader *ld, const int64_t *rows, int64_t n, int use_tta,
+                           const int32_t *labels, int probs_out, float *probs, double *loss, double *acc, fl_error *err)
 {
     int C = js->data->info.num_classes, batch = (js->mc->batch + js->g_size - 1) / js->g_size;
     int64_t lo, hi;
@@ -539,8 +589,8 @@ static fl_code job_metrics_append(job_state *js, int epoch, double lr, double tl
 {
     char row[512];
     int n = snprintf(row, sizeof row, "%s%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n",
-                     js->metrics_len ? "" : "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds,images_per_s\n", epoch, lr,
-                     tl, ta, vl, va, secs, ips);
+                     js->metrics_len ? "" : "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds,images_per_s\n",
+                     epoch, lr, tl, ta, vl, va, secs, ips);
     char *m = realloc(js->metrics, js->metrics_len + (size_t)n + 1);
     if (!m)
         return fl_fail(err, FL_ENOMEM, "out of memory");
@@ -575,8 +625,10 @@ static fl_code job_split_rows(job_state *js, fl_error *err)
             js->train_rows[js->n_train++] = i;
     }
     if (!js->n_val || !js->n_train)
-        return fl_fail(err, FL_EINPUT, "job %s fold %d: fold %d has %lld rows and the others %lld HINT: check folds.use against the data file",
-                       js->mc->name, js->job.fold, js->job.fold, (long long)js->n_val, (long long)js->n_train);
+        return fl_fail(
+            err, FL_EINPUT,
+            "job %s fold %d: fold %d has %lld rows and the others %lld HINT: check folds.use against the data file",
+            js->mc->name, js->job.fold, js->job.fold, (long long)js->n_val, (long long)js->n_train);
     return FL_OK;
 }
 
@@ -607,11 +659,20 @@ fl_code job_end_epoch(job_state *js, int epoch, double lr, double tl, double ta,
     if ((rc = job_save(js, "last", err)) || (rc = job_metrics_write(js, err)))
         return rc;
     if (js->log) {
-        fprintf(js->log, "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s",
-                mc->name, js->job.fold, epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
-        if (js->g_size > 1) /* the leader's share of its training time spent in the gradient all-reduce */
-            fprintf(js->log, ", all-reduce %.1f s (%.0f%% of training)", js->comm_seconds,
-                    secs > 0 ? 100.0 * js->comm_seconds / secs : 0.0);
+        fprintf(
+            js->log,
+            "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s",
+            mc->name, js->job.fold, epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
+        if (js->g_size > 1) { /* the leader's training time in the gradient all-reduce: waited for after
+                                  backward (exposed), and in all (with the buckets' starts and tests in backward) */
+            double share = secs > 0 ? 100.0 / secs : 0.0;
+            fprintf(js->log, ", all-reduce exposed %.1f s (%.0f%% of training), in all %.1f s (%.0f%%), ",
+                    js->comm_exposed, js->comm_exposed * share, js->comm_seconds, js->comm_seconds * share);
+            if (js->comm_buckets > 0)
+                fprintf(js->log, "%d bucket%s during backward", js->comm_buckets, js->comm_buckets == 1 ? "" : "s");
+            else
+                fputs("after backward", js->log);
+        }
         fputc('\n', js->log);
         fflush(js->log);
     }
@@ -641,11 +702,12 @@ static fl_code job_train(job_state *js, fl_error *err)
         int epoch = js->prog.epoch;
         double lr = fl_schedule_lr(mc, epoch), tl = 0, ta = 0, secs = 0, vl = 0, va = 0;
         fl_stop_note_epoch(epoch + 1);
-        js->comm_seconds = 0;
+        js->comm_seconds = js->comm_exposed = 0;
         if ((rc = fl_model_set_lr(js->model, lr, err)) || (rc = job_train_epoch(js, epoch, &tl, &ta, &secs, err)))
             return rc;
         double t0 = job_now_s();
-        if ((rc = job_predict(js, js->data->train_loader, js->val_rows, js->n_val, 0, js->env->train_labels, 0, NULL, &vl, &va, err)))
+        if ((rc = job_predict(js, js->data->train_loader, js->val_rows, js->n_val, 0, js->env->train_labels, 0, NULL,
+                              &vl, &va, err)))
             return rc;
         if ((rc = job_end_epoch(js, epoch, lr, tl, ta, vl, va, secs, job_now_s() - t0, err)) ||
             (rc = job_stop_between_epochs(js, epoch, err)))
@@ -722,7 +784,8 @@ static fl_code job_predict_all(job_state *js, fl_error *err)
     for (int64_t i = 0; i < n_test; i++)
         test_rows[i] = i;
     double oof_acc = 0;
-    if (!(rc = job_predict(js, js->data->train_loader, js->val_rows, js->n_val, 1, js->env->train_labels, 1, oof, NULL, &oof_acc, err)) &&
+    if (!(rc = job_predict(js, js->data->train_loader, js->val_rows, js->n_val, 1, js->env->train_labels, 1, oof, NULL,
+                           &oof_acc, err)) &&
         !(rc = job_predict(js, js->data->test_loader, test_rows, n_test, 1, NULL, 1, test, NULL, NULL, err)))
         rc = job_write_preds(js, epoch, oof, test, oof_acc, err);
 done:
@@ -764,8 +827,8 @@ fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, int *inf
     char *text = malloc(FL_SETTINGS_MAX);
     if (!text)
         return fl_fail(err, FL_ENOMEM, "out of memory");
-    fl_code rc = fl_settings_of_job(env->cfg, job->model, job->fold, &env->model_data[job->model]->info, env->fingerprint, env->train_labels,
-                                    env->train_fold, text, err);
+    fl_code rc = fl_settings_of_job(env->cfg, job->model, job->fold, &env->model_data[job->model]->info,
+                                    env->fingerprint, env->train_labels, env->train_fold, text, err);
     if (!rc)
         rc = fl_settings_check(path, text, inference_changed, err);
     free(text);

@@ -70,7 +70,9 @@ typedef struct {
     int leader;                   /* group rank 0: writes the files and the log */
     FILE *log;                    /* env->log on the leader, else NULL */
     job_progress prog;
-    double comm_seconds;          /* this epoch's time in the gradient all-reduce (data-parallel) */
+    double comm_seconds;          /* this epoch's time in the gradient all-reduce (data-parallel): in all */
+    double comm_exposed;          /* of it, waited after backward (all of it without dist.overlap) */
+    int comm_buckets;             /* dist.overlap: the model's buckets; 0: one all-reduce after backward */
     double last_checkpoint;       /* job_now_s() of the last checkpoint (run.checkpoint_minutes) */
     int fault_epoch;              /* fault injection for the tests: FOLDLINE_FAULT_NONFINITE="EPOCH:STEP" */
     int64_t fault_step;           /* (1-based epoch, step as logged) counts as a non-finite loss; else -1 */

@@ -206,6 +206,15 @@ static fl_code put_model(text *t, const fl_model_cfg *m, fl_error *err)
     put(t, "models.%s.schedule = %s step_size %d gamma %s warmup_epochs %d min_lr %s\n", k, m->schedule, m->step_size,
         num(m->gamma), m->warmup_epochs, num(m->min_lr));
     put(t, "models.%s.label_smoothing = %s\n", k, num(m->label_smoothing));
+    /* Under the key that gave it, and only when not the default: a run begun
+     * before the key existed trained in fp32 (fl_settings_check compares the
+     * precision lines as one value, fp32 when absent). */
+    if (strcmp(m->precision, "fp32") != 0) {
+        if (m->own_precision)
+            put(t, "models.%s.precision = %s\n", k, m->precision);
+        else
+            put(t, "run.precision = %s\n", m->precision);
+    }
     put(t, "models.%s.predict_with = %s\n", k, m->predict_with);
     put(t, "models.%s.tta =", k);
     for (int i = 0; i < m->n_tta; i++)
@@ -261,8 +270,39 @@ fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, cons
     return FL_OK;
 }
 
-/* The value of key in a settings text ("key = value" lines), into val. */
-static int settings_value(const char *textp, const char *key, char *val, size_t n)
+/* 1 for the keys of a job's precision: run.precision, models.NAME.precision. */
+static int is_precision_key(const char *key)
+{
+    size_t n = strlen(key);
+    return !strcmp(key, "run.precision") ||
+           (!strncmp(key, "models.", 7) && n > 10 && !strcmp(key + n - 10, ".precision"));
+}
+
+/* The precision a settings text records (under either key) into val, and the
+ * key it was under into key ("run.precision" when none: fp32, the default). */
+static void settings_precision(const char *textp, char *key, size_t kn, char *val, size_t vn)
+{
+    snprintf(key, kn, "run.precision");
+    snprintf(val, vn, "fp32");
+    for (const char *line = textp; line && *line;) {
+        const char *eq = strstr(line, " = "), *end = strchr(line, '\n');
+        if (eq && (!end || eq < end)) {
+            char k[256];
+            size_t kl = (size_t)(eq - line) < sizeof k - 1 ? (size_t)(eq - line) : sizeof k - 1;
+            memcpy(k, line, kl);
+            k[kl] = '\0';
+            if (is_precision_key(k)) {
+                size_t vl = (size_t)((end ? end : eq + strlen(eq)) - (eq + 3));
+                snprintf(key, kn, "%s", k);
+                snprintf(val, vn, "%.*s", (int)vl, eq + 3);
+                return;
+            }
+        }
+        line = end ? end + 1 : NULL;
+    }
+}
+
+int fl_settings_value(const char *textp, const char *key, char *val, size_t n)
 {
     size_t klen = strlen(key);
     for (const char *line = textp; line && *line;) {
@@ -349,7 +389,15 @@ fl_code fl_settings_check(const char *path, const char *now, int *inference_chan
                 size_t kl = (size_t)(eq - line) < sizeof key - 1 ? (size_t)(eq - line) : sizeof key - 1;
                 memcpy(key, line, kl);
                 key[kl] = '\0';
-                int in_saved = settings_value(saved, key, a, sizeof a), in_now = settings_value(now, key, b, sizeof b);
+                int in_saved = fl_settings_value(saved, key, a, sizeof a),
+                    in_now = fl_settings_value(now, key, b, sizeof b);
+                if (is_precision_key(key)) { /* one value under either key, fp32 when absent */
+                    char ks[256], kn[256];
+                    settings_precision(saved, ks, sizeof ks, a, sizeof a);
+                    settings_precision(now, kn, sizeof kn, b, sizeof b);
+                    in_saved = in_now = 1;
+                    snprintf(key, sizeof key, "%s", w == 0 ? kn : ks);
+                }
                 if (in_saved && in_now && !settings_same(a, b) && inference_changed && settings_inference_key(key)) {
                     *inference_changed = 1;
                 } else if (!in_saved || !in_now || !settings_same(a, b)) {
@@ -365,4 +413,34 @@ fl_code fl_settings_check(const char *path, const char *now, int *inference_chan
         }
     free(saved);
     return rc;
+}
+
+fl_code fl_settings_module_check(const char *model, const char *value, fl_error *err)
+{
+    const char *bytes_at = strstr(value, " bytes ");
+    for (const char *next; bytes_at && (next = strstr(bytes_at + 1, " bytes "));)
+        bytes_at = next; /* the last one: the path may hold the words */
+    size_t plen = strlen(FL_TORCHSCRIPT_PREFIX);
+    unsigned long long want_bytes = 0, want_hash = 0;
+    if (strncmp(value, FL_TORCHSCRIPT_PREFIX, plen) || !bytes_at ||
+        sscanf(bytes_at, " bytes %llu hash %llx", &want_bytes, &want_hash) != 2)
+        return fl_fail(err, FL_EINPUT,
+                       "model %s: backbone '%s' does not name a TorchScript module with its size and hash", model,
+                       value);
+    char path[FL_PATH_MAX];
+    size_t n = (size_t)(bytes_at - value) - plen;
+    if (n >= sizeof path)
+        return fl_fail(err, FL_EINPUT, "model %s: the TorchScript module's path is too long", model);
+    memcpy(path, value + plen, n);
+    path[n] = '\0';
+    uint64_t hash = 0, got = 0;
+    fl_code rc = module_hash(model, path, &hash, &got, err);
+    if (rc)
+        return rc;
+    if (got != want_bytes || hash != want_hash)
+        return fl_fail(err, FL_EINPUT,
+                       "model %s: the TorchScript module %s changed since the run trained (%llu bytes hash %016llx, "
+                       "now %llu bytes hash %016llx) HINT: put back the module the run trained with",
+                       model, path, want_bytes, want_hash, (unsigned long long)got, (unsigned long long)hash);
+    return FL_OK;
 }

@@ -42,4 +42,13 @@ fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, cons
  * *inference_changed = 1 (the job re-predicts from its checkpoints). */
 fl_code fl_settings_check(const char *path, const char *now, int *inference_changed, fl_error *err);
 
+/* The value of key in a settings text ("key = value" lines) into val (n
+ * bytes); 0 when the text has no such key. */
+int fl_settings_value(const char *text, const char *key, char *val, size_t n);
+
+/* A TorchScript backbone's settings value ("torchscript:PATH bytes N hash H")
+ * against the file at PATH now: FL_OK when it has the same size and hash,
+ * else FL_EINPUT (FL_EIO when unreadable) naming model and path. */
+fl_code fl_settings_module_check(const char *model, const char *value, fl_error *err);
+
 #endif

@@ -91,6 +91,8 @@ typedef struct {
     int n_stages;
     fl_aug_stage stages[FL_MAX_STAGES]; /* sorted by from_epoch, strictly increasing */
     double vote_weight;            /* vote.weights[i], default 1 */
+    char precision[8];             /* "fp32" | "bf16" | "fp16": models.[i].precision, else run.precision */
+    int own_precision, precision_line; /* given by models.[i].precision; its line (0: --set or run.precision's) */
     int line;                      /* config line of this model's group */
     /* The model's data: each key from models.[i].data when it has it, else
      * from the top-level data (own_* says which, *_line where it was given). */
@@ -114,6 +116,8 @@ typedef struct {
     char on_nan[16];               /* "stop" (default): a non-finite loss ends the job; "skip_step": drop that step */
     double progress_s;             /* seconds between progress lines of an epoch (default 30); 0: none. Also the
                                       heartbeat of status.txt (at least 1 s apart; 30 s when 0) */
+    char precision[8];             /* the backbone's autocast dtype: "fp32" (default) | "bf16" | "fp16" (CUDA only) */
+    int precision_line;            /* config line of run.precision (0: default or --set) */
     /* data */
     char data_file[FL_PATH_MAX];   /* "" when absent: then every model gives its own data.file */
     int data_file_line;
@@ -123,7 +127,8 @@ typedef struct {
     char data_cache[16];           /* "none" (default): read batches from the file; "memory": load it whole */
     char data_verify[16];          /* "full" (default): every image's checksum before training; "open": the seal only */
     char feature_cache[16];        /* frozen backbones' un-augmented features: "auto" (default): in memory up to
-                                      feature_cache_mb, else a scratch HDF5 file; "memory"; "file"; "none" */
+                                      feature_cache_mb, else a scratch HDF5 file; "memory"; "file"; "none";
+                                      "device": on the model's device (a GPU's memory; the CPU's: "memory") */
     double feature_cache_mb;       /* default 4096 */
     /* folds */
     int n_folds_use;               /* 0 when absent: every fold of the data file */
@@ -134,6 +139,9 @@ typedef struct {
     char backend[8];               /* "auto" (default) | "nccl" | "mpi" */
     double timeout_s;              /* > 0, default 600: a collective waiting longer is a hang, reported and aborted */
     double lock_timeout_s;         /* >= 5, default 60: a job lock of another host with an older heartbeat is stale */
+    int overlap;                   /* default 1: the gradient all-reduce in buckets that start during backward;
+                                      0: one all-reduce of every gradient after backward */
+    double bucket_mb;              /* > 0, default 25: the buckets' size in MB (1e6 bytes of float32 gradients) */
     int ranks_per_job_line, backend_line;
     /* models */
     int n_models;

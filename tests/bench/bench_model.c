@@ -1,7 +1,8 @@
 /* bench_model.c -- training and prediction throughput of one model through
  * the bridge, on random images and labels:
- *     bench_model [BACKBONE C H W BATCH STEPS THREADS DEVICE]
- *     (defaults: smallcnn 1 28 28 128 20 2 cpu)
+ *     bench_model [BACKBONE C H W BATCH STEPS THREADS DEVICE PRECISION MEMORY_FORMAT]
+ *     (defaults: smallcnn 1 28 28 128 20 2 cpu fp32 0; MEMORY_FORMAT as
+ *     fl_model_spec.memory_format: 0 auto, 1 contiguous, 2 channels_last)
  * Prints images/s of forward_backward + step (after 3 warm-up steps; from the
  * median step time and from the fastest, which is what a quiet machine
  * gives) and of predict: what the CPU demo and the GPU check want to know. */
@@ -30,6 +31,8 @@ int main(int argc, char **argv)
     int C = argc > 2 ? atoi(argv[2]) : 1, H = argc > 3 ? atoi(argv[3]) : 28, W = argc > 4 ? atoi(argv[4]) : 28;
     int B = argc > 5 ? atoi(argv[5]) : 128, steps = argc > 6 ? atoi(argv[6]) : 20,
         threads = argc > 7 ? atoi(argv[7]) : 2;
+    const char *precision = argc > 9 ? argv[9] : "fp32";
+    int memory_format = argc > 10 ? atoi(argv[10]) : 0;
     fl_error err;
     fl_model *m = NULL;
     fl_model_spec s = {.backbone = backbone,
@@ -44,7 +47,9 @@ int main(int argc, char **argv)
                        .mean = {0.5f, 0.5f, 0.5f},
                        .std = {0.25f, 0.25f, 0.25f},
                        .seed = 1,
-                       .device = device};
+                       .device = device,
+                       .precision = precision,
+                       .memory_format = memory_format};
     if (fl_torch_keep_freed_memory(&err) || fl_torch_set_threads(threads, &err) || fl_model_new(&s, &m, &err)) {
         fprintf(stderr, "bench_model: %s\n", err.msg);
         return 1;

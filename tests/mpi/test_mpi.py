@@ -251,6 +251,49 @@ class DataParallel(unittest.TestCase):
         np.testing.assert_allclose(pa["oof/probs"], pb["oof/probs"], rtol=1e-3, atol=1e-5)
         np.testing.assert_allclose(pa["test/probs"], pb["test/probs"], rtol=1e-3, atol=1e-5)
 
+    def test_overlap_on_and_off_give_the_same_model_and_that_of_one_process(self):
+        # dist.bucket_mb tiny (100 bytes): the MLP's 4 tensors in 3 buckets (the head's bias of 12 bytes
+        # joins its weight), started during backward. A bucket
+        # skipped (half the gradient) or summed twice changes the SGD loss curve well beyond 1e-4.
+        extra = "folds = { use = [0]; };"
+        rc, out, err, _ = R.once("dp_alone", 0, models=[MLP], extra=extra)
+        self.assertEqual(rc, 0, err)
+        runs = {"off": "dist = { ranks_per_job = 2; overlap = false; };",
+                "on": "dist = { ranks_per_job = 2; overlap = true; bucket_mb = 0.0001; };"}
+        for mode, dist in runs.items():
+            rc, out, err, _ = R.once("dp2_" + mode, 2, models=[MLP], extra=extra + " " + dist)
+            self.assertEqual(rc, 0, err)
+            self.assertIn("3 buckets during backward" if mode == "on" else "after backward", out)
+        self.assertNotIn("after backward", R.runs["dp2_on"][1])
+        alone = read_preds(os.path.join(R.run_dir("dp_alone"), "m", "fold0", "preds.h5"))
+        off = read_preds(os.path.join(R.run_dir("dp2_off"), "m", "fold0", "preds.h5"))
+        on = read_preds(os.path.join(R.run_dir("dp2_on"), "m", "fold0", "preds.h5"))
+        for key in ("oof/probs", "test/probs"):
+            # 2 ranks: every element is the same sum of two numbers, with or without buckets.
+            np.testing.assert_allclose(on[key], off[key], rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(on[key], alone[key], rtol=1e-3, atol=1e-5)
+        a = read_metrics(os.path.join(R.run_dir("dp_alone"), "m", "fold0", "metrics.csv"))
+        b = read_metrics(os.path.join(R.run_dir("dp2_on"), "m", "fold0", "metrics.csv"))
+        for ra, rb in zip(a, b):
+            x, y = float(ra["train_loss"]), float(rb["train_loss"])
+            self.assertLessEqual(abs(x - y), 1e-4 * abs(x) + 1e-6, "epoch %s: %r vs %r" % (ra["epoch"], x, y))
+
+    def test_overlap_with_an_empty_shard_equals_one_process(self):
+        # 3 ranks, batch 5 of 72 rows: the last batch of every epoch (2 rows) leaves a rank without
+        # rows and without backward; it still starts every bucket (zeros), in the same order.
+        m = MLP.replace("batch = 8", "batch = 5")
+        extra = "folds = { use = [0]; };"
+        rc, out, err, _ = R.once("dp_alone5", 0, models=[m], extra=extra)
+        self.assertEqual(rc, 0, err)
+        rc, out, err, _ = R.once("dp3_on", 3, models=[m],
+                                 extra=extra + " dist = { ranks_per_job = 3; bucket_mb = 0.0001; };")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("3 buckets during backward", out)
+        pa = read_preds(os.path.join(R.run_dir("dp_alone5"), "m", "fold0", "preds.h5"))
+        pb = read_preds(os.path.join(R.run_dir("dp3_on"), "m", "fold0", "preds.h5"))
+        np.testing.assert_allclose(pa["oof/probs"], pb["oof/probs"], rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(pa["test/probs"], pb["test/probs"], rtol=1e-3, atol=1e-5)
+
     def test_a_group_with_batch_norm_predicts_every_row_exactly_once(self):
         # Three ranks, a global batch of 4: the last batch of every epoch leaves a rank without rows.
         m = SMALLCNN.replace("batch = 16", "batch = 4")

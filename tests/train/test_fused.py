@@ -113,6 +113,16 @@ class Fused(TempDirTest):
         self.assertIsNotNone(m, out)
         self.assertEqual((int(m.group(1)), int(m.group(2))), (fused_count, own))
 
+    def test_feature_cache_device_on_the_cpu_equals_memory_bit_for_bit(self):
+        self.train(self.config("mem", data_extra='feature_cache = "memory";'))
+        out = self.train(self.config("dev", data_extra='feature_cache = "device";'))
+        self.assertIn("on the device (the CPU's: in memory)", out)
+        self.compare("mem", "dev", exact=True)
+        for k in range(FOLDS):  # every column but the timings
+            ma = read_metrics(self.path("runs", "mem", "m", "fold%d" % k, "metrics.csv"))
+            mb = read_metrics(self.path("runs", "dev", "m", "fold%d" % k, "metrics.csv"))
+            self.assertEqual([r[:6] for r in ma], [r[:6] for r in mb])
+
     def test_feature_cache_file_equals_memory_bit_for_bit_and_none_within_rounding(self):
         out = self.train(self.config("mem", data_extra='feature_cache = "memory";'))
         self.assertIn("in memory", out)

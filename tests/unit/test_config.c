@@ -211,7 +211,8 @@ static void test_torchscript_path_starts_at_the_config_folder(void)
     char msg[512];
     snprintf(msg, sizeof msg,
              ":3: models.[0].backbone: cannot read the TorchScript module \"%s\" (No such file or directory) HINT: "
-             "a relative path starts at the config file's folder (/tmp/); launch/export_timm.py exports timm models",
+             "a relative path starts at the config file's folder (/tmp/), not the working directory; "
+             "launch/export_timm.py exports timm models",
              module);
     CHECK_MSG(msg);
 }
@@ -290,10 +291,25 @@ static void test_resume_and_failure_keys_are_read_and_checked(void)
     CHECK(strstr(err.msg, ":3: run.progress_s:") != NULL);
 }
 
+static void test_overlap_keys_are_read_and_checked(void)
+{
+    CHECK(load(MINIMAL) == FL_OK);
+    CHECK(cfg.overlap == 1 && cfg.bucket_mb == 25.0);
+    CHECK(load(MINIMAL "dist = { overlap = false; bucket_mb = 0.5; };\n") == FL_OK);
+    CHECK(cfg.overlap == 0 && cfg.bucket_mb == 0.5);
+    CHECK(load(MINIMAL "dist = { bucket_mb = 0; };\n") == FL_ECONFIG);
+    CHECK(strstr(err.msg, ":3: dist.bucket_mb:") != NULL);
+    CHECK(load(MINIMAL "dist = { overlap = 1; };\n") == FL_ECONFIG);
+    CHECK(strstr(err.msg, ":3: dist.overlap:") != NULL);
+    CHECK(load(MINIMAL "dist = { bucket = 25; };\n") == FL_ECONFIG);
+    CHECK(strstr(err.msg, "dist takes ranks_per_job, backend, timeout_s, lock_timeout_s, overlap, bucket_mb") != NULL);
+}
+
 static void test_unknown_key_names_line_key_and_the_keys_allowed(void)
 {
     CHECK(load("# a comment\n\n\n\n\n" MINIMAL "run = {\n  sede = 42; };\n") == FL_ECONFIG);
-    CHECK_MSG(":9: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan, scratch_dir, progress_s");
+    CHECK_MSG(":9: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan, "
+              "scratch_dir, progress_s, precision");
     CHECK(load(MINIMAL "runs = { };\n") == FL_ECONFIG);
     CHECK_MSG(":3: runs: unknown key HINT: the top level takes run, data, folds, dist, models, vote");
     CHECK(load_model_key("optimizer = { type = \"adam\"; learning_rate = 0.1; };") == FL_ECONFIG);
@@ -495,7 +511,8 @@ static void test_a_model_data_overrides_the_top_level_key_by_key(void)
 {
     CHECK(load("data = { file = \"@DATA@\"; mean = [0.1]; std = [0.2]; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; },\n"
-               " { name = \"b\"; backbone = \"resnet18\"; epochs = 3; data = { mean = [0.7, 0.6, 0.5]; }; } );\n") == FL_OK);
+               " { name = \"b\"; backbone = \"resnet18\"; epochs = 3; data = { mean = [0.7, 0.6, 0.5]; }; } );\n") ==
+          FL_OK);
     CHECK_STR(cfg.models[0].data_file, data_path);
     CHECK_STR(cfg.models[1].data_file, data_path);
     CHECK(!cfg.models[1].own_data_file && cfg.models[1].own_mean && !cfg.models[1].own_std);
@@ -508,27 +525,31 @@ static void test_a_model_data_overrides_the_top_level_key_by_key(void)
 
 static void test_top_level_data_file_is_optional_only_when_every_model_has_one(void)
 {
-    CHECK(load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"@DATA@\"; }; } );\n") ==
-          FL_OK);
+    CHECK(
+        load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"@DATA@\"; }; } );\n") ==
+        FL_OK);
     CHECK_STR(cfg.models[0].data_file, data_path);
     CHECK(cfg.data_file[0] == '\0');
     CHECK(load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"@DATA@\"; }; },\n"
                " { name = \"b\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
-    CHECK_MSG(":2: missing key models.[1].data.file HINT: models.[0] gives its own data.file but this model has none "
-              "and the top level has no data.file to fall back to; give it data = { file = \"...\"; } or set data.file");
+    CHECK_MSG(
+        ":2: missing key models.[1].data.file HINT: models.[0] gives its own data.file but this model has none "
+        "and the top level has no data.file to fall back to; give it data = { file = \"...\"; } or set data.file");
     CHECK(
         load(
             "data = { file = \"@DATA@\"; };\n"
             "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { cache = \"memory\"; }; } );\n") ==
         FL_ECONFIG);
-    CHECK_MSG(":2: models.[0].data.cache: unknown key HINT: a model's data (data.cache is the run's) takes file, mean, std");
+    CHECK_MSG(
+        ":2: models.[0].data.cache: unknown key HINT: a model's data (data.cache is the run's) takes file, mean, std");
     CHECK(
         load(
             "data = { file = \"@DATA@\"; };\n"
             "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"no/x.h5\"; }; } );\n") ==
         FL_ECONFIG);
-    CHECK_MSG(":2: models.[0].data.file: cannot read \"no/x.h5\" (No such file or directory) HINT: relative paths start "
-              "at the working directory; foldline prep writes the data file");
+    CHECK_MSG(
+        ":2: models.[0].data.file: cannot read \"no/x.h5\" (No such file or directory) HINT: relative paths start "
+        "at the working directory; foldline prep writes the data file");
 }
 
 static void test_missing_required_keys_are_named(void)
@@ -803,7 +824,8 @@ static void test_override_errors_name_the_override(void)
     CHECK_STR(err.msg, "--set models.0.optimizer.lr=-1: models.[0].optimizer.lr: must be > 0, found -1");
     const char *unknown[] = {"run.sede=1"};
     CHECK(load_set(MINIMAL, unknown, 1) == FL_ECONFIG);
-    CHECK_STR(err.msg, "--set run.sede=1: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan, scratch_dir, progress_s");
+    CHECK_STR(err.msg, "--set run.sede=1: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, "
+                       "checkpoint_minutes, on_nan, scratch_dir, progress_s, precision");
     const char *unknown_group[] = {"runn.seed=1"};
     CHECK(load_set(MINIMAL, unknown_group, 1) == FL_ECONFIG);
     CHECK(strstr(err.msg, "--set runn.seed=1: runn: unknown key HINT: the top level takes") == err.msg);
@@ -890,6 +912,7 @@ int main(void)
     RUN(test_fuse_folds_defaults_to_a_frozen_backbone_and_needs_one);
     RUN(test_feature_cache_keys_are_read_and_checked);
     RUN(test_resume_and_failure_keys_are_read_and_checked);
+    RUN(test_overlap_keys_are_read_and_checked);
     RUN(test_unknown_key_names_line_key_and_the_keys_allowed);
     RUN(test_unknown_key_inside_an_augment_op);
     RUN(test_wrong_types_say_what_was_expected_and_found);

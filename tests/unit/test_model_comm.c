@@ -1,5 +1,6 @@
 /* test_model_comm.c -- the data-parallel entry points of the libtorch bridge
- * (fl_model_grads_reduce, fl_model_state_broadcast, fl_model_cuda_stream),
+ * (fl_model_grads_reduce, fl_model_grads_overlap_*, fl_model_state_broadcast,
+ * fl_model_cuda_stream),
  * with stand-in collectives instead of MPI: one flat buffer per call, packed
  * and unpacked in a fixed order, so that what a collective does to the buffer
  * is what happens to the model. */
@@ -208,6 +209,141 @@ static void test_a_cpu_model_has_no_cuda_stream(void)
     fl_model_free(m);
 }
 
+/* A stand-in nonblocking collective: start notes the bucket, test never
+ * finishes it, wait doubles its values (as a sum over 2 equal ranks would). */
+#define MAX_BUCKETS 64
+typedef struct {
+    int starts, tests, waits, waited[MAX_BUCKETS], nonzero_at_start, fail_start;
+    float *bufs[MAX_BUCKETS];
+    int64_t counts[MAX_BUCKETS];
+} fake_async;
+
+static fl_code fake_start(float *buf, int64_t count, void *ctx, void **handle, fl_error *err)
+{
+    fake_async *f = ctx;
+    if (f->fail_start || f->starts == MAX_BUCKETS)
+        return fl_fail(err, FL_EMPI, "the bucket could not start");
+    for (int64_t i = 0; i < count; i++)
+        f->nonzero_at_start |= buf[i] != 0.0f;
+    f->bufs[f->starts] = buf;
+    f->counts[f->starts] = count;
+    *handle = (void *)(intptr_t)++f->starts;
+    return FL_OK;
+}
+
+static int fake_test(void *handle, void *ctx)
+{
+    (void)handle;
+    ((fake_async *)ctx)->tests++;
+    return 0;
+}
+
+static fl_code fake_wait(void *handle, void *ctx, fl_error *err)
+{
+    (void)err;
+    fake_async *f = ctx;
+    int i = (int)(intptr_t)handle - 1;
+    f->waits++;
+    f->waited[i]++;
+    for (int64_t k = 0; k < f->counts[i]; k++)
+        f->bufs[i][k] *= 2.0f;
+    return FL_OK;
+}
+
+static const fl_flat_async_ops fake_ops = {fake_start, fake_test, fake_wait, 0};
+
+/* One bucket per tensor (1-byte buckets) or one for all: either way every
+ * gradient is doubled exactly once (a bucket skipped or summed twice would
+ * change the step), buckets start in reverse parameter order during
+ * backward, and each is waited for once. */
+static void overlap_case(int64_t bucket_bytes)
+{
+    fl_error err;
+    fl_model *a = model_new("mlp", "sgd", 3), *b = model_new("mlp", "sgd", 3);
+    double l;
+    int c;
+    CHECK(fl_model_forward_backward(a, x, y, B, NULL, 2.0, &l, &c, &err) == FL_OK);
+    CHECK(fl_model_step(a, &err) == FL_OK);
+    for (int step = 0; step < 2; step++) { /* the hooks stay armed across steps */
+        fake_async f = {0};
+        fl_overlap_stats st = {0};
+        CHECK(fl_model_grads_overlap_begin(b, 1, &fake_ops, &f, bucket_bytes, &err) == FL_OK);
+        CHECK(fl_model_forward_backward(b, x, y, B, NULL, step ? 2.0 : 1.0, &l, &c, &err) == FL_OK);
+        CHECK(f.starts == (bucket_bytes == 1 ? 4 : 1)); /* mlp: 2 layers of weight and bias */
+        CHECK(f.tests > 0 && f.waits == 0);
+        CHECK(fl_model_grads_overlap_end(b, &st, &err) == FL_OK);
+        CHECK(st.buckets == f.starts && st.started_in_backward == f.starts && f.waits == f.starts);
+        int64_t total = 0;
+        for (int i = 0; i < f.starts; i++) {
+            CHECK(f.waited[i] == 1);
+            total += f.counts[i];
+        }
+        CHECK(total == fl_model_num_params(b, 1));
+        if (bucket_bytes == 1)
+            CHECK(f.counts[0] == NCLS); /* the last parameter first: the head's bias */
+        if (step == 0)
+            CHECK(fl_model_step(b, &err) == FL_OK);
+        else
+            CHECK(fl_model_zero_grad(b, &err) == FL_OK);
+    }
+    float pa[B * NCLS], pb[B * NCLS];
+    predict(a, pa);
+    predict(b, pb);
+    CHECK(memcmp(pa, pb, sizeof pa) == 0);
+    fl_model_free(a);
+    fl_model_free(b);
+}
+
+static void test_overlap_doubles_every_gradient_once_in_one_bucket_per_tensor(void)
+{
+    overlap_case(1);
+}
+
+static void test_overlap_doubles_every_gradient_once_in_one_bucket(void)
+{
+    overlap_case(1 << 30);
+}
+
+/* A rank without backward (an empty shard) starts every bucket at the end,
+ * with zeros, in the same order, and gets the sums back as gradients. */
+static void test_overlap_without_backward_starts_every_bucket_with_zeros(void)
+{
+    fl_error err;
+    fl_model *m = model_new("mlp", "sgd", 3);
+    fake_async f = {0};
+    fl_overlap_stats st = {0};
+    CHECK(fl_model_grads_overlap_begin(m, 1, &fake_ops, &f, 1, &err) == FL_OK);
+    CHECK(fl_model_grads_overlap_end(m, &st, &err) == FL_OK);
+    CHECK(f.starts == 4 && st.buckets == 4 && st.started_in_backward == 0 && f.waits == 4);
+    CHECK(f.counts[0] == NCLS && !f.nonzero_at_start);
+    fl_model_free(m);
+}
+
+static void test_overlap_errors_are_the_callers(void)
+{
+    fl_error err;
+    double l;
+    int c;
+    fl_model *m = model_new("mlp", "sgd", 3);
+    fake_async f = {.fail_start = 1};
+    CHECK(fl_model_grads_overlap_begin(m, 1, &fake_ops, &f, 1, &err) == FL_OK);
+    CHECK(fl_model_grads_overlap_begin(m, 1, &fake_ops, &f, 1, &err) == FL_EINTERNAL);
+    CHECK(fl_model_forward_backward(m, x, y, B, NULL, 1.0, &l, &c, &err) == FL_OK);
+    CHECK(fl_model_grads_overlap_end(m, NULL, &err) == FL_EMPI);
+    CHECK(strstr(err.msg, "the bucket could not start") != NULL);
+    CHECK(fl_model_grads_overlap_end(m, NULL, &err) == FL_EINTERNAL); /* not begun */
+    /* A second backward after a bucket has started would send stale gradients. */
+    fake_async g = {0};
+    CHECK(fl_model_zero_grad(m, &err) == FL_OK);
+    CHECK(fl_model_grads_overlap_begin(m, 1, &fake_ops, &g, 1, &err) == FL_OK);
+    CHECK(fl_model_forward_backward(m, x, y, B, NULL, 1.0, &l, &c, &err) == FL_OK);
+    CHECK(fl_model_forward_backward(m, x, y, B, NULL, 1.0, &l, &c, &err) == FL_OK);
+    CHECK(fl_model_grads_overlap_end(m, NULL, &err) == FL_EINTERNAL);
+    CHECK(strstr(err.msg, "after its bucket") != NULL);
+    CHECK(g.waits == g.starts);
+    fl_model_free(m);
+}
+
 int main(void)
 {
     fl_error err;
@@ -220,5 +356,9 @@ int main(void)
     RUN(test_a_model_without_buffers_broadcasts_none);
     RUN(test_a_failing_collective_is_the_callers_error);
     RUN(test_a_cpu_model_has_no_cuda_stream);
+    RUN(test_overlap_doubles_every_gradient_once_in_one_bucket_per_tensor);
+    RUN(test_overlap_doubles_every_gradient_once_in_one_bucket);
+    RUN(test_overlap_without_backward_starts_every_bucket_with_zeros);
+    RUN(test_overlap_errors_are_the_callers);
     return check_summary();
 }

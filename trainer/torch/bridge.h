@@ -70,7 +70,21 @@ typedef struct {
     uint64_t backbone_seed;   /* frozen backbone: its weights from this seed, the head's from seed (0: both from seed) */
     const struct fl_model *backbone_of; /* frozen backbone: share this model's (the same module, one copy in memory) */
     const char *device;       /* "cpu", "cuda", "cuda:N" */
-} fl_model_spec;              /* NULL head_type, head_act, optimizer, device: "linear", "relu", "adam", "cpu" */
+    const char *precision;    /* "fp32" | "bf16" | "fp16" (CUDA only): the backbone's autocast dtype, see below */
+    int memory_format;        /* a built-in ResNet's activations: 0 auto (channels_last on CUDA, contiguous on the
+                                 CPU, where it measured slower: README "GPUs"), 1 contiguous, 2 channels_last */
+} fl_model_spec;              /* NULL head_type, head_act, optimizer, device, precision: "linear", "relu", "adam",
+                                 "cpu", "fp32" */
+
+/* Mixed precision (spec.precision other than "fp32"): the backbone's forward
+ * runs under libtorch's autocast in bfloat16 or float16 (convolutions and
+ * matrix products in that dtype, what autocast keeps in float32 in float32),
+ * and so does its backward when it trains. Parameters (the master weights),
+ * the head, the loss, gradients and the optimizer stay float32; features
+ * leave the backbone in the autocast dtype and are widened to float32
+ * (exactly) for the head and for every host buffer below. "fp16" needs a
+ * CUDA device (FL_EINPUT on the CPU) and, with a trained backbone, scales the
+ * loss (fl_model_loss_scale). */
 
 /* ---- augmentation ----------------------------------------------------------
  * Per image, the drawn parameters of every op of its augmentation stage, in
@@ -216,6 +230,18 @@ fl_code fl_model_forward_backward(fl_model *m, const uint8_t *x, const int32_t *
 
 /* Clips gradients (if configured), steps the optimizer, zeroes gradients. */
 fl_code fl_model_step(fl_model *m, fl_error *err);
+/* fp16 with a trained backbone: dynamic loss scaling, as PyTorch's GradScaler
+ * with its defaults. fl_model_forward_backward multiplies the loss by the
+ * scale (65536 at first); fl_model_step divides the gradients by it before
+ * clipping, then skips the step when one of them is inf or NaN (the scale
+ * halves) or steps (after 2000 steps in a row the scale doubles). Returns 1
+ * with the scale and the good steps since it last changed, the state a
+ * checkpoint keeps; 0 for every other model (no scaling). */
+int fl_model_loss_scale(const fl_model *m, double *scale, int64_t *good_steps);
+/* Restores that state (a resumed run); FL_EINPUT for a model without scaling
+ * or a scale that is not a finite number > 0. */
+fl_code fl_model_set_loss_scale(fl_model *m, double scale, int64_t good_steps, fl_error *err);
+
 /* Drops the gradients without a step (a step skipped for a non-finite loss). */
 fl_code fl_model_zero_grad(fl_model *m, fl_error *err);
 
@@ -299,6 +325,57 @@ fl_code fl_model_grads_reduce(fl_model *m, int host, fl_flat_collective_fn fn, v
 fl_code fl_models_grads_reduce(fl_model *const *ms, int n, int host, fl_flat_collective_fn fn, void *ctx,
                                fl_error *err);
 
+/* ---- overlapping the gradient all-reduce with backward ----------------------
+ * The gradients go out in buckets while backward runs, as PyTorch's DDP does
+ * them: the trainable parameters in reverse order (the order backward
+ * produces their gradients), cut into buckets of about bucket_bytes, each a
+ * contiguous slice of one flat float32 buffer. A hook on each parameter's
+ * gradient accumulator (it runs after the gradient is added to .grad) marks
+ * it ready; when all of a bucket's are, and all earlier buckets have started
+ * (every rank starts them in the same order), its gradients are copied into
+ * its slice and a nonblocking collective starts on it, and backward goes on.
+ *
+ * The nonblocking collective, in three calls dist/ provides (ctx is theirs):
+ *   start: begins the sum over the group of buf (count float32, in place),
+ *          setting *handle (NULL is a valid handle: nothing to wait for);
+ *   test:  (may be NULL) lets outstanding collectives progress; 1 when
+ *          handle's has finished, 0 when not; never fails (wait reports);
+ *   wait:  completes handle's collective and releases the handle, whether
+ *          or not the call fails; called exactly once per started handle.
+ * any_thread = 0: start and test are only called on the thread that called
+ * fl_model_grads_overlap_begin (MPI initialised MPI_THREAD_FUNNELED): a
+ * hook that runs elsewhere (autograd's device threads, for CUDA tensors)
+ * only marks its bucket ready, and fl_model_grads_overlap_end starts it. */
+typedef struct {
+    fl_code (*start)(float *buf, int64_t count, void *ctx, void **handle, fl_error *err);
+    int (*test)(void *handle, void *ctx);
+    fl_code (*wait)(void *handle, void *ctx, fl_error *err);
+    int any_thread;
+} fl_flat_async_ops;
+
+typedef struct {
+    int buckets;             /* of the model */
+    int started_in_backward; /* of them, started while backward ran (the rest by _end) */
+    double busy_s;           /* seconds the hooks spent starting and testing collectives (copies included) */
+} fl_overlap_stats;
+
+/* Arms the model for the next backward (fl_model_forward_backward): its
+ * gradients reduce as they become ready, with ops on ctx; host as in
+ * fl_model_grads_reduce (1: the buckets lie in host memory; a GPU model's
+ * then go out at _end only). bucket_bytes >= 1 (the buckets are built again
+ * when it changes). Call _end before the next _begin, the step or a
+ * zero_grad, also on a rank whose shard was empty (no backward at all). */
+fl_code fl_model_grads_overlap_begin(fl_model *m, int host, const fl_flat_async_ops *ops, void *ctx,
+                                     int64_t bucket_bytes, fl_error *err);
+
+/* Starts the buckets backward did not (parameters the loss did not reach:
+ * their missing gradients go out as zeros, as in fl_model_grads_reduce), in
+ * order, waits for every bucket and writes the sums into the .grad tensors;
+ * stats (may be NULL) says how it went. The sums are fl_model_grads_reduce's
+ * (up to the collective's own order of addition). After an error the model's
+ * gradients are undefined; every started collective has been waited for. */
+fl_code fl_model_grads_overlap_end(fl_model *m, fl_overlap_stats *stats, fl_error *err);
+
 /* What fl_model_state_broadcast sends: parameters (all of them, trainable or
  * not) and floating-point buffers (batch-norm running means and variances;
  * integer buffers such as num_batches_tracked stay as they are). A frozen
@@ -309,8 +386,7 @@ enum { FL_STATE_PARAMS = 1, FL_STATE_BUFFERS = 2 };
 /* Like fl_model_grads_reduce, for the tensors `what` names: packs them, calls
  * fn once (a broadcast from group rank 0), unpacks. No call when the model
  * has none of them (a model without batch norm has no buffers). */
-fl_code fl_model_state_broadcast(fl_model *m, int what, int host, fl_flat_collective_fn fn, void *ctx,
-                                 fl_error *err);
+fl_code fl_model_state_broadcast(fl_model *m, int what, int host, fl_flat_collective_fn fn, void *ctx, fl_error *err);
 
 /* The current CUDA stream of the model's device (a cudaStream_t), on which
  * the device buffers above are written; NULL for a model on the CPU or a
@@ -326,8 +402,8 @@ fl_code fl_torch_manual_seed(uint64_t seed, fl_error *err);
  * "cpu"). A positive angle_deg turns the picture counter-clockwise as seen
  * with row 0 at the top (90 degrees on a square N x N image:
  * out[y][x] = in[x][N-1-y]). */
-fl_code fl_torch_augment_batch(const uint8_t *x, int B, int ch, int H, int W, const fl_augment *aug,
-                               const char *device, float *out, fl_error *err);
+fl_code fl_torch_augment_batch(const uint8_t *x, int B, int ch, int H, int W, const fl_augment *aug, const char *device,
+                               float *out, fl_error *err);
 
 /* The two uniform noise fields of an elastic draw with noise_key, before the
  * blur, as the bridge generates them on device: out float32 (2, H, W). */

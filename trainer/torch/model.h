@@ -10,8 +10,14 @@
 
 #include <torch/torch.h>
 
+#include "trainer/torch/amp.h"
 #include "trainer/torch/bridge.h"
 #include "trainer/torch/nets.h"
+
+namespace foldline
+{
+struct Overlap; // model_overlap.cpp: the buckets and hooks of fl_model_grads_overlap_*
+}
 
 struct fl_model {
     // The spec, as owned copies (the caller's strings may go away).
@@ -29,6 +35,10 @@ struct fl_model {
     std::vector<double> group_scale; // lr factor of each optimizer parameter group
     torch::Tensor mean, std;         // (1, C, 1, 1) float32 on device
     torch::Tensor flat;              // (count) float32: model_comm.cpp's buffer, kept between steps
+    std::shared_ptr<foldline::Overlap> overlap; // built at the first fl_model_grads_overlap_begin
+    at::ScalarType amp = at::kFloat;            // the backbone's autocast dtype (kFloat: none); amp.h
+    foldline::LossScaler scaler;                // fp16 with a trained backbone
+    bool channels_last = false;                 // backbone weights and input images in channels_last (NHWC) memory
 };
 
 namespace foldline

@@ -138,6 +138,9 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
     m->label_smoothing = s.label_smoothing;
     if (fl_code rc = parse_device(m->device_name, &m->device, err))
         return rc;
+    if (fl_code rc = precision_parse(or_default(s.precision, "fp32"), m->device, &m->amp, err))
+        return rc;
+    m->scaler.on = m->amp == at::kHalf && !m->freeze_backbone; // a frozen backbone has no backward in fp16
 
     // Weights are drawn on the CPU from a seeded generator, then moved. A
     // TorchScript module is read straight onto the device. A frozen backbone
@@ -169,6 +172,15 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
         head_new(m->head_type, backbone->feature_dim(), m->head_hidden, m->head_act, m->num_classes);
     m->net = Net(backbone, head);
     m->net->to(m->device);
+    // channels_last: the convolutions of a built-in ResNet run in NHWC (cuDNN's
+    // and oneDNN's native layout, what tensor cores want); the 4-d weights are
+    // stored so, the images converted at the input.
+    const bool resnet = m->backbone_name.compare(0, 6, "resnet") == 0;
+    m->channels_last = resnet && (s.memory_format == 2 || (s.memory_format == 0 && m->device.is_cuda()));
+    if (m->channels_last && !s.backbone_of)
+        for (auto &p : m->net->backbone->parameters())
+            if (p.dim() == 4)
+                p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
     if (m->freeze_backbone)
         for (auto &p : m->net->backbone->parameters())
             p.set_requires_grad(false);
@@ -222,8 +234,24 @@ void copy_to_host(const torch::Tensor &t, float *out)
     std::memcpy(out, h.data_ptr<float>(), sizeof(float) * (size_t)h.numel());
 }
 
+void drop_grads(fl_model &m)
+{
+    for (auto &p : m.trainable)
+        p.mutable_grad() = torch::Tensor();
+}
+
 void step(fl_model &m)
 {
+    if (m.scaler.on) { // unscaled before clipping; a step with an inf or NaN gradient is skipped
+        std::vector<torch::Tensor> grads;
+        for (auto &p : m.trainable)
+            if (p.grad().defined())
+                grads.push_back(p.grad());
+        if (!m.scaler.unscale_and_update(grads)) {
+            drop_grads(m);
+            return;
+        }
+    }
     if (m.clip_grad_norm > 0)
         torch::nn::utils::clip_grad_norm_(m.trainable, m.clip_grad_norm);
     m.opt->step();
@@ -238,10 +266,10 @@ void step(fl_model &m)
 void head_backward(fl_model &m, const torch::Tensor &feats, const int32_t *y, int B, double scale, double *loss_sum,
                    int *correct)
 {
-    torch::Tensor logits = m.net->head->forward(feats); // (B, num_classes)
+    torch::Tensor logits = m.net->head->forward(feats.to(torch::kFloat32)); // (B, num_classes), float32
     torch::Tensor yt = labels_to_device(y, B, m.device);
     torch::Tensor rows = cross_entropy_rows(logits, yt, m.label_smoothing); // (B)
-    (rows.mean() * scale).backward();
+    (rows.mean() * (m.scaler.on ? scale * m.scaler.scale : scale)).backward();
     torch::Tensor stats =
         torch::stack({rows.detach().sum().to(torch::kFloat64), logits.argmax(1).eq(yt).sum().to(torch::kFloat64)})
             .to(torch::kCPU); // one device-to-host copy
@@ -261,7 +289,26 @@ torch::Tensor model_input(fl_model &m, const uint8_t *x, int B, const fl_augment
     xb = images_normalise(xb, m.mean, m.std);
     if (view >= 0)
         xb = xb.flip({view == FL_TTA_HFLIP ? 3 : 2});
-    return xb;
+    return m.channels_last ? xb.contiguous(torch::MemoryFormat::ChannelsLast) : xb;
+}
+
+// The backbone's features (B, D) of normalised images, under autocast in the
+// model's precision (amp.h); without grad when the backbone is frozen. The
+// dtype is the autocast one: callers widen to float32 for the head.
+torch::Tensor backbone_forward(fl_model &m, const torch::Tensor &xb)
+{
+    AutocastScope autocast(m.device, m.amp);
+    if (m.freeze_backbone || !torch::GradMode::is_enabled()) {
+        torch::NoGradGuard no_grad;
+        return m.net->backbone->forward(xb);
+    }
+    return m.net->backbone->forward(xb);
+}
+
+// Eval mode, no grad: the logits (B, C), float32, of normalised images.
+torch::Tensor net_logits(fl_model &m, const torch::Tensor &xb)
+{
+    return m.net->head->forward(backbone_forward(m, xb).to(torch::kFloat32));
 }
 
 // Host float32 (B, D) -> device tensor.
@@ -278,13 +325,7 @@ void forward_backward(fl_model &m, const uint8_t *x, const int32_t *y, int B, co
     if (m.freeze_backbone)
         m.net->backbone->eval(); // batch-norm statistics stay as they are
     torch::Tensor xb = model_input(m, x, B, aug, -1); // (B, C, H, W)
-    torch::Tensor feats; // (B, D)
-    if (m.freeze_backbone) {
-        torch::NoGradGuard no_grad;
-        feats = m.net->backbone->forward(xb);
-    } else {
-        feats = m.net->backbone->forward(xb);
-    }
+    torch::Tensor feats = backbone_forward(m, xb); // (B, D)
     head_backward(m, feats, y, B, scale, loss_sum, correct);
 }
 
@@ -294,10 +335,10 @@ void predict(fl_model &m, const uint8_t *x, int B, const int *tta, int n_tta, fl
     m.net->eval();
     torch::NoGradGuard no_grad;
     torch::Tensor xb = model_input(m, x, B, nullptr, -1);                       // (B, C, H, W)
-    torch::Tensor p = torch::softmax(m.net->forward(xb).to(torch::kFloat32), 1); // (B, num_classes)
+    torch::Tensor p = torch::softmax(net_logits(m, xb), 1); // (B, num_classes)
     for (int t = 0; t < n_tta; t++) {
         torch::Tensor view = xb.flip({tta[t] == FL_TTA_HFLIP ? 3 : 2});
-        p = p + torch::softmax(m.net->forward(view).to(torch::kFloat32), 1);
+        p = p + torch::softmax(net_logits(m, view), 1);
     }
     if (n_tta > 0)
         p = p / (double)(n_tta + 1);
@@ -468,10 +509,7 @@ extern "C" fl_code fl_model_step(fl_model *m, fl_error *err)
 
 extern "C" fl_code fl_model_zero_grad(fl_model *m, fl_error *err)
 {
-    FL_TORCH_GUARD(err, {
-        for (auto &p : m->trainable)
-            p.mutable_grad() = torch::Tensor();
-    });
+    FL_TORCH_GUARD(err, drop_grads(*m));
 }
 
 extern "C" fl_code fl_model_predict(fl_model *m, const uint8_t *x, int B, const int *tta, int n_tta, const int32_t *y,
@@ -499,7 +537,7 @@ extern "C" fl_code fl_model_features(fl_model *m, const uint8_t *x, int B, float
     FL_TORCH_GUARD(err, {
         m->net->eval();
         torch::NoGradGuard no_grad;
-        copy_to_host(m->net->backbone->forward(model_input(*m, x, B, nullptr, -1)), feats); // (B, D)
+        copy_to_host(backbone_forward(*m, model_input(*m, x, B, nullptr, -1)), feats); // (B, D)
     });
 }
 
@@ -516,7 +554,7 @@ extern "C" fl_code fl_model_embed(fl_model *m, const uint8_t *x, int B, const fl
     FL_TORCH_GUARD(err, {
         m->net->backbone->eval();
         torch::NoGradGuard no_grad;
-        copy_to_host(m->net->backbone->forward(model_input(*m, x, B, aug, view)), feats); // (B, D)
+        copy_to_host(backbone_forward(*m, model_input(*m, x, B, aug, view)), feats); // (B, D)
     });
 }
 

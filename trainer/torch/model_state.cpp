@@ -21,6 +21,7 @@
 #include "trainer/torch/model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -183,4 +184,28 @@ extern "C" fl_code fl_model_load_weights(fl_model *m, const char *path, fl_error
     if (!m || !path)
         return fl_fail(err, FL_EINTERNAL, "fl_model_load_weights: model and path must not be NULL");
     FL_TORCH_GUARD(err, return foldline::load(*m, path, nullptr, 0, false, nullptr, 0, err));
+}
+
+extern "C" int fl_model_loss_scale(const fl_model *m, double *scale, int64_t *good_steps)
+{
+    if (!m || !m->scaler.on)
+        return 0;
+    if (scale)
+        *scale = m->scaler.scale;
+    if (good_steps)
+        *good_steps = m->scaler.good_steps;
+    return 1;
+}
+
+extern "C" fl_code fl_model_set_loss_scale(fl_model *m, double scale, int64_t good_steps, fl_error *err)
+{
+    if (!m || !m->scaler.on)
+        return fl_fail(err, FL_EINPUT, "loss scale %g: this model does not scale its loss (fp16, trained backbone)",
+                       scale);
+    if (!(scale > 0) || !std::isfinite(scale) || good_steps < 0)
+        return fl_fail(err, FL_EINPUT, "loss scale %g after %lld good steps: expected a finite scale > 0", scale,
+                       (long long)good_steps);
+    m->scaler.scale = scale;
+    m->scaler.good_steps = good_steps;
+    return FL_OK;
 }

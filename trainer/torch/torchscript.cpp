@@ -165,6 +165,12 @@ fl_code find_dim(torch::jit::Module &module, const std::string &path, const torc
 
 } // namespace
 
+const torch::jit::Module *torchscript_module_of(const BackboneImpl &backbone)
+{
+    const auto *script = dynamic_cast<const ScriptBackboneImpl *>(&backbone);
+    return script ? &script->module : nullptr;
+}
+
 fl_code torchscript_backbone_new(const std::string &path, const torch::Device &device, int64_t ch, int64_t h, int64_t w,
                                  std::shared_ptr<BackboneImpl> *out, fl_error *err)
 {

@@ -17,6 +17,8 @@
 #include "dist/error.h"
 #include "trainer/torch/nets.h"
 
+#include <torch/script.h>
+
 namespace foldline
 {
 
@@ -31,6 +33,10 @@ bool is_torchscript(const std::string &name);
 // when the file cannot be opened, is not a TorchScript module, fails on such
 // a batch (other channels or size than it was exported for), or returns
 // anything but one floating-point tensor (2, D).
+// The TorchScript module of a "torchscript:PATH" backbone, or nullptr when
+// the backbone is a built-in one (for export: the module goes in as it is).
+const torch::jit::Module *torchscript_module_of(const BackboneImpl &backbone);
+
 fl_code torchscript_backbone_new(const std::string &path, const torch::Device &device, int64_t ch, int64_t h, int64_t w,
                                  std::shared_ptr<BackboneImpl> *out, fl_error *err);
 

@@ -1,0 +1,120 @@
+/* cli_export.c -- `foldline export RUN_DIR OUT.pt [options]`: a trained
+ * run's whole ensemble as one TorchScript module (trainer/torch/export.h),
+ * built from the very models `foldline predict` loads (trainer/predict.h)
+ * and written through a temporary file and a rename. Never starts MPI. */
+#include <stdio.h>
+#include <string.h>
+
+#include "dist/outpath.h"
+#include "dist/tempfile.h"
+#include "launch/cli.h"
+#include "trainer/predict.h"
+#include "trainer/run.h"
+#include "trainer/torch/export.h"
+
+static const char *export_usage =
+    "usage: foldline export RUN_DIR OUT.pt [options]\n"
+    "\n"
+    "Writes one TorchScript module holding the run's whole ensemble: the normalisation, each distinct\n"
+    "backbone once (a frozen model's folds share theirs), every fold's head, the test-time views and the\n"
+    "vote. Its input is uint8 images (N, C, H, W) at the run's size and channels; its output float64\n"
+    "(N, classes): the ensemble's class probabilities for the soft methods, the shares of the weighted\n"
+    "votes for the hard ones. Plain PyTorch loads it:\n"
+    "\n"
+    "  m = torch.jit.load(\"OUT.pt\")\n"
+    "  probs = m(images)            # images: torch.uint8 (N, C, H, W)\n"
+    "  classes = probs.argmax(1)\n"
+    "\n"
+    "  --models a,b   the models of the run to include (default: all; they must share one image size)\n"
+    "  --method M     soft | hard | soft-soft | soft-hard | hard-hard (default: run.cfg's vote_method)\n";
+
+int cli_export(int argc, char **argv)
+{
+    fl_error err;
+    fl_error_clear(&err);
+    const char *run_dir = NULL, *out = NULL, *models = NULL, *method = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL, **slot = NULL;
+        int r = 0;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(export_usage, stdout);
+            return 0;
+        }
+        if ((r = cli_opt_value(argc, argv, &i, "--models", &v)) != 0)
+            slot = &models;
+        else if ((r = cli_opt_value(argc, argv, &i, "--method", &v)) != 0)
+            slot = &method;
+        if (r < 0 || (slot && !*v)) {
+            fl_fail(&err, FL_EUSAGE, "export: option '%s' needs a value HINT: foldline export --help", argv[i]);
+            return cli_report(&err);
+        }
+        if (slot) {
+            *slot = v;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fl_fail(&err, FL_EUSAGE, "export: unknown option '%s' HINT: foldline export --help", argv[i]);
+            return cli_report(&err);
+        } else if (!run_dir) {
+            run_dir = argv[i];
+        } else if (!out) {
+            out = argv[i];
+        } else {
+            fl_fail(&err, FL_EUSAGE, "export: unexpected argument '%s' HINT: foldline export RUN_DIR OUT.pt [options]",
+                    argv[i]);
+            return cli_report(&err);
+        }
+    }
+    if (!run_dir || !out) {
+        fl_fail(&err, FL_EUSAGE,
+                "export: needs RUN_DIR and OUT.pt HINT: foldline export RUN_DIR OUT.pt [options]; see foldline export "
+                "--help");
+        return cli_report(&err);
+    }
+    fl_tempfile_install_signal_cleanup();
+    static fl_run run;
+    fl_predictor *pred = NULL;
+    char final[4096];
+    fl_code rc = fl_run_open(run_dir, models, method, &run, &err);
+    for (int m = 1; !rc && m < run.n_models; m++) {
+        const fl_run_model *a = &run.models[0], *b = &run.models[m];
+        if (a->channels != b->channels || a->height != b->height || a->width != b->width)
+            rc = fl_fail(
+                &err, FL_EUSAGE,
+                "export: a size mismatch: model %s takes %dx%d images of %d channels, model %s %dx%d of %d; one module "
+                "takes one image size HINT: export each size on its own (--models %s, then --models %s)",
+                a->name, a->height, a->width, a->channels, b->name, b->height, b->width, b->channels, a->name, b->name);
+    }
+    if (!rc) {
+        char *inputs[FL_MAX_MODELS * FL_MAX_FOLDS * 4 + 2];
+        int n = fl_run_inputs(&run, inputs, (int)(sizeof inputs / sizeof *inputs));
+        rc = fl_outpath_check("OUT.pt", out, inputs, n, final, sizeof final, &err);
+        fl_run_free_paths(inputs, n);
+    }
+    if (!rc)
+        rc = fl_predictor_new(&run, "cpu", &pred, &err);
+    if (!rc) {
+        fl_export_model em[FL_MAX_MODELS];
+        fl_model *folds[FL_MAX_MODELS][FL_MAX_FOLDS];
+        for (int m = 0; m < run.n_models; m++) {
+            for (int i = 0; i < run.man.n_folds; i++)
+                folds[m][i] = fl_predictor_fold(pred, m, i);
+            em[m] = (fl_export_model){run.models[m].weight, run.models[m].frozen, run.man.n_folds, folds[m],
+                                      run.models[m].n_tta,  run.models[m].tta};
+        }
+        fl_tempfile t;
+        if (!(rc = fl_tempfile_begin(&t, final, 1, &err))) {
+            if ((rc = fl_export_ensemble(em, run.n_models, run.method, t.tmp_path, &err))) {
+                fl_tempfile_abort(&t);
+                fl_error_prefix(&err, "%s", out);
+            } else {
+                rc = fl_tempfile_commit(&t, &err);
+            }
+        }
+    }
+    if (!rc)
+        fprintf(stderr, "export: %d model%s x %d fold%s (%s), images uint8 (N, %d, %d, %d); wrote %s\n", run.n_models,
+                run.n_models == 1 ? "" : "s", run.man.n_folds, run.man.n_folds == 1 ? "" : "s", run.method,
+                run.models[0].channels, run.models[0].height, run.models[0].width, final);
+    fl_predictor_free(pred);
+    fl_run_free(&run);
+    return rc ? cli_report(&err) : 0;
+}
