@@ -191,9 +191,7 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
         fprintf(f->log,
                 "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB) %s%s, computed in %.1f s\n",
                 f->mc->name, (long long)n, (long long)f->N, f->D, (double)n * f->D * sizeof(float) / (1 << 20),
-                in_file  ? "in the scratch file "
-                : device ? "on the device (the CPU's: in memory)"
-                         : "in memory",
+                in_file ? "in the scratch file " : device ? "on the device (the CPU's: in memory)" : "in memory",
                 in_file ? path : "", job_now_s() - t0);
         fflush(f->log);
     }

@@ -139,9 +139,9 @@ typedef struct {
     char backend[8];               /* "auto" (default) | "nccl" | "mpi" */
     double timeout_s;              /* > 0, default 600: a collective waiting longer is a hang, reported and aborted */
     double lock_timeout_s;         /* >= 5, default 60: a job lock of another host with an older heartbeat is stale */
-    int overlap;                   /* default 1: the gradient all-reduce in buckets that start during backward;
-                                      0: one all-reduce of every gradient after backward */
-    double bucket_mb;              /* > 0, default 25: the buckets' size in MB (1e6 bytes of float32 gradients) */
+    int overlap;       /* default 1: the gradient all-reduce in buckets that start during backward;
+                          0: one all-reduce of every gradient after backward */
+    double bucket_mb;  /* > 0, default 25: the buckets' size in MB (1e6 bytes of float32 gradients) */
     int ranks_per_job_line, backend_line;
     /* models */
     int n_models;

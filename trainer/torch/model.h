@@ -36,9 +36,9 @@ struct fl_model {
     torch::Tensor mean, std;         // (1, C, 1, 1) float32 on device
     torch::Tensor flat;              // (count) float32: model_comm.cpp's buffer, kept between steps
     std::shared_ptr<foldline::Overlap> overlap; // built at the first fl_model_grads_overlap_begin
-    at::ScalarType amp = at::kFloat;            // the backbone's autocast dtype (kFloat: none); amp.h
-    foldline::LossScaler scaler;                // fp16 with a trained backbone
-    bool channels_last = false;                 // backbone weights and input images in channels_last (NHWC) memory
+    at::ScalarType amp = at::kFloat; // the backbone's autocast dtype (kFloat: none); amp.h
+    foldline::LossScaler scaler;     // fp16 with a trained backbone
+    bool channels_last = false;      // backbone weights and input images in channels_last (NHWC) memory
 };
 
 namespace foldline
