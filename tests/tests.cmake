@@ -105,3 +105,35 @@ if(FOLDLINE_MPIRUN)
   endforeach()
   set_tests_properties(hosts_harness hosts_train PROPERTIES RESOURCE_LOCK slurm)
 endif()
+
+# The second build: foldline against PyPI's torch 2.x (CUDA built), made by launch/torch2.sh in
+# build-torch2/ and tested there with `ctest -L torch2` (launch/test.sh). The Python of its virtual
+# environment (torch, timm) is the oracle of the timm backbones; the libtorch 1.13 build beside it
+# (FOLDLINE_REFERENCE_BUILD) is what the predictions are compared with and what must refuse a
+# module written by torch 2.x. The unit and bridge tests of this file run again there.
+set(FOLDLINE_TORCH_PYTHON "" CACHE FILEPATH "Python with torch 2.x and timm (launch/torch2.sh's venv) for the torch2 tests")
+set(FOLDLINE_REFERENCE_BUILD "" CACHE PATH "The libtorch 1.13 build folder the torch2 tests compare with")
+if(Torch_VERSION VERSION_GREATER_EQUAL 2.0)
+  get_property(_tests DIRECTORY PROPERTY TESTS)
+  foreach(t IN LISTS _tests)
+    if(t MATCHES "^(unit_|torch_torch|train_train$|train_torchscript$)")
+      set_property(TEST ${t} APPEND PROPERTY LABELS torch2)
+    endif()
+  endforeach()
+  set(_t2env "FOLDLINE=$<TARGET_FILE:foldline>;SCRIPT_MODEL=$<TARGET_FILE:script_model>"
+             "FOLDLINE_TORCH_PYTHON=${FOLDLINE_TORCH_PYTHON}" "FOLDLINE_REFERENCE_BUILD=${FOLDLINE_REFERENCE_BUILD}")
+  # version: the torch, CUDA and NCCL this binary links and loads (one libc10, the wheel's NCCL)
+  # timm: eva02_tiny_patch14_224 through export_timm.py --weights equals timm's forward
+  # refused: libtorch 1.13 refuses a module written by torch 2.x in one line
+  # agree: a short CPU training run gives build 1's predictions
+  # recipe: configs/sketch_seed.cfg with the real EVA02 architecture (tiny) at 448 and 336 px
+  foreach(t version timm refused agree recipe)
+    add_test(NAME torch2_${t} COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/torch2/test_${t}.py)
+    set_tests_properties(torch2_${t} PROPERTIES ENVIRONMENT "${_t2env}" LABELS torch2 TIMEOUT 600
+                         SKIP_RETURN_CODE 77)
+  endforeach()
+  # The seed's two real backbones (EVA02-L 448, EVA-g 336) with random weights on the CPU: minutes, GBs.
+  add_test(NAME torch2_timm_large COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/torch2/test_timm_large.py)
+  set_tests_properties(torch2_timm_large PROPERTIES ENVIRONMENT "${_t2env}" LABELS "torch2;slow" TIMEOUT 1800
+                       SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
+endif()
