@@ -60,7 +60,7 @@ fl_code vote_write_submission(const vote_state *v, fl_error *err)
     if (fclose(f) != 0 || !text)
         rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", v->submission_path);
     else
-        rc = vote_write_file(v->submission_path, text, n, err);
+        rc = fl_outpath_write(&v->out, text, n, err);
     free(text);
     return rc;
 }

@@ -219,7 +219,7 @@ class Fused(TempDirTest):
     def test_a_batch_the_folds_cannot_share_is_refused_naming_the_line(self):
         cfg = self.config("odd", frozen_model(batch=18))
         rc, out, err = run("train", cfg)
-        self.assertEqual(rc, 1)
+        self.assertEqual(rc, 2)  # a config mistake
         self.assertEqual(len(err.strip().splitlines()), 1, err)
         self.assertRegex(err, r"odd\.cfg:\d+: models\.\[0\]\.batch = 18: a frozen backbone's folds share each batch")
         self.assertIn("multiple of 4", err)
@@ -229,7 +229,7 @@ class Fused(TempDirTest):
     def test_fuse_folds_needs_a_frozen_backbone(self):
         model = frozen_model(fuse=True).replace("freeze_backbone = true;", "freeze_backbone = false;")
         rc, out, err = run("train", self.config("trained", model))
-        self.assertEqual(rc, 1)
+        self.assertEqual(rc, 2)  # a config mistake
         self.assertRegex(err, r"trained\.cfg:\d+: models\.\[0\]\.fuse_folds: only a frozen backbone's folds can share")
 
 

@@ -122,22 +122,22 @@ class Precision(TempDirTest):
     def test_fp16_on_the_cpu_and_bad_values_are_refused_naming_file_line_key(self):
         cfg = self.config("h", "fp16")
         rc, out, err = run("train", cfg)
-        self.assertEqual(rc, 1, err)
+        self.assertEqual(rc, 2, err)  # a config mistake
         self.assertEqual(len(err.strip().splitlines()), 1, err)
         self.assertIn("%s:1: run.precision: \"fp16\" needs a CUDA device" % cfg, err)
         self.assertIn('HINT: use "bf16"', err)
         cfg = self.config("h2", None, [model(extra='precision = "fp16";')])
         rc, out, err = run("train", cfg)
-        self.assertEqual(rc, 1, err)
+        self.assertEqual(rc, 2, err)  # a config mistake
         self.assertIn("models.[0].precision", err)
         rc, out, err = run("train", self.config("h3", "fp8"))
-        self.assertEqual(rc, 1, err)
+        self.assertEqual(rc, 2, err)  # a config mistake
         self.assertIn("run.precision", err)
         self.assertIn("fp8", err)
         self.assertIn(":1:", err)
         cfg = self.write("h4.cfg", read(self.config("h4")).replace("threads = 1;", "threads = 1; precision = 16;"))
         rc, out, err = run("train", cfg)
-        self.assertEqual(rc, 1, err)
+        self.assertEqual(rc, 2, err)  # a config mistake
         self.assertIn("run.precision", err)
 
 

@@ -158,7 +158,7 @@ class Resume(TempDirTest):
         self.assertEqual(len(line.splitlines()), 1, err)
         self.assertIn("settings.txt", line)
         self.assertIn("models.m.optimizer", line)
-        self.assertIn("lr 0.0030000000000000001", line)
+        self.assertIn("lr 0.003", line)
         self.assertIn("lr 0.001", line)
         self.assertIn("--restart", line)
 
