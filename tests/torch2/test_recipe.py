@@ -3,7 +3,8 @@
 with the real EVA02 architecture: timm's eva02_tiny_patch14_224 (random weights; the tiny one stands
 in for EVA02-L and EVA-g, whose architecture it shares at a smaller width and depth) exported by
 launch/export_timm.py at 448 and 336 px to the paths the config names, tiny data files (15 rows in 5
-folds, 4 test rows) at its data paths, every one of the 5 folds, 1 epoch per model (--set), on the CPU:
+folds, 4 test rows) at its data paths, every one of the 5 folds, 1 epoch per model (11 for the curriculum
+model, so that each of its stages runs; --set), on the CPU:
 each model is one fused job whose heads all train, and the run votes hard-hard.
 
     FOLDLINE=build-torch2/foldline FOLDLINE_TORCH_PYTHON=VENV/bin/python python3 test_recipe.py"""
@@ -35,11 +36,16 @@ class SketchSeedWithEva02(TempDirTest):
             write_data(self.path("data", "sketch%d.h5" % size), size)
         shutil.copy(os.path.join(t2.ROOT, "configs", "sketch_seed.cfg"), self.path("configs"))
         with open(self.path("configs", "sketch_seed.cfg")) as f:
-            models = re.findall(r'^\s*name = "([^"]+)";', f.read(), re.M)
+            text = f.read()
+        found = list(re.finditer(r'^\s*name = "([^"]+)";', text, re.M))
+        models = [f.group(1) for f in found]
         self.assertEqual(models, ["eva02_l_linear", "eva_g_linear", "eva02_l_mlp3_curriculum"])
         sets = ["--set", "run.threads=2", "--set", "run.out_dir=runs"]
-        for m in models:
-            sets += ["--set", "models.%s.epochs=1" % m]
+        for i, f in enumerate(found):
+            # 1 epoch, or one past a curriculum's last stage (a stage that never runs is refused)
+            block = text[f.start():found[i + 1].start() if i + 1 < len(found) else len(text)]
+            last = max([int(e) for e in re.findall(r"from_epoch = (\d+)", block)] or [0])
+            sets += ["--set", "models.%s.epochs=%d" % (f.group(1), last + 1)]
         t0 = time.time()
         rc, out, err = t2.run([t2.FOLDLINE, "train", "configs/sketch_seed.cfg"] + sets, cwd=self.tmp, timeout=900)
         print(f"sketch_seed.cfg with EVA02 (tiny) at 448 and 336 px: {time.time() - t0:.1f} s")
