@@ -306,3 +306,18 @@ int fl_csv_next(fl_csv *c, fl_error *err)
 const char *fl_csv_field(const fl_csv *c, int col) { return c->buf + c->offs[col]; }
 long fl_csv_line(const fl_csv *c) { return c->rec_line; }
 const char *fl_csv_path(const fl_csv *c) { return c->path; }
+
+void fl_csv_write_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}

@@ -22,6 +22,7 @@
 #include "dataset/imagelist.h"
 #include "dist/group.h"
 #include "dist/outpath.h"
+#include "dataset/csv.h"
 #include "dist/tempfile.h"
 #include "dist/vote_sum.h"
 #include "dist/world.h"
@@ -266,21 +267,6 @@ static fl_code predict_rows(predict_ctx *p, int64_t lo, int64_t hi, fl_error *er
     return rc;
 }
 
-static void predict_csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static void predict_header(predict_ctx *p)
 {
     const char *what = fl_vote_method_is_soft(p->run.method) ? "prob" : "votes";
@@ -326,9 +312,9 @@ static fl_code predict_vote(predict_ctx *p, int64_t c0, int64_t n, fl_error *err
             continue;
         }
         int32_t t = fl_vote_sums_row(&s, r->method, i, scores);
-        predict_csv_field(p->csv, p->list.paths[c0 + i]);
+        fl_csv_write_field(p->csv, p->list.paths[c0 + i]);
         fprintf(p->csv, ",%d,", t);
-        predict_csv_field(p->csv, r->classes[t]);
+        fl_csv_write_field(p->csv, r->classes[t]);
         fprintf(p->csv, ",%.9g", scores[t]);
         /* the top k: best first, ties to the lowest class id (a stable selection) */
         for (int c = 0; c < C; c++)
@@ -343,7 +329,7 @@ static fl_code predict_vote(predict_ctx *p, int64_t c0, int64_t n, fl_error *err
             order[j] = order[best];
             order[best] = tmp;
             fputc(',', p->csv);
-            predict_csv_field(p->csv, r->classes[order[j]]);
+            fl_csv_write_field(p->csv, r->classes[order[j]]);
             fprintf(p->csv, ",%.9g", scores[order[j]]);
         }
         fputc('\n', p->csv);
