@@ -4,19 +4,20 @@
 
 # Everything that is not tensor arithmetic (C11).
 set(FOLDLINE_CORE_SOURCES
-  dist/error.c
+  base/cores.c
+  base/error.c
   dist/group.c
   dist/jobq.c
   dist/jobstatus.c
   dist/manifest.c
-  dist/outpath.c
+  base/outpath.c
   dist/place.c
-  dist/progress.c
+  base/progress.c
   dist/runstatus.c
-  dist/stop.c
+  base/stop.c
   dist/nccl.c
-  dist/tempfile.c
-  dist/outpath.c
+  base/tempfile.c
+  base/outpath.c
   dist/vote.c
   dist/vote_calib.c
   dist/vote_fit.c
@@ -42,7 +43,7 @@ set(FOLDLINE_CORE_SOURCES
   dataset/prep.c
   dataset/resize.c
   dataset/source.c
-  dataset/strmap.c
+  base/strmap.c
   dataset/verified.c
   launch/config.c
   launch/config_model.c

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 
 void fl_jobstatus_clear(fl_jobstatus *s)
 {

@@ -36,7 +36,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef struct {
     char state[16], phase[16];

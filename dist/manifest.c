@@ -11,7 +11,7 @@
 
 #include <libconfig.h>
 
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 
 static const char *manifest_methods[] = {"soft", "hard", "soft-soft", "soft-hard", "hard-hard"};
 

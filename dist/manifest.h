@@ -14,7 +14,7 @@
 #ifndef FOLDLINE_MANIFEST_H
 #define FOLDLINE_MANIFEST_H
 
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef struct {
     char data_file[4096];

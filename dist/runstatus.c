@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "dist/manifest.h"
-#include "dist/progress.h"
+#include "base/progress.h"
 
 const char *fl_run_state_name(fl_run_state s)
 {

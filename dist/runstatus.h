@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "dist/jobstatus.h"
 
 typedef enum {

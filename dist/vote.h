@@ -29,7 +29,7 @@
 
 #include <stdio.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef struct {
     const char *run_dir;

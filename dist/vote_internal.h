@@ -17,9 +17,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "dist/manifest.h"
-#include "dist/outpath.h"
+#include "base/outpath.h"
 #include "dist/vote.h"
 
 #define VOTE_MAX_FOLDS   64

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "dataset/csv.h"
-#include "dataset/strmap.h"
+#include "base/strmap.h"
 #include "dist/vote_internal.h"
 
 static fl_code labels_target(const char *csv_path, long line, const char *s, int num_classes, int32_t *out,

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "dataset/csv.h"
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 #include "dist/vote_internal.h"
 
 /* Writes n bytes of text to path atomically. */

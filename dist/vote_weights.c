@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 
 #define WEIGHTS_HINT "HINT: rerun foldline vote RUN_DIR --fit-weights to write it again"
 

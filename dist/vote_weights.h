@@ -25,7 +25,7 @@
 #ifndef FOLDLINE_VOTE_WEIGHTS_H
 #define FOLDLINE_VOTE_WEIGHTS_H
 
-#include "dist/error.h"
+#include "base/error.h"
 
 #define FL_WEIGHTS_FORMAT     "foldline-weights"
 #define FL_WEIGHTS_VERSION    1

@@ -21,10 +21,11 @@
 
 #include "dataset/imagelist.h"
 #include "dist/group.h"
-#include "dist/outpath.h"
+#include "base/outpath.h"
 #include "dataset/csv.h"
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 #include "dist/vote_sum.h"
+#include "base/cores.h"
 #include "dist/world.h"
 #include "launch/cli.h"
 #include "trainer/predict.h"

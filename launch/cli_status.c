@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dist/progress.h"
+#include "base/progress.h"
 #include "dist/runstatus.h"
 #include "launch/cli.h"
 

@@ -12,7 +12,7 @@
 #ifndef FOLDLINE_CONFIG_H
 #define FOLDLINE_CONFIG_H
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "trainer/spec.h"
 
 /* Loads path, applies overrides ("key.path=value", in order), fills *cfg with

@@ -16,7 +16,7 @@
 #include <libconfig.h>
 #include <stddef.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "trainer/spec.h"
 
 #define CFG_KEY_MAX 256

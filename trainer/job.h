@@ -92,7 +92,7 @@ fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, int *inf
 fl_code fl_job_repredict(const fl_job_env *env, const fl_job *job, fl_error *err);
 
 /* Trains and predicts one job (collective over env->group): from its last.pt
- * when it has one. A stop signal (dist/stop.h) ends it after the current
+ * when it has one. A stop signal (base/stop.h) ends it after the current
  * step with a checkpoint and FL_ESTOPPED. */
 fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err);
 

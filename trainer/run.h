@@ -24,7 +24,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "dist/manifest.h"
 #include "trainer/spec.h"
 

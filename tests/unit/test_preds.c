@@ -8,7 +8,7 @@
 #include "dataset/datafile.h"
 #include "dataset/preds.h"
 #include "dist/manifest.h"
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 
 static char tmpdir[256];
 

@@ -22,7 +22,7 @@
 #ifndef FOLDLINE_TORCH_EXPORT_H
 #define FOLDLINE_TORCH_EXPORT_H
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "trainer/torch/bridge.h"
 
 #ifdef __cplusplus

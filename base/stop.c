@@ -2,14 +2,14 @@
  * world rank 0 under an MPI launcher, writes one line with write(2); on a
  * second SIGTERM/SIGINT of a process alone it does what the temporary files'
  * handler does. */
-#include "dist/stop.h"
+#include "base/stop.h"
 
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t stop_epoch = -1; /* 1-based epoch in progress, or -1 */

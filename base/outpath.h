@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 enum {
     FL_OUTPATH_REPLACE = 1, /* an existing regular file may be replaced (--force; vote always) */

@@ -1,5 +1,5 @@
 /* strmap.c -- see strmap.h. Load factor stays under 1/2. */
-#include "dataset/strmap.h"
+#include "base/strmap.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* outpath.c -- see outpath.h. Only looks (lstat, stat, realpath) until the
  * caller writes: a refused path is never opened, so a FIFO is not blocked
  * on, a device not touched and a directory not renamed over. */
-#include "dist/outpath.h"
+#include "base/outpath.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 
 /* "a directory", "a FIFO", ... for a file type that is never written. */
 static const char *outpath_kind(mode_t mode)

@@ -1,5 +1,5 @@
 /* progress.c -- see progress.h. */
-#include "dist/progress.h"
+#include "base/progress.h"
 
 #include <math.h>
 #include <stdlib.h>

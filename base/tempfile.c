@@ -1,6 +1,6 @@
 /* tempfile.c -- see tempfile.h. The signal handler touches only a static
  * array of paths and calls unlink(), both async-signal-safe. */
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
