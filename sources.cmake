@@ -9,7 +9,7 @@ set(FOLDLINE_CORE_SOURCES
   dist/group.c
   dist/jobq.c
   dist/jobstatus.c
-  dist/manifest.c
+  vote/manifest.c
   base/outpath.c
   dist/place.c
   base/progress.c
@@ -18,15 +18,15 @@ set(FOLDLINE_CORE_SOURCES
   dist/nccl.c
   base/tempfile.c
   base/outpath.c
-  dist/vote.c
-  dist/vote_calib.c
-  dist/vote_fit.c
-  dist/vote_html.c
-  dist/vote_html_charts.c
-  dist/vote_labels.c
-  dist/vote_report.c
-  dist/vote_sum.c
-  dist/vote_weights.c
+  vote/vote.c
+  vote/vote_calib.c
+  vote/vote_fit.c
+  vote/vote_html.c
+  vote/vote_html_charts.c
+  vote/vote_labels.c
+  vote/vote_report.c
+  vote/vote_sum.c
+  vote/vote_weights.c
   dist/world.c
   dataset/csv.c
   dataset/datafile.c

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dist/manifest.h"
+#include "vote/manifest.h"
 #include "base/progress.h"
 
 const char *fl_run_state_name(fl_run_state s)

@@ -1,6 +1,6 @@
 /* run.h -- a trained run as `foldline predict` and `foldline export` read it.
  *
- * RUN_DIR/run.cfg (dist/manifest.h) names the data file, the folds, the
+ * RUN_DIR/run.cfg (vote/manifest.h) names the data file, the folds, the
  * models with their vote weights and the vote method. Each model's
  * RUN_DIR/<model>/fold<k>/settings.txt (trainer/settings.h) records what
  * rebuilds its network: the data's classes, channels and size, mean and std,
@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
-#include "dist/manifest.h"
+#include "vote/manifest.h"
 #include "trainer/spec.h"
 
 typedef struct {

@@ -7,7 +7,7 @@
 #include "check.h"
 #include "dataset/datafile.h"
 #include "dataset/preds.h"
-#include "dist/manifest.h"
+#include "vote/manifest.h"
 #include "base/tempfile.h"
 
 static char tmpdir[256];

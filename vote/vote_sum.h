@@ -11,7 +11,7 @@
  * Argmaxes of sums equal argmaxes of means (one positive scale); ties go to
  * the lowest class id (the first maximum). See vote.h for the methods.
  *
- * Fitted weights (RUN_DIR/ensemble/weights.txt, dist/vote_weights.h): each
+ * Fitted weights (RUN_DIR/ensemble/weights.txt, vote/vote_weights.h): each
  * fold's probabilities tempered with the model's T (fl_vote_sums_add_fold_
  * tempered), and soft_soft += w_m * (soft_m / folds) (fl_vote_sums_model_end_
  * fitted): the ensemble's probabilities themselves, in vote --fit-weights's

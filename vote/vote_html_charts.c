@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/vote_internal.h"
+#include "vote/vote_internal.h"
 
 #define HEAT_MAX_CLASSES 1000
 #define HEAT_MAX_CELLS   20000

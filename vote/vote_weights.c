@@ -2,7 +2,7 @@
  * is in vote_weights.h), and temperature scaling, so that vote, predict and
  * export apply fitted weights with one piece of code.
  */
-#include "dist/vote_weights.h"
+#include "vote/vote_weights.h"
 
 #include <errno.h>
 #include <math.h>

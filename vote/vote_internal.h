@@ -1,7 +1,7 @@
 /* vote_internal.h -- what the files of `foldline vote` share: the state of
  * one vote (inputs, per-fold and per-model results, every method's
  * predictions) and the functions each file contributes. Not a public API:
- * only dist/vote*.c include it.
+ * only vote/vote*.c include it.
  *
  *   vote.c         fl_vote_run: load the run, accumulate predictions, vote
  *   vote_labels.c  test labels from a CSV (image_path,target)
@@ -18,9 +18,9 @@
 #include <stdio.h>
 
 #include "base/error.h"
-#include "dist/manifest.h"
+#include "vote/manifest.h"
 #include "base/outpath.h"
-#include "dist/vote.h"
+#include "vote/vote.h"
 
 #define VOTE_MAX_FOLDS   64
 #define VOTE_MAX_MODELS  32

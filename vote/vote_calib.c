@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/vote_internal.h"
+#include "vote/vote_internal.h"
 
 static void calib_add_conf(vote_calib *c, double conf, int right)
 {

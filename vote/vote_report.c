@@ -14,7 +14,7 @@
 
 #include "dataset/csv.h"
 #include "base/tempfile.h"
-#include "dist/vote_internal.h"
+#include "vote/vote_internal.h"
 
 /* Writes n bytes of text to path atomically. */
 fl_code vote_write_file(const char *path, const char *text, size_t n, fl_error *err)

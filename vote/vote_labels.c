@@ -12,7 +12,7 @@
 
 #include "dataset/csv.h"
 #include "base/strmap.h"
-#include "dist/vote_internal.h"
+#include "vote/vote_internal.h"
 
 static fl_code labels_target(const char *csv_path, long line, const char *s, int num_classes, int32_t *out,
                              fl_error *err)

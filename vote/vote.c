@@ -3,7 +3,7 @@
  *
  * Predictions are streamed: one preds.h5 is in memory at a time, and what the
  * votes need is accumulated in double precision as it is read:
- *   test rows:    dist/vote_sum.h's sums (M, C), which `foldline predict`
+ *   test rows:    vote/vote_sum.h's sums (M, C), which `foldline predict`
  *                 shares: per model, the sum of its folds' probabilities and
  *                 the count of their argmaxes; across models, the weighted
  *                 sums of those (soft-soft, hard-hard) and the weighted
@@ -13,7 +13,7 @@
  * the same terms are what an exact tie needs to stay exact. Ties go to the
  * lowest class id everywhere (vote_argmax_* take the first maximum).
  */
-#include "dist/vote.h"
+#include "vote/vote.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,9 +24,9 @@
 
 #include "dataset/datafile.h"
 #include "dataset/preds.h"
-#include "dist/vote_internal.h"
-#include "dist/vote_sum.h"
-#include "dist/vote_weights.h"
+#include "vote/vote_internal.h"
+#include "vote/vote_sum.h"
+#include "vote/vote_weights.h"
 
 #define VOTE_HINT_FOLDS "HINT: the fold was trained with another fold assignment than %s's; retrain it"
 #define VOTE_HINT_TRAIN "HINT: run or finish training (foldline train CONFIG skips the folds already done)"
@@ -241,7 +241,7 @@ static fl_code vote_check_preds(const vote_state *v, const char *path, const cha
 
 /* Accumulators, all (rows, C) doubles; see the file comment. */
 typedef struct {
-    fl_vote_sums test; /* (M, C) each: per model and across models (dist/vote_sum.h) */
+    fl_vote_sums test; /* (M, C) each: per model and across models (vote/vote_sum.h) */
     double *oof_sum;   /* (N, C) weighted OOF probabilities */
     double *row;       /* (C) scratch */
 } vote_sums;

@@ -1,10 +1,10 @@
 /* vote_sum.c -- see vote_sum.h. */
-#include "dist/vote_sum.h"
+#include "vote/vote_sum.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/vote_weights.h"
+#include "vote/vote_weights.h"
 
 static int32_t sum_argmax(const double *x, int n)
 {

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/vote_internal.h"
+#include "vote/vote_internal.h"
 
 #define HTML_CURVE_W 520
 #define HTML_CURVE_H 250

@@ -20,7 +20,7 @@
  * learning curves, confusion, calibration, as inline SVG) and, with
  * fit_weights, RUN_DIR/ensemble/weights.txt: model weights fitted on the OOF
  * predictions by greedy ensemble selection (vote_fit.c; the file's format and
- * its reader are in dist/vote_weights.h). A vote without fit_weights removes
+ * its reader are in vote/vote_weights.h). A vote without fit_weights removes
  * a weights.txt of an earlier one, so that the file always belongs to the
  * submission beside it.
  */

@@ -1,7 +1,7 @@
 /* manifest.c -- see manifest.h. Written by hand (not config_write_file) so
  * that weights keep every digit and the file opens with a comment saying who
  * wrote it; read with libconfig so that errors carry the file and line. */
-#include "dist/manifest.h"
+#include "vote/manifest.h"
 
 #include <errno.h>
 #include <math.h>

@@ -30,9 +30,9 @@
 #include <string.h>
 
 #include "dataset/preds.h"
-#include "dist/vote_internal.h"
-#include "dist/vote_sum.h"
-#include "dist/vote_weights.h"
+#include "vote/vote_internal.h"
+#include "vote/vote_sum.h"
+#include "vote/vote_weights.h"
 
 #define FIT_EPS     1e-15
 #define FIT_T_LO    0.05
@@ -264,7 +264,7 @@ static fl_code fit_nested(vote_state *v, fit_scratch *x, fl_error *err)
 }
 
 /* The equal and fitted votes on the test rows, from every preds.h5 again;
- * the fitted one through fl_vote_sums (dist/vote_sum.h), the code predict
+ * the fitted one through fl_vote_sums (vote/vote_sum.h), the code predict
  * applies weights.txt with. */
 static fl_code fit_test(vote_state *v, fl_error *err)
 {
