@@ -8,12 +8,12 @@ set(FOLDLINE_CORE_SOURCES
   base/error.c
   dist/group.c
   dist/jobq.c
-  dist/jobstatus.c
+  trainer/jobstatus.c
   vote/manifest.c
   base/outpath.c
   dist/place.c
   base/progress.c
-  dist/runstatus.c
+  trainer/runstatus.c
   base/stop.c
   dist/nccl.c
   base/tempfile.c

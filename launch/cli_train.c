@@ -45,7 +45,7 @@
 #include "vote/manifest.h"
 #include "dist/nccl.h"
 #include "base/progress.h"
-#include "dist/runstatus.h"
+#include "trainer/runstatus.h"
 #include "base/stop.h"
 #include "base/tempfile.h"
 #include "vote/vote.h"

@@ -55,7 +55,7 @@ typedef struct {
     FILE *log;                     /* per-epoch lines; NULL for none */
     fl_group *group;               /* the ranks that run each job together; NULL: this process alone */
     fl_jobq *queue;                /* kept served during a job (fl_jobq_progress); NULL for none */
-    /* For status.txt (dist/jobstatus.h): who runs the job. */
+    /* For status.txt (trainer/jobstatus.h): who runs the job. */
     int world_rank;   /* this rank in the MPI world */
     int groups;       /* rank groups of this train process */
     char launch[300]; /* world rank 0's "host:pid": which train process */

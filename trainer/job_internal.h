@@ -7,7 +7,7 @@
 #ifndef FOLDLINE_JOB_INTERNAL_H
 #define FOLDLINE_JOB_INTERNAL_H
 
-#include "dist/jobstatus.h"
+#include "trainer/jobstatus.h"
 #include "base/progress.h"
 #include "trainer/job.h"
 #include "trainer/order.h"

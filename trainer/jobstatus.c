@@ -1,5 +1,5 @@
 /* jobstatus.c -- see jobstatus.h. */
-#include "dist/jobstatus.h"
+#include "trainer/jobstatus.h"
 
 #include <errno.h>
 #include <stdio.h>

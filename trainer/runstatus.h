@@ -2,7 +2,7 @@
  * directory alone: `foldline status` and the run ETA of `foldline train`.
  *
  * For each model x fold of RUN_DIR/run.cfg: preds.h5 (done), status.txt
- * (running, stopped, failed: dist/jobstatus.h), last.pt (resumable: its
+ * (running, stopped, failed: trainer/jobstatus.h), last.pt (resumable: its
  * epoch and step), metrics.csv (the best epochs, seconds per epoch) and
  * settings.txt (the epochs). A "running" record whose writer is gone (on
  * this host: no such process) or silent for longer than 3 heartbeats + 60 s
@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
-#include "dist/jobstatus.h"
+#include "trainer/jobstatus.h"
 
 typedef enum {
     FL_RUN_DONE,

@@ -1,5 +1,5 @@
 /* runstatus.c -- see runstatus.h. */
-#include "dist/runstatus.h"
+#include "trainer/runstatus.h"
 
 #include <errno.h>
 #include <math.h>
