@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # torch2.sh -- developer script: foldline built against PyPI's torch 2.x (a CUDA build) in
-# build-torch2/, the second build that CI tests (launch/test.sh). Not a user launcher: demo.sh and
+# build-torch2/, the second build that CI tests (tools/test.sh). Not a user launcher: demo.sh and
 # test.sh keep building against Debian's libtorch 1.13 in build/.
 #
-#   bash launch/torch2.sh        make the virtual environment if missing, configure and build
-#   bash launch/torch2.sh --venv only the virtual environment; prints its python (for export_timm.py)
+#   bash tools/torch2.sh        make the virtual environment if missing, configure and build
+#   bash tools/torch2.sh --venv only the virtual environment; prints its python (for export_timm.py)
 #
 # 1. A virtual environment outside the repository (FOLDLINE_TORCH2_VENV, default
 #    ${XDG_CACHE_HOME:-$HOME/.cache}/foldline/venv-torch2) with the pinned torch, timm and the CUDA
@@ -47,7 +47,7 @@ if [[ ! -f $venv/.foldline-pins || $(cat "$venv/.foldline-pins") != "$PINS" ]]; 
   t0=$(date +%s)
   "$base" -m venv "$tmp" || { say "$base -m venv failed HINT: apt-get install python3-venv"; exit 1; }
   if ! out=$(timeout 120 "$tmp/bin/python" -m pip index versions torch 2>&1); then
-    say "skipped: PyPI cannot be reached (pip index versions torch: $(echo "$out" | grep -v WARNING | tail -1)) HINT: run launch/torch2.sh where PyPI (or a pip mirror in pip.conf) is reachable, or set FOLDLINE_TORCH2_VENV to an environment with $PINS"
+    say "skipped: PyPI cannot be reached (pip index versions torch: $(echo "$out" | grep -v WARNING | tail -1)) HINT: run tools/torch2.sh where PyPI (or a pip mirror in pip.conf) is reachable, or set FOLDLINE_TORCH2_VENV to an environment with $PINS"
     exit 77
   fi
   say "making $venv with $PINS (several GB, minutes)"
