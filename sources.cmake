@@ -45,10 +45,10 @@ set(FOLDLINE_CORE_SOURCES
   dataset/source.c
   base/strmap.c
   dataset/verified.c
-  launch/config.c
-  launch/config_model.c
-  launch/config_set.c
-  launch/config_walk.c)
+  config/config.c
+  config/config_model.c
+  config/config_set.c
+  config/config_walk.c)
 
 # The libtorch bridge, the only C++17.
 set(FOLDLINE_TORCH_SOURCES

@@ -51,7 +51,7 @@
 #include "vote/vote.h"
 #include "dist/world.h"
 #include "launch/cli.h"
-#include "launch/config.h"
+#include "config/config.h"
 #include "launch/train_priv.h"
 #include "trainer/fused.h"
 #include "trainer/job.h"

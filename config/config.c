@@ -2,7 +2,7 @@
  * overrides to its tree, then walk the tree section by section against the
  * schema (the keys of DESIGN.md's "Config" contract; meanings, defaults and
  * ranges in trainer/spec.h). The first problem found is the one reported. */
-#include "launch/config.h"
+#include "config/config.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "launch/config_priv.h"
+#include "config/config_priv.h"
 #include "trainer/joblock.h"
 
 static const char *const top_keys[] = {"run", "data", "folds", "dist", "models", "vote", NULL};

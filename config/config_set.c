@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "launch/config_priv.h"
+#include "config/config_priv.h"
 
 #define SET_MAX_PARTS 32
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "launch/config_priv.h"
+#include "config/config_priv.h"
 
 const cfg_range cfg_positive = {0, INFINITY, 1, 1};
 const cfg_range cfg_nonnegative = {0, INFINITY, 0, 1};

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "launch/config_priv.h"
+#include "config/config_priv.h"
 
 static const char *const model_keys[] = {"name",
                                          "backbone",
