@@ -2,22 +2,38 @@
 # The one list: CMakeLists.txt builds foldline from it, and tests/sanitize/ builds the same files under
 # AddressSanitizer and UBSan. A new file goes here, and into both builds at once.
 
-# Everything that is not tensor arithmetic (C11).
+# Everything that is not tensor arithmetic (C11): base/, dataset/, dist/, vote/, the run state files of
+# trainer/ (jobstatus, runstatus) and config/.
 set(FOLDLINE_CORE_SOURCES
   base/cores.c
   base/error.c
+  base/outpath.c
+  base/progress.c
+  base/stop.c
+  base/strmap.c
+  base/tempfile.c
+  dataset/csv.c
+  dataset/datafile.c
+  dataset/datafile_check.c
+  dataset/featcache.c
+  dataset/folds.c
+  dataset/h5seal.c
+  dataset/h5util.c
+  dataset/idx.c
+  dataset/image.c
+  dataset/imagelist.c
+  dataset/loader.c
+  dataset/preds.c
+  dataset/prep.c
+  dataset/resize.c
+  dataset/source.c
+  dataset/verified.c
   dist/group.c
   dist/jobq.c
-  trainer/jobstatus.c
-  vote/manifest.c
-  base/outpath.c
-  dist/place.c
-  base/progress.c
-  trainer/runstatus.c
-  base/stop.c
   dist/nccl.c
-  base/tempfile.c
-  base/outpath.c
+  dist/place.c
+  dist/world.c
+  vote/manifest.c
   vote/vote.c
   vote/vote_calib.c
   vote/vote_fit.c
@@ -27,24 +43,8 @@ set(FOLDLINE_CORE_SOURCES
   vote/vote_report.c
   vote/vote_sum.c
   vote/vote_weights.c
-  dist/world.c
-  dataset/csv.c
-  dataset/datafile.c
-  dataset/datafile_check.c
-  dataset/folds.c
-  dataset/h5seal.c
-  dataset/h5util.c
-  dataset/idx.c
-  dataset/image.c
-  dataset/imagelist.c
-  dataset/featcache.c
-  dataset/loader.c
-  dataset/preds.c
-  dataset/prep.c
-  dataset/resize.c
-  dataset/source.c
-  base/strmap.c
-  dataset/verified.c
+  trainer/jobstatus.c
+  trainer/runstatus.c
   config/config.c
   config/config_model.c
   config/config_set.c

@@ -11,6 +11,12 @@ foreach(t schema pixels folds bad_input idx interrupt corrupt)
                        TIMEOUT 300)
 endforeach()
 
+# The folders' include direction (launch -> config -> trainer -> {vote, dist} -> dataset -> base), read
+# from every #include of the sources: a file that includes against it fails, named with its line.
+add_test(NAME layout COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tools/check_layout.py
+         ${CMAKE_CURRENT_SOURCE_DIR})
+set_tests_properties(layout PROPERTIES LABELS layout TIMEOUT 60)
+
 # foldline vote: the votes against an independent numpy oracle, and every refusal.
 add_test(NAME vote_methods COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_vote.py)
 set_tests_properties(vote_methods PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>")
