@@ -52,7 +52,7 @@ fl_code fl_write_file_atomic(const char *path, const void *data, size_t len, fl_
 
 /* Installs handler for each of the n signals in sigs with sigaction: an
  * empty sa_mask (only the signal being handled is blocked while the handler
- * runs) and flags (SA_RESTART, or 0). dist/'s one way to install a handler:
+ * runs) and flags (SA_RESTART, or 0). foldline's one way to install a handler:
  * the temporary files' below and the stop request's (base/stop.h). */
 void fl_signal_install(void (*handler)(int), int flags, const int *sigs, int n);
 

@@ -357,7 +357,7 @@ static fl_code train_say_who(train_ctx *t, fl_error *err)
     return rc;
 }
 
-/* "<prefix>: D of N jobs done ..., ETA ..." from the run directory (dist/
+/* "<prefix>: D of N jobs done ..., ETA ..." from the run directory (trainer/
  * runstatus.h) and this process's groups. */
 static void train_say_eta(const train_ctx *t, const char *prefix)
 {

@@ -9,7 +9,7 @@
  * are the checkpoint predict_with names (<predict_with>.pt), the one the
  * fold's preds.h5 came from. The class names come from the data file.
  *
- * Weights: RUN_DIR/ensemble/weights.txt (`vote --fit-weights`, dist/
+ * Weights: RUN_DIR/ensemble/weights.txt (`vote --fit-weights`, vote/
  * vote_weights.h), when it exists, weighs the vote that `vote` submitted:
  * the soft-soft vote of all the run's models, each fold tempered with its
  * model's T. With the default method (even when run.cfg's vote_method is
