@@ -7,6 +7,7 @@
 set(FOLDLINE_CORE_SOURCES
   base/cores.c
   base/error.c
+  base/names.c
   base/outpath.c
   base/progress.c
   base/stop.c

@@ -18,18 +18,12 @@
 static const char *const top_keys[] = {"run", "data", "folds", "dist", "models", "vote", NULL};
 static const char *const run_keys[] = {"name",   "out_dir",     "seed",       "threads",   "checkpoint_minutes",
                                        "on_nan", "scratch_dir", "progress_s", "precision", NULL};
-static const char *const on_nans[] = {"stop", "skip_step", NULL};
 static const char *const data_keys[] = {"file", "mean", "std", "cache", "verify", "feature_cache", "feature_cache_mb",
                                         NULL};
-static const char *const feature_caches[] = {"auto", "memory", "file", "none", "device", NULL};
-static const char *const data_caches[] = {"none", "memory", NULL};
-static const char *const data_verifies[] = {"full", "open", NULL};
 static const char *const folds_keys[] = {"use", NULL};
 static const char *const dist_keys[] = {"ranks_per_job", "backend",   "timeout_s", "lock_timeout_s",
                                         "overlap",       "bucket_mb", NULL};
-static const char *const backends[] = {"auto", "nccl", "mpi", NULL};
 static const char *const vote_keys[] = {"method", "weights", NULL};
-static const char *const vote_methods[] = {"soft-soft", "soft-hard", "hard-hard", "soft", "hard", NULL};
 static const cfg_range any_number = {-INFINITY, INFINITY, 1, 1};
 
 static void config_defaults(fl_train_config *cfg)
@@ -38,15 +32,10 @@ static void config_defaults(fl_train_config *cfg)
     strcpy(cfg->run_name, "run");
     strcpy(cfg->out_dir, "runs");
     cfg->seed = 42;
-    strcpy(cfg->data_cache, "none");
-    strcpy(cfg->data_verify, "full");
-    strcpy(cfg->feature_cache, "auto");
+    /* data_cache, data_verify, feature_cache, backend, vote_method, on_nan and
+     * precision: 0, each enum's default (base/names.h) */
     cfg->feature_cache_mb = 4096;
     cfg->ranks_per_job = 1;
-    strcpy(cfg->backend, "auto");
-    strcpy(cfg->vote_method, "soft-soft");
-    strcpy(cfg->on_nan, "stop");
-    strcpy(cfg->precision, "fp32");
     cfg->timeout_s = 600;
     cfg->lock_timeout_s = 60;
     cfg->progress_s = 30;
@@ -88,9 +77,12 @@ static fl_code load_run(cfg_ctx *c, const config_setting_t *root, fl_train_confi
     if ((rc = cfg_opt_float(c, g, "run", "checkpoint_minutes", cfg_nonnegative, &cfg->checkpoint_minutes)) ||
         (rc = cfg_opt_float(c, g, "run", "progress_s", cfg_nonnegative, &cfg->progress_s)))
         return rc;
-    if ((rc = cfg_opt_precision(c, g, "run", cfg->precision, &cfg->precision_line)))
+    if ((rc = cfg_opt_precision(c, g, "run", &cfg->precision, &cfg->precision_line)))
         return rc;
-    return cfg_opt_enum(c, g, "run", "on_nan", on_nans, cfg->on_nan, sizeof cfg->on_nan);
+    int v = cfg->on_nan;
+    rc = cfg_opt_enum(c, g, "run", "on_nan", fl_on_nan_names, &v);
+    cfg->on_nan = (fl_on_nan)v;
+    return rc;
 }
 
 /* gkey.mean or gkey.std (gkey "data" or "models.[i].data"): 1 to 3 numbers
@@ -149,12 +141,16 @@ static fl_code load_data(cfg_ctx *c, const config_setting_t *root, fl_train_conf
     if ((rc = cfg_per_channel(c, g, "data", "mean", any_number, cfg->mean, &cfg->n_mean, &cfg->mean_line)) ||
         (rc = cfg_per_channel(c, g, "data", "std", cfg_positive, cfg->std, &cfg->n_std, &cfg->std_line)))
         return rc;
-    if ((rc = cfg_opt_enum(c, g, "data", "cache", data_caches, cfg->data_cache, sizeof cfg->data_cache)) ||
-        (rc = cfg_opt_enum(c, g, "data", "feature_cache", feature_caches, cfg->feature_cache,
-                           sizeof cfg->feature_cache)) ||
-        (rc = cfg_opt_float(c, g, "data", "feature_cache_mb", cfg_nonnegative, &cfg->feature_cache_mb)))
+    int cache = cfg->data_cache, fcache = cfg->feature_cache, verify = cfg->data_verify;
+    if ((rc = cfg_opt_enum(c, g, "data", "cache", fl_data_cache_names, &cache)) ||
+        (rc = cfg_opt_enum(c, g, "data", "feature_cache", fl_feature_cache_names, &fcache)) ||
+        (rc = cfg_opt_float(c, g, "data", "feature_cache_mb", cfg_nonnegative, &cfg->feature_cache_mb)) ||
+        (rc = cfg_opt_enum(c, g, "data", "verify", fl_data_verify_names, &verify)))
         return rc;
-    return cfg_opt_enum(c, g, "data", "verify", data_verifies, cfg->data_verify, sizeof cfg->data_verify);
+    cfg->data_cache = (fl_data_cache)cache;
+    cfg->feature_cache = (fl_feature_cache)fcache;
+    cfg->data_verify = (fl_data_verify)verify;
+    return FL_OK;
 }
 
 /* Each model's data keys it does not give itself come from the top-level
@@ -189,7 +185,7 @@ static fl_code resolve_model_data(cfg_ctx *c, const config_setting_t *root, fl_t
             m->mean_line = cfg->mean_line;
         }
         if (!m->own_precision) {
-            memcpy(m->precision, cfg->precision, sizeof m->precision);
+            m->precision = cfg->precision;
             m->precision_line = cfg->precision_line;
         }
         if (!m->own_std) {
@@ -247,7 +243,10 @@ static fl_code load_dist(cfg_ctx *c, const config_setting_t *root, fl_train_conf
         (rc = cfg_opt_bool(c, g, "dist", "overlap", &cfg->overlap)) ||
         (rc = cfg_opt_float(c, g, "dist", "bucket_mb", cfg_positive, &cfg->bucket_mb)))
         return rc;
-    return cfg_opt_enum(c, g, "dist", "backend", backends, cfg->backend, sizeof cfg->backend);
+    int v = cfg->backend;
+    rc = cfg_opt_enum(c, g, "dist", "backend", fl_dist_backend_names, &v);
+    cfg->backend = (fl_dist_backend)v;
+    return rc;
 }
 
 static fl_code load_models(cfg_ctx *c, const config_setting_t *root, fl_train_config *cfg)
@@ -293,8 +292,10 @@ static fl_code load_vote(cfg_ctx *c, const config_setting_t *root, fl_train_conf
     fl_code rc = section(c, root, "vote", vote_keys, &g);
     if (rc || !g)
         return rc;
-    if ((rc = cfg_opt_enum(c, g, "vote", "method", vote_methods, cfg->vote_method, sizeof cfg->vote_method)))
+    int method = cfg->vote_method;
+    if ((rc = cfg_opt_enum(c, g, "vote", "method", fl_vote_method_names, &method)))
         return rc;
+    cfg->vote_method = (fl_vote_method)method;
     if (!(s = cfg_member(g, "weights")))
         return FL_OK;
     int n;
@@ -439,7 +440,7 @@ fl_code fl_config_check_world(const fl_train_config *cfg, int world_size, fl_err
 fl_code fl_config_check_backend(const fl_train_config *cfg, int cuda, int nccl_built, const char *host, fl_error *err)
 {
     char where[FL_PATH_MAX + 32];
-    if (strcmp(cfg->backend, "nccl") != 0 || (cuda && nccl_built))
+    if (cfg->backend != FL_DIST_NCCL || (cuda && nccl_built))
         return FL_OK;
     data_where(cfg, cfg->backend_line, where, sizeof where);
     if (!cuda)

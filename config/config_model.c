@@ -32,16 +32,9 @@ static const char *const model_keys[] = {"name",
                                          NULL};
 /* A model's own data (the rest of data, e.g. cache, is the run's). */
 static const char *const model_data_keys[] = {"file", "mean", "std", NULL};
-static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "mlp", NULL};
 static const char *const head_keys[] = {"type", "hidden", "act", NULL};
-static const char *const head_types[] = {"linear", "mlp3", NULL};
-static const char *const head_acts[] = {"relu", "gelu", NULL};
 static const char *const optim_keys[] = {"type", "lr", "weight_decay", "momentum", "nesterov", NULL};
-static const char *const optimizers[] = {"adam", "adamw", "sgd", NULL};
 static const char *const sched_keys[] = {"type", "step", "gamma", "warmup_epochs", "min_lr", NULL};
-static const char *const schedules[] = {"none", "step", "cosine", NULL};
-static const char *const precisions[] = {"fp32", "bf16", "fp16", NULL};
-static const char *const predict_withs[] = {"best_acc", "best_loss", "last", NULL};
 static const char *const tta_views[] = {"hflip", "vflip", NULL}; /* order of fl_tta_kind */
 static const char *const stage_keys[] = {"from_epoch", "ops", NULL};
 static const char *const op_keys[] = {"op",
@@ -74,30 +67,28 @@ static const cfg_range degrees_range = {0, 180, 1, 0};
 static void model_defaults(fl_model_cfg *m)
 {
     memset(m, 0, sizeof *m);
-    strcpy(m->head_type, "linear");
+    /* head_type, head_act, optimizer, schedule, predict_with, precision: 0,
+     * each enum's default (base/names.h) */
     m->head_hidden = 1024;
-    strcpy(m->head_act, "relu");
     m->batch = 64;
-    strcpy(m->optimizer, "adam");
     m->lr = 1e-3;
     m->momentum = 0.9;
-    strcpy(m->schedule, "none");
     m->step_size = 10;
     m->gamma = 0.1;
-    strcpy(m->predict_with, "best_acc");
-    strcpy(m->precision, "fp32");
     m->vote_weight = 1.0;
     m->backbone_lr_scale = 1.0;
 }
 
-/* The keys of group g listed in keys are used only when `type` is `wanted`. */
+/* The keys of group g listed in keys are used only when type (an index of
+ * names) is wanted. */
 static fl_code only_with_type(cfg_ctx *c, const config_setting_t *g, const char *gkey, const char *const *keys,
-                              const char *type, const char *wanted)
+                              const char *const *names, int type_idx, int wanted_idx)
 {
+    const char *type = fl_name_of(names, type_idx), *wanted = fl_name_of(names, wanted_idx);
     char key[CFG_KEY_MAX];
     for (int i = 0; keys[i]; i++) {
         const config_setting_t *s = cfg_member(g, keys[i]);
-        if (!s || strcmp(type, wanted) == 0)
+        if (!s || type_idx == wanted_idx)
             continue;
         cfg_key(key, gkey, keys[i]);
         return cfg_fail(c, s, key, "only used with type \"%s\", found type \"%s\" HINT: remove it or set type = \"%s\"",
@@ -157,9 +148,12 @@ static fl_code load_backbone(cfg_ctx *c, const config_setting_t *g, const char *
 {
     char key[CFG_KEY_MAX];
     const config_setting_t *s = cfg_member(g, "backbone");
-    if (!s)
-        return cfg_missing(c, g, gkey, "backbone",
-                           "one of resnet18, resnet34, resnet50, smallcnn, mlp, torchscript:PATH");
+    if (!s) {
+        char list[128], hint[160];
+        fl_names_join(list, sizeof list, fl_backbone_names, NULL, 0, "", ", ", ", ");
+        snprintf(hint, sizeof hint, "one of %s, torchscript:PATH", list);
+        return cfg_missing(c, g, gkey, "backbone", hint);
+    }
     cfg_key(key, gkey, "backbone");
     m->backbone_line = (int)config_setting_source_line(s);
     fl_code rc = cfg_string(c, s, key, m->backbone, sizeof m->backbone);
@@ -167,10 +161,10 @@ static fl_code load_backbone(cfg_ctx *c, const config_setting_t *g, const char *
         return rc;
     if (strncmp(m->backbone, FL_TORCHSCRIPT_PREFIX, strlen(FL_TORCHSCRIPT_PREFIX)) == 0)
         return load_torchscript(c, s, key, m);
-    if (cfg_in(m->backbone, backbones) >= 0)
+    if (fl_name_find(fl_backbone_names, m->backbone) >= 0)
         return FL_OK;
     char list[128];
-    cfg_join(list, sizeof list, backbones);
+    cfg_join(list, sizeof list, fl_backbone_names);
     return cfg_fail(c, s, key, "unknown value \"%s\" HINT: use one of %s, or torchscript:PATH (a TorchScript file)",
                     m->backbone, list);
 }
@@ -215,11 +209,15 @@ static fl_code load_head(cfg_ctx *c, const config_setting_t *g, const char *gkey
     fl_code rc = sub_group(c, g, gkey, "head", head_keys, &h, key);
     if (rc || !h)
         return rc;
-    if ((rc = cfg_opt_enum(c, h, key, "type", head_types, m->head_type, sizeof m->head_type)) ||
-        (rc = only_with_type(c, h, key, mlp_keys, m->head_type, "mlp3")) ||
-        (rc = cfg_opt_int(c, h, key, "hidden", 1, INT_MAX, &m->head_hidden)))
+    int type = m->head_type, act = m->head_act;
+    if ((rc = cfg_opt_enum(c, h, key, "type", fl_head_names, &type)) ||
+        (rc = only_with_type(c, h, key, mlp_keys, fl_head_names, type, FL_HEAD_MLP3)) ||
+        (rc = cfg_opt_int(c, h, key, "hidden", 1, INT_MAX, &m->head_hidden)) ||
+        (rc = cfg_opt_enum(c, h, key, "act", fl_act_names, &act)))
         return rc;
-    return cfg_opt_enum(c, h, key, "act", head_acts, m->head_act, sizeof m->head_act);
+    m->head_type = (fl_head)type;
+    m->head_act = (fl_act)act;
+    return FL_OK;
 }
 
 static fl_code load_optimizer(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
@@ -230,12 +228,14 @@ static fl_code load_optimizer(cfg_ctx *c, const config_setting_t *g, const char 
     fl_code rc = sub_group(c, g, gkey, "optimizer", optim_keys, &o, key);
     if (rc || !o)
         return rc;
-    if ((rc = cfg_opt_enum(c, o, key, "type", optimizers, m->optimizer, sizeof m->optimizer)) ||
-        (rc = only_with_type(c, o, key, sgd_keys, m->optimizer, "sgd")) ||
+    int type = m->optimizer;
+    if ((rc = cfg_opt_enum(c, o, key, "type", fl_optim_names, &type)) ||
+        (rc = only_with_type(c, o, key, sgd_keys, fl_optim_names, type, FL_OPTIM_SGD)) ||
         (rc = cfg_opt_float(c, o, key, "lr", cfg_positive, &m->lr)) ||
         (rc = cfg_opt_float(c, o, key, "weight_decay", cfg_nonnegative, &m->weight_decay)) ||
         (rc = cfg_opt_float(c, o, key, "momentum", cfg_unit_open_hi, &m->momentum)))
         return rc;
+    m->optimizer = (fl_optim)type;
     return cfg_opt_bool(c, o, key, "nesterov", &m->nesterov);
 }
 
@@ -248,13 +248,15 @@ static fl_code load_schedule(cfg_ctx *c, const config_setting_t *g, const char *
     fl_code rc = sub_group(c, g, gkey, "schedule", sched_keys, &s, key);
     if (rc || !s)
         return rc;
-    if ((rc = cfg_opt_enum(c, s, key, "type", schedules, m->schedule, sizeof m->schedule)) ||
-        (rc = only_with_type(c, s, key, step_keys, m->schedule, "step")) ||
-        (rc = only_with_type(c, s, key, cosine_keys, m->schedule, "cosine")) ||
+    int type = m->schedule;
+    if ((rc = cfg_opt_enum(c, s, key, "type", fl_sched_names, &type)) ||
+        (rc = only_with_type(c, s, key, step_keys, fl_sched_names, type, FL_SCHED_STEP)) ||
+        (rc = only_with_type(c, s, key, cosine_keys, fl_sched_names, type, FL_SCHED_COSINE)) ||
         (rc = cfg_opt_int(c, s, key, "step", 1, INT_MAX, &m->step_size)) ||
         (rc = cfg_opt_float(c, s, key, "gamma", cfg_unit_open_lo, &m->gamma)) ||
         (rc = cfg_opt_int(c, s, key, "warmup_epochs", 0, INT_MAX, &m->warmup_epochs)))
         return rc;
+    m->schedule = (fl_sched)type;
     return cfg_opt_float(c, s, key, "min_lr", cfg_nonnegative, &m->min_lr);
 }
 
@@ -524,34 +526,39 @@ fl_code cfg_model(cfg_ctx *c, const config_setting_t *s, const char *gkey, fl_mo
         return cfg_missing(c, s, gkey, "epochs", "the number of training epochs, e.g. epochs = 30");
     const config_setting_t *batch = cfg_member(s, "batch");
     m->batch_line = batch ? (int)config_setting_source_line(batch) : 0;
+    int predict_with = m->predict_with;
     if ((rc = cfg_opt_int(c, s, gkey, "epochs", 1, INT_MAX, &m->epochs)) ||
         (rc = cfg_opt_int(c, s, gkey, "batch", 1, INT_MAX, &m->batch)) || (rc = load_optimizer(c, s, gkey, m)) ||
         (rc = cfg_opt_float(c, s, gkey, "clip_grad_norm", cfg_nonnegative, &m->clip_grad_norm)) ||
         (rc = load_schedule(c, s, gkey, m)) ||
         (rc = cfg_opt_float(c, s, gkey, "label_smoothing", cfg_unit_open_hi, &m->label_smoothing)) ||
-        (rc = cfg_opt_enum(c, s, gkey, "predict_with", predict_withs, m->predict_with, sizeof m->predict_with)) ||
+        (rc = cfg_opt_enum(c, s, gkey, "predict_with", fl_predict_with_names, &predict_with)) ||
         (rc = load_tta(c, s, gkey, m)) || (rc = load_augment(c, s, gkey, m)))
         return rc;
+    m->predict_with = (fl_predict_with)predict_with;
     m->own_precision = cfg_member(s, "precision") != NULL;
-    if ((rc = cfg_opt_precision(c, s, gkey, m->precision, &m->precision_line)))
+    if ((rc = cfg_opt_precision(c, s, gkey, &m->precision, &m->precision_line)))
         return rc;
     return load_model_data(c, s, gkey, m);
 }
 
-fl_code cfg_opt_precision(cfg_ctx *c, const config_setting_t *g, const char *gkey, char *out, int *line)
+fl_code cfg_opt_precision(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_precision *out, int *line)
 {
     const config_setting_t *s = cfg_member(g, "precision");
     if (!s)
         return FL_OK;
     *line = (int)config_setting_source_line(s);
-    return cfg_opt_enum(c, g, gkey, "precision", precisions, out, 8);
+    int v = *out;
+    fl_code rc = cfg_opt_enum(c, g, gkey, "precision", fl_precision_names, &v);
+    *out = (fl_precision)v;
+    return rc;
 }
 
 fl_code fl_config_check_precision(const fl_train_config *cfg, int cuda, const char *host, fl_error *err)
 {
     for (int i = 0; i < cfg->n_models && !cuda; i++) {
         const fl_model_cfg *m = &cfg->models[i];
-        if (strcmp(m->precision, "fp16") != 0)
+        if (m->precision != FL_PRECISION_FP16)
             continue;
         char where[FL_PATH_MAX + 32], key[64];
         if (m->precision_line > 0)

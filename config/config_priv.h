@@ -89,11 +89,12 @@ fl_code cfg_opt_float(cfg_ctx *c, const config_setting_t *g, const char *gkey, c
 fl_code cfg_opt_bool(cfg_ctx *c, const config_setting_t *g, const char *gkey, const char *name, int *out);
 fl_code cfg_opt_string(cfg_ctx *c, const config_setting_t *g, const char *gkey, const char *name, char *out,
                        size_t cap);
+/* cfg_opt_enum: allowed is one of base/names.h's tables; *idx gets the index. */
 fl_code cfg_opt_enum(cfg_ctx *c, const config_setting_t *g, const char *gkey, const char *name,
-                     const char *const *allowed, char *out, size_t cap);
-/* gkey.precision ("run" or "models.[i]"): "fp32" | "bf16" | "fp16" into out
- * (8 bytes), its line into *line (absent: both unchanged). */
-fl_code cfg_opt_precision(cfg_ctx *c, const config_setting_t *g, const char *gkey, char *out, int *line);
+                     const char *const *allowed, int *idx);
+/* gkey.precision ("run" or "models.[i]"): fp32 | bf16 | fp16 into *out, its
+ * line into *line (absent: both unchanged). */
+fl_code cfg_opt_precision(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_precision *out, int *line);
 /* Member `name` of g, or NULL (also when g is NULL). */
 config_setting_t *cfg_member(const config_setting_t *g, const char *name);
 

@@ -393,12 +393,12 @@ fl_code cfg_opt_string(cfg_ctx *c, const config_setting_t *g, const char *gkey, 
 }
 
 fl_code cfg_opt_enum(cfg_ctx *c, const config_setting_t *g, const char *gkey, const char *name,
-                     const char *const *allowed, char *out, size_t cap)
+                     const char *const *allowed, int *idx)
 {
     const config_setting_t *s = cfg_member(g, name);
     char key[CFG_KEY_MAX];
     if (!s)
         return FL_OK;
     cfg_key(key, gkey, name);
-    return cfg_enum(c, s, key, allowed, out, cap, NULL);
+    return cfg_enum(c, s, key, allowed, NULL, 0, idx);
 }

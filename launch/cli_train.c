@@ -252,7 +252,7 @@ static fl_code train_write_manifest(const train_ctx *t, fl_error *err)
         snprintf(m.models[i].name, sizeof m.models[i].name, "%s", cfg->models[i].name);
         m.models[i].weight = cfg->models[i].vote_weight;
     }
-    snprintf(m.vote_method, sizeof m.vote_method, "%s", cfg->vote_method);
+    snprintf(m.vote_method, sizeof m.vote_method, "%s", fl_vote_method_name(cfg->vote_method));
     char path[4200];
     snprintf(path, sizeof path, "%s/run.cfg", t->env.run_dir);
     return fl_manifest_write(path, &m, err);
@@ -309,7 +309,7 @@ static fl_code train_setup_local(train_ctx *t, fl_error *err)
         if ((rc = train_write_manifest(t, err)))
             return rc;
     }
-    int cache = !strcmp(cfg->data_cache, "memory");
+    int cache = cfg->data_cache == FL_DATA_CACHE_MEMORY;
     for (int d = 0; d < t->n_data; d++) { /* each distinct file once (and cached once) */
         fl_job_data *jd = &t->data[d].jd;
         const char *path = cfg->models[t->data[d].first_model].data_file;

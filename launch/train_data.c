@@ -158,7 +158,7 @@ fl_code train_open_data(train_ctx *t, fl_error *err)
 void train_decide_verify(train_ctx *t)
 {
     const fl_train_config *cfg = t->cfg;
-    int full = !strcmp(cfg->data_verify, "full") && strcmp(cfg->data_cache, "memory") != 0;
+    int full = cfg->data_verify == FL_VERIFY_FULL && cfg->data_cache != FL_DATA_CACHE_MEMORY;
     char record[sizeof t->env.run_dir + sizeof FL_VERIFIED_NAME + 1];
     snprintf(record, sizeof record, "%s/%s", t->env.run_dir, FL_VERIFIED_NAME);
     for (int d = 0; d < t->n_data; d++) {

@@ -36,8 +36,8 @@ fl_code train_pick_device(train_ctx *t, fl_error *err)
     if ((rc = fl_config_check_backend(t->cfg, cuda, fl_nccl_built(), w->host, err)) ||
         (rc = fl_config_check_precision(t->cfg, cuda, w->host, err)))
         return rc;
-    const char *b = t->cfg->backend;
-    t->backend = !strcmp(b, "nccl") || (!strcmp(b, "auto") && cuda && fl_nccl_built()) ? FL_BACKEND_NCCL : FL_BACKEND_MPI;
+    fl_dist_backend b = t->cfg->backend;
+    t->backend = b == FL_DIST_NCCL || (b == FL_DIST_AUTO && cuda && fl_nccl_built()) ? FL_BACKEND_NCCL : FL_BACKEND_MPI;
     return FL_OK;
 }
 

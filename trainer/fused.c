@@ -158,14 +158,14 @@ static void fused_cache_path(const fused_state *f, char *path, size_t n)
 static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
 {
     const fl_train_config *cfg = f->env->cfg;
-    if (!strcmp(cfg->feature_cache, "none"))
+    if (cfg->feature_cache == FL_FCACHE_NONE)
         return FL_OK;
     double mb = (double)f->N * f->D * sizeof(float) / (1 << 20);
     int in_file =
-        !strcmp(cfg->feature_cache, "file") || (!strcmp(cfg->feature_cache, "auto") && mb > cfg->feature_cache_mb);
+        cfg->feature_cache == FL_FCACHE_FILE || (cfg->feature_cache == FL_FCACHE_AUTO && mb > cfg->feature_cache_mb);
     /* "device": the model's device memory; on the CPU that is the memory
      * cache (float32 features of the autocast dtype's values either way). */
-    int device = !strcmp(cfg->feature_cache, "device");
+    int device = cfg->feature_cache == FL_FCACHE_DEVICE;
     char path[4200];
     fused_cache_path(f, path, sizeof path);
     fl_code rc = fl_featcache_open(in_file ? path : NULL, f->N, f->D, &f->cache, err);
@@ -334,7 +334,7 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
     for (int i = 0; i < n && !rc; i++)
         if (active[i])
             rc = job_monitor_epoch_start(&f->js[i], epoch, o.n_batches, s0, s0 ? o.ends[s0 - 1] : 0, err);
-    int skip_nonfinite = !strcmp(cfg->on_nan, "skip_step");
+    int skip_nonfinite = cfg->on_nan == FL_ON_NAN_SKIP_STEP;
     double checkpoint_s = cfg->checkpoint_minutes * 60.0;
     for (int64_t s = s0; s < o.n_batches && !rc; s++) {
         int64_t lo, hi, mlo, mhi;
@@ -754,7 +754,7 @@ static fl_code fused_train(fused_state *f, fl_error *err)
     double *v = calloc((size_t)n * 6, sizeof *v), *tl = v, *ta = v + n, *secs = v + 2 * n, *vl = v + 3 * n,
            *va = v + 4 * n;
     fl_code rc = !active || !v ? fused_oom(err) : FL_OK;
-    if (!rc && (f->env->cfg->feature_cache[0] != 'n'))
+    if (!rc && (f->env->cfg->feature_cache != FL_FCACHE_NONE))
         rc = fused_cache_open(f, first, err);
     for (int epoch = first; epoch < f->mc->epochs && !rc; epoch++) {
         double lr = fl_schedule_lr(f->mc, epoch);

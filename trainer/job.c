@@ -75,19 +75,19 @@ void fl_job_model_spec(const fl_model_cfg *mc, const fl_data_info *in, fl_model_
     spec.height = in->height;
     spec.width = in->width;
     spec.num_classes = in->num_classes;
-    spec.head_type = mc->head_type;
+    spec.head_type = fl_head_name(mc->head_type);
     spec.head_hidden = mc->head_hidden;
-    spec.head_act = mc->head_act;
+    spec.head_act = fl_act_name(mc->head_act);
     spec.freeze_backbone = mc->freeze_backbone;
     spec.backbone_lr_scale = mc->backbone_lr_scale;
-    spec.optimizer = mc->optimizer;
+    spec.optimizer = fl_optim_name(mc->optimizer);
     spec.lr = mc->lr;
     spec.weight_decay = mc->weight_decay;
     spec.momentum = mc->momentum;
     spec.nesterov = mc->nesterov;
     spec.clip_grad_norm = mc->clip_grad_norm;
     spec.label_smoothing = mc->label_smoothing;
-    spec.precision = mc->precision;
+    spec.precision = fl_precision_name(mc->precision);
     for (int c = 0; c < 3; c++) {
         spec.mean[c] = (float)(mc->n_mean == 0 ? 0.5 : mc->mean[mc->n_mean == 1 ? 0 : c]);
         spec.std[c] = (float)(mc->n_std == 0 ? 0.5 : mc->std[mc->n_std == 1 ? 0 : c]);
@@ -221,7 +221,8 @@ fl_code job_save(job_state *js, const char *name, fl_error *err)
 static void job_say_repredict(const job_state *js)
 {
     const fl_model_cfg *mc = js->mc;
-    fprintf(js->log, "[%s fold %d] re-predicting with %s, tta [", mc->name, js->job.fold, mc->predict_with);
+    fprintf(js->log, "[%s fold %d] re-predicting with %s, tta [", mc->name, js->job.fold,
+            fl_predict_with_name(mc->predict_with));
     for (int i = 0; i < mc->n_tta; i++)
         fprintf(js->log, "%s%s", i ? ", " : "", mc->tta[i] == FL_TTA_HFLIP ? "hflip" : "vflip");
     fprintf(js->log, "]; no training (last.pt holds all %d epochs)\n", mc->epochs);
@@ -332,7 +333,7 @@ fl_code job_save_at(job_state *js, int64_t step, double loss_sum, double correct
     js->prog.loss_sum = loss_sum;
     js->prog.correct = correct;
     js->prog.seconds = seconds;
-    fl_code rc = job_save(js, "last", err);
+    fl_code rc = job_save(js, fl_predict_with_name(FL_PREDICT_LAST), err);
     js->prog = keep;
     return rc;
 }
@@ -421,7 +422,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
     const uint8_t *x;
     int B, got;
     int64_t first;
-    int skip_nonfinite = !strcmp(cfg->on_nan, "skip_step");
+    int skip_nonfinite = cfg->on_nan == FL_ON_NAN_SKIP_STEP;
     double checkpoint_s = cfg->checkpoint_minutes * 60.0;
     /* dist.overlap: the gradient buckets start during backward (fl_model_grads_overlap_begin). */
     int overlap = js->g_size > 1 && cfg->overlap, host = js->g_size > 1 ? fl_group_host_buffers(js->group) : 1;
@@ -647,16 +648,16 @@ fl_code job_end_epoch(job_state *js, int epoch, double lr, double tl, double ta,
     if (vl < p->best_loss) {
         p->best_loss = vl;
         p->best_loss_epoch = epoch;
-        if ((rc = job_save(js, "best_loss", err)))
+        if ((rc = job_save(js, fl_predict_with_name(FL_PREDICT_BEST_LOSS), err)))
             return rc;
     }
     if (va > p->best_acc) {
         p->best_acc = va;
         p->best_acc_epoch = epoch;
-        if ((rc = job_save(js, "best_acc", err)))
+        if ((rc = job_save(js, fl_predict_with_name(FL_PREDICT_BEST_ACC), err)))
             return rc;
     }
-    if ((rc = job_save(js, "last", err)) || (rc = job_metrics_write(js, err)))
+    if ((rc = job_save(js, fl_predict_with_name(FL_PREDICT_LAST), err)) || (rc = job_metrics_write(js, err)))
         return rc;
     if (js->log) {
         fprintf(
@@ -718,11 +719,11 @@ static fl_code job_train(job_state *js, fl_error *err)
 
 fl_code job_load_predict_weights(job_state *js, int *epoch, fl_error *err)
 {
-    const char *which = js->mc->predict_with;
+    const char *which = fl_predict_with_name(js->mc->predict_with);
     *epoch = js->mc->epochs - 1;
-    if (!strcmp(which, "best_loss"))
+    if (js->mc->predict_with == FL_PREDICT_BEST_LOSS)
         *epoch = js->prog.best_loss_epoch;
-    else if (!strcmp(which, "best_acc"))
+    else if (js->mc->predict_with == FL_PREDICT_BEST_ACC)
         *epoch = js->prog.best_acc_epoch;
     return *epoch != js->mc->epochs - 1 ? job_load_weights(js, which, err) : FL_OK;
 }
@@ -736,7 +737,7 @@ fl_code job_write_preds(job_state *js, int epoch, const float *oof, const float 
     snprintf(p.model, sizeof p.model, "%s", js->mc->name);
     p.fold = js->job.fold;
     p.epoch = epoch;
-    snprintf(p.checkpoint, sizeof p.checkpoint, "%s", js->mc->predict_with);
+    snprintf(p.checkpoint, sizeof p.checkpoint, "%s", fl_predict_with_name(js->mc->predict_with));
     p.num_classes = js->data->info.num_classes;
     memcpy(p.test_fingerprint, env->fingerprint, sizeof p.test_fingerprint);
     p.n_oof = js->n_val;
@@ -754,7 +755,8 @@ fl_code job_write_preds(job_state *js, int epoch, const float *oof, const float 
     free(p.oof_index);
     if (!rc && js->log) {
         fprintf(js->log, "[%s fold %d] predicted %lld OOF rows (acc %.4f) and %lld test rows with %s (epoch %d)\n",
-                js->mc->name, js->job.fold, (long long)js->n_val, oof_acc, (long long)p.n_test, js->mc->predict_with,
+                js->mc->name, js->job.fold, (long long)js->n_val, oof_acc, (long long)p.n_test,
+                fl_predict_with_name(js->mc->predict_with),
                 epoch + 1);
         fflush(js->log);
     }

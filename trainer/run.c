@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/names.h"
 #include "dataset/datafile.h"
 #include "vote/vote_sum.h"
 #include "vote/vote_weights.h"
@@ -268,7 +269,7 @@ static fl_code run_weights(fl_run *run, const char *models, const char *method, 
     fl_vote_weights_path(run->dir, path, sizeof path);
     struct stat st;
     int present = stat(path, &st) == 0;
-    if (present && method && strcmp(method, "soft-soft"))
+    if (present && method && fl_vote_method_parse(method) != FL_VOTE_SOFT_SOFT)
         snprintf(why, sizeof why, "--method %s", method);
     else if (present && run->n_models != run->man.n_models)
         snprintf(why, sizeof why, "--models %s", models);
@@ -287,7 +288,7 @@ static fl_code run_weights(fl_run *run, const char *models, const char *method, 
                            "rerun foldline vote RUN_DIR --fit-weights to fit the run's models",
                            path, run->dir, w.n_models, named, run->n_models);
         run->fitted = 1;
-        snprintf(run->method, sizeof run->method, "soft-soft");
+        snprintf(run->method, sizeof run->method, "%s", fl_vote_method_name(FL_VOTE_SOFT_SOFT));
         size_t used = (size_t)snprintf(run->weights_line, sizeof run->weights_line, "fitted, from %s (by %s%s):", path,
                                        w.metric, w.fitted_temperature ? ", with temperatures" : "");
         for (int q = 0; q < run->n_models; q++) {
@@ -328,9 +329,10 @@ fl_code fl_run_open(const char *dir, const char *models, const char *method, fl_
     if (rc)
         return rc;
     snprintf(run->method, sizeof run->method, "%s", method ? method : run->man.vote_method);
+    char list[80];
     if (!fl_manifest_method_valid(run->method))
-        return fl_fail(err, FL_EUSAGE, "unknown method '%s' HINT: use soft, hard, soft-soft, soft-hard or hard-hard",
-                       run->method);
+        return fl_fail(err, FL_EUSAGE, "unknown method '%s' HINT: use %s", run->method,
+                       fl_vote_method_list(list, sizeof list));
     int chosen[FL_MAX_MODELS];
     if ((rc = run_choose(run, models, chosen, err)))
         return rc;
@@ -340,7 +342,7 @@ fl_code fl_run_open(const char *dir, const char *models, const char *method, fl_
             snprintf(rm->name, sizeof rm->name, "%s", run->man.models[m].name);
             rm->weight = run->man.models[m].weight;
             rm->temperature = 1.0;
-            snprintf(rm->predict_with, sizeof rm->predict_with, "best_acc");
+            snprintf(rm->predict_with, sizeof rm->predict_with, "%s", fl_predict_with_name(FL_PREDICT_BEST_ACC));
         }
     if ((rc = run_weights(run, models, method, err)))
         return rc;

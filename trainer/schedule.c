@@ -2,13 +2,12 @@
 #include "trainer/schedule.h"
 
 #include <math.h>
-#include <string.h>
 
 double fl_schedule_lr(const fl_model_cfg *m, int epoch)
 {
-    if (!strcmp(m->schedule, "step"))
+    if (m->schedule == FL_SCHED_STEP)
         return m->lr * pow(m->gamma, epoch / (m->step_size > 0 ? m->step_size : 1));
-    if (!strcmp(m->schedule, "cosine")) {
+    if (m->schedule == FL_SCHED_COSINE) {
         if (epoch < m->warmup_epochs)
             return m->lr * (epoch + 1) / m->warmup_epochs;
         int span = m->epochs - m->warmup_epochs;

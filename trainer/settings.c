@@ -197,25 +197,28 @@ static fl_code put_model(text *t, const fl_model_cfg *m, fl_error *err)
     put(t, "models.%s.freeze_backbone = %d%s\n", k, m->freeze_backbone,
         m->freeze_backbone ? " (folds share backbone, batches, draws: v1)" : "");
     put(t, "models.%s.backbone_lr_scale = %s\n", k, num(m->backbone_lr_scale));
-    put(t, "models.%s.head = %s hidden %d act %s\n", k, m->head_type, m->head_hidden, m->head_act);
+    put(t, "models.%s.head = %s hidden %d act %s\n", k, fl_head_name(m->head_type), m->head_hidden,
+        fl_act_name(m->head_act));
     put(t, "models.%s.epochs = %d\n", k, m->epochs);
     put(t, "models.%s.batch = %d\n", k, m->batch);
-    put(t, "models.%s.optimizer = %s lr %s weight_decay %s momentum %s nesterov %d\n", k, m->optimizer, num(m->lr),
+    put(t, "models.%s.optimizer = %s lr %s weight_decay %s momentum %s nesterov %d\n", k, fl_optim_name(m->optimizer),
+        num(m->lr),
         num(m->weight_decay), num(m->momentum), m->nesterov);
     put(t, "models.%s.clip_grad_norm = %s\n", k, num(m->clip_grad_norm));
-    put(t, "models.%s.schedule = %s step_size %d gamma %s warmup_epochs %d min_lr %s\n", k, m->schedule, m->step_size,
+    put(t, "models.%s.schedule = %s step_size %d gamma %s warmup_epochs %d min_lr %s\n", k, fl_sched_name(m->schedule),
+        m->step_size,
         num(m->gamma), m->warmup_epochs, num(m->min_lr));
     put(t, "models.%s.label_smoothing = %s\n", k, num(m->label_smoothing));
     /* Under the key that gave it, and only when not the default: a run begun
      * before the key existed trained in fp32 (fl_settings_check compares the
      * precision lines as one value, fp32 when absent). */
-    if (strcmp(m->precision, "fp32") != 0) {
+    if (m->precision != FL_PRECISION_FP32) {
         if (m->own_precision)
-            put(t, "models.%s.precision = %s\n", k, m->precision);
+            put(t, "models.%s.precision = %s\n", k, fl_precision_name(m->precision));
         else
-            put(t, "run.precision = %s\n", m->precision);
+            put(t, "run.precision = %s\n", fl_precision_name(m->precision));
     }
-    put(t, "models.%s.predict_with = %s\n", k, m->predict_with);
+    put(t, "models.%s.predict_with = %s\n", k, fl_predict_with_name(m->predict_with));
     put(t, "models.%s.tta =", k);
     for (int i = 0; i < m->n_tta; i++)
         put(t, " %s", m->tta[i] == FL_TTA_HFLIP ? "hflip" : "vflip");

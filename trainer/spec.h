@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "base/names.h"
+
 #define FL_MAX_OPS 16
 #define FL_MAX_GRID_STEPS 32 /* grid_distortion num_steps */
 #define FL_MAX_HOLES 16      /* cutout num_holes */
@@ -59,39 +61,39 @@ typedef enum { FL_TTA_HFLIP, FL_TTA_VFLIP } fl_tta_kind;
 
 typedef struct {
     char name[FL_NAME_MAX];        /* models.[i].name: letters, digits, '_', '-', '.'; unique */
-    char backbone[FL_PATH_MAX];    /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "mlp" |
-                                      "torchscript:PATH", PATH resolved against the config file's folder */
+    char backbone[FL_PATH_MAX];    /* one of fl_backbone_names (base/names.h) or "torchscript:PATH", PATH
+                                      resolved against the config file's folder */
     int backbone_line;             /* config line of backbone (0: from --set) */
     int freeze_backbone;           /* default 0 */
     double backbone_lr_scale;      /* > 0, default 1: a trained backbone's lr is lr * this */
     int fuse_folds;                /* frozen backbone only, default 1 then: one process trains every fold's head
                                       from one backbone pass per batch (trainer/fused.h); results are the same */
-    char head_type[16];            /* "linear" (default) | "mlp3" */
+    fl_head head_type;             /* linear (default) | mlp3 */
     int head_hidden;               /* mlp3 hidden width, default 1024 */
-    char head_act[8];              /* "relu" (default) | "gelu" */
+    fl_act head_act;               /* relu (default) | gelu */
     int epochs;                    /* >= 1, required */
     int batch;                     /* >= 1, default 64; the global batch (of each fold's head when frozen:
                                       a multiple of folds - 1, see trainer/order.h) */
     int batch_line;                /* config line of batch (0: default or --set) */
-    char optimizer[8];             /* "adam" (default) | "adamw" | "sgd" */
+    fl_optim optimizer;            /* adam (default) | adamw | sgd */
     double lr;                     /* > 0, default 1e-3 */
     double weight_decay;           /* >= 0, default 0 */
     double momentum;               /* sgd, [0, 1), default 0.9 */
     int nesterov;                  /* sgd, default 0 */
     double clip_grad_norm;         /* 0 = off (default); else max global L2 norm */
-    char schedule[8];              /* "none" (default) | "step" | "cosine" */
+    fl_sched schedule;             /* none (default) | step | cosine */
     int step_size;                 /* step: epochs per step (>= 1), default 10 */
     double gamma;                  /* step: factor (0, 1], default 0.1 */
     int warmup_epochs;             /* cosine: linear warm-up epochs, default 0 */
     double min_lr;                 /* cosine: floor, default 0 */
     double label_smoothing;        /* [0, 1), default 0 */
-    char predict_with[16];         /* "best_acc" (default) | "best_loss" | "last" */
+    fl_predict_with predict_with;  /* best_acc (default) | best_loss | last */
     int n_tta;
     fl_tta_kind tta[FL_MAX_TTA];   /* extra views averaged with the plain one at prediction */
     int n_stages;
     fl_aug_stage stages[FL_MAX_STAGES]; /* sorted by from_epoch, strictly increasing */
     double vote_weight;            /* vote.weights[i], default 1 */
-    char precision[8];             /* "fp32" | "bf16" | "fp16": models.[i].precision, else run.precision */
+    fl_precision precision;        /* fp32 | bf16 | fp16: models.[i].precision, else run.precision */
     int own_precision, precision_line; /* given by models.[i].precision; its line (0: --set or run.precision's) */
     int line;                      /* config line of this model's group */
     /* The model's data: each key from models.[i].data when it has it, else
@@ -113,10 +115,10 @@ typedef struct {
     char scratch_dir[FL_PATH_MAX]; /* node-local scratch (the feature cache file); "" (default): $SLURM_TMPDIR, else
                                       $TMPDIR, else /tmp, never the shared run directory unless named here */
     double checkpoint_minutes;     /* 0 (default): checkpoints at epoch ends only; else also every so many minutes */
-    char on_nan[16];               /* "stop" (default): a non-finite loss ends the job; "skip_step": drop that step */
+    fl_on_nan on_nan;              /* stop (default): a non-finite loss ends the job; "skip_step": drop that step */
     double progress_s;             /* seconds between progress lines of an epoch (default 30); 0: none. Also the
                                       heartbeat of status.txt (at least 1 s apart; 30 s when 0) */
-    char precision[8];             /* the backbone's autocast dtype: "fp32" (default) | "bf16" | "fp16" (CUDA only) */
+    fl_precision precision;        /* the backbone's autocast dtype: fp32 (default) | bf16 | fp16 (CUDA only) */
     int precision_line;            /* config line of run.precision (0: default or --set) */
     /* data */
     char data_file[FL_PATH_MAX];   /* "" when absent: then every model gives its own data.file */
@@ -124,9 +126,9 @@ typedef struct {
     int n_mean, n_std;             /* 0 when absent: mean 0.5, std 0.5 per channel */
     double mean[3], std[3];
     int mean_line, std_line;
-    char data_cache[16];           /* "none" (default): read batches from the file; "memory": load it whole */
-    char data_verify[16];          /* "full" (default): every image's checksum before training; "open": the seal only */
-    char feature_cache[16];        /* frozen backbones' un-augmented features: "auto" (default): in memory up to
+    fl_data_cache data_cache;      /* none (default): read batches from the file; memory: load it whole */
+    fl_data_verify data_verify;    /* full (default): every image's checksum before training; open: the seal only */
+    fl_feature_cache feature_cache; /* frozen backbones' un-augmented features: auto (default): in memory up to
                                       feature_cache_mb, else a scratch HDF5 file; "memory"; "file"; "none";
                                       "device": on the model's device (a GPU's memory; the CPU's: "memory") */
     double feature_cache_mb;       /* default 4096 */
@@ -136,7 +138,7 @@ typedef struct {
     int folds_use_line;
     /* dist */
     int ranks_per_job;             /* default 1; must divide the MPI world size */
-    char backend[8];               /* "auto" (default) | "nccl" | "mpi" */
+    fl_dist_backend backend;       /* auto (default) | nccl | mpi */
     double timeout_s;              /* > 0, default 600: a collective waiting longer is a hang, reported and aborted */
     double lock_timeout_s;         /* >= 5, default 60: a job lock of another host with an older heartbeat is stale */
     int overlap;       /* default 1: the gradient all-reduce in buckets that start during backward;
@@ -147,7 +149,7 @@ typedef struct {
     int n_models;
     fl_model_cfg models[FL_MAX_MODELS];
     /* vote */
-    char vote_method[16];          /* "soft-soft" (default) | "soft-hard" | "hard-hard" | "soft" | "hard" */
+    fl_vote_method vote_method;    /* soft-soft (default) | soft-hard | hard-hard | soft | hard */
 } fl_train_config;
 
 #endif

@@ -11,16 +11,12 @@
 
 #include <libconfig.h>
 
+#include "base/names.h"
 #include "base/tempfile.h"
-
-static const char *manifest_methods[] = {"soft", "hard", "soft-soft", "soft-hard", "hard-hard"};
 
 int fl_manifest_method_valid(const char *method)
 {
-    for (size_t i = 0; i < sizeof manifest_methods / sizeof *manifest_methods; i++)
-        if (!strcmp(method, manifest_methods[i]))
-            return 1;
-    return 0;
+    return fl_vote_method_parse(method) >= 0;
 }
 
 int fl_manifest_name_valid(const char *name)
@@ -208,8 +204,11 @@ static fl_code manifest_read_root(const char *path, const config_setting_t *root
             }
             if (is_data && strlen(v) >= sizeof m->data_file)
                 return manifest_bad(err, path, s, "'data_file' is too long");
-            if (!is_data && !fl_manifest_method_valid(v))
-                return manifest_bad(err, path, s, "'vote_method' must be soft, hard, soft-soft, soft-hard or hard-hard");
+            if (!is_data && !fl_manifest_method_valid(v)) {
+                char list[80];
+                snprintf(what, sizeof what, "'vote_method' must be %s", fl_vote_method_list(list, sizeof list));
+                return manifest_bad(err, path, s, what);
+            }
             if (is_data)
                 snprintf(m->data_file, sizeof m->data_file, "%s", v);
             else
@@ -240,7 +239,7 @@ static fl_code manifest_read_root(const char *path, const config_setting_t *root
 fl_code fl_manifest_read(const char *path, fl_manifest *m, fl_error *err)
 {
     memset(m, 0, sizeof *m);
-    snprintf(m->vote_method, sizeof m->vote_method, "soft-soft");
+    snprintf(m->vote_method, sizeof m->vote_method, "%s", fl_vote_method_name(FL_VOTE_SOFT_SOFT));
     FILE *f = fopen(path, "r");
     if (!f)
         return fl_fail(err, FL_EINPUT, "%s: cannot read the run manifest (%s) HINT: give the run directory that foldline train wrote (it holds run.cfg)", path, strerror(errno));

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/names.h"
 #include "dataset/datafile.h"
 #include "dataset/preds.h"
 #include "vote/vote_internal.h"
@@ -85,7 +86,7 @@ static fl_code vote_choose(vote_state *v, const char **method, int *model, fl_er
     *model = -1;
     if (o->fit_weights) {
         /* the fitted weights weigh the soft-soft vote, and the submission is that vote */
-        if ((o->method && strcmp(o->method, "soft-soft")) || o->model)
+        if ((o->method && fl_vote_method_parse(o->method) != FL_VOTE_SOFT_SOFT) || o->model)
             return fl_fail(err, FL_EUSAGE,
                            "vote: --fit-weights fits the weights of the soft-soft vote, and the submission is that "
                            "vote; it does not go with %s %s HINT: drop %s, or drop --fit-weights",
@@ -96,9 +97,11 @@ static fl_code vote_choose(vote_state *v, const char **method, int *model, fl_er
         *method = "fitted";
         return FL_OK;
     }
+    char list[80];
     if (!fl_manifest_method_valid(*method))
-        return fl_fail(err, FL_EUSAGE, "vote: unknown method '%s' HINT: use soft, hard, soft-soft, soft-hard or hard-hard", *method);
-    int per_model = !strcmp(*method, "soft") || !strcmp(*method, "hard");
+        return fl_fail(err, FL_EUSAGE, "vote: unknown method '%s' HINT: use %s", *method,
+                       fl_vote_method_list(list, sizeof list));
+    int per_model = fl_vote_method_is_per_model(*method);
     if (o->model && !per_model)
         return fl_fail(err, FL_EUSAGE, "vote: --model applies to the methods soft and hard, not %s HINT: add --method soft or --method hard", *method);
     if (!per_model)
@@ -408,12 +411,12 @@ static void vote_add_method(vote_state *v, const char *method, int model, const 
 static void vote_build_methods(vote_state *v, const char *method, int model)
 {
     for (int m = 0; m < v->n_models; m++) {
-        vote_add_method(v, "soft", m, v->models[m].test_soft, v->models[m].oof_pred);
-        vote_add_method(v, "hard", m, v->models[m].test_hard, v->models[m].oof_pred);
+        vote_add_method(v, fl_vote_method_name(FL_VOTE_SOFT), m, v->models[m].test_soft, v->models[m].oof_pred);
+        vote_add_method(v, fl_vote_method_name(FL_VOTE_HARD), m, v->models[m].test_hard, v->models[m].oof_pred);
     }
-    vote_add_method(v, "soft-soft", -1, v->test_soft_soft, v->oof_soft_soft);
-    vote_add_method(v, "soft-hard", -1, v->test_soft_hard, v->oof_soft_hard);
-    vote_add_method(v, "hard-hard", -1, v->test_hard_hard, v->oof_hard_hard);
+    vote_add_method(v, fl_vote_method_name(FL_VOTE_SOFT_SOFT), -1, v->test_soft_soft, v->oof_soft_soft);
+    vote_add_method(v, fl_vote_method_name(FL_VOTE_SOFT_HARD), -1, v->test_soft_hard, v->oof_soft_hard);
+    vote_add_method(v, fl_vote_method_name(FL_VOTE_HARD_HARD), -1, v->test_hard_hard, v->oof_hard_hard);
     if (v->fit.done) {
         vote_add_method(v, "fitted", -1, v->fit.test_pred, v->fit.oof_pred);
         snprintf(v->methods[v->n_methods - 1].name, sizeof v->methods[0].name, "soft-soft, fitted weights");

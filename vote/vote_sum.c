@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/names.h"
 #include "vote/vote_weights.h"
 
 static int32_t sum_argmax(const double *x, int n)
@@ -121,12 +122,14 @@ void fl_vote_sums_model_end_fitted(fl_vote_sums *s, double weight)
 
 int fl_vote_method_is_per_model(const char *method)
 {
-    return !strcmp(method, "soft") || !strcmp(method, "hard");
+    int m = fl_vote_method_parse(method);
+    return m >= 0 && fl_vote_method_per_model((fl_vote_method)m);
 }
 
 int fl_vote_method_is_soft(const char *method)
 {
-    return !strcmp(method, "soft") || !strcmp(method, "soft-soft");
+    int m = fl_vote_method_parse(method);
+    return m == FL_VOTE_SOFT || m == FL_VOTE_SOFT_SOFT;
 }
 
 int32_t fl_vote_sums_row(const fl_vote_sums *s, const char *method, int64_t i, double *scores)
@@ -135,16 +138,17 @@ int32_t fl_vote_sums_row(const fl_vote_sums *s, const char *method, int64_t i, d
     size_t o = (size_t)i * C;
     const double *sum = s->soft_soft + o;
     double total = s->fitted ? 1.0 : s->fold_weight_sum;
-    if (!strcmp(method, "soft")) {
+    int m = fl_vote_method_parse(method); /* -1 ("fitted"): the soft-soft sums */
+    if (m == FL_VOTE_SOFT) {
         sum = s->model_soft + o;
         total = s->model_folds;
-    } else if (!strcmp(method, "hard")) {
+    } else if (m == FL_VOTE_HARD) {
         sum = s->model_hard + o;
         total = s->model_folds;
-    } else if (!strcmp(method, "soft-hard")) {
+    } else if (m == FL_VOTE_SOFT_HARD) {
         sum = s->soft_hard + o;
         total = s->weight_sum;
-    } else if (!strcmp(method, "hard-hard")) {
+    } else if (m == FL_VOTE_HARD_HARD) {
         sum = s->hard_hard + o;
     }
     for (int c = 0; scores && c < C; c++)

@@ -101,24 +101,24 @@ static void test_design_example_loads_with_its_values(void)
     CHECK_STR(cfg.data_file, data_path);
     CHECK(cfg.n_mean == 3 && cfg.mean[0] == 0.485 && cfg.mean[2] == 0.406 && cfg.mean_line == 2);
     CHECK(cfg.n_std == 3 && cfg.std[1] == 0.224 && cfg.std_line == 2);
-    CHECK_STR(cfg.data_cache, "none");
+    CHECK_STR(fl_data_cache_name(cfg.data_cache), "none");
     CHECK(cfg.n_folds_use == 5 && cfg.folds_use[4] == 4 && cfg.folds_use_line == 3);
     CHECK(cfg.ranks_per_job == 1);
-    CHECK_STR(cfg.backend, "auto");
+    CHECK_STR(fl_dist_backend_name(cfg.backend), "auto");
     CHECK(cfg.n_models == 1);
     const fl_model_cfg *m = &cfg.models[0];
     CHECK_STR(m->name, "eva02_l_mlp3");
     CHECK_STR(m->backbone, "resnet18");
     CHECK(m->freeze_backbone == 1 && m->line == 5);
-    CHECK_STR(m->head_type, "mlp3");
+    CHECK_STR(fl_head_name(m->head_type), "mlp3");
     CHECK(m->head_hidden == 1024);
-    CHECK_STR(m->head_act, "relu");
+    CHECK_STR(fl_act_name(m->head_act), "relu");
     CHECK(m->epochs == 30 && m->batch == 64);
-    CHECK_STR(m->optimizer, "adam");
+    CHECK_STR(fl_optim_name(m->optimizer), "adam");
     CHECK(m->lr == 1e-3 && m->weight_decay == 0.0);
-    CHECK_STR(m->schedule, "step");
+    CHECK_STR(fl_sched_name(m->schedule), "step");
     CHECK(m->step_size == 10 && m->gamma == 0.1);
-    CHECK_STR(m->predict_with, "best_acc");
+    CHECK_STR(fl_predict_with_name(m->predict_with), "best_acc");
     CHECK(m->n_tta == 1 && m->tta[0] == FL_TTA_HFLIP);
     CHECK(m->n_stages == 3);
     CHECK(m->stages[0].from_epoch == 0 && m->stages[0].n_ops == 0);
@@ -127,7 +127,7 @@ static void test_design_example_loads_with_its_values(void)
     CHECK(m->stages[1].ops[2].kind == FL_OP_ROTATE && m->stages[1].ops[2].degrees == 10.0);
     CHECK(m->stages[2].from_epoch == 10 && m->stages[2].ops[2].degrees == 15.0 && m->stages[2].ops[2].p == 0.5);
     CHECK(m->vote_weight == 1.0);
-    CHECK_STR(cfg.vote_method, "soft-soft");
+    CHECK_STR(fl_vote_method_name(cfg.vote_method), "soft-soft");
 }
 
 static void test_absent_keys_take_the_defaults(void)
@@ -137,24 +137,24 @@ static void test_absent_keys_take_the_defaults(void)
     CHECK_STR(cfg.out_dir, "runs");
     CHECK(cfg.seed == 42 && cfg.threads == 0);
     CHECK(cfg.n_mean == 0 && cfg.n_std == 0 && cfg.n_folds_use == 0);
-    CHECK_STR(cfg.data_cache, "none");
-    CHECK_STR(cfg.data_verify, "full");
+    CHECK_STR(fl_data_cache_name(cfg.data_cache), "none");
+    CHECK_STR(fl_data_verify_name(cfg.data_verify), "full");
     CHECK(cfg.ranks_per_job == 1);
-    CHECK_STR(cfg.backend, "auto");
-    CHECK_STR(cfg.vote_method, "soft-soft");
+    CHECK_STR(fl_dist_backend_name(cfg.backend), "auto");
+    CHECK_STR(fl_vote_method_name(cfg.vote_method), "soft-soft");
     const fl_model_cfg *m = &cfg.models[0];
     CHECK(m->freeze_backbone == 0 && m->line == 2);
-    CHECK_STR(m->head_type, "linear");
+    CHECK_STR(fl_head_name(m->head_type), "linear");
     CHECK(m->head_hidden == 1024);
-    CHECK_STR(m->head_act, "relu");
+    CHECK_STR(fl_act_name(m->head_act), "relu");
     CHECK(m->epochs == 3 && m->batch == 64);
-    CHECK_STR(m->optimizer, "adam");
+    CHECK_STR(fl_optim_name(m->optimizer), "adam");
     CHECK(m->lr == 1e-3 && m->weight_decay == 0 && m->momentum == 0.9 && m->nesterov == 0);
     CHECK(m->clip_grad_norm == 0);
-    CHECK_STR(m->schedule, "none");
+    CHECK_STR(fl_sched_name(m->schedule), "none");
     CHECK(m->step_size == 10 && m->gamma == 0.1 && m->warmup_epochs == 0 && m->min_lr == 0);
     CHECK(m->label_smoothing == 0);
-    CHECK_STR(m->predict_with, "best_acc");
+    CHECK_STR(fl_predict_with_name(m->predict_with), "best_acc");
     CHECK(m->n_tta == 0 && m->n_stages == 0 && m->vote_weight == 1.0);
 }
 
@@ -166,11 +166,11 @@ static void test_sgd_cosine_and_every_model_key_are_read(void)
                          " label_smoothing = 0.1; predict_with = \"last\"; tta = [\"vflip\", \"hflip\"];") == FL_OK);
     const fl_model_cfg *m = &cfg.models[0];
     CHECK(m->batch == 8 && m->clip_grad_norm == 1.0);
-    CHECK_STR(m->optimizer, "sgd");
+    CHECK_STR(fl_optim_name(m->optimizer), "sgd");
     CHECK(m->lr == 0.1 && m->momentum == 0.8 && m->nesterov == 1 && m->weight_decay == 5e-4);
-    CHECK_STR(m->schedule, "cosine");
+    CHECK_STR(fl_sched_name(m->schedule), "cosine");
     CHECK(m->warmup_epochs == 2 && m->min_lr == 1e-6 && m->label_smoothing == 0.1);
-    CHECK_STR(m->predict_with, "last");
+    CHECK_STR(fl_predict_with_name(m->predict_with), "last");
     CHECK(m->n_tta == 2 && m->tta[0] == FL_TTA_VFLIP && m->tta[1] == FL_TTA_HFLIP);
 }
 
@@ -258,10 +258,10 @@ static void test_fuse_folds_defaults_to_a_frozen_backbone_and_needs_one(void)
 static void test_feature_cache_keys_are_read_and_checked(void)
 {
     CHECK(load(MINIMAL) == FL_OK);
-    CHECK(!strcmp(cfg.feature_cache, "auto") && cfg.feature_cache_mb == 4096.0);
+    CHECK(!strcmp(fl_feature_cache_name(cfg.feature_cache), "auto") && cfg.feature_cache_mb == 4096.0);
     CHECK(load("data = { file = \"@DATA@\"; feature_cache = \"file\"; feature_cache_mb = 100; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
-    CHECK(!strcmp(cfg.feature_cache, "file") && cfg.feature_cache_mb == 100.0);
+    CHECK(!strcmp(fl_feature_cache_name(cfg.feature_cache), "file") && cfg.feature_cache_mb == 100.0);
     CHECK(load("data = { file = \"@DATA@\"; feature_cache = \"disk\"; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":1: data.feature_cache: unknown value \"disk\"") != NULL);
@@ -274,9 +274,9 @@ static void test_resume_and_failure_keys_are_read_and_checked(void)
 {
     CHECK(load(MINIMAL "run = { checkpoint_minutes = 15; on_nan = \"skip_step\"; };\ndist = { timeout_s = 30; };\n") ==
           FL_OK);
-    CHECK(cfg.checkpoint_minutes == 15.0 && !strcmp(cfg.on_nan, "skip_step") && cfg.timeout_s == 30.0);
+    CHECK(cfg.checkpoint_minutes == 15.0 && !strcmp(fl_on_nan_name(cfg.on_nan), "skip_step") && cfg.timeout_s == 30.0);
     CHECK(load(MINIMAL) == FL_OK);
-    CHECK(cfg.checkpoint_minutes == 0.0 && !strcmp(cfg.on_nan, "stop") && cfg.timeout_s == 600.0);
+    CHECK(cfg.checkpoint_minutes == 0.0 && !strcmp(fl_on_nan_name(cfg.on_nan), "stop") && cfg.timeout_s == 600.0);
     CHECK(load(MINIMAL "run = { checkpoint_minutes = -1; };\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: run.checkpoint_minutes:") != NULL);
     CHECK(load(MINIMAL "run = { on_nan = \"ignore\"; };\n") == FL_ECONFIG);
@@ -460,7 +460,7 @@ static void test_unknown_enum_values_list_the_allowed_ones(void)
     CHECK_MSG(":2: data.verify: unknown value \"never\" HINT: use one of full, open");
     CHECK(load("data = { file = \"@DATA@\"; verify = \"open\"; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
-    CHECK_STR(cfg.data_verify, "open");
+    CHECK_STR(fl_data_verify_name(cfg.data_verify), "open");
     CHECK(load_model_key("tta = [\"rot90\"];") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].tta.[0]: unknown value \"rot90\" HINT: use one of hflip, vflip");
 }
@@ -740,7 +740,7 @@ static void test_vote_weights_one_positive_value_per_model(void)
     snprintf(text, sizeof text, "%svote = { method = \"hard\"; weights = [2, 1]; };\n", two);
     CHECK(load(text) == FL_OK);
     CHECK(cfg.models[0].vote_weight == 2.0 && cfg.models[1].vote_weight == 1.0);
-    CHECK_STR(cfg.vote_method, "hard");
+    CHECK_STR(fl_vote_method_name(cfg.vote_method), "hard");
     snprintf(text, sizeof text, "%svote = { weights = [1.0]; };\n", two);
     CHECK(load(text) == FL_ECONFIG);
     CHECK_MSG(":4: vote.weights: expected 2 values (one per model), found 1");
@@ -799,8 +799,8 @@ static void test_override_creates_missing_keys_and_groups(void)
                           "folds.use=[1, 3]", "models.0.augment=({from_epoch = 2; ops = ({op = \"hflip\";});})"};
     CHECK(load_set(MINIMAL, sets, 5) == FL_OK);
     CHECK_STR(err.msg, "");
-    CHECK_STR(cfg.vote_method, "hard-hard");
-    CHECK_STR(cfg.models[0].schedule, "cosine");
+    CHECK_STR(fl_vote_method_name(cfg.vote_method), "hard-hard");
+    CHECK_STR(fl_sched_name(cfg.models[0].schedule), "cosine");
     CHECK(cfg.models[0].n_tta == 1 && cfg.n_folds_use == 2 && cfg.folds_use[1] == 3);
     CHECK(cfg.folds_use_line == 0); /* came from --set */
     CHECK(cfg.models[0].n_stages == 1 && cfg.models[0].stages[0].from_epoch == 2);

@@ -8,6 +8,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include "base/names.h"
+
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 #define FL_AUTOCAST_BY_DEVICE_TYPE 1
 #endif
@@ -17,14 +19,12 @@ namespace foldline
 
 fl_code precision_parse(const std::string &name, const torch::Device &dev, at::ScalarType *dtype, fl_error *err)
 {
-    if (name.empty() || name == "fp32")
-        *dtype = at::kFloat;
-    else if (name == "bf16")
-        *dtype = at::kBFloat16;
-    else if (name == "fp16")
-        *dtype = at::kHalf;
-    else
-        return fl_fail(err, FL_EINPUT, "precision \"%s\": expected \"fp32\" | \"bf16\" | \"fp16\"", name.c_str());
+    const int p = name.empty() ? FL_PRECISION_FP32 : fl_precision_parse(name.c_str());
+    char list[64];
+    if (p < 0)
+        return fl_fail(err, FL_EINPUT, "precision \"%s\": expected %s", name.c_str(),
+                       fl_names_join(list, sizeof list, fl_precision_names, nullptr, 0, "\"", " | ", " | "));
+    *dtype = p == FL_PRECISION_BF16 ? at::kBFloat16 : p == FL_PRECISION_FP16 ? at::kHalf : at::kFloat;
     if (*dtype == at::kHalf && !dev.is_cuda())
         return fl_fail(err, FL_EINPUT,
                        "precision \"fp16\" needs a CUDA device, and this model is on the CPU HINT: use \"bf16\" on "
@@ -34,7 +34,9 @@ fl_code precision_parse(const std::string &name, const torch::Device &dev, at::S
 
 const char *precision_name(at::ScalarType dtype)
 {
-    return dtype == at::kBFloat16 ? "bf16" : dtype == at::kHalf ? "fp16" : "fp32";
+    return fl_precision_name(dtype == at::kBFloat16 ? FL_PRECISION_BF16
+                             : dtype == at::kHalf   ? FL_PRECISION_FP16
+                                                    : FL_PRECISION_FP32);
 }
 
 namespace

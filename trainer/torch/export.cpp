@@ -177,14 +177,15 @@ torch::jit::Module backbone_module(fl_model &fm, const std::string &name)
     }
     Emitter e(name);
     const std::string &kind = fm.backbone_name;
-    if (kind == "smallcnn") {
+    const int net = fl_backbone_parse(kind.c_str());
+    if (net == FL_NET_SMALLCNN) {
         e.module(*Emitter::child(bb, "features"), "features", "x");
         e.line("x = torch.flatten(torch.adaptive_avg_pool2d(x, [7, 7]), 1)");
-    } else if (kind == "mlp") {
+    } else if (net == FL_NET_MLP) {
         e.line("x = torch.flatten(x, 1)");
         e.module(*Emitter::child(bb, "fc"), "fc", "x");
         e.line("x = torch.relu(x)");
-    } else if (kind == "resnet18" || kind == "resnet34" || kind == "resnet50") {
+    } else if (net == FL_NET_RESNET18 || net == FL_NET_RESNET34 || net == FL_NET_RESNET50) {
         e.module(*Emitter::child(bb, "conv1"), "conv1", "x");
         e.module(*Emitter::child(bb, "bn1"), "bn1", "x");
         e.line("x = torch.relu(x)");
@@ -274,13 +275,14 @@ void export_ensemble(const fl_export_model *models, int n_models, const std::str
         last_folds = em.n_folds;
     }
     const std::string L = std::to_string(n_models - 1);
-    if (method == "soft")
+    const int vm = fl_vote_method_parse(method.c_str()); /* -1: fitted */
+    if (vm == FL_VOTE_SOFT)
         line("return ms" + L + " / " + lit(last_folds));
-    else if (method == "hard")
+    else if (vm == FL_VOTE_HARD)
         line("return mh" + L + " / " + lit(last_folds));
-    else if (method == "soft-hard")
+    else if (vm == FL_VOTE_SOFT_HARD)
         line("return sh / " + lit(weight_sum));
-    else if (method == "hard-hard")
+    else if (vm == FL_VOTE_HARD_HARD)
         line("return hh / " + lit(fold_weight_sum));
     else if (fitted)
         line("return ss");

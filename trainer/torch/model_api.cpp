@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/names.h"
 #include "trainer/torch/bridge_guard.h"
 #include "trainer/spec.h"
 #include "trainer/torch/images.h"
@@ -35,11 +36,12 @@ bool finite_at_least(double v, double lo)
 // Everything of the spec that needs no libtorch. Names default as trainer/spec.h says.
 fl_code check_spec(const fl_model_spec &s, fl_error *err)
 {
-    const std::string backbone = or_default(s.backbone, ""), head = or_default(s.head_type, "linear"),
-                      act = or_default(s.head_act, "relu"), opt = or_default(s.optimizer, "adam");
+    const std::string backbone = or_default(s.backbone, ""), head = or_default(s.head_type, fl_head_name(FL_HEAD_LINEAR)),
+                      act = or_default(s.head_act, fl_act_name(FL_ACT_RELU)),
+                      opt = or_default(s.optimizer, fl_optim_name(FL_OPTIM_ADAM));
+    const int head_i = fl_head_parse(head.c_str()), act_i = fl_act_parse(act.c_str()), opt_i = fl_optim_parse(opt.c_str());
     const bool script = is_torchscript(backbone);
-    if (!script && backbone != "resnet18" && backbone != "resnet34" && backbone != "resnet50" &&
-        backbone != "smallcnn" && backbone != "mlp")
+    if (!script && fl_backbone_parse(backbone.c_str()) < 0)
         return fl_fail(err, FL_EINPUT, "backbone \"%s\": expected %s", backbone.c_str(), kBackboneNames);
     if (script && backbone.size() == std::strlen(kTorchScriptPrefix))
         return fl_fail(err, FL_EINPUT, "backbone \"%s\": expected torchscript:PATH, the path of a TorchScript file",
@@ -47,25 +49,27 @@ fl_code check_spec(const fl_model_spec &s, fl_error *err)
     if (!(s.backbone_lr_scale == 0 || (std::isfinite(s.backbone_lr_scale) && s.backbone_lr_scale > 0)))
         return fl_fail(err, FL_EINPUT, "backbone_lr_scale %g: expected a finite number > 0 (0 means 1)",
                        s.backbone_lr_scale);
-    if (head != "linear" && head != "mlp3")
+    if (head_i < 0)
         return fl_fail(err, FL_EINPUT, "head type \"%s\": expected %s", head.c_str(), kHeadNames);
-    if (act != "relu" && act != "gelu")
+    if (act_i < 0)
         return fl_fail(err, FL_EINPUT, "head activation \"%s\": expected %s", act.c_str(), kActNames);
-    if (opt != "adam" && opt != "adamw" && opt != "sgd")
-        return fl_fail(err, FL_EINPUT, "optimizer \"%s\": expected \"adam\" | \"adamw\" | \"sgd\"", opt.c_str());
+    char list[64];
+    if (opt_i < 0)
+        return fl_fail(err, FL_EINPUT, "optimizer \"%s\": expected %s", opt.c_str(),
+                       fl_names_join(list, sizeof list, fl_optim_names, nullptr, 0, "\"", " | ", " | "));
     if (s.in_channels < 1 || s.in_channels > 3)
         return fl_fail(err, FL_EINPUT, "in_channels %d: expected 1 to 3 (one mean and std per channel)", s.in_channels);
     if (s.height < 8 || s.width < 8)
         return fl_fail(err, FL_EINPUT, "image size %dx%d (height x width): expected at least 8x8", s.height, s.width);
     if (s.num_classes < 1)
         return fl_fail(err, FL_EINPUT, "num_classes %d: expected at least 1", s.num_classes);
-    if (head == "mlp3" && s.head_hidden < 1)
+    if (head_i == FL_HEAD_MLP3 && s.head_hidden < 1)
         return fl_fail(err, FL_EINPUT, "mlp3 head_hidden %d: expected at least 1", s.head_hidden);
     if (!finite_at_least(s.lr, 0) || !finite_at_least(s.weight_decay, 0))
         return fl_fail(err, FL_EINPUT, "lr %g, weight_decay %g: expected finite numbers >= 0", s.lr, s.weight_decay);
-    if (opt == "sgd" && !(s.momentum >= 0 && s.momentum < 1))
+    if (opt_i == FL_OPTIM_SGD && !(s.momentum >= 0 && s.momentum < 1))
         return fl_fail(err, FL_EINPUT, "sgd momentum %g: expected 0 <= momentum < 1", s.momentum);
-    if (opt == "sgd" && s.nesterov && !(s.momentum > 0))
+    if (opt_i == FL_OPTIM_SGD && s.nesterov && !(s.momentum > 0))
         return fl_fail(err, FL_EINPUT, "sgd nesterov needs a momentum > 0 (momentum is %g)", s.momentum);
     if (!finite_at_least(s.clip_grad_norm, 0))
         return fl_fail(err, FL_EINPUT, "clip_grad_norm %g: expected >= 0 (0 = off)", s.clip_grad_norm);
@@ -83,9 +87,10 @@ std::unique_ptr<torch::optim::Optimizer> optimizer_new(const std::string &name, 
                                                        const std::vector<torch::optim::OptimizerParamGroup> &groups)
 {
     namespace optim = torch::optim;
-    if (name == "adamw")
+    const int opt = fl_optim_parse(name.c_str());
+    if (opt == FL_OPTIM_ADAMW)
         return std::make_unique<optim::AdamW>(groups, optim::AdamWOptions(s.lr).weight_decay(s.weight_decay));
-    if (name == "sgd")
+    if (opt == FL_OPTIM_SGD)
         return std::make_unique<optim::SGD>(
             groups,
             optim::SGDOptions(s.lr).momentum(s.momentum).nesterov(s.nesterov != 0).weight_decay(s.weight_decay));
@@ -123,22 +128,22 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
 {
     auto m = std::make_unique<fl_model>();
     m->backbone_name = s.backbone;
-    m->head_type = or_default(s.head_type, "linear");
-    m->head_act = or_default(s.head_act, "relu");
-    m->optimizer_name = or_default(s.optimizer, "adam");
+    m->head_type = or_default(s.head_type, fl_head_name(FL_HEAD_LINEAR));
+    m->head_act = or_default(s.head_act, fl_act_name(FL_ACT_RELU));
+    m->optimizer_name = or_default(s.optimizer, fl_optim_name(FL_OPTIM_ADAM));
     m->device_name = or_default(s.device, "cpu");
     m->in_channels = s.in_channels;
     m->height = s.height;
     m->width = s.width;
     m->num_classes = s.num_classes;
-    m->head_hidden = m->head_type == "mlp3" ? s.head_hidden : 0;
+    m->head_hidden = fl_head_parse(m->head_type.c_str()) == FL_HEAD_MLP3 ? s.head_hidden : 0;
     m->freeze_backbone = s.freeze_backbone != 0;
     m->backbone_lr_scale = m->freeze_backbone || s.backbone_lr_scale == 0 ? 1.0 : s.backbone_lr_scale;
     m->clip_grad_norm = s.clip_grad_norm;
     m->label_smoothing = s.label_smoothing;
     if (fl_code rc = parse_device(m->device_name, &m->device, err))
         return rc;
-    if (fl_code rc = precision_parse(or_default(s.precision, "fp32"), m->device, &m->amp, err))
+    if (fl_code rc = precision_parse(or_default(s.precision, ""), m->device, &m->amp, err))
         return rc;
     m->scaler.on = m->amp == at::kHalf && !m->freeze_backbone; // a frozen backbone has no backward in fp16
 
@@ -400,7 +405,7 @@ std::string model_signature(const fl_model &m)
     }
     std::string s = "backbone " + backbone + ", in_channels " + std::to_string(m.in_channels) + ", " +
                     std::to_string(m.num_classes) + " classes, head " + m.head_type;
-    if (m.head_type == "mlp3")
+    if (fl_head_parse(m.head_type.c_str()) == FL_HEAD_MLP3)
         s += "(" + std::to_string(m.head_hidden) + ", " + m.head_act + ")";
     s += m.freeze_backbone ? ", frozen backbone" : ", trained backbone";
     if (m.backbone_lr_scale != 1) {

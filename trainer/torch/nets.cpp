@@ -4,13 +4,28 @@
 
 #include <vector>
 
+#include "base/names.h"
+
 namespace foldline
 {
 
-const char *const kBackboneNames =
-    "\"resnet18\" | \"resnet34\" | \"resnet50\" | \"smallcnn\" | \"mlp\" | \"torchscript:PATH\"";
-const char *const kHeadNames = "\"linear\" | \"mlp3\"";
-const char *const kActNames = "\"relu\" | \"gelu\"";
+namespace
+{
+// "\"a\" | \"b\"" from one of base/names.h's tables (and extra, when given).
+std::string quoted_names(const char *const *names, const char *extra)
+{
+    char buf[256];
+    std::string s = fl_names_join(buf, sizeof buf, names, nullptr, 0, "\"", " | ", " | ");
+    return extra ? s + " | " + extra : s;
+}
+const std::string backbone_names = quoted_names(fl_backbone_names, "\"torchscript:PATH\"");
+const std::string head_names = quoted_names(fl_head_names, nullptr);
+const std::string act_names = quoted_names(fl_act_names, nullptr);
+} // namespace
+
+const char *const kBackboneNames = backbone_names.c_str();
+const char *const kHeadNames = head_names.c_str();
+const char *const kActNames = act_names.c_str();
 
 namespace
 {
@@ -180,28 +195,32 @@ struct MlpImpl : BackboneImpl {
 
 std::shared_ptr<BackboneImpl> backbone_new(const std::string &name, int64_t in_channels, int64_t height, int64_t width)
 {
-    if (name == "resnet18")
+    switch (fl_backbone_parse(name.c_str())) {
+    case FL_NET_RESNET18:
         return std::make_shared<ResNetImpl>(in_channels, std::vector<int64_t>{2, 2, 2, 2}, false);
-    if (name == "resnet34")
+    case FL_NET_RESNET34:
         return std::make_shared<ResNetImpl>(in_channels, std::vector<int64_t>{3, 4, 6, 3}, false);
-    if (name == "resnet50")
+    case FL_NET_RESNET50:
         return std::make_shared<ResNetImpl>(in_channels, std::vector<int64_t>{3, 4, 6, 3}, true);
-    if (name == "smallcnn")
+    case FL_NET_SMALLCNN:
         return std::make_shared<SmallCnnImpl>(in_channels);
-    if (name == "mlp")
+    case FL_NET_MLP:
         return std::make_shared<MlpImpl>(in_channels, height, width);
-    return nullptr;
+    default:
+        return nullptr;
+    }
 }
 
 nn::Sequential head_new(const std::string &type, int64_t dim, int64_t hidden, const std::string &act, int64_t classes)
 {
-    if (type == "linear")
+    const int head = fl_head_parse(type.c_str()), a = fl_act_parse(act.c_str());
+    if (head == FL_HEAD_LINEAR)
         return nn::Sequential(nn::Linear(dim, classes));
-    if (type != "mlp3")
+    if (head != FL_HEAD_MLP3)
         return nn::Sequential(nullptr);
-    if (act == "relu")
+    if (a == FL_ACT_RELU)
         return nn::Sequential(nn::Linear(dim, hidden), nn::ReLU(), nn::Linear(hidden, classes));
-    if (act == "gelu")
+    if (a == FL_ACT_GELU)
         return nn::Sequential(nn::Linear(dim, hidden), nn::GELU(), nn::Linear(hidden, classes));
     return nn::Sequential(nullptr);
 }
