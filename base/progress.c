@@ -2,23 +2,22 @@
 #include "base/progress.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 double fl_progress_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    return fl_clock_mono();
 }
 
 double fl_progress_wall(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    return fl_clock_wall();
 }
 
 void fl_ticker_init(fl_ticker *t, FILE *out, double interval_s)
@@ -76,4 +75,25 @@ void fl_progress_duration(double s, char *buf, size_t n)
         snprintf(buf, n, "%ldh%02ldm", v / 3600, v % 3600 / 60);
     else
         snprintf(buf, n, "%ldd%02ldh", v / 86400, v % 86400 / 3600);
+}
+
+char *fl_job_tag(char *buf, size_t n, const char *model, int fold)
+{
+    if (fold < 0)
+        snprintf(buf, n, "[%s folds]", model);
+    else
+        snprintf(buf, n, "[%s fold %d]", model, fold);
+    return buf;
+}
+
+void fl_job_log(FILE *f, const char *model, int fold, const char *fmt, ...)
+{
+    char tag[128];
+    va_list ap;
+    if (!f)
+        return;
+    fprintf(f, "%s ", fl_job_tag(tag, sizeof tag, model, fold));
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
 }

@@ -42,4 +42,12 @@ void fl_ticker_clear(fl_ticker *t);
  * negative or not finite (unknown). */
 void fl_progress_duration(double s, char *buf, size_t n);
 
+/* "[model fold k]", or "[model folds]" when fold < 0 (a fused job of every
+ * fold): the tag that starts each line about a job. Returns buf. */
+char *fl_job_tag(char *buf, size_t n, const char *model, int fold);
+
+/* Prints the job's tag, a space and the formatted text to f (nothing when f
+ * is NULL); no newline is added. */
+void fl_job_log(FILE *f, const char *model, int fold, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -5,13 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t strmap_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
+#include "base/hash.h"
 
 int fl_strmap_init(fl_strmap *m, size_t expected)
 {
@@ -40,7 +34,7 @@ void fl_strmap_free(fl_strmap *m)
 
 static size_t strmap_slot(const fl_strmap *m, const char *key)
 {
-    size_t i = strmap_hash(key) & (m->cap - 1);
+    size_t i = fl_hash_str(key) & (m->cap - 1);
     while (m->keys[i] && strcmp(m->keys[i], key) != 0)
         i = (i + 1) & (m->cap - 1);
     return i;

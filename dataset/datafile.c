@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/hash.h"
 #include "dataset/datafile_priv.h"
 
 const char *const fl_datafile_split_group[2] = {"train", "test"};
@@ -477,16 +478,11 @@ fl_code fl_datafile_fingerprint(fl_datafile *df, char out[17], fl_error *err)
     fl_code rc = fl_datafile_read_paths(df, FL_SPLIT_TEST, &paths, err);
     if (rc)
         return rc;
-    uint64_t h = 1469598103934665603ull;
     char head[64];
     snprintf(head, sizeof head, "%d classes, %lld test rows\n", df->info.num_classes, (long long)df->info.n_test);
-    for (const char *c = head; *c; c++)
-        h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    for (int64_t i = 0; i < df->info.n_test; i++) {
-        for (const char *c = paths[i]; *c; c++)
-            h = (h ^ (unsigned char)*c) * 1099511628211ull;
-        h = (h ^ '\n') * 1099511628211ull;
-    }
+    uint64_t h = fl_fnv1a_str(FL_FNV1A_INIT, head);
+    for (int64_t i = 0; i < df->info.n_test; i++)
+        h = fl_fnv1a(fl_fnv1a_str(h, paths[i]), "\n", 1);
     fl_datafile_free_paths(paths, df->info.n_test);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
     return FL_OK;

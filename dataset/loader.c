@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "dataset/h5util.h"
 
 #define RING 3
@@ -38,13 +39,6 @@ struct fl_loader {
     fl_error err;
     double wait_s;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Reads rows[first .. first+count) into dst. Runs of consecutive rows are
  * read with one call. */
@@ -280,7 +274,7 @@ fl_code fl_loader_start_batches(fl_loader *ld, const int64_t *rows, int64_t n, c
 
 int fl_loader_next(fl_loader *ld, const uint8_t **x, int *B, int64_t *first, fl_error *err)
 {
-    double t0 = now_s();
+    double t0 = fl_clock_mono();
     pthread_mutex_lock(&ld->mu);
     /* Taking batch b frees the slot of batch b-1 (the consumer is done with it). */
     int64_t b = ld->consumed;
@@ -301,7 +295,7 @@ int fl_loader_next(fl_loader *ld, const uint8_t **x, int *B, int64_t *first, fl_
     pthread_mutex_unlock(&ld->mu);
     *x = ld->slot[b % RING];
     loader_shard_of(ld, b, first, B);
-    ld->wait_s += now_s() - t0;
+    ld->wait_s += fl_clock_mono() - t0;
     return 1;
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "dataset/datafile.h"
 #include "dataset/folds.h"
 #include "dataset/image.h"
@@ -19,13 +20,6 @@
 
 #define BLOCK_BYTES (64u << 20) /* one of the two image buffers, at most */
 #define BLOCK_ROWS_MAX 512
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Work shared by the writer (calling thread) and the decode workers. Rows of
  * both splits are numbered as one sequence: train rows, then test rows. Row r
@@ -61,15 +55,15 @@ static fl_code prep_one(prep_work *w, int64_t row, uint8_t *dst, double *t_dec, 
     fl_split_id split = row < w->n_train ? FL_SPLIT_TRAIN : FL_SPLIT_TEST;
     int64_t r = split == FL_SPLIT_TRAIN ? row : row - w->n_train;
     fl_image img;
-    double t0 = now_seconds();
+    double t0 = fl_clock_mono();
     fl_code rc = fl_source_decode(w->src, split, r, w->channels, &img, err);
-    double t1 = now_seconds();
+    double t1 = fl_clock_mono();
     *t_dec += t1 - t0;
     if (rc)
         return rc;
     rc = fl_image_fit(&img, w->height, w->width, dst, err);
     fl_image_release(&img);
-    *t_res += now_seconds() - t1;
+    *t_res += fl_clock_mono() - t1;
     return rc;
 }
 
@@ -117,7 +111,7 @@ static fl_code prep_write_blocks(prep_work *w, fl_datafile_writer *dw, fl_prep_s
 {
     for (int64_t b = 0; b < w->n_blocks; b++) {
         int64_t len = block_len(w, b);
-        double t0 = now_seconds();
+        double t0 = fl_clock_mono();
         pthread_mutex_lock(&w->mu);
         while (!w->failed && w->done_in[b % 2] < len) {
             pthread_cond_wait(&w->cv, &w->mu);
@@ -130,7 +124,7 @@ static fl_code prep_write_blocks(prep_work *w, fl_datafile_writer *dw, fl_prep_s
         }
         int failed = w->failed;
         pthread_mutex_unlock(&w->mu);
-        double t1 = now_seconds();
+        double t1 = fl_clock_mono();
         st->seconds_wait += t1 - t0;
         if (failed)
             return FL_EINPUT; /* the worker's message is reported by the caller */
@@ -146,7 +140,7 @@ static fl_code prep_write_blocks(prep_work *w, fl_datafile_writer *dw, fl_prep_s
                 return rc;
             r = stop;
         }
-        st->seconds_write += now_seconds() - t1;
+        st->seconds_write += fl_clock_mono() - t1;
         pthread_mutex_lock(&w->mu);
         w->done_in[b % 2] = 0;
         w->blocks_written = b + 1;
@@ -264,7 +258,7 @@ static fl_code prep_not_an_input(const fl_prep_options *opt, const fl_outpath *o
 fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err)
 {
     memset(st, 0, sizeof *st);
-    double t_start = now_seconds();
+    double t_start = fl_clock_mono();
     if (opt->channels != 1 && opt->channels != 3)
         return fl_fail(err, FL_EUSAGE, "--channels %d: must be 1 or 3", opt->channels);
     if (opt->folds < 2)
@@ -321,7 +315,7 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
     }
     if ((rc = fl_folds_stratified(src.split[FL_SPLIT_TRAIN].labels, (int)info.n_train, opt->folds, opt->seed, fold, err)))
         goto fail;
-    st->seconds_scan = now_seconds() - t_start;
+    st->seconds_scan = fl_clock_mono() - t_start;
     if ((rc = fl_datafile_create(tmp.tmp_path, opt->out_path, &info, &dw, err)))
         goto fail;
     for (int s = 0; s < 2 && !rc; s++)
@@ -331,15 +325,15 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
     st->threads = opt->threads > 0 ? opt->threads : fl_cores_available();
     if ((rc = prep_pixels(opt, &src, &info, st->threads, dw, st, err)))
         goto fail;
-    double t0 = now_seconds();
+    double t0 = fl_clock_mono();
     rc = fl_datafile_finish(dw, err);
     dw = NULL;
     if (rc || (rc = fl_tempfile_commit(&tmp, err)))
         goto fail;
-    st->seconds_write += now_seconds() - t0;
+    st->seconds_write += fl_clock_mono() - t0;
     st->n_train = info.n_train;
     st->n_test = info.n_test;
-    st->seconds_total = now_seconds() - t_start;
+    st->seconds_total = fl_clock_mono() - t_start;
     free(fold);
     fl_source_free(&src);
     return FL_OK;

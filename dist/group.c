@@ -24,6 +24,7 @@
 
 #include <mpi.h>
 
+#include "base/clock.h"
 #include "dist/nccl.h"
 #include "dist/place.h"
 
@@ -51,13 +52,6 @@ struct fl_group {
     int *group_of;        /* group of every world rank */
     char (*world_hosts)[64];
 };
-
-static double group_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* MPI counts are ints: longer buffers go in pieces of this many values. */
 #define MPI_PIECE (1 << 30)
@@ -210,7 +204,7 @@ static void group_ask(fl_group *g, int64_t *seen, double patience)
         MPI_Irecv(&seen[2 * r], 2, MPI_INT64_T, r, TAG_ANSWER, g->watch, &req[r]);
         MPI_Isend(&me, 1, MPI_INT64_T, r, TAG_QUERY, g->watch, &req[n + r]);
     }
-    double t0 = group_now();
+    double t0 = fl_clock_mono();
     for (;;) {
         int all = 1;
         for (int r = 0; r < n; r++) {
@@ -220,7 +214,7 @@ static void group_ask(fl_group *g, int64_t *seen, double patience)
             all &= done;
         }
         group_answer(g, 1);
-        if (all || group_now() - t0 > patience)
+        if (all || fl_clock_mono() - t0 > patience)
             break;
         nanosleep(&(struct timespec){0, 10000000}, NULL);
     }
@@ -269,14 +263,14 @@ static void group_stragglers(fl_group *g, char *out, size_t n)
 /* Waits for req; past dist.timeout_s, names the ranks that have not arrived. */
 static fl_code group_wait(fl_group *g, MPI_Request *req, const char *what, fl_error *err)
 {
-    double t0 = group_now();
+    double t0 = fl_clock_mono();
     for (;;) {
         int done = 0, rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS)
             return fl_mpi_fail(err, rc, what);
         if (done)
             return FL_OK;
-        double waited = group_now() - t0;
+        double waited = fl_clock_mono() - t0;
         if (waited > g->timeout_s) {
             char who[768];
             group_stragglers(g, who, sizeof who);

@@ -15,6 +15,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "dist/jobq.h"
+#include "base/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +39,6 @@ struct fl_jobq {
     int request;       /* its buffer */
     char (*hosts)[64]; /* every world rank's host, for the hang message */
 };
-
-static double jobq_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 fl_code fl_jobq_open(const fl_world *w, int n_jobs, int leader, double timeout_s, fl_jobq **out, fl_error *err)
 {
@@ -138,14 +132,14 @@ void fl_jobq_progress(void *ctx)
  * the way to it) is gone or stuck. */
 static fl_code jobq_wait(fl_jobq *q, MPI_Request *req, const char *what, fl_error *err)
 {
-    double t0 = jobq_now();
+    double t0 = fl_clock_mono();
     for (;;) {
         int done = 0, rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS)
             return fl_mpi_fail(err, rc, what);
         if (done)
             return FL_OK;
-        double waited = jobq_now() - t0;
+        double waited = fl_clock_mono() - t0;
         if (waited > q->timeout_s) {
             MPI_Cancel(req);
             return fl_fail(err, FL_EMPI,

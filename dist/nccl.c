@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "base/clock.h"
 #include "dist/world.h"
 
 #ifdef FL_HAVE_NCCL
@@ -20,13 +21,6 @@ struct fl_nccl {
     int rank, size;
     double timeout_s; /* dist.timeout_s: a collective without progress that long is aborted */
 };
-
-static double nccl_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 void fl_nccl_set_timeout(fl_nccl *c, double seconds)
 {
@@ -101,7 +95,7 @@ void fl_nccl_close(fl_nccl *c)
  * kernel ends and the error can be reported. */
 static fl_code nccl_wait_for(fl_nccl *c, cudaStream_t stream, cudaEvent_t event, const char *what, fl_error *err)
 {
-    double t0 = nccl_now();
+    double t0 = fl_clock_mono();
     for (;;) {
         cudaError_t ce = event ? cudaEventQuery(event) : cudaStreamQuery(stream);
         if (ce == cudaSuccess)
@@ -116,7 +110,7 @@ static fl_code nccl_wait_for(fl_nccl *c, cudaStream_t stream, cudaEvent_t event,
             c->comm = NULL;
             return nccl_fail(err, async, what);
         }
-        double waited = nccl_now() - t0;
+        double waited = fl_clock_mono() - t0;
         if (c->timeout_s > 0 && waited > c->timeout_s) {
             ncclCommAbort(c->comm);
             c->comm = NULL;

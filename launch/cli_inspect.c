@@ -5,16 +5,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "dataset/datafile.h"
 #include "dataset/preds.h"
 #include "launch/cli.h"
-
-static double inspect_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* The text of the "checks:" line; unless quick, after reading every image
  * (which verifies its checksum): a corrupt image is an error naming its row. */
@@ -30,12 +24,12 @@ static fl_code inspect_checks(fl_datafile *df, int quick, char line[256], fl_err
             snprintf(line + n, 256 - n, "%simage checksums not read (--quick)", n ? "; " : "");
         } else {
             int64_t checked;
-            double t0 = inspect_now();
+            double t0 = fl_clock_mono();
             fl_code rc = fl_datafile_verify_images(df, 0, 1, &checked, err);
             if (rc)
                 return rc;
             snprintf(line + n, 256 - n, "%s%lld image checksums verified in %.1f s", n ? "; " : "",
-                     (long long)checked, inspect_now() - t0);
+                     (long long)checked, fl_clock_mono() - t0);
         }
     }
     if (!line[0])

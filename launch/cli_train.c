@@ -449,7 +449,7 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
 
 static void train_say_skipped(const train_ctx *t, const fl_job *j)
 {
-    printf("[%s fold %d] complete (preds.h5 exists), skipped\n", t->cfg->models[j->model].name, j->fold);
+    fl_job_log(stdout, t->cfg->models[j->model].name, j->fold, "complete (preds.h5 exists), skipped\n");
     fflush(stdout);
 }
 
@@ -485,12 +485,12 @@ static fl_code train_lock_job(const train_ctx *t, const fl_job *j, fl_joblock **
     if (rc)
         return fl_error_prefix(err, "job %s fold %d", name, j->fold);
     if (o.held) {
-        printf("[%s fold %d] held by %s, skipped\n", name, j->fold, o.who);
+        fl_job_log(stdout, name, j->fold, "held by %s, skipped\n", o.who);
         fflush(stdout);
         return FL_OK;
     }
     if (o.took_over) {
-        printf("[%s fold %d] taking over the lock of %s\n", name, j->fold, o.who);
+        fl_job_log(stdout, name, j->fold, "taking over the lock of %s\n", o.who);
         fflush(stdout);
     }
     if (fl_job_is_done(&t->env, j)) { /* its trainer finished between the look and the lock */
@@ -578,11 +578,11 @@ static fl_code train_jobs(train_ctx *t, fl_error *err)
         char who[128];
         if (job.fold >= 0) {
             rc = fl_job_run(env, &job, err);
-            snprintf(who, sizeof who, "[%s fold %d]", t->cfg->models[job.model].name, job.fold);
+            fl_job_tag(who, sizeof who, t->cfg->models[job.model].name, job.fold);
         } else {
             if (!(rc = fl_group_bcast_host(env->group, todo, sizeof todo, err))) /* the leader's list */
                 rc = fl_fused_run(env, job.model, todo + 1, todo[0], err);
-            snprintf(who, sizeof who, "[%s folds]", t->cfg->models[job.model].name);
+            fl_job_tag(who, sizeof who, t->cfg->models[job.model].name, -1);
         }
         train_unlock(locks, n_locks); /* done, failed or stopped: the job is free again */
         if (rc)

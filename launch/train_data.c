@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "dataset/loader.h"
 #include "config/config.h"
 #include "launch/train_priv.h"
@@ -65,15 +66,12 @@ static fl_code data_compare(const train_ctx *t, fl_datafile *df, const fl_data_i
  * not in epoch 3. (The seal, checked at every open, covers the rest.) */
 static fl_code train_verify_images(const train_ctx *t, fl_datafile *df, const char *path, fl_error *err)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = fl_clock_mono();
     int64_t checked;
     fl_code rc = fl_datafile_verify_images(df, t->world.rank, t->world.size, &checked, err);
     if (rc || checked == 0 || t->world.rank != 0)
         return rc;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("train: %s: %lld image checksums verified in %.1f s%s\n", path, (long long)checked,
-           (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9,
+    printf("train: %s: %lld image checksums verified in %.1f s%s\n", path, (long long)checked, fl_clock_mono() - t0,
            t->world.size > 1 ? " (rank 0's share)" : "");
     fflush(stdout);
     return FL_OK;

@@ -401,8 +401,9 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                                  "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
                                  f->mc->name, js->job.fold, epoch + 1, (long long)s);
                 else if (!(rc = fl_model_zero_grad(js->model, err)) && f->log)
-                    fprintf(f->log, "[%s fold %d] epoch %d step %lld: loss not finite, step skipped (run.on_nan)\n",
-                            f->mc->name, js->job.fold, epoch + 1, (long long)s);
+                    fl_job_log(f->log, f->mc->name, js->job.fold,
+                               "epoch %d step %lld: loss not finite, step skipped (run.on_nan)\n", epoch + 1,
+                               (long long)s);
                 continue;
             }
             stepping[n_step++] = js->model;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dataset/preds.h"
+#include "base/clock.h"
 #include "base/stop.h"
 #include "base/tempfile.h"
 #include "trainer/augment.h"
@@ -23,9 +24,7 @@
 
 double job_now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    return fl_clock_mono();
 }
 
 uint64_t fl_job_seed(const fl_train_config *cfg, const fl_job *job)
@@ -221,8 +220,7 @@ fl_code job_save(job_state *js, const char *name, fl_error *err)
 static void job_say_repredict(const job_state *js)
 {
     const fl_model_cfg *mc = js->mc;
-    fprintf(js->log, "[%s fold %d] re-predicting with %s, tta [", mc->name, js->job.fold,
-            fl_predict_with_name(mc->predict_with));
+    fl_job_log(js->log, mc->name, js->job.fold, "re-predicting with %s, tta [", fl_predict_with_name(mc->predict_with));
     for (int i = 0; i < mc->n_tta; i++)
         fprintf(js->log, "%s%s", i ? ", " : "", mc->tta[i] == FL_TTA_HFLIP ? "hflip" : "vflip");
     fprintf(js->log, "]; no training (last.pt holds all %d epochs)\n", mc->epochs);
@@ -274,8 +272,8 @@ fl_code job_resume(job_state *js, fl_error *err)
         job_shuffle(js, e);
     if (js->log) {
         if (js->prog.epoch < js->mc->epochs)
-            fprintf(js->log, "[%s fold %d] resumed from last.pt at epoch %d/%d, step %lld\n", js->mc->name,
-                    js->job.fold, js->prog.epoch + 1, js->mc->epochs, (long long)js->prog.step);
+            fl_job_log(js->log, js->mc->name, js->job.fold, "resumed from last.pt at epoch %d/%d, step %lld\n",
+                       js->prog.epoch + 1, js->mc->epochs, (long long)js->prog.step);
         else
             job_say_repredict(js);
         fflush(js->log);
@@ -479,8 +477,9 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
                                "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
                                js->mc->name, js->job.fold, epoch + 1, (long long)step);
             if (js->log)
-                fprintf(js->log, "[%s fold %d] epoch %d step %lld: loss not finite, step skipped (run.on_nan)\n",
-                        js->mc->name, js->job.fold, epoch + 1, (long long)step);
+                fl_job_log(js->log, js->mc->name, js->job.fold,
+                           "epoch %d step %lld: loss not finite, step skipped (run.on_nan)\n", epoch + 1,
+                           (long long)step);
             rc = fl_model_zero_grad(js->model, err);
         } else {
             if (js->g_size > 1 && !overlap) {
@@ -660,10 +659,9 @@ fl_code job_end_epoch(job_state *js, int epoch, double lr, double tl, double ta,
     if ((rc = job_save(js, fl_predict_with_name(FL_PREDICT_LAST), err)) || (rc = job_metrics_write(js, err)))
         return rc;
     if (js->log) {
-        fprintf(
-            js->log,
-            "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s",
-            mc->name, js->job.fold, epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
+        fl_job_log(js->log, mc->name, js->job.fold,
+                   "epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s",
+                   epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
         if (js->g_size > 1) { /* the leader's training time in the gradient all-reduce: waited for after
                                   backward (exposed), and in all (with the buckets' starts and tests in backward) */
             double share = secs > 0 ? 100.0 / secs : 0.0;
@@ -754,10 +752,9 @@ fl_code job_write_preds(job_state *js, int epoch, const float *oof, const float 
     fl_code rc = fl_preds_write(path, &p, err);
     free(p.oof_index);
     if (!rc && js->log) {
-        fprintf(js->log, "[%s fold %d] predicted %lld OOF rows (acc %.4f) and %lld test rows with %s (epoch %d)\n",
-                js->mc->name, js->job.fold, (long long)js->n_val, oof_acc, (long long)p.n_test,
-                fl_predict_with_name(js->mc->predict_with),
-                epoch + 1);
+        fl_job_log(js->log, js->mc->name, js->job.fold,
+                   "predicted %lld OOF rows (acc %.4f) and %lld test rows with %s (epoch %d)\n", (long long)js->n_val,
+                   oof_acc, (long long)p.n_test, fl_predict_with_name(js->mc->predict_with), epoch + 1);
         fflush(js->log);
     }
     return rc;

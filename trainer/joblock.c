@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 typedef struct {
     char file[256]; /* the holder's own file, a name in the job directory */
     char host[256];
@@ -72,20 +74,6 @@ struct fl_joblock {
     int stop;
     atomic_int lost;
 };
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Field 3 (state) and 22 (start time) of /proc/PID/stat; -1 if there is none. */
 static int proc_stat(long pid, char *state, unsigned long long *start)
@@ -213,7 +201,7 @@ static fl_code lock_read(const char *path, lock_info *in, struct stat *st, int *
 
 static double lock_age(const struct stat *st)
 {
-    double age = wall_now() - (st->st_mtim.tv_sec + st->st_mtim.tv_nsec * 1e-9);
+    double age = fl_clock_wall() - (st->st_mtim.tv_sec + st->st_mtim.tv_nsec * 1e-9);
     return age > 0 ? age : 0; /* a clock a little ahead: as fresh */
 }
 
@@ -479,8 +467,8 @@ fl_code fl_joblock_open(const char *dir, double timeout_s, fl_joblock **lock, fl
         /* Its own file is gone: another trainer is removing this lock right now, or died doing so. */
         if (orphan != st.st_ino) {
             orphan = st.st_ino;
-            orphan_since = mono_now();
-        } else if (mono_now() - orphan_since > 3.0) {
+            orphan_since = fl_clock_mono();
+        } else if (fl_clock_mono() - orphan_since > 3.0) {
             rc = fl_fail(err, FL_EINPUT,
                          "%s: a stale lock (host %s pid %ld) whose file %s is gone HINT: remove %s if no foldline "
                          "trains this job",

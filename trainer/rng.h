@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "base/hash.h"
+
 /* splitmix64 finaliser: a well-mixed 64-bit function of x. */
 static inline uint64_t fl_mix64(uint64_t x)
 {
@@ -48,13 +50,6 @@ static inline uint64_t fl_rng_below(fl_rng *r, uint64_t n)
     return v % n;
 }
 
-/* FNV-1a of a string, for deriving seeds from names. */
-static inline uint64_t fl_hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
+/* fl_hash_str (FNV-1a of a string, for deriving seeds from names): base/hash.h */
 
 #endif
