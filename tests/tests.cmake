@@ -1,7 +1,7 @@
 # Integration tests of `foldline prep` and `foldline inspect` (tests/prep/*.py).
 # They need Debian's python3 with numpy, h5py, Pillow and scikit-learn (python3-numpy, python3-h5py,
-# python3-pil, python3-sklearn); a python3 earlier on PATH (pyenv, venv) usually lacks them.
-find_program(FOLDLINE_TEST_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
+# python3-pil, python3-sklearn); a python3 earlier on PATH (pyenv, venv) usually lacks them. Every
+# Python test runs under ${FOLDLINE_TEST_PYTHON} (found in CMakeLists.txt, /usr/bin/python3 by default).
 foreach(t schema pixels folds bad_input idx interrupt corrupt)
   add_test(NAME prep_${t}
            COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/prep/test_${t}.py)
@@ -18,13 +18,13 @@ add_test(NAME layout COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}
 set_tests_properties(layout PROPERTIES LABELS layout TIMEOUT 60)
 
 # foldline vote: the votes against an independent numpy oracle, and every refusal.
-add_test(NAME vote_methods COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_vote.py)
+add_test(NAME vote_methods COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_vote.py)
 set_tests_properties(vote_methods PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>")
 # report.html: well-formed, every number drawn against numpy, rendered by headless Chromium (its
 # screenshots go to $FOLDLINE_ARTIFACTS, default the build folder's artifacts/), a 500-class run under 5 MB;
 # --fit-weights: greedy selection, the nested score and temperatures against a numpy re-implementation.
 foreach(t report_html fit_weights)
-  add_test(NAME vote_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_${t}.py)
+  add_test(NAME vote_${t} COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_${t}.py)
   set_tests_properties(vote_${t} PROPERTIES TIMEOUT 600
                        ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>;FOLDLINE_ARTIFACTS=${CMAKE_BINARY_DIR}/artifacts")
 endforeach()
@@ -43,13 +43,13 @@ set_tests_properties(predict_export PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FI
 # progress lines (a pipe, a pty, prep); TensorBoard scalars read back by the PyPI tensorboard in
 # ${XDG_CACHE_HOME:-~/.cache}/foldline/venv-tb (skipped only when PyPI is unreachable).
 foreach(t train train_errors hostile fold resume torchscript model_data recipe_configs fused locks progress tfevents precision)
-  add_test(NAME train_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/train/test_${t}.py)
+  add_test(NAME train_${t} COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/train/test_${t}.py)
   set_tests_properties(train_${t} PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600
                        SKIP_RETURN_CODE 77)
 endforeach()
 
 # foldline status: done, running, stopped, killed, failed and pending jobs of real runs; it writes nothing.
-add_test(NAME status_jobs COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/status/test_status.py)
+add_test(NAME status_jobs COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/status/test_status.py)
 set_tests_properties(status_jobs PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600)
 
 # foldline train under real mpirun (2 and 3 ranks, oversubscribed): fold-parallel and
