@@ -13,17 +13,28 @@ fl_code fl_fail(fl_error *err, fl_code code, const char *fmt, ...)
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
         err->code = code;
+        err->names_job = 0;
     }
     return code;
 }
 
-fl_code fl_error_prefix(fl_error *err, const char *fmt, ...)
+fl_code fl_fail_job(fl_error *err, fl_code code, const char *fmt, ...)
 {
-    char head[FL_ERROR_MSG_MAX], old[FL_ERROR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(head, sizeof head, fmt, ap);
-    va_end(ap);
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+        err->names_job = 1;
+    }
+    return code;
+}
+
+/* "head: " in front of err->msg, truncated to fit. */
+static void error_put_head(fl_error *err, const char *head)
+{
+    char old[FL_ERROR_MSG_MAX];
     memcpy(old, err->msg, sizeof old);
     size_t n = strlen(head);
     if (n > sizeof err->msg - 3)
@@ -34,6 +45,30 @@ fl_code fl_error_prefix(fl_error *err, const char *fmt, ...)
     size_t m = strnlen(old, rest);
     memcpy(err->msg + n + 2, old, m);
     err->msg[n + 2 + m] = '\0';
+}
+
+fl_code fl_error_prefix(fl_error *err, const char *fmt, ...)
+{
+    char head[FL_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(head, sizeof head, fmt, ap);
+    va_end(ap);
+    error_put_head(err, head);
+    return err->code;
+}
+
+fl_code fl_error_job(fl_error *err, const char *fmt, ...)
+{
+    if (!err->names_job) {
+        char head[FL_ERROR_MSG_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(head, sizeof head, fmt, ap);
+        va_end(ap);
+        error_put_head(err, head);
+        err->names_job = 1;
+    }
     return err->code;
 }
 
@@ -41,6 +76,7 @@ void fl_error_clear(fl_error *err)
 {
     err->code = FL_OK;
     err->msg[0] = '\0';
+    err->names_job = 0;
 }
 
 const char *fl_strerror(fl_code code)

@@ -33,6 +33,8 @@ typedef enum {
 typedef struct {
     fl_code code;
     char msg[FL_ERROR_MSG_MAX];
+    int names_job; /* 1: msg already says which training job ("job M fold k: ..."), so the trainer adds no
+                      second one; set by fl_fail_job and fl_error_job, cleared by fl_fail */
 } fl_error;
 
 /* Sets err (when not NULL) to code and the formatted message; returns code,
@@ -43,6 +45,14 @@ fl_code fl_fail(fl_error *err, fl_code code, const char *fmt, ...)
 /* Puts "prefix: " in front of the message already in err (for adding the
  * file or job a lower layer did not know about). Returns err->code. */
 fl_code fl_error_prefix(fl_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* fl_fail for a message that starts with its job ("job M fold k: ..."). */
+fl_code fl_fail_job(fl_error *err, fl_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Puts the job (fmt, e.g. "job M fold k") in front of the message unless the
+ * message already names one (err->names_job); either way the message then
+ * names its job. Returns err->code. */
+fl_code fl_error_job(fl_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void fl_error_clear(fl_error *err);
 

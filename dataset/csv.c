@@ -56,11 +56,12 @@ static fl_code csv_check_text(const char *path, const unsigned char *t, size_t n
     return FL_OK;
 }
 
-static fl_code csv_read_file(fl_csv *c, fl_error *err)
+static fl_code csv_read_file(fl_csv *c, const char *open_hint, fl_error *err)
 {
     FILE *f = fopen(c->path, "rb");
     if (!f)
-        return fl_fail(err, FL_EINPUT, "%s: cannot open CSV (%s) HINT: check the path; SRC must hold train.csv and test.csv", c->path, strerror(errno));
+        return fl_fail(err, FL_EINPUT, "%s: cannot open CSV (%s) HINT: %s", c->path, strerror(errno),
+                       open_hint ? open_hint : "check the path");
     size_t cap = 1 << 16, n = 0;
     char *t = malloc(cap);
     for (;;) {
@@ -221,6 +222,11 @@ static char *csv_trim_dup(const char *s)
 
 fl_code fl_csv_open(const char *path, fl_csv **out, fl_error *err)
 {
+    return fl_csv_open_hint(path, NULL, out, err);
+}
+
+fl_code fl_csv_open_hint(const char *path, const char *open_hint, fl_csv **out, fl_error *err)
+{
     *out = NULL;
     fl_csv *c = calloc(1, sizeof *c);
     if (!c || !(c->path = strdup(path))) {
@@ -228,7 +234,7 @@ fl_code fl_csv_open(const char *path, fl_csv **out, fl_error *err)
         return fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
     }
     c->line = 1;
-    fl_code rc = csv_read_file(c, err);
+    fl_code rc = csv_read_file(c, open_hint, err);
     if (rc)
         goto fail;
     int r = csv_parse_record(c, err);

@@ -16,6 +16,9 @@ typedef struct fl_csv fl_csv;
 
 /* Reads the whole file and its header. An empty file (no header) is an error. */
 fl_code fl_csv_open(const char *path, fl_csv **out, fl_error *err);
+/* The same, with the caller's HINT for a file that cannot be opened (what the
+ * path should be, in the caller's terms); NULL: "check the path". */
+fl_code fl_csv_open_hint(const char *path, const char *open_hint, fl_csv **out, fl_error *err);
 void fl_csv_close(fl_csv *csv);
 
 /* Index of the header column called name, or -1. */

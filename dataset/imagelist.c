@@ -119,7 +119,7 @@ static fl_code list_folder(fl_image_list *l, const char *input, fl_error *err)
 static fl_code list_csv(fl_image_list *l, const char *input, fl_error *err)
 {
     fl_csv *csv;
-    fl_code rc = fl_csv_open(input, &csv, err);
+    fl_code rc = fl_csv_open_hint(input, "check the path of the CSV that lists the images", &csv, err);
     if (rc)
         return rc;
     list_strs paths = {0};

@@ -142,7 +142,7 @@ static fl_code read_split_csv(fl_source *src, const char *src_dir, fl_split_id s
     fl_csv *csv = NULL;
     fl_strmap seen = {0}, class_ids = {0};
     str_list keys = {0};
-    fl_code rc = fl_csv_open(path, &csv, err);
+    fl_code rc = fl_csv_open_hint(path, "check the path; SRC must hold train.csv and test.csv", &csv, err);
     if (rc)
         return rc;
     int c_path = require_column(csv, "image_path", err);

@@ -272,7 +272,7 @@ static fl_code fused_stopped(fused_state *f, int epoch, int64_t step, fl_error *
 {
     char folds[256];
     fused_folds_text(f, folds, sizeof folds);
-    return fl_fail(err, FL_ESTOPPED,
+    return fl_fail_job(err, FL_ESTOPPED,
                    "job %s folds %s (fused): stopped by %s at epoch %d step %lld; each fold's last.pt under %s/%s "
                    "holds it HINT: rerun the same command to resume",
                    f->mc->name, folds, job_stop_cause(), epoch + 1, (long long)step, f->env->run_dir, f->mc->name);
@@ -396,7 +396,7 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                 continue;
             if (flagv[2 + i] > 0) {
                 if (!skip_nonfinite)
-                    rc = fl_fail(err, FL_EINPUT,
+                    rc = fl_fail_job(err, FL_EINPUT,
                                  "job %s fold %d: the training loss is not finite at epoch %d step %lld HINT: lower "
                                  "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
                                  f->mc->name, js->job.fold, epoch + 1, (long long)s);
@@ -708,7 +708,8 @@ static fl_code fused_setup(fused_state *f, const fl_job_env *env, int model, con
     }
     if (rc)
         return rc;
-    f->D = fl_model_feature_dim(f->models[0]);
+    if ((f->D = fl_model_feature_dim(f->models[0])) < 1)
+        return fl_fail(err, FL_EINTERNAL, "model %s: cannot read its backbone's feature width", f->mc->name);
     /* A rank's shard of one batch: batch * K / (K - 1) rows over the group. */
     int64_t chunk = (int64_t)f->mc->batch / (f->K - 1) * f->K;
     f->cap = (chunk + f->g_size - 1) / f->g_size;
@@ -833,10 +834,10 @@ fl_code fl_fused_run(const fl_job_env *env, int model, const int *folds, int n_f
         rc = fused_predict_all(&f, err);
     if (!rc)
         rc = fused_report(&f, err);
-    if (rc && !strstr(err->msg, "job ")) {
+    if (rc && !err->names_job) {
         char list[256];
         fused_folds_text(&f, list, sizeof list);
-        fl_error_prefix(err, "job %s folds %s (fused)", f.mc->name, list);
+        fl_error_job(err, "job %s folds %s (fused)", f.mc->name, list);
     }
     fl_ticker_clear(&f.ticker);
     for (int i = 0; i < f.n; i++)

@@ -354,7 +354,7 @@ const char *job_stop_cause(void)
 
 fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err)
 {
-    return fl_fail(err, FL_ESTOPPED,
+    return fl_fail_job(err, FL_ESTOPPED,
                    "job %s fold %d: stopped by %s at epoch %d step %lld; %s/last.pt holds it HINT: rerun the same "
                    "command to resume",
                    js->mc->name, js->job.fold, job_stop_cause(), epoch + 1, (long long)step, js->dir);
@@ -472,7 +472,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
             return rc;
         if (flags & STEP_NONFINITE) {
             if (!skip_nonfinite)
-                return fl_fail(err, FL_EINPUT,
+                return fl_fail_job(err, FL_EINPUT,
                                "job %s fold %d: the training loss is not finite at epoch %d step %lld HINT: lower "
                                "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
                                js->mc->name, js->job.fold, epoch + 1, (long long)step);
@@ -625,7 +625,7 @@ static fl_code job_split_rows(job_state *js, fl_error *err)
             js->train_rows[js->n_train++] = i;
     }
     if (!js->n_val || !js->n_train)
-        return fl_fail(
+        return fl_fail_job(
             err, FL_EINPUT,
             "job %s fold %d: fold %d has %lld rows and the others %lld HINT: check folds.use against the data file",
             js->mc->name, js->job.fold, js->job.fold, (long long)js->n_val, (long long)js->n_train);
@@ -921,8 +921,8 @@ fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err)
         rc = job_train(&js, err);
     if (!rc)
         rc = job_predict_all(&js, err);
-    if (rc && !strstr(err->msg, "job "))
-        fl_error_prefix(err, "job %s fold %d", js.mc->name, job->fold);
+    if (rc)
+        fl_error_job(err, "job %s fold %d", js.mc->name, job->fold);
     job_monitor_end(&js, !rc ? "done" : rc == FL_ESTOPPED ? "stopped" : "failed", rc ? err : NULL);
     job_free(&js);
     return rc;

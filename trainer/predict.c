@@ -63,7 +63,12 @@ fl_code fl_predictor_new(const fl_run *run, const char *device, fl_predictor **o
         const fl_run_model *rm = &run->models[m];
         if (rm->batch > p->batch_cap)
             p->batch_cap = rm->batch;
-        int64_t f = (int64_t)fl_model_feature_dim(p->folds[m][0]) * (1 + rm->n_tta);
+        int dim = fl_model_feature_dim(p->folds[m][0]);
+        if (dim < 1) {
+            rc = fl_fail(err, FL_EINTERNAL, "model %s: cannot read its backbone's feature width", rm->name);
+            break;
+        }
+        int64_t f = (int64_t)dim * (1 + rm->n_tta);
         if (rm->frozen && f > feats)
             feats = f;
     }

@@ -76,7 +76,7 @@ fl_code vote_labels_from_csv(vote_state *v, const char *csv_path, fl_error *err)
             rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", csv_path);
             goto done;
         }
-    if ((rc = fl_csv_open(csv_path, &csv, err)))
+    if ((rc = fl_csv_open_hint(csv_path, "check the path given to --labels", &csv, err)))
         goto done;
     rc = labels_read(v, csv, &row_of, line_of, err);
 done:

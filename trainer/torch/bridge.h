@@ -214,7 +214,8 @@ fl_code fl_torchscript_probe(const char *path, int in_channels, int height, int 
 
 /* Parameters of backbone + head; trainable_only counts those the optimizer updates. */
 int64_t fl_model_num_params(const fl_model *m, int trainable_only);
-/* Width D of the backbone's features (the head's input). */
+/* Width D of the backbone's features (the head's input); -1 when it cannot be
+ * read (no model, or libtorch raised). */
 int fl_model_feature_dim(const fl_model *m);
 
 /* The head's learning rate; a trained backbone's is lr * backbone_lr_scale. */

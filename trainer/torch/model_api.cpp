@@ -481,7 +481,11 @@ extern "C" int64_t fl_model_num_params(const fl_model *m, int trainable_only)
 
 extern "C" int fl_model_feature_dim(const fl_model *m)
 {
-    return (int)m->net->backbone->feature_dim();
+    try {
+        return m && m->net && m->net->backbone ? (int)m->net->backbone->feature_dim() : -1;
+    } catch (...) {
+        return -1;
+    }
 }
 
 extern "C" fl_code fl_model_set_lr(fl_model *m, double lr, fl_error *err)
