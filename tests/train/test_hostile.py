@@ -2,7 +2,7 @@
 """`foldline train`, `vote` and `inspect` tried clumsily and on purpose: every refusal comes before
 any write, --restart --fold K touches fold K alone, a changed predict_with or tta re-predicts
 without training, vote --out never clobbers what it must not, and each message says what is
-wrong with the exit status the README's "Bad and hostile input" gives (2 usage and config, 1 data
+wrong with the exit status docs/failures.md's "Exit status" gives (2 usage and config, 1 data
 and runtime)."""
 import hashlib
 import os
