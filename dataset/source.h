@@ -21,10 +21,13 @@ typedef struct {
 typedef struct {
     int is_idx;
     int num_classes;
-    char **classes;             /* (num_classes) */
-    fl_source_split split[2];   /* indexed by fl_split_id */
-    fl_idx_images idx[2];       /* IDX sources: the pixels */
-    char train_csv[4096];       /* for messages */
+    char **classes;           /* (num_classes) */
+    fl_source_split split[2]; /* indexed by fl_split_id */
+    fl_idx_images idx[2];     /* IDX sources: the pixels */
+    char train_csv[4096];     /* for messages: train.csv, or the IDX training labels */
+    char idx_labels[2][4096]; /* IDX sources: each split's label file */
+    char classes_file[4096];  /* IDX sources: the classes file read, or "" */
+    long *class_lines;        /* (num_classes) each name's line in it, or NULL */
 } fl_source;
 
 /* Reads and checks SRC. classes_file (may be NULL) names the classes of an IDX
