@@ -587,6 +587,17 @@ class UsageErrors(BadInputCase):
     def test_option_without_value(self):
         self.assertFails("--folds", opts=("--folds",), rc=2)
 
+    def test_src_that_does_not_exist_or_is_a_file(self):
+        # a mistake on the command line (2), said as such: not "cannot open CSV"
+        for src, what in ((os.path.join(self.tmp, "no-such-src"), "SRC does not exist"),
+                          (self.train_csv, "SRC is not a folder")):
+            before = sorted(os.listdir(self.outdir))
+            res = common.prep(src, self.out)
+            self.assertEqual(res.rc, 2, res.stderr)
+            self.assertEqual(res.stderr, "%s%s: %s HINT: SRC is the folder that holds train.csv and test.csv (or the "
+                             "IDX files): foldline prep SRC OUT.h5\n" % (PREFIX, src, what))
+            self.assertEqual(sorted(os.listdir(self.outdir)), before)
+
     def test_missing_out(self):
         before = sorted(os.listdir(self.tmp))
         res = common.run("prep", self.src)
