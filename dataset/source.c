@@ -159,6 +159,11 @@ static fl_code parse_target(const char *s, const char *csv, long line, int32_t *
         return fl_fail(err, FL_EINPUT,
                        "%s:%ld: target '%s' is not a non-negative integer HINT: targets are class ids 0..C-1", csv,
                        line, s);
+    if (v >= FL_SOURCE_MAX_CLASSES) /* the class table is indexed by target: no hostile 2^31 */
+        return fl_fail(err, FL_EINPUT,
+                       "%s:%ld: target %ld is beyond the %d classes foldline takes (targets 0..%d) HINT: targets are "
+                       "class ids 0..C-1",
+                       csv, line, v, FL_SOURCE_MAX_CLASSES, FL_SOURCE_MAX_CLASSES - 1);
     *out = (int32_t)v;
     return FL_OK;
 }

@@ -11,6 +11,9 @@
 #include "dataset/idx.h"
 #include "dataset/image.h"
 
+/* Targets are class ids below this (a CSV's target sizes a table). */
+#define FL_SOURCE_MAX_CLASSES (1 << 20)
+
 typedef struct {
     int64_t n;
     char **paths;    /* (n) image_path as the CSV lists it; "<i>" for IDX rows */

@@ -172,7 +172,7 @@ class CsvErrors(BadInputCase):
         rows[i][2] = value
         self.rewrite_train(rows, **kw)
         line = self.row_line(rows, i, crlf=kw.get("crlf", False))
-        self.assertFails("train.csv:%d" % line, value)  # (an empty value: just the line)
+        return self.assertFails("train.csv:%d" % line, value)  # (an empty value: just the line)
 
     def test_target_not_integer_word(self):
         self.bad_target(3, "abc")
@@ -185,6 +185,10 @@ class CsvErrors(BadInputCase):
 
     def test_target_beyond_int32(self):
         self.bad_target(5, "99999999999")
+
+    def test_target_that_would_size_a_huge_class_table(self):
+        # 2e9 fits an int32, but would make a class table of 2^31 entries: refused from the line
+        self.assertIn("target 2000000000 is beyond the 1048576 classes", self.bad_target(6, "2000000000"))
 
     def test_target_empty(self):
         self.bad_target(2, "")
