@@ -92,6 +92,9 @@ class Hostile(TempDirTest):
         self.refused(self.cfg(data=tiny), 2, "at least 8x8")
         self.refused(self.cfg(models=[late]), 2, "from_epoch")
         self.refused(self.cfg(), 2, "--fold 5", args=("--fold", "5"))
+        # --restart discards the run only once the config has passed every check
+        self.refused(self.cfg(data=tiny), 2, "at least 8x8", args=("--restart",))
+        self.refused(self.cfg(models=[late]), 2, "from_epoch", args=("--restart", "--fold", "0"))
         text = config_text(self.data, self.runs, name="t", models=[model()]).replace("mean = [0.5]", "mean = [0.5, 0.5, 0.5]")
         self.refused(self.write("t.cfg", text), 2, "data.mean")
         self.refused_everywhere_else()
