@@ -146,3 +146,9 @@ if(Torch_VERSION VERSION_GREATER_EQUAL 2.0)
   set_tests_properties(torch2_timm_large PROPERTIES ENVIRONMENT "${_t2env}" LABELS "torch2;slow" TIMEOUT 1800
                        SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
 endif()
+
+# The Python tests' library (tests/lib/fltest) is found through PYTHONPATH, for every test above.
+get_property(_fl_tests DIRECTORY PROPERTY TESTS)
+foreach(_t IN LISTS _fl_tests)
+  set_property(TEST ${_t} APPEND PROPERTY ENVIRONMENT "PYTHONPATH=${CMAKE_CURRENT_SOURCE_DIR}/tests/lib")
+endforeach()

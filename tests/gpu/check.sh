@@ -15,8 +15,13 @@
 # Where the machine lacks MPI/HDF5/libconfig, put Debian's .deb files and a script that
 # unpacks them in .gpu-debs/ first (docs/gpus.md): this script sources .gpu-debs/env.sh.
 set -uo pipefail
-out=${1:-${OUT:-/tmp/foldline-gpu-check}}
+# OUT_DIR (kept): the summary and the logs; default a new folder under $TMPDIR. The runs' own files
+# go to a scratch folder of this run, removed at exit.
+out=${1:-${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/foldline-gpu-check.XXXXXX")}}
 mkdir -p "$out"
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/foldline-gpu-scratch.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+echo "gpu-check: results in $out"
 log() { echo "gpu-check: $*" | tee -a "$out/summary.txt"; }
 : > "$out/summary.txt"
 status=0
@@ -68,8 +73,8 @@ for args in "smallcnn 1 28 28 128 50 4 cuda" "resnet18 3 64 64 64 50 4 cuda" "re
 done
 
 # A short fold run on the GPU.
-work=/tmp/foldline-gpu-run
-rm -rf "$work" && mkdir -p "$work/src"
+work=$scratch/run
+mkdir -p "$work/src"
 $py tests/bench/make_sketches.py "$work/src" 2000 200 128 10 > /dev/null
 $fl prep "$work/src" "$work/data.h5" --size 64 --quiet
 cat > "$work/run.cfg" <<CFG
@@ -87,15 +92,12 @@ grep -E '^\[|soft-soft' "$out/fold_run.log" | tee -a "$out/summary.txt"
 
 # Fold-fused training of a frozen ResNet-18 on the GPU: 5 folds fused against one fold and 5 own jobs.
 step fused_bench timeout 600 env FOLDLINE=./build-gpu/foldline PYTHON=$py THREADS=4 \
-  BENCH_DIR=/tmp/foldline-gpu-fused bash tests/bench/fused_bench.sh 5 8000
+  BENCH_DIR="$scratch/fused" bash tests/bench/fused_bench.sh 5 8000
 grep '^bench:' "$out/fused_bench.log" | tee -a "$out/summary.txt"
 
 # prep throughput on every core of this machine
-bench=/tmp/foldline-gpu-bench
-if [[ ! -f $bench/src/test.csv ]]; then
-  mkdir -p "$bench/src" && $py tests/bench/make_sketches.py "$bench/src" 15000 1000 600
-fi
-rm -f "$bench"/*.h5
+bench=$scratch/bench
+mkdir -p "$bench/src" && $py tests/bench/make_sketches.py "$bench/src" 15000 1000 600
 $fl prep "$bench/src" "$bench/foldline.h5" --size 224 | tee -a "$out/summary.txt"
 $py tests/bench/prep_baseline.py "$bench/src" "$bench/baseline.h5" 224 "$(nproc)" | tee -a "$out/summary.txt"
 [[ $status == 0 ]] && log "PASS" || log "FAIL"

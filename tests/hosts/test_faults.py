@@ -29,9 +29,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "train"))
-from common import FOLDLINE, config_text, write_data_file  # noqa: E402
+from fltest.train import FOLDLINE, config_text, write_data_file  # noqa: E402
 from testhosts import TestHosts, skip_unless_available  # noqa: E402
 
 TIMEOUT_S = 12  # dist.timeout_s of these runs: the hang watch, and the keepalive mpirun.sh derives

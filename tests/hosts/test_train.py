@@ -28,10 +28,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "train"))
 import testhosts  # noqa: E402
-from common import FOLDLINE, config_text, model_text, read_metrics, run, write_data_file  # noqa: E402
+from fltest.train import FOLDLINE, config_text, model_text, read_metrics, run, write_data_file  # noqa: E402
 from testhosts import TestHosts  # noqa: E402
 
 SLURM = os.path.join(ROOT, "launch", "slurm")

@@ -20,8 +20,7 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "prep"))
-import common  # noqa: E402
+from fltest import prep as common  # noqa: E402
 
 PREFIX = "foldline: error: "
 NOSPACE = "No space left on device"

@@ -19,8 +19,7 @@ import unittest
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from common import FOLDLINE, config_text, model_text, read_metrics, run, write_data_file  # noqa: E402
+from fltest.train import FOLDLINE, config_text, model_text, read_metrics, run, write_data_file  # noqa: E402
 
 MPIRUN = os.environ.get("MPIRUN") or "mpirun"
 

@@ -18,8 +18,7 @@ import struct
 import sys
 import zlib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from fltest import prep as common  # noqa: E402
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402

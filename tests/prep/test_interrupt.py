@@ -12,8 +12,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from fltest import prep as common  # noqa: E402
 
 WAIT_TMP_S = 20
 

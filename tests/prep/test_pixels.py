@@ -17,9 +17,8 @@ import tempfile
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import Image, np  # noqa: E402
+from fltest import prep as common  # noqa: E402
+from fltest.prep import Image, np  # noqa: E402
 
 MEAN_TOL = 1.5
 

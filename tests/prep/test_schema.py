@@ -15,9 +15,8 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import np  # noqa: E402
+from fltest import prep as common  # noqa: E402
+from fltest.prep import np  # noqa: E402
 
 import h5py  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402

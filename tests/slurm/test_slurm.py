@@ -31,8 +31,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(HERE, "..", "train"))
-from common import FOLDLINE, config_text, model_text, run, write_data_file  # noqa: E402
+from fltest.train import FOLDLINE, config_text, model_text, run, write_data_file  # noqa: E402
 
 SKIP = 77
 SLURM = os.path.join(ROOT, "launch", "slurm")

@@ -11,8 +11,7 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from common import FOLDLINE, TempDirTest, config_text, model_text, read_metrics, run, write_data_file  # noqa: E402
+from fltest.train import FOLDLINE, TempDirTest, config_text, model_text, read_metrics, run, write_data_file  # noqa: E402
 
 STOPPED = 75
 

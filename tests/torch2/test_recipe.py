@@ -16,10 +16,8 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "train"))
 import t2  # noqa: E402
-from common import TempDirTest  # noqa: E402
+from fltest.train import TempDirTest  # noqa: E402
 from test_recipe_configs import write_data  # noqa: E402  (Debian's torch is not used by it)
 
 

@@ -13,10 +13,8 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "train"))
 import t2  # noqa: E402
-from common import write_data_file  # noqa: E402
+from fltest.train import write_data_file  # noqa: E402
 
 MODEL = "eva02_tiny_patch14_224"
 

@@ -17,8 +17,7 @@ import unittest
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import FOLDLINE, TempDirTest, config_text, run, seconds_after, write_data_file  # noqa: E402
+from fltest.train import FOLDLINE, TempDirTest, config_text, run, seconds_after, write_data_file  # noqa: E402
 
 STOPPED = 75
 FOLDS = 5

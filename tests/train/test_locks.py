@@ -19,8 +19,7 @@ import unittest
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import FOLDLINE, TempDirTest, config_text, model_text, run, write_data_file  # noqa: E402
+from fltest.train import FOLDLINE, TempDirTest, config_text, model_text, run, write_data_file  # noqa: E402
 
 SINCE = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 EPOCHS = 12  # about 1 s of training: the holder is stopped (SIGSTOP) or killed within milliseconds of a line

@@ -5,15 +5,14 @@ own file's shape and its own mean/std in settings.txt; data files whose labels, 
 test rows differ from the first model's are refused before any job, in one line naming
 the config file, line and key; a model's own mean of the wrong length likewise.
 
-Data files are written with h5py (tests/train/common.py); Debian's /usr/bin/python3."""
+Data files are written with h5py (tests/lib/fltest/train.py); Debian's /usr/bin/python3."""
 import os
 import sys
 import unittest
 
 import h5py
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import TempDirTest, model_text, run, write_data_file  # noqa: E402
+from fltest.train import TempDirTest, model_text, run, write_data_file  # noqa: E402
 
 
 def two_model_config(data_a, data_b, out_dir, b_data_extra='mean = [0.4]; std = [0.3];'):

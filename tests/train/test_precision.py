@@ -11,9 +11,8 @@ import unittest
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_resume  # noqa: E402
-from common import TempDirTest, config_text, model_text, run, write_data_file  # noqa: E402
+from fltest.train import TempDirTest, config_text, model_text, run, write_data_file  # noqa: E402
 
 MARGIN = 0.03  # bf16's validation accuracy may trail fp32's by this much (docs/gpus.md)
 

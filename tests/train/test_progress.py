@@ -11,19 +11,14 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import FOLDLINE, TempDirTest, config_text, model_text, run, write_data_file  # noqa: E402
+from fltest.train import FOLDLINE, TempDirTest, config_text, model_text, run, write_data_file  # noqa: E402
 
 
 
 def simple_layout(*args, **kw):
-    """tests/prep/common.py's competition layout (a module of the same name as ours)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        "prep_common", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "prep", "common.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.simple_layout(*args, **kw)
+    """fltest.prep's competition layout."""
+    from fltest import prep
+    return prep.simple_layout(*args, **kw)
 
 LINE = re.compile(r"^\[m fold (\d)\] epoch (\d+)/(\d+) step (\d+)/(\d+) \| (\d+) img/s \| loss ([\d.]+) acc ([\d.]+) "
                   r"\| ETA epoch (\S+), job (\S+)$")

@@ -24,8 +24,7 @@ except ImportError as e:
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import TempDirTest, run  # noqa: E402
+from fltest.train import TempDirTest, run  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -12,8 +12,7 @@ import unittest
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import FOLDLINE, TempDirTest, config_text, model_text, run, seconds_after, write_data_file  # noqa: E402
+from fltest.train import FOLDLINE, TempDirTest, config_text, model_text, run, seconds_after, write_data_file  # noqa: E402
 
 STOPPED = 75  # exit status of a training stopped at a checkpoint
 
@@ -142,14 +141,21 @@ class Resume(TempDirTest):
         self.write("timed.cfg", read(timed).replace("threads = 1;", "threads = 1; checkpoint_minutes = 0.0001;"))
         p = self.start(timed)
         self.wait_for_training(p)
+        # last.pt is rewritten within epochs: each rewrite is a new file renamed over the old one, so
+        # its identity (inode, mtime, size) changes. Wait, with a generous deadline, until more
+        # versions than the 3 epoch ends were seen (a loaded machine only slows the polls down, and a
+        # slower trainer checkpoints more often), or until the training ends.
+        last_pt = self.path("runs", "timed", "m", "fold0", "last.pt")
         seen = set()
-        while p.poll() is None:  # last.pt is rewritten within epochs
+        deadline = time.monotonic() + 300
+        while len(seen) <= 3 and p.poll() is None and time.monotonic() < deadline:
             try:
-                seen.add(os.stat(self.path("runs", "timed", "m", "fold0", "last.pt")).st_mtime_ns)
+                st = os.stat(last_pt)
+                seen.add((st.st_ino, st.st_mtime_ns, st.st_size))
             except FileNotFoundError:
                 pass
-            time.sleep(0.01)
-        self.assertEqual(p.returncode, 0, read(self.path("err.txt")))
+            time.sleep(0.005)
+        self.assertEqual(p.wait(timeout=300), 0, read(self.path("err.txt")))
         self.assertGreater(len(seen), 3)  # more than the 3 epoch ends
         self.assert_same_results("plain", "timed")
 

@@ -16,8 +16,7 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import FOLDLINE, TempDirTest, config_text, model_text, read_metrics, run, write_data_file  # noqa: E402
+from fltest.train import FOLDLINE, TempDirTest, config_text, model_text, read_metrics, run, write_data_file  # noqa: E402
 
 TENSORBOARD = "tensorboard==2.21.0"
 VENV = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "foldline", "venv-tb")

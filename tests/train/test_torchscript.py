@@ -21,8 +21,7 @@ except ImportError as e:
     print(f"skipped: {e}; HINT: apt-get install python3-torch")
     sys.exit(77)
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import TempDirTest, config_text, run, write_data_file  # noqa: E402
+from fltest.train import TempDirTest, config_text, run, write_data_file  # noqa: E402
 
 SIZE = 16  # the data file's images: (N, 1, 16, 16)
 

@@ -9,8 +9,7 @@ import unittest
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import TempDirTest, config_text, model_text, read_metrics, run, write_data_file  # noqa: E402
+from fltest.train import TempDirTest, config_text, model_text, read_metrics, run, write_data_file  # noqa: E402
 
 COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s"]
 

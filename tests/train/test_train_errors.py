@@ -8,8 +8,7 @@ import unittest
 
 import h5py
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import TempDirTest, config_text, model_text, run, write_data_file  # noqa: E402
+from fltest.train import TempDirTest, config_text, model_text, run, write_data_file  # noqa: E402
 
 
 class TrainErrors(TempDirTest):

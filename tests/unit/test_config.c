@@ -5,9 +5,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpdir.h"
 #include "config/config.h"
 
-static char cfg_path[64], data_path[64];
+static char cfg_path[600], data_path[600];
 static fl_train_config cfg; /* large: not on the stack */
 static fl_error err;
 
@@ -15,7 +16,7 @@ static fl_error err;
  * path of an existing (empty) data file. */
 static const char *write_cfg(const char *text)
 {
-    snprintf(cfg_path, sizeof cfg_path, "/tmp/fl_cfg_XXXXXX");
+    snprintf(cfg_path, sizeof cfg_path, "%s/fl_cfg_XXXXXX", test_tmpdir());
     int fd = mkstemp(cfg_path);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f)
@@ -186,15 +187,15 @@ static fl_code load_backbone(const char *backbone, const char *extra)
 
 static void test_torchscript_path_starts_at_the_config_folder(void)
 {
-    char module[64], want[128], set[128];
-    snprintf(module, sizeof module, "/tmp/fl_cfg_module_%ld.pt", (long)getpid());
+    char module[600], want[700], set[700];
+    test_tmp_path(module, sizeof module, "fl_cfg_module.pt");
     FILE *f = fopen(module, "w");
     CHECK(f != NULL);
     if (f)
         fclose(f);
-    const char *base = module + strlen("/tmp/");
+    const char *base = module + strlen(test_tmpdir()) + 1;
     snprintf(want, sizeof want, "torchscript:%s", module);
-    /* The config is /tmp/fl_cfg_XXXXXX: a bare name is looked for in /tmp/. */
+    /* The config is in test_tmpdir(): a bare name is looked for there. */
     snprintf(set, sizeof set, "torchscript:%s", base);
     CHECK(load_backbone(set, "") == FL_OK);
     CHECK_STR(cfg.models[0].backbone, want);
@@ -208,12 +209,12 @@ static void test_torchscript_path_starts_at_the_config_folder(void)
     CHECK(cfg.models[0].backbone_line == 0);
     unlink(module);
     CHECK(load_backbone(set + strlen("models.0.backbone="), "") == FL_ECONFIG);
-    char msg[512];
+    char msg[1600];
     snprintf(msg, sizeof msg,
              ":3: models.[0].backbone: cannot read the TorchScript module \"%s\" (No such file or directory) HINT: "
-             "a relative path starts at the config file's folder (/tmp/), not the working directory; "
+             "a relative path starts at the config file's folder (%s/), not the working directory; "
              "launch/export_timm.py exports timm models",
-             module);
+             module, test_tmpdir());
     CHECK_MSG(msg);
 }
 
@@ -898,7 +899,7 @@ static void test_check_data_rejects_a_duplicate_fold(void)
 
 int main(void)
 {
-    snprintf(data_path, sizeof data_path, "/tmp/fl_cfg_data_%ld.h5", (long)getpid());
+    test_tmp_path(data_path, sizeof data_path, "fl_cfg_data.h5");
     FILE *f = fopen(data_path, "w");
     if (!f)
         return 1;

@@ -3,14 +3,15 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpdir.h"
 #include "dataset/csv.h"
 
-static char tmpl[64];
+static char tmpl[600];
 
 /* Writes text to a fresh temporary file and returns its path. */
 static const char *write_tmp(const char *text, size_t len)
 {
-    snprintf(tmpl, sizeof tmpl, "/tmp/fl_csv_XXXXXX");
+    snprintf(tmpl, sizeof tmpl, "%s/fl_csv_XXXXXX", test_tmpdir());
     int fd = mkstemp(tmpl);
     if (fd < 0 || write(fd, text, len) != (ssize_t)len)
         abort();

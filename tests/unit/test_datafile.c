@@ -10,13 +10,14 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpdir.h"
 #include "dataset/datafile.h"
 
 #define NTR 6
 #define NTE 3
 #define IMG 6 /* 1 x 2 x 3 */
 
-static char path[64], bad_path[64];
+static char path[600], bad_path[700];
 
 static void make_file(const char *p)
 {
@@ -211,8 +212,7 @@ static void test_no_flipped_bit_goes_unnoticed(void)
 int main(void)
 {
     fl_h5_quiet();
-    snprintf(path, sizeof path, "/tmp/fl_datafile_XXXXXX");
-    close(mkstemp(path));
+    test_tmp_path(path, sizeof path, "datafile.h5");
     snprintf(bad_path, sizeof bad_path, "%s.bad", path);
     make_file(path);
     RUN(test_written_file_reads_back_with_both_checks);

@@ -1,24 +1,22 @@
 /* test_loader.c -- the prefetching batch loader returns exactly the rows it
- * was asked for, in order, from the file or from the memory cache; and the
- * feature cache returns the rows it was given, from memory or its file. */
+ * was asked for, in order, from the file or from the memory cache (the
+ * feature cache's tests: test_featcache.c). */
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpdir.h"
 #include "dataset/datafile.h"
-#include "dataset/featcache.h"
 #include "dataset/loader.h"
 
 #define N 103
 #define M 17
-static char path[64];
+static char path[600];
 
 /* A data file whose every pixel of row r is (r * 7 + c) % 251, c the channel. */
 static void make_file(void)
 {
-    snprintf(path, sizeof path, "/tmp/fl_loader_XXXXXX");
-    int fd = mkstemp(path);
-    close(fd);
+    test_tmp_path(path, sizeof path, "loader.h5");
     char *classes[2] = {"a", "b"};
     fl_data_info in = {.n_train = N, .n_test = M, .num_classes = 2, .folds = 2, .height = 5, .width = 4, .channels = 3, .fold_seed = 1, .classes = classes};
     fl_datafile_writer *w;
@@ -205,41 +203,6 @@ static void test_batches_of_any_size_and_empty_ones(void)
             }
 }
 
-/* The feature cache: rows put in blocks come back by row, in any order, the
- * same from memory and from the scratch file, which is gone after close. */
-static void test_feature_cache_memory_and_file(void)
-{
-    enum { R = 37, D = 5 };
-    float src[R * D], got[2][R * D];
-    for (int i = 0; i < R * D; i++)
-        src[i] = (float)i * 0.25f - 3.0f;
-    int64_t order[R];
-    for (int i = 0; i < R; i++)
-        order[i] = (i * 11) % R;
-    order[3] = order[4] = 7; /* repeats are fine */
-    char file[64];
-    snprintf(file, sizeof file, "/tmp/fl_featcache_%d.h5", (int)getpid());
-    for (int in_file = 0; in_file < 2; in_file++) {
-        fl_featcache *c;
-        fl_error err;
-        CHECK(fl_featcache_open(in_file ? file : NULL, R, D, &c, &err) == FL_OK);
-        CHECK(fl_featcache_in_file(c) == in_file);
-        CHECK(fl_featcache_put(c, 0, 20, src, &err) == FL_OK);
-        CHECK(fl_featcache_put(c, 20, R - 20, src + 20 * D, &err) == FL_OK);
-        CHECK(fl_featcache_put(c, 30, 10, src, &err) == FL_EINTERNAL); /* past the end */
-        CHECK(fl_featcache_get(c, order, R, got[in_file], &err) == FL_OK);
-        for (int i = 0; i < R; i++)
-            CHECK(memcmp(got[in_file] + i * D, src + order[i] * D, sizeof(float) * D) == 0);
-        CHECK(access(file, F_OK) == (in_file ? 0 : -1));
-        fl_featcache_close(c);
-        CHECK(access(file, F_OK) == -1);
-    }
-    fl_featcache *c;
-    fl_error err;
-    CHECK(fl_featcache_open("/nonexistent/dir/f.h5", R, D, &c, &err) == FL_EIO);
-    CHECK(strstr(err.msg, "/nonexistent/dir/f.h5") != NULL);
-}
-
 static void test_missing_file_is_named(void)
 {
     fl_loader *ld;
@@ -257,8 +220,6 @@ int main(void)
     RUN(test_test_split_and_bad_rows);
     RUN(test_shards_tile_every_batch_exactly_once);
     RUN(test_batches_of_any_size_and_empty_ones);
-    RUN(test_feature_cache_memory_and_file);
     RUN(test_missing_file_is_named);
-    unlink(path);
     return check_summary();
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpdir.h"
 #include "trainer/torch/bridge.h"
 
 #define NCLS 4
@@ -333,7 +334,8 @@ static void test_clip_grad_norm_bounds_the_step(void)
  * of a model of another seed that loads the file and trains the same 3. */
 static int resume_is_exact(const char *optimizer)
 {
-    char path[] = "/tmp/foldline-test-model-XXXXXX";
+    char path[600];
+    snprintf(path, sizeof path, "%s/model-XXXXXX", test_tmpdir());
     int fd = mkstemp(path);
     if (fd < 0)
         return -1;
@@ -396,7 +398,8 @@ static void test_save_load_then_training_on_is_bit_identical(void)
  * saved model's, and training on afterwards still works (a fresh optimizer). */
 static void test_load_weights_predicts_with_the_saved_weights(void)
 {
-    char path[] = "/tmp/foldline-test-model-XXXXXX";
+    char path[600];
+    snprintf(path, sizeof path, "%s/model-XXXXXX", test_tmpdir());
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     if (fd < 0)
@@ -443,7 +446,8 @@ static void test_load_weights_predicts_with_the_saved_weights(void)
 
 static void test_load_refuses_another_model_and_bad_files(void)
 {
-    char path[] = "/tmp/foldline-test-model-XXXXXX";
+    char path[600];
+    snprintf(path, sizeof path, "%s/model-XXXXXX", test_tmpdir());
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     if (fd < 0)

@@ -1,22 +1,22 @@
-/* test_preds.c -- the predictions file and the run manifest read back what
- * was written, and their readers refuse what vote must not trust. */
+/* test_preds.c -- the predictions file reads back what was written, and its
+ * reader refuses what vote must not trust (the run manifest's own tests:
+ * test_manifest.c). A full disk keeps the previous preds.h5, run.cfg and
+ * metrics.csv. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "tmpdir.h"
 #include "dataset/datafile.h"
 #include "dataset/preds.h"
 #include "vote/manifest.h"
 #include "base/tempfile.h"
 
-static char tmpdir[256];
-
 static const char *tmp_path(const char *name)
 {
-    static char buf[512];
-    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-    return buf;
+    static char buf[600];
+    return test_tmp_path(buf, sizeof buf, name);
 }
 
 /* A 3-class prediction set: 4 OOF rows, 5 test rows, rows summing to 1. */
@@ -66,7 +66,7 @@ static void test_preds_write_leaves_no_temporary(void)
     fl_preds w = sample_preds();
     CHECK(fl_preds_write(tmp_path("only.h5"), &w, &err) == FL_OK);
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "ls -a %s | grep -q '\\.tmp\\.'", tmpdir);
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -q '\\.tmp\\.'", test_tmpdir());
     CHECK(system(cmd) != 0);
 }
 
@@ -144,11 +144,11 @@ static long slurp(const char *path, char *buf, size_t cap)
     return n;
 }
 
-/* No file named ".<name>.tmp.*" is left in tmpdir. */
+/* No file named ".<name>.tmp.*" is left in test_tmpdir(). */
 static int no_temporary_left(const char *name)
 {
     char cmd[700], pattern[300];
-    snprintf(pattern, sizeof pattern, "%s/.%s.tmp.*", tmpdir, name);
+    snprintf(pattern, sizeof pattern, "%s/.%s.tmp.*", test_tmpdir(), name);
     snprintf(cmd, sizeof cmd, "ls %s >/dev/null 2>&1", pattern);
     return system(cmd) != 0;
 }
@@ -212,96 +212,9 @@ static void test_preds_missing_file_is_named(void)
     CHECK(fl_preds_probe(tmp_path("nope.h5")) == 0);
 }
 
-static fl_manifest sample_manifest(void)
-{
-    fl_manifest m;
-    memset(&m, 0, sizeof m);
-    snprintf(m.data_file, sizeof m.data_file, "/data/with \"quotes\" and \\ backslash.h5");
-    m.n_folds = 3;
-    m.folds[0] = 0;
-    m.folds[1] = 2;
-    m.folds[2] = 4;
-    m.n_models = 2;
-    snprintf(m.models[0].name, sizeof m.models[0].name, "cnn_a");
-    m.models[0].weight = 1.0;
-    snprintf(m.models[1].name, sizeof m.models[1].name, "resnet-18.v2");
-    m.models[1].weight = 1.0 / 3.0;
-    snprintf(m.vote_method, sizeof m.vote_method, "hard-hard");
-    return m;
-}
-
-static void test_manifest_round_trip(void)
-{
-    fl_error err;
-    fl_manifest w = sample_manifest(), r;
-    const char *path = tmp_path("run.cfg");
-    CHECK(fl_manifest_write(path, &w, &err) == FL_OK);
-    CHECK(fl_manifest_read(path, &r, &err) == FL_OK);
-    CHECK_STR(r.data_file, w.data_file);
-    CHECK(r.n_folds == 3 && r.folds[0] == 0 && r.folds[1] == 2 && r.folds[2] == 4);
-    CHECK(r.n_models == 2);
-    CHECK_STR(r.models[0].name, "cnn_a");
-    CHECK_STR(r.models[1].name, "resnet-18.v2");
-    CHECK(r.models[0].weight == 1.0);
-    CHECK(r.models[1].weight == 1.0 / 3.0); /* every digit kept */
-    CHECK_STR(r.vote_method, "hard-hard");
-}
-
-static fl_code read_text(const char *text, fl_manifest *m, fl_error *err)
-{
-    const char *path = tmp_path("hand.cfg");
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-    return fl_manifest_read(path, m, err);
-}
-
-static void test_manifest_defaults(void)
-{
-    fl_error err;
-    fl_manifest m;
-    CHECK(read_text("data_file = \"d.h5\";\nfolds = [1];\nmodels = ( { name = \"a\"; } );\n", &m, &err) == FL_OK);
-    CHECK(m.models[0].weight == 1.0);
-    CHECK_STR(m.vote_method, "soft-soft");
-    CHECK(read_text("data_file = \"d.h5\";\nfolds = [1];\nmodels = ( { name = \"a\"; weight = 2; } );\n", &m, &err) ==
-          FL_OK);
-    CHECK(m.models[0].weight == 2.0);
-}
-
-static void test_manifest_errors_name_file_and_line(void)
-{
-    fl_error err;
-    fl_manifest m;
-    CHECK(read_text("data_file = \"d.h5\";\nfolds = [0];\nmodels = ( { name = \"a\"; } );\ncolour = 3;\n", &m, &err) ==
-          FL_EINPUT);
-    CHECK(strstr(err.msg, "hand.cfg:4:") && strstr(err.msg, "colour"));
-    CHECK(read_text("data_file = \"d.h5\";\nfolds = [0, 0];\nmodels = ( { name = \"a\"; } );\n", &m, &err) == FL_EINPUT);
-    CHECK(strstr(err.msg, "hand.cfg:2:") != NULL);
-    CHECK(read_text("data_file = \"d.h5\";\nfolds = [0];\nmodels = ( { name = \"a\"; },\n { name = \"a\"; } );\n", &m,
-                    &err) == FL_EINPUT);
-    CHECK(strstr(err.msg, "twice") != NULL);
-    CHECK(read_text("data_file = \"d.h5\";\nfolds = [0];\nmodels = ( { name = \"../x\"; } );\n", &m, &err) == FL_EINPUT);
-    CHECK(strstr(err.msg, "hand.cfg:3:") != NULL);
-    CHECK(read_text("data_file = \"d.h5\";\nfolds = [0];\nmodels = ( { name = \"a\"; weight = -1.0; } );\n", &m,
-                    &err) == FL_EINPUT);
-    CHECK(strstr(err.msg, "weight") != NULL);
-    CHECK(read_text("data_file = \"d.h5\";\nfolds = [0];\nmodels = ( { name = \"a\"; } );\nvote_method = \"avg\";\n",
-                    &m, &err) == FL_EINPUT);
-    CHECK(strstr(err.msg, "hand.cfg:4:") != NULL);
-    CHECK(read_text("data_file = \"d.h5\";\nfolds = [0]\nmodels = ( );\n", &m, &err) == FL_EINPUT); /* syntax */
-    CHECK(strstr(err.msg, "hand.cfg:") != NULL);
-    CHECK(read_text("folds = [0];\nmodels = ( { name = \"a\"; } );\n", &m, &err) == FL_EINPUT);
-    CHECK(strstr(err.msg, "data_file") != NULL);
-}
-
 int main(void)
 {
     fl_h5_quiet();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/foldline-test-preds-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
     RUN(test_preds_round_trip);
     RUN(test_preds_write_leaves_no_temporary);
     RUN(test_preds_row_not_summing_to_one_is_named);
@@ -309,12 +222,5 @@ int main(void)
     RUN(test_preds_corrupt_or_truncated_file_is_refused);
     RUN(test_a_full_disk_keeps_the_previous_file);
     RUN(test_preds_missing_file_is_named);
-    RUN(test_manifest_round_trip);
-    RUN(test_manifest_defaults);
-    RUN(test_manifest_errors_name_file_and_line);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
     return check_summary();
 }

@@ -9,10 +9,8 @@ import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "prep"))
-import common  # noqa: E402
-from common import np  # noqa: E402
+from fltest import prep as common  # noqa: E402
+from fltest.prep import np  # noqa: E402
 import test_vote as tv  # noqa: E402
 import test_report_html as th  # noqa: E402
 

@@ -20,10 +20,8 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "prep"))
-import common  # noqa: E402
-from common import np  # noqa: E402
+from fltest import prep as common  # noqa: E402
+from fltest.prep import np  # noqa: E402
 import test_vote as tv  # noqa: E402
 
 import h5py  # noqa: E402

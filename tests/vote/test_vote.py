@@ -22,9 +22,8 @@ import unittest
 from fractions import Fraction
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "prep"))
-import common  # noqa: E402
-from common import np  # noqa: E402
+from fltest import prep as common  # noqa: E402
+from fltest.prep import np  # noqa: E402
 
 import h5py  # noqa: E402
 

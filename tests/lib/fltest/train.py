@@ -14,8 +14,7 @@ import unittest
 import h5py
 import numpy as np
 
-FOLDLINE = os.environ.get("FOLDLINE") or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "build", "foldline")
+from fltest import FOLDLINE  # noqa: E402,F401  (the binary under test)
 
 
 def run(*args, timeout=300, cwd=None):

@@ -22,8 +22,7 @@ try:
 except ImportError:  # pragma: no cover - every test file needs Pillow
     Image = ImageDraw = None
 
-FOLDLINE = os.environ.get("FOLDLINE") or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "build", "foldline")
+from fltest import FOLDLINE  # noqa: E402,F401  (the binary under test)
 
 Result = namedtuple("Result", "rc stdout stderr")
 
