@@ -53,6 +53,7 @@ set(FOLDLINE_CORE_SOURCES
 set(FOLDLINE_TORCH_SOURCES
   trainer/torch/amp.cpp
   trainer/torch/bridge_core.cpp
+  trainer/torch/devpath.cpp
   trainer/torch/images.cpp
   trainer/torch/model_api.cpp
   trainer/torch/model_comm.cpp

@@ -27,32 +27,36 @@
 #include "trainer/job_internal.h"
 #include "trainer/rng.h"
 #include "trainer/schedule.h"
+#include "trainer/torch/devpath.h"
 
 typedef struct {
     const fl_job_env *env;
     const fl_model_cfg *mc;
     const fl_job_data *data;
-    int n;                   /* heads */
-    job_state *js;           /* (n) one per fold, in the order given */
-    fl_model **models;       /* (n) js[i].model */
+    int n;                          /* heads */
+    job_state *js;                  /* (n) one per fold, in the order given */
+    fl_model **models;              /* (n) js[i].model */
     int head_of_fold[FL_MAX_FOLDS]; /* fold -> head index, -1 for a fold without one */
-    int K, D, C;             /* the data file's folds, feature width, classes */
-    int64_t N;               /* train rows */
+    int K, D, C;                    /* the data file's folds, feature width, classes */
+    int64_t N;                      /* train rows */
     fl_group *group;
     int g_rank, g_size, leader;
     FILE *log;
-    fl_featcache *cache;     /* plain features of the train rows, or NULL */
-    uint8_t *cached;         /* (N) 1 where the cache holds the row */
+    fl_featcache *cache; /* plain features of the train rows, or NULL */
+    fl_devpath *dev;     /* the device-resident path (trainer/torch/devpath.h), or NULL */
+    int dev_cache;       /* dev holds the feature cache (instead of cache) */
+    int defer;           /* dev's losses are read at intervals, not after every step */
+    uint8_t *cached;     /* (N) 1 where the cache holds the row */
     /* Buffers for a rank's shard of a batch (cap rows). */
     int64_t cap;
-    float *feats, *sel;      /* (cap, D) */
-    float *views[1 + FL_MAX_TTA];   /* (cap, D) each: the test-time views' features */
+    float *feats, *sel;           /* (cap, D) */
+    float *views[1 + FL_MAX_TTA]; /* (cap, D) each: the test-time views' features */
     float *sel_views[1 + FL_MAX_TTA];
-    float *probs;            /* (cap, C) */
-    int32_t *labels;         /* (cap) */
-    fl_augment *aug;         /* (cap) */
-    int64_t embedded;        /* images (per view) through the backbone on this rank */
-    fl_ticker ticker;        /* the fused job's progress line (its heads print none) */
+    float *probs;                  /* (cap, C) */
+    int32_t *labels;               /* (cap) */
+    fl_augment *aug;               /* (cap) */
+    int64_t embedded;              /* images (per view) through the backbone on this rank */
+    fl_ticker ticker;              /* the fused job's progress line (its heads print none) */
     int first_epoch[FL_MAX_FOLDS]; /* each head's epoch when the job started */
 } fused_state;
 
@@ -99,11 +103,37 @@ static fl_code fused_cache_fill(fused_state *f, const int64_t *rows, int64_t n, 
         return fused_oom(err);
     fl_loader *ld = f->data->train_loader;
     fl_code rc = fl_loader_start_shard(ld, rows, n, (int)chunk, f->g_rank, f->g_size, err);
+    if (!rc && f->dev_cache) /* the rows once: a batch's are a slice of them */
+        rc = fl_devpath_epoch(f->dev, rows, n, NULL, NULL, NULL, NULL, err);
     const uint8_t *x;
     int B, got = 0;
     int64_t first, pos = 0;
     while (!rc && (got = fl_loader_next(ld, &x, &B, &first, err)) == 1) {
         int64_t len = n - pos < chunk ? n - pos : chunk;
+        if (f->dev_cache) { /* on the device: a group's ranks trade their shards through the host */
+            int slot;
+            int64_t lo, hi;
+            fused_shard(f, pos, pos + len, &lo, &hi);
+            f->embedded += B;
+            if (!(rc = fl_devpath_stage(f->dev, x, B, &slot, err)) && B)
+                rc = fl_devpath_embed(f->dev, slot, NULL, lo, err);
+            if (!rc && f->g_size == 1) {
+                rc = fl_devpath_cache_put(f->dev, pos, err);
+            } else if (!rc) {
+                rc = B ? fl_devpath_batch_to_host(f->dev, f->feats, err) : FL_OK;
+                if (!rc)
+                    rc = fl_group_gather_rows(f->group, f->feats, all, len, f->D, err);
+                if (!rc)
+                    rc = fl_group_bcast_host(f->group, all, sizeof *all * (size_t)len * f->D, err);
+                if (!rc)
+                    rc = fl_devpath_cache_put_host(f->dev, rows + pos, len, all, err);
+            }
+            for (int64_t k = 0; k < len && !rc; k++)
+                f->cached[rows[pos + k]] = 1;
+            pos += len;
+            fl_group_progress(f->env->group);
+            continue;
+        }
         rc = fused_embed(f, x, B, NULL, -1, f->feats, err);
         if (!rc && f->g_size > 1) {
             rc = fl_group_gather_rows(f->group, f->feats, all, len, f->D, err);
@@ -163,12 +193,12 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     double mb = (double)f->N * f->D * sizeof(float) / (1 << 20);
     int in_file =
         !strcmp(cfg->feature_cache, "file") || (!strcmp(cfg->feature_cache, "auto") && mb > cfg->feature_cache_mb);
-    /* "device": the model's device memory; on the CPU that is the memory
-     * cache (float32 features of the autocast dtype's values either way). */
-    int device = !strcmp(cfg->feature_cache, "device");
+    /* "device": one (N, D) tensor on the model's device, in the features'
+     * dtype (fused_dev_open); "memory" when it does not fit. */
+    int device = f->dev_cache;
     char path[4200];
     fused_cache_path(f, path, sizeof path);
-    fl_code rc = fl_featcache_open(in_file ? path : NULL, f->N, f->D, &f->cache, err);
+    fl_code rc = device ? FL_OK : fl_featcache_open(in_file ? path : NULL, f->N, f->D, &f->cache, err);
     if (rc)
         return rc;
     if (!(f->cached = calloc((size_t)(f->N ? f->N : 1), 1)))
@@ -187,26 +217,202 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     double t0 = job_now_s();
     rc = fused_cache_fill(f, rows, n, err);
     free(rows);
-    if (!rc && f->log) {
+    if (!rc && f->log && device) {
+        fprintf(f->log,
+                "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB, %s) on the device %s, computed "
+                "in %.1f s\n",
+                f->mc->name, (long long)n, (long long)f->N, f->D, (double)fl_devpath_cache_bytes(f->dev) / (1 << 20),
+                fl_devpath_cache_dtype(f->dev), fl_devpath_device(f->dev), job_now_s() - t0);
+        fflush(f->log);
+    } else if (!rc && f->log) {
         fprintf(f->log,
                 "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB) %s%s, computed in %.1f s\n",
                 f->mc->name, (long long)n, (long long)f->N, f->D, (double)n * f->D * sizeof(float) / (1 << 20),
-                in_file ? "in the scratch file " : device ? "on the device (the CPU's: in memory)" : "in memory",
-                in_file ? path : "", job_now_s() - t0);
+                in_file ? "in the scratch file " : "in memory", in_file ? path : "", job_now_s() - t0);
         fflush(f->log);
     }
     return rc;
 }
 
+/* The device-resident path (trainer/torch/devpath.h): with data.feature_cache
+ * = "device" on any device (on the CPU the same code runs over host tensors),
+ * and with "none" on a CUDA device (batches staged through pinned buffers).
+ * "device" puts the cache on the device when it fits on every rank; when not,
+ * one line says so and the job runs as with "memory". */
+static fl_code fused_dev_open(fused_state *f, fl_error *err)
+{
+    const fl_train_config *cfg = f->env->cfg;
+    int want = !strcmp(cfg->feature_cache, "device");
+    if (!want && !(!strcmp(cfg->feature_cache, "none") && fl_model_cuda_stream(f->models[0])))
+        return FL_OK;
+    int cached = 0;
+    char note[128];
+    fl_code rc = fl_devpath_open(f->models, f->n, f->N, f->env->train_labels, f->cap, want, &f->dev, &cached, note,
+                                 sizeof note, err);
+    if (rc)
+        return rc;
+    if (want) {
+        double fits = cached;
+        if (f->g_size > 1 && (rc = fl_group_sum(f->group, &fits, 1, err)))
+            return rc;
+        if (fits < f->g_size) {
+            if (f->log) {
+                fprintf(f->log,
+                        "[%s] feature cache: %lld rows x %d features do not fit on the device %s (%s); in memory "
+                        "instead HINT: free device memory, or set data.feature_cache = \"memory\"\n",
+                        f->mc->name, (long long)f->N, f->D, fl_devpath_device(f->dev),
+                        *note ? note : "on another rank");
+                fflush(f->log);
+            }
+            fl_devpath_close(f->dev);
+            f->dev = NULL;
+            return FL_OK;
+        }
+        f->dev_cache = 1;
+    }
+    f->defer = strcmp(cfg->on_nan, "skip_step") != 0;
+    if (f->log) {
+        char folds[256];
+        fused_folds_text(f, folds, sizeof folds);
+        int cuda = fl_model_cuda_stream(f->models[0]) != NULL;
+        fprintf(f->log,
+                "[%s folds %s] device-resident: features, labels and %d heads on %s; images not cached through 2 %s "
+                "buffers; losses read %s\n",
+                f->mc->name, folds, f->n, fl_devpath_device(f->dev), cuda ? "pinned" : "host",
+                f->defer ? "at the progress interval and the epoch's end" : "after every step (run.on_nan)");
+        fflush(f->log);
+    }
+    return FL_OK;
+}
+
 /* 1 if every one of rows (n) is in the cache. */
 static int fused_all_cached(const fused_state *f, const int64_t *rows, int64_t n)
 {
-    if (!f->cache)
+    if (!f->cache && !f->dev_cache)
         return 0;
     for (int64_t i = 0; i < n; i++)
         if (!f->cached[rows[i]])
             return 0;
     return 1;
+}
+
+/* ---- the device-resident epoch ------------------------------------------------- */
+
+/* What an epoch of the device path keeps on the host: each head's positions
+ * in the epoch's order (the rows outside its fold, uploaded once), the
+ * accumulators as last read, the rows trained since, and the slot of the
+ * staged batch. */
+typedef struct {
+    int64_t *pos[FL_MAX_FOLDS], cnt[FL_MAX_FOLDS];
+    int64_t a[FL_MAX_FOLDS], b[FL_MAX_FOLDS]; /* this step's positions [a, b) of each head */
+    double prev[FL_MAX_FOLDS * 3], dl[FL_MAX_FOLDS], dc[FL_MAX_FOLDS];
+    int64_t pend[FL_MAX_FOLDS];
+    double last_read;
+    int fresh; /* read since the monitor last got the sums */
+    int slot;
+} fused_dev_epoch;
+
+static void fused_dev_epoch_free(fused_dev_epoch *dv)
+{
+    for (int i = 0; i < FL_MAX_FOLDS; i++)
+        free(dv->pos[i]);
+}
+
+static fl_code fused_dev_epoch_start(fused_state *f, const fl_order *o, const double *loss, const double *correct,
+                                     fused_dev_epoch *dv, fl_error *err)
+{
+    for (int i = 0; i < f->n; i++) {
+        int k = f->js[i].job.fold;
+        if (!(dv->pos[i] = malloc(sizeof *dv->pos[i] * (size_t)(o->n ? o->n : 1))))
+            return fused_oom(err);
+        dv->cnt[i] = 0;
+        for (int64_t p = 0; p < o->n; p++)
+            if (f->env->train_fold[o->rows[p]] != k)
+                dv->pos[i][dv->cnt[i]++] = p;
+        dv->prev[3 * i] = loss[i];
+        dv->prev[3 * i + 1] = correct[i];
+        dv->prev[3 * i + 2] = 0;
+    }
+    dv->last_read = fl_progress_now();
+    return fl_devpath_epoch(f->dev, o->rows, o->n, (const int64_t *const *)dv->pos, dv->cnt, loss, correct, err);
+}
+
+/* The first of pos (n, ascending) >= v. */
+static int64_t fused_lower_bound(const int64_t *pos, int64_t n, int64_t v)
+{
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (pos[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Reads the loader's batch s (this rank's shard) and stages it. */
+static fl_code fused_dev_fetch(fused_state *f, const fl_order *o, int64_t s, int *slot, fl_error *err)
+{
+    int64_t lo, hi, mlo, mhi, first;
+    fl_order_batch(o, s, &lo, &hi);
+    fused_shard(f, lo, hi, &mlo, &mhi);
+    const uint8_t *x;
+    int got_B, got;
+    if ((got = fl_loader_next(f->data->train_loader, &x, &got_B, &first, err)) != 1 || got_B != mhi - mlo)
+        return got < 0 ? err->code
+                       : fl_fail(err, FL_EINTERNAL, "fused: the loader's batch %lld is not the order's", (long long)s);
+    return fl_devpath_stage(f->dev, x, got_B, slot, err);
+}
+
+/* The leader's monitor wants fresh losses: its line, heartbeat or scalars are
+ * due (the device's sums are read then, not after every step). */
+static int fused_dev_read_due(fused_state *f, const fused_dev_epoch *dv, const int *active)
+{
+    double now = fl_progress_now(), every = f->env->cfg->progress_s;
+    if (!f->leader)
+        return 0;
+    if (fl_ticker_due(&f->ticker, now) || (every > 0 && now - dv->last_read >= every))
+        return 1;
+    for (int i = 0; i < f->n; i++)
+        if (active[i] && now >= f->js[i].mon.next_beat)
+            return 1;
+    return 0;
+}
+
+/* Reads the device's sums: dl, dc (the change since the last read) and,
+ * when loss is not NULL, the sums themselves into loss and correct, after
+ * the group agrees that every head's losses were finite. */
+static fl_code fused_dev_read(fused_state *f, fused_dev_epoch *dv, int epoch, int64_t s, double *loss, double *correct,
+                              fl_error *err)
+{
+    double st[FL_MAX_FOLDS * 3], bad[FL_MAX_FOLDS];
+    fl_code rc = fl_devpath_read(f->dev, 0, st, err);
+    for (int i = 0; i < f->n && !rc; i++) {
+        dv->dl[i] += st[3 * i] - dv->prev[3 * i];
+        dv->dc[i] += st[3 * i + 1] - dv->prev[3 * i + 1];
+        bad[i] = st[3 * i + 2];
+    }
+    if (rc || !loss)
+        goto keep;
+    if (f->g_size > 1 && (rc = fl_group_sum(f->group, bad, f->n, err)))
+        return rc;
+    for (int i = 0; i < f->n; i++) {
+        if (bad[i] > 0)
+            return fl_fail(err, FL_EINPUT,
+                           "job %s fold %d: the training loss is not finite in epoch %d (%.0f steps, found at step "
+                           "%lld) HINT: lower the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
+                           f->mc->name, f->js[i].job.fold, epoch + 1, bad[i], (long long)s);
+        loss[i] = st[3 * i];
+        correct[i] = st[3 * i + 1];
+    }
+keep:
+    if (!rc) {
+        memcpy(dv->prev, st, sizeof(double) * 3 * (size_t)f->n);
+        dv->last_read = fl_progress_now();
+        dv->fresh = 1;
+    }
+    return rc;
 }
 
 /* ---- training ---------------------------------------------------------------- */
@@ -306,7 +512,10 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
     if (rc)
         return rc;
     const fl_aug_stage *stage = fl_augment_stage_at(f->mc, epoch);
-    int n = f->n, from_cache = f->cache && (!stage || stage->n_ops == 0) && fused_all_cached(f, o.rows, o.n);
+    int n = f->n,
+        from_cache = (f->cache || f->dev_cache) && (!stage || stage->n_ops == 0) && fused_all_cached(f, o.rows, o.n);
+    fused_dev_epoch dv;
+    memset(&dv, 0, sizeof dv);
     /* Per head: the epoch's sums, its start time, this step's loss and correct count. */
     double *loss = calloc((size_t)n * 5, sizeof *loss), *correct = loss + n, *t0 = loss + 2 * n, *flagv = NULL;
     double *l = loss + 3 * n, *c = loss + 4 * n;
@@ -331,6 +540,10 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
     }
     if (!from_cache && (rc = job_loader_start(f->data->train_loader, &o, s0, f->g_rank, f->g_size, err)))
         goto done;
+    if (f->dev && (rc = fused_dev_epoch_start(f, &o, loss, correct, &dv, err)))
+        goto done;
+    if (f->dev && !from_cache && s0 < o.n_batches && (rc = fused_dev_fetch(f, &o, s0, &dv.slot, err)))
+        goto done;
     for (int i = 0; i < n && !rc; i++)
         if (active[i])
             rc = job_monitor_epoch_start(&f->js[i], epoch, o.n_batches, s0, s0 ? o.ends[s0 - 1] : 0, err);
@@ -342,7 +555,15 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
         fused_shard(f, lo, hi, &mlo, &mhi);
         const int64_t *rows = o.rows + mlo;
         int B = (int)(mhi - mlo);
-        if (!from_cache) {
+        if (f->dev && !from_cache) { /* batch s is staged; batch s+1's copy overlaps its compute */
+            int any = B ? fl_augment_draw(stage, f->js[0].model_seed, epoch, rows, B, f->aug) : 0;
+            f->embedded += B;
+            rc = B ? fl_devpath_embed(f->dev, dv.slot, any ? f->aug : NULL, mlo, err) : FL_OK;
+            if (!rc && s + 1 < o.n_batches)
+                rc = fused_dev_fetch(f, &o, s + 1, &dv.slot, err);
+        } else if (f->dev) {
+            /* cached: each head gathers its rows on the device */
+        } else if (!from_cache) {
             const uint8_t *x;
             int got_B, got;
             int64_t first;
@@ -369,6 +590,17 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                 continue;
             for (int64_t r = lo; r < hi; r++)
                 count[i] += f->env->train_fold[o.rows[r]] != js->job.fold;
+            if (f->dev) {
+                dv.a[i] = fused_lower_bound(dv.pos[i], dv.cnt[i], mlo);
+                dv.b[i] = fused_lower_bound(dv.pos[i], dv.cnt[i], mhi);
+                if (count[i] && dv.b[i] > dv.a[i]) {
+                    rc = fl_devpath_head_step(f->dev, i, dv.a[i], dv.b[i], from_cache,
+                                              (double)(dv.b[i] - dv.a[i]) / (double)count[i], err);
+                    if (epoch == js->fault_epoch && s == js->fault_step)
+                        flagv[2 + i] = 1;
+                }
+                continue;
+            }
             int m = count[i] ? fused_select_train(f, rows, B, js->job.fold) : 0;
             if (m > 0) {
                 int ci = 0;
@@ -379,6 +611,20 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                     flagv[2 + i] = 1;
             }
         }
+        if (!rc && f->dev && !f->defer) { /* run.on_nan = "skip_step": this step's losses decide */
+            double st[FL_MAX_FOLDS * 2];
+            rc = fl_devpath_read(f->dev, 1, st, err);
+            for (int i = 0; i < n && !rc; i++) {
+                if (!active[i] || !count[i] || dv.b[i] <= dv.a[i])
+                    continue;
+                l[i] = st[2 * i];
+                c[i] = st[2 * i + 1];
+                if (!isfinite(l[i]))
+                    flagv[2 + i] = 1;
+            }
+        }
+        if (!rc && f->dev && f->defer && fused_dev_read_due(f, &dv, active))
+            rc = fused_dev_read(f, &dv, epoch, s, NULL, NULL, err);
         if (rc)
             break;
         flagv[0] = fl_stop_requested() != 0;
@@ -406,11 +652,23 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                 continue;
             }
             stepping[n_step++] = js->model;
+            if (f->dev && f->defer) { /* the sums stay on the device; the monitor gets them when read */
+                dv.pend[i] += fused_rows_outside(f, rows, B, js->job.fold);
+                if (!rc && f->leader && dv.fresh) {
+                    rc = job_monitor_step(js, s + 1, hi, dv.dl[i], dv.dc[i], dv.pend[i], err);
+                    dv.dl[i] = dv.dc[i] = 0;
+                    dv.pend[i] = 0;
+                } else if (!rc && f->leader) {
+                    rc = job_monitor_step(js, s + 1, hi, 0, 0, 0, err);
+                }
+                continue;
+            }
             loss[i] += l[i];
             correct[i] += c[i];
             if (!rc && f->leader)
                 rc = job_monitor_step(js, s + 1, hi, l[i], c[i], fused_rows_outside(f, rows, B, js->job.fold), err);
         }
+        dv.fresh = 0;
         if (!rc)
             fused_progress_line(f, active);
         if (!rc && f->g_size > 1 && n_step > 0) {
@@ -425,6 +683,8 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
             if (active[i] && f->js[i].prog.step <= s)
                 f->js[i].prog.step = s + 1; /* in memory only: last.pt is written below or at the epoch's end */
         fl_group_progress(f->env->group);
+        if (!rc && (flagv[0] > 0 || flagv[1] > 0) && f->dev && f->defer)
+            rc = fused_dev_read(f, &dv, epoch, s + 1, loss, correct, err);
         if (!rc && (flagv[0] > 0 || flagv[1] > 0)) {
             /* Every active head's last.pt at this step: one sum of all their sums. */
             double *sums = malloc(sizeof *sums * (size_t)n * 2);
@@ -443,6 +703,8 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                 rc = fused_stopped(f, epoch, s + 1, err);
         }
     }
+    if (!rc && f->dev && f->defer)
+        rc = fused_dev_read(f, &dv, epoch, o.n_batches, loss, correct, err);
     if (rc)
         goto done;
     if ((rc = fused_sum_pairs(f, loss, correct, n, err))) /* every head's sums in one call */
@@ -456,6 +718,7 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
         f->js[i].comm_seconds = f->js[i].comm_exposed = f->js[0].comm_seconds;
     }
 done:
+    fused_dev_epoch_free(&dv);
     fl_order_free(&o);
     free(loss);
     free(count);
@@ -471,8 +734,9 @@ done:
 static fl_code fused_views(fused_state *f, const uint8_t *x, const int64_t *rows, int B, int n_views, int from_cache,
                            fl_error *err)
 {
-    fl_code rc = from_cache ? fl_featcache_get(f->cache, rows, B, f->views[0], err)
-                            : fused_embed(f, x, B, NULL, -1, f->views[0], err);
+    fl_code rc = from_cache && f->dev_cache ? fl_devpath_cache_get_host(f->dev, rows, B, f->views[0], err)
+                 : from_cache               ? fl_featcache_get(f->cache, rows, B, f->views[0], err)
+                                            : fused_embed(f, x, B, NULL, -1, f->views[0], err);
     for (int t = 1; t < n_views && !rc; t++)
         rc = fused_embed(f, x, B, NULL, (int)f->mc->tta[t - 1], f->views[t], err);
     return rc;
@@ -728,6 +992,7 @@ static fl_code fused_setup(fused_state *f, const fl_job_env *env, int model, con
 static void fused_free(fused_state *f)
 {
     fl_featcache_close(f->cache);
+    fl_devpath_close(f->dev);
     free(f->cached);
     /* The heads share head 0's backbone module: free them last to first. */
     for (int i = f->n - 1; i >= 0; i--)
@@ -754,6 +1019,8 @@ static fl_code fused_train(fused_state *f, fl_error *err)
     double *v = calloc((size_t)n * 6, sizeof *v), *tl = v, *ta = v + n, *secs = v + 2 * n, *vl = v + 3 * n,
            *va = v + 4 * n;
     fl_code rc = !active || !v ? fused_oom(err) : FL_OK;
+    if (!rc)
+        rc = fused_dev_open(f, err);
     if (!rc && (f->env->cfg->feature_cache[0] != 'n'))
         rc = fused_cache_open(f, first, err);
     for (int epoch = first; epoch < f->mc->epochs && !rc; epoch++) {
