@@ -24,7 +24,7 @@
 # (also in OUT_DIR/summary.txt). Exit status 0 when every stage gave its figure.
 #
 # SEED_SCALE_DRY=1: the same flow on the CPU in two or three minutes, with tiny sizes (eva02_tiny_patch14_224
-# at 28 and 42 px for the two backbones, 60 rows, small matrices), against build-torch2/ (launch/torch2.sh)
+# at 28 and 42 px for the two backbones, 60 rows, small matrices), against build-torch2/ (tools/torch2.sh)
 # and its virtual environment's Python; the NCCL stage is skipped. Its figures mean nothing; it checks
 # that every stage runs and prints (ctest torch2_seed_scale_dry).
 set -uo pipefail
@@ -72,7 +72,7 @@ run_stage() {
 }
 
 if [[ $dry == 1 ]]; then
-  py=${FOLDLINE_TORCH_PYTHON:-$(bash launch/torch2.sh --venv 2> /dev/null)}
+  py=${FOLDLINE_TORCH_PYTHON:-$(bash tools/torch2.sh --venv 2> /dev/null)}
   build=${SEED_SCALE_BUILD:-build-torch2}
   device=cpu threads=2
   model_l=eva02_tiny_patch14_224 side_l=28 model_g=eva02_tiny_patch14_224 side_g=42
@@ -95,8 +95,8 @@ say "$(date -u +%FT%TZ) $([[ $dry == 1 ]] && echo "DRY RUN on the CPU (tiny size
 
 # ---- 1 build --------------------------------------------------------------------------------------
 if [[ $dry == 1 ]]; then
-  [[ -x $build/foldline && -x $build/bench_model ]] || { say "build: FAILED: no $build/foldline (run launch/torch2.sh)"; exit 1; }
-  put build 0 "$build (built by launch/torch2.sh)"
+  [[ -x $build/foldline && -x $build/bench_model ]] || { say "build: FAILED: no $build/foldline (run tools/torch2.sh)"; exit 1; }
+  put build 0 "$build (built by tools/torch2.sh)"
 else
   prefix=$($py -c 'import torch; print(torch.utils.cmake_prefix_path)') || { say "build: FAILED: no Python torch"; exit 1; }
   if [[ -z ${NCCL_ROOT:-} ]]; then
