@@ -69,6 +69,7 @@ set(FOLDLINE_TORCH_SOURCES
 set(FOLDLINE_TRAINER_SOURCES
   trainer/augment.c
   trainer/fused.c
+  trainer/fused_dev.c
   trainer/job.c
   trainer/joblock.c
   trainer/job_monitor.c

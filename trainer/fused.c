@@ -24,49 +24,19 @@
 #include "dataset/featcache.h"
 #include "base/stop.h"
 #include "trainer/augment.h"
-#include "trainer/job_internal.h"
+#include "trainer/fused_internal.h"
 #include "trainer/rng.h"
 #include "trainer/schedule.h"
-#include "trainer/torch/devpath.h"
 
-typedef struct {
-    const fl_job_env *env;
-    const fl_model_cfg *mc;
-    const fl_job_data *data;
-    int n;                          /* heads */
-    job_state *js;                  /* (n) one per fold, in the order given */
-    fl_model **models;              /* (n) js[i].model */
-    int head_of_fold[FL_MAX_FOLDS]; /* fold -> head index, -1 for a fold without one */
-    int K, D, C;                    /* the data file's folds, feature width, classes */
-    int64_t N;                      /* train rows */
-    fl_group *group;
-    int g_rank, g_size, leader;
-    FILE *log;
-    fl_featcache *cache; /* plain features of the train rows, or NULL */
-    fl_devpath *dev;     /* the device-resident path (trainer/torch/devpath.h), or NULL */
-    int dev_cache;       /* dev holds the feature cache (instead of cache) */
-    int defer;           /* dev's losses are read at intervals, not after every step */
-    uint8_t *cached;     /* (N) 1 where the cache holds the row */
-    /* Buffers for a rank's shard of a batch (cap rows). */
-    int64_t cap;
-    float *feats, *sel;           /* (cap, D) */
-    float *views[1 + FL_MAX_TTA]; /* (cap, D) each: the test-time views' features */
-    float *sel_views[1 + FL_MAX_TTA];
-    float *probs;                  /* (cap, C) */
-    int32_t *labels;               /* (cap) */
-    fl_augment *aug;               /* (cap) */
-    int64_t embedded;              /* images (per view) through the backbone on this rank */
-    fl_ticker ticker;              /* the fused job's progress line (its heads print none) */
-    int first_epoch[FL_MAX_FOLDS]; /* each head's epoch when the job started */
-} fused_state;
+/* fused_state: trainer/fused_internal.h */
 
-static fl_code fused_oom(fl_error *err)
+fl_code fused_oom(fl_error *err)
 {
     return fl_fail(err, FL_ENOMEM, "out of memory");
 }
 
 /* "0,1,2" of the heads' folds, for messages. */
-static void fused_folds_text(const fused_state *f, char *buf, size_t cap)
+void fused_folds_text(const fused_state *f, char *buf, size_t cap)
 {
     size_t len = 0;
     buf[0] = '\0';
@@ -75,7 +45,7 @@ static void fused_folds_text(const fused_state *f, char *buf, size_t cap)
 }
 
 /* The rank's contiguous shard [*lo, *hi) of the positions [a, b). */
-static void fused_shard(const fused_state *f, int64_t a, int64_t b, int64_t *lo, int64_t *hi)
+void fused_shard(const fused_state *f, int64_t a, int64_t b, int64_t *lo, int64_t *hi)
 {
     *lo = a + (b - a) * f->g_rank / f->g_size;
     *hi = a + (b - a) * (f->g_rank + 1) / f->g_size;
@@ -110,26 +80,8 @@ static fl_code fused_cache_fill(fused_state *f, const int64_t *rows, int64_t n, 
     int64_t first, pos = 0;
     while (!rc && (got = fl_loader_next(ld, &x, &B, &first, err)) == 1) {
         int64_t len = n - pos < chunk ? n - pos : chunk;
-        if (f->dev_cache) { /* on the device: a group's ranks trade their shards through the host */
-            int slot;
-            int64_t lo, hi;
-            fused_shard(f, pos, pos + len, &lo, &hi);
-            f->embedded += B;
-            if (!(rc = fl_devpath_stage(f->dev, x, B, &slot, err)) && B)
-                rc = fl_devpath_embed(f->dev, slot, NULL, lo, err);
-            if (!rc && f->g_size == 1) {
-                rc = fl_devpath_cache_put(f->dev, pos, err);
-            } else if (!rc) {
-                rc = B ? fl_devpath_batch_to_host(f->dev, f->feats, err) : FL_OK;
-                if (!rc)
-                    rc = fl_group_gather_rows(f->group, f->feats, all, len, f->D, err);
-                if (!rc)
-                    rc = fl_group_bcast_host(f->group, all, sizeof *all * (size_t)len * f->D, err);
-                if (!rc)
-                    rc = fl_devpath_cache_put_host(f->dev, rows + pos, len, all, err);
-            }
-            for (int64_t k = 0; k < len && !rc; k++)
-                f->cached[rows[pos + k]] = 1;
+        if (f->dev_cache) { /* on the device */
+            rc = fused_dev_fill_batch(f, x, B, rows, pos, len, all, err);
             pos += len;
             fl_group_progress(f->env->group);
             continue;
@@ -234,57 +186,6 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     return rc;
 }
 
-/* The device-resident path (trainer/torch/devpath.h): with data.feature_cache
- * = "device" on any device (on the CPU the same code runs over host tensors),
- * and with "none" on a CUDA device (batches staged through pinned buffers).
- * "device" puts the cache on the device when it fits on every rank; when not,
- * one line says so and the job runs as with "memory". */
-static fl_code fused_dev_open(fused_state *f, fl_error *err)
-{
-    const fl_train_config *cfg = f->env->cfg;
-    int want = !strcmp(cfg->feature_cache, "device");
-    if (!want && !(!strcmp(cfg->feature_cache, "none") && fl_model_cuda_stream(f->models[0])))
-        return FL_OK;
-    int cached = 0;
-    char note[128];
-    fl_code rc = fl_devpath_open(f->models, f->n, f->N, f->env->train_labels, f->cap, want, &f->dev, &cached, note,
-                                 sizeof note, err);
-    if (rc)
-        return rc;
-    if (want) {
-        double fits = cached;
-        if (f->g_size > 1 && (rc = fl_group_sum(f->group, &fits, 1, err)))
-            return rc;
-        if (fits < f->g_size) {
-            if (f->log) {
-                fprintf(f->log,
-                        "[%s] feature cache: %lld rows x %d features do not fit on the device %s (%s); in memory "
-                        "instead HINT: free device memory, or set data.feature_cache = \"memory\"\n",
-                        f->mc->name, (long long)f->N, f->D, fl_devpath_device(f->dev),
-                        *note ? note : "on another rank");
-                fflush(f->log);
-            }
-            fl_devpath_close(f->dev);
-            f->dev = NULL;
-            return FL_OK;
-        }
-        f->dev_cache = 1;
-    }
-    f->defer = strcmp(cfg->on_nan, "skip_step") != 0;
-    if (f->log) {
-        char folds[256];
-        fused_folds_text(f, folds, sizeof folds);
-        int cuda = fl_model_cuda_stream(f->models[0]) != NULL;
-        fprintf(f->log,
-                "[%s folds %s] device-resident: features, labels and %d heads on %s; images not cached through 2 %s "
-                "buffers; losses read %s\n",
-                f->mc->name, folds, f->n, fl_devpath_device(f->dev), cuda ? "pinned" : "host",
-                f->defer ? "at the progress interval and the epoch's end" : "after every step (run.on_nan)");
-        fflush(f->log);
-    }
-    return FL_OK;
-}
-
 /* 1 if every one of rows (n) is in the cache. */
 static int fused_all_cached(const fused_state *f, const int64_t *rows, int64_t n)
 {
@@ -294,125 +195,6 @@ static int fused_all_cached(const fused_state *f, const int64_t *rows, int64_t n
         if (!f->cached[rows[i]])
             return 0;
     return 1;
-}
-
-/* ---- the device-resident epoch ------------------------------------------------- */
-
-/* What an epoch of the device path keeps on the host: each head's positions
- * in the epoch's order (the rows outside its fold, uploaded once), the
- * accumulators as last read, the rows trained since, and the slot of the
- * staged batch. */
-typedef struct {
-    int64_t *pos[FL_MAX_FOLDS], cnt[FL_MAX_FOLDS];
-    int64_t a[FL_MAX_FOLDS], b[FL_MAX_FOLDS]; /* this step's positions [a, b) of each head */
-    double prev[FL_MAX_FOLDS * 3], dl[FL_MAX_FOLDS], dc[FL_MAX_FOLDS];
-    int64_t pend[FL_MAX_FOLDS];
-    double last_read;
-    int fresh; /* read since the monitor last got the sums */
-    int slot;
-} fused_dev_epoch;
-
-static void fused_dev_epoch_free(fused_dev_epoch *dv)
-{
-    for (int i = 0; i < FL_MAX_FOLDS; i++)
-        free(dv->pos[i]);
-}
-
-static fl_code fused_dev_epoch_start(fused_state *f, const fl_order *o, const double *loss, const double *correct,
-                                     fused_dev_epoch *dv, fl_error *err)
-{
-    for (int i = 0; i < f->n; i++) {
-        int k = f->js[i].job.fold;
-        if (!(dv->pos[i] = malloc(sizeof *dv->pos[i] * (size_t)(o->n ? o->n : 1))))
-            return fused_oom(err);
-        dv->cnt[i] = 0;
-        for (int64_t p = 0; p < o->n; p++)
-            if (f->env->train_fold[o->rows[p]] != k)
-                dv->pos[i][dv->cnt[i]++] = p;
-        dv->prev[3 * i] = loss[i];
-        dv->prev[3 * i + 1] = correct[i];
-        dv->prev[3 * i + 2] = 0;
-    }
-    dv->last_read = fl_progress_now();
-    return fl_devpath_epoch(f->dev, o->rows, o->n, (const int64_t *const *)dv->pos, dv->cnt, loss, correct, err);
-}
-
-/* The first of pos (n, ascending) >= v. */
-static int64_t fused_lower_bound(const int64_t *pos, int64_t n, int64_t v)
-{
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (pos[mid] < v)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Reads the loader's batch s (this rank's shard) and stages it. */
-static fl_code fused_dev_fetch(fused_state *f, const fl_order *o, int64_t s, int *slot, fl_error *err)
-{
-    int64_t lo, hi, mlo, mhi, first;
-    fl_order_batch(o, s, &lo, &hi);
-    fused_shard(f, lo, hi, &mlo, &mhi);
-    const uint8_t *x;
-    int got_B, got;
-    if ((got = fl_loader_next(f->data->train_loader, &x, &got_B, &first, err)) != 1 || got_B != mhi - mlo)
-        return got < 0 ? err->code
-                       : fl_fail(err, FL_EINTERNAL, "fused: the loader's batch %lld is not the order's", (long long)s);
-    return fl_devpath_stage(f->dev, x, got_B, slot, err);
-}
-
-/* The leader's monitor wants fresh losses: its line, heartbeat or scalars are
- * due (the device's sums are read then, not after every step). */
-static int fused_dev_read_due(fused_state *f, const fused_dev_epoch *dv, const int *active)
-{
-    double now = fl_progress_now(), every = f->env->cfg->progress_s;
-    if (!f->leader)
-        return 0;
-    if (fl_ticker_due(&f->ticker, now) || (every > 0 && now - dv->last_read >= every))
-        return 1;
-    for (int i = 0; i < f->n; i++)
-        if (active[i] && now >= f->js[i].mon.next_beat)
-            return 1;
-    return 0;
-}
-
-/* Reads the device's sums: dl, dc (the change since the last read) and,
- * when loss is not NULL, the sums themselves into loss and correct, after
- * the group agrees that every head's losses were finite. */
-static fl_code fused_dev_read(fused_state *f, fused_dev_epoch *dv, int epoch, int64_t s, double *loss, double *correct,
-                              fl_error *err)
-{
-    double st[FL_MAX_FOLDS * 3], bad[FL_MAX_FOLDS];
-    fl_code rc = fl_devpath_read(f->dev, 0, st, err);
-    for (int i = 0; i < f->n && !rc; i++) {
-        dv->dl[i] += st[3 * i] - dv->prev[3 * i];
-        dv->dc[i] += st[3 * i + 1] - dv->prev[3 * i + 1];
-        bad[i] = st[3 * i + 2];
-    }
-    if (rc || !loss)
-        goto keep;
-    if (f->g_size > 1 && (rc = fl_group_sum(f->group, bad, f->n, err)))
-        return rc;
-    for (int i = 0; i < f->n; i++) {
-        if (bad[i] > 0)
-            return fl_fail(err, FL_EINPUT,
-                           "job %s fold %d: the training loss is not finite in epoch %d (%.0f steps, found at step "
-                           "%lld) HINT: lower the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
-                           f->mc->name, f->js[i].job.fold, epoch + 1, bad[i], (long long)s);
-        loss[i] = st[3 * i];
-        correct[i] = st[3 * i + 1];
-    }
-keep:
-    if (!rc) {
-        memcpy(dv->prev, st, sizeof(double) * 3 * (size_t)f->n);
-        dv->last_read = fl_progress_now();
-        dv->fresh = 1;
-    }
-    return rc;
 }
 
 /* ---- training ---------------------------------------------------------------- */

@@ -197,6 +197,14 @@ class Fused(TempDirTest):
         self.assertIn("data-parallel within each group", p.stdout)
         self.assertIn("all-reduce", p.stdout)
         self.compare("one", "dp")
+        # The device-resident path in a group: the ranks trade their shards of the cache's fill through
+        # the host, agree that the cache fits and that the losses were finite; the memory path's bits.
+        cfg = self.config("dpdev", extra="dist = { ranks_per_job = 2; };", data_extra='feature_cache = "device";')
+        p = subprocess.run([mpirun, "--oversubscribe", "-np", "2", FOLDLINE, "train", cfg], env=env,
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("device-resident: features, labels and 5 heads on cpu", p.stdout)
+        self.compare("dp", "dpdev", exact=True)
 
     def test_fold_runs_of_a_fused_model_equal_the_whole_run(self):
         self.train(self.config("whole"))
