@@ -73,7 +73,7 @@ typedef struct {
     const char *precision;    /* "fp32" | "bf16" | "fp16" (CUDA only): the backbone's autocast dtype, see below */
     int memory_format;        /* a convolutional backbone's activations (a ResNet, the smallcnn, a TorchScript
                                  one with more than one 4-d weight): 0 auto (channels_last on CUDA, contiguous on
-                                 the CPU, where it measured slower: README "GPUs"), 1 contiguous, 2 channels_last */
+                                 the CPU, where it measured slower: docs/gpus.md), 1 contiguous, 2 channels_last */
 } fl_model_spec;              /* NULL head_type, head_act, optimizer, device, precision: "linear", "relu", "adam",
                                  "cpu", "fp32" */
 
