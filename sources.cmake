@@ -55,6 +55,7 @@ set(FOLDLINE_CORE_SOURCES
 set(FOLDLINE_TORCH_SOURCES
   trainer/torch/amp.cpp
   trainer/torch/bridge_core.cpp
+  trainer/torch/devpath.cpp
   trainer/torch/images.cpp
   trainer/torch/model_api.cpp
   trainer/torch/model_comm.cpp
@@ -69,6 +70,7 @@ set(FOLDLINE_TORCH_SOURCES
 set(FOLDLINE_TRAINER_SOURCES
   trainer/augment.c
   trainer/fused.c
+  trainer/fused_dev.c
   trainer/job.c
   trainer/joblock.c
   trainer/job_monitor.c
