@@ -18,14 +18,14 @@ static const char *const model_keys[] = {
     "augment",        "data",     "precision",       NULL};
 /* A model's own data (the rest of data, e.g. cache, is the run's). */
 static const char *const model_data_keys[] = {"file", "mean", "std", NULL};
-static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "mlp", NULL};
+static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "smallresnet", "mlp", NULL};
 static const char *const head_keys[] = {"type", "hidden", "act", NULL};
 static const char *const head_types[] = {"linear", "mlp3", NULL};
 static const char *const head_acts[] = {"relu", "gelu", NULL};
 static const char *const optim_keys[] = {"type", "lr", "weight_decay", "momentum", "nesterov", NULL};
 static const char *const optimizers[] = {"adam", "adamw", "sgd", NULL};
-static const char *const sched_keys[] = {"type", "step", "gamma", "warmup_epochs", "min_lr", NULL};
-static const char *const schedules[] = {"none", "step", "cosine", NULL};
+static const char *const sched_keys[] = {"type", "step", "gamma", "warmup_epochs", "warmup", "min_lr", NULL};
+static const char *const schedules[] = {"none", "step", "cosine", "onecycle", NULL};
 static const char *const precisions[] = {"fp32", "bf16", "fp16", NULL};
 static const char *const predict_withs[] = {"best_acc", "best_loss", "last", NULL};
 static const char *const tta_views[] = {"hflip", "vflip", NULL}; /* order of fl_tta_kind */
@@ -70,6 +70,7 @@ static void model_defaults(fl_model_cfg *m)
     strcpy(m->schedule, "none");
     m->step_size = 10;
     m->gamma = 0.1;
+    m->warmup = 0.3;
     strcpy(m->predict_with, "best_acc");
     strcpy(m->precision, "fp32");
     m->vote_weight = 1.0;
@@ -140,7 +141,7 @@ static fl_code load_backbone(cfg_ctx *c, const config_setting_t *g, const char *
     const config_setting_t *s = cfg_member(g, "backbone");
     if (!s)
         return cfg_missing(c, g, gkey, "backbone",
-                           "one of resnet18, resnet34, resnet50, smallcnn, mlp, torchscript:PATH");
+                           "one of resnet18, resnet34, resnet50, smallcnn, smallresnet, mlp, torchscript:PATH");
     cfg_key(key, gkey, "backbone");
     m->backbone_line = (int)config_setting_source_line(s);
     fl_code rc = cfg_string(c, s, key, m->backbone, sizeof m->backbone);
@@ -223,7 +224,8 @@ static fl_code load_optimizer(cfg_ctx *c, const config_setting_t *g, const char 
 static fl_code load_schedule(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
 {
     static const char *const step_keys[] = {"step", "gamma", NULL};
-    static const char *const cosine_keys[] = {"warmup_epochs", "min_lr", NULL};
+    static const char *const cosine_keys[] = {"warmup_epochs", NULL};
+    static const char *const onecycle_keys[] = {"warmup", NULL};
     char key[CFG_KEY_MAX];
     const config_setting_t *s;
     fl_code rc = sub_group(c, g, gkey, "schedule", sched_keys, &s, key);
@@ -232,10 +234,21 @@ static fl_code load_schedule(cfg_ctx *c, const config_setting_t *g, const char *
     if ((rc = cfg_opt_enum(c, s, key, "type", schedules, m->schedule, sizeof m->schedule)) ||
         (rc = only_with_type(c, s, key, step_keys, m->schedule, "step")) ||
         (rc = only_with_type(c, s, key, cosine_keys, m->schedule, "cosine")) ||
+        (rc = only_with_type(c, s, key, onecycle_keys, m->schedule, "onecycle")) ||
         (rc = cfg_opt_int(c, s, key, "step", 1, INT_MAX, &m->step_size)) ||
         (rc = cfg_opt_float(c, s, key, "gamma", cfg_unit_open_lo, &m->gamma)) ||
-        (rc = cfg_opt_int(c, s, key, "warmup_epochs", 0, INT_MAX, &m->warmup_epochs)))
+        (rc = cfg_opt_int(c, s, key, "warmup_epochs", 0, INT_MAX, &m->warmup_epochs)) ||
+        (rc = cfg_opt_float(c, s, key, "warmup", cfg_unit_open_hi, &m->warmup)))
         return rc;
+    const config_setting_t *min_lr = cfg_member(s, "min_lr");
+    if (min_lr && strcmp(m->schedule, "cosine") && strcmp(m->schedule, "onecycle")) {
+        char mkey[CFG_KEY_MAX];
+        cfg_key(mkey, key, "min_lr");
+        return cfg_fail(c, min_lr, mkey,
+                        "only used with type \"cosine\" or \"onecycle\", found type \"%s\" HINT: remove it or set "
+                        "type = \"cosine\" or \"onecycle\"",
+                        m->schedule);
+    }
     return cfg_opt_float(c, s, key, "min_lr", cfg_nonnegative, &m->min_lr);
 }
 

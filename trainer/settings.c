@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "trainer/rng.h"
+#include "trainer/schedule.h"
 
 /* ---- the hash of a module file ------------------------------------------- */
 
@@ -187,6 +188,8 @@ static fl_code put_model(text *t, const fl_model_cfg *m, fl_error *err)
     put(t, "models.%s.clip_grad_norm = %.17g\n", k, m->clip_grad_norm);
     put(t, "models.%s.schedule = %s step_size %d gamma %.17g warmup_epochs %d min_lr %.17g\n", k, m->schedule,
         m->step_size, m->gamma, m->warmup_epochs, m->min_lr);
+    if (fl_schedule_per_step(m)) /* only then: the settings of earlier runs stay as they were */
+        put(t, "models.%s.schedule.warmup = %.17g\n", k, m->warmup);
     put(t, "models.%s.label_smoothing = %.17g\n", k, m->label_smoothing);
     /* Under the key that gave it, and only when not the default: a run begun
      * before the key existed trained in fp32 (fl_settings_check compares the

@@ -59,8 +59,8 @@ typedef enum { FL_TTA_HFLIP, FL_TTA_VFLIP } fl_tta_kind;
 
 typedef struct {
     char name[FL_NAME_MAX];        /* models.[i].name: letters, digits, '_', '-', '.'; unique */
-    char backbone[FL_PATH_MAX];    /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "mlp" |
-                                      "torchscript:PATH", PATH resolved against the config file's folder */
+    char backbone[FL_PATH_MAX];    /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "smallresnet" |
+                                      "mlp" | "torchscript:PATH", PATH resolved against the config file's folder */
     int backbone_line;             /* config line of backbone (0: from --set) */
     int freeze_backbone;           /* default 0 */
     double backbone_lr_scale;      /* > 0, default 1: a trained backbone's lr is lr * this */
@@ -79,11 +79,12 @@ typedef struct {
     double momentum;               /* sgd, [0, 1), default 0.9 */
     int nesterov;                  /* sgd, default 0 */
     double clip_grad_norm;         /* 0 = off (default); else max global L2 norm */
-    char schedule[8];              /* "none" (default) | "step" | "cosine" */
+    char schedule[12];             /* "none" (default) | "step" | "cosine" | "onecycle" */
     int step_size;                 /* step: epochs per step (>= 1), default 10 */
     double gamma;                  /* step: factor (0, 1], default 0.1 */
     int warmup_epochs;             /* cosine: linear warm-up epochs, default 0 */
-    double min_lr;                 /* cosine: floor, default 0 */
+    double min_lr;                 /* cosine, onecycle: floor, default 0 */
+    double warmup;                 /* onecycle: share of all steps warming up, [0, 1), default 0.3 */
     double label_smoothing;        /* [0, 1), default 0 */
     char predict_with[16];         /* "best_acc" (default) | "best_loss" | "last" */
     int n_tta;

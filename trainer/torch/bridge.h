@@ -53,7 +53,8 @@ fl_code fl_torch_keep_freed_memory(fl_error *err);
 typedef struct fl_model fl_model;
 
 typedef struct {
-    const char *backbone;     /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "mlp" | "torchscript:PATH" */
+    const char *backbone;     /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "smallresnet" | "mlp" |
+                                 "torchscript:PATH" */
     int in_channels, height, width, num_classes; /* in_channels 1..3 (mean/std); height, width >= 8 */
     const char *head_type;    /* "linear" | "mlp3" */
     int head_hidden;          /* mlp3 */
@@ -71,8 +72,10 @@ typedef struct {
     const struct fl_model *backbone_of; /* frozen backbone: share this model's (the same module, one copy in memory) */
     const char *device;       /* "cpu", "cuda", "cuda:N" */
     const char *precision;    /* "fp32" | "bf16" | "fp16" (CUDA only): the backbone's autocast dtype, see below */
-    int memory_format;        /* a built-in ResNet's activations: 0 auto (channels_last on CUDA, contiguous on the
-                                 CPU, where it measured slower: README "GPUs"), 1 contiguous, 2 channels_last */
+    int memory_format;        /* a built-in conv net's activations: 0 auto (channels_last on CUDA; on the CPU
+                                 for smallcnn and smallresnet, where oneDNN's NHWC kernels run them faster,
+                                 contiguous for the ResNets, where it measured slower: README "GPUs"),
+                                 1 contiguous, 2 channels_last */
 } fl_model_spec;              /* NULL head_type, head_act, optimizer, device, precision: "linear", "relu", "adam",
                                  "cpu", "fp32" */
 

@@ -170,6 +170,11 @@ torch::jit::Module backbone_module(fl_model &fm, const std::string &name)
     if (kind == "smallcnn") {
         e.module(*Emitter::child(bb, "features"), "features", "x");
         e.line("x = torch.flatten(torch.adaptive_avg_pool2d(x, [7, 7]), 1)");
+    } else if (kind == "smallresnet") {
+        e.module(*Emitter::child(bb, "stem"), "stem", "x");
+        e.line("x = torch.max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], False)");
+        e.module(*Emitter::child(bb, "blocks"), "blocks", "x");
+        e.line("x = torch.flatten(torch.adaptive_avg_pool2d(x, [1, 1]), 1)");
     } else if (kind == "mlp") {
         e.line("x = torch.flatten(x, 1)");
         e.module(*Emitter::child(bb, "fc"), "fc", "x");
