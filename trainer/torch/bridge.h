@@ -73,8 +73,8 @@ typedef struct {
     const char *device;       /* "cpu", "cuda", "cuda:N" */
     const char *precision;    /* "fp32" | "bf16" | "fp16" (CUDA only): the backbone's autocast dtype, see below */
     int memory_format;        /* a built-in conv net's activations: 0 auto (channels_last on CUDA; on the CPU
-                                 for smallcnn and smallresnet, where oneDNN's NHWC kernels run them faster,
-                                 contiguous for the ResNets, where it measured slower: README "GPUs"),
+                                 for smallresnet, where oneDNN's NHWC kernels run it faster; smallcnn and
+                                 the ResNets contiguous, where it measured slower: README "GPUs"),
                                  1 contiguous, 2 channels_last */
 } fl_model_spec;              /* NULL head_type, head_act, optimizer, device, precision: "linear", "relu", "adam",
                                  "cpu", "fp32" */
