@@ -16,6 +16,7 @@ set(FOLDLINE_CORE_SOURCES
   dist/stop.c
   dist/nccl.c
   dist/tempfile.c
+  dist/outpath.c
   dist/vote.c
   dist/vote_calib.c
   dist/vote_fit.c

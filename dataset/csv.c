@@ -23,6 +23,39 @@ struct fl_csv {
     char *header_text;
 };
 
+/* What is not a UTF-8 text CSV, said by name before any field is parsed:
+ * UTF-16 (a byte-order mark, or NUL bytes between ASCII ones), other binary
+ * data (a NUL byte), and old Mac line endings (CR without LF), which would
+ * otherwise read as one enormous line. */
+static fl_code csv_check_text(const char *path, const unsigned char *t, size_t n, fl_error *err)
+{
+    if (n >= 2 && ((t[0] == 0xFF && t[1] == 0xFE) || (t[0] == 0xFE && t[1] == 0xFF)))
+        return fl_fail(err, FL_EINPUT,
+                       "%s: is UTF-16 (%s byte-order mark), not UTF-8 text HINT: convert it, e.g. iconv -f UTF-16 -t "
+                       "UTF-8 %s > fixed.csv",
+                       path, t[0] == 0xFF ? "little-endian" : "big-endian", path);
+    const unsigned char *nul = memchr(t, 0, n);
+    if (nul) {
+        size_t at = (size_t)(nul - t);
+        if ((at % 2 == 1 && at >= 1 && t[at - 1] < 0x80) ||
+            (at % 2 == 0 && at + 1 < n && t[at + 1] < 0x80 && t[at + 1]))
+            return fl_fail(err, FL_EINPUT,
+                           "%s: looks like UTF-16 without a byte-order mark (NUL bytes between letters, the first at "
+                           "byte %zu), not UTF-8 text HINT: convert it, e.g. iconv -f UTF-16LE -t UTF-8",
+                           path, at);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: binary data at byte %zu (a NUL byte), not a text CSV HINT: check that this is the CSV "
+                       "file (image_path,target columns), not an image or archive",
+                       path, at);
+    }
+    if (memchr(t, '\r', n) && !memchr(t, '\n', n))
+        return fl_fail(err, FL_EINPUT,
+                       "%s: has CR line endings (old Mac style, no LF) HINT: convert them, with dos2unix -c mac %s or "
+                       "tr '\\r' '\\n' < %s > fixed.csv",
+                       path, path, path);
+    return FL_OK;
+}
+
 static fl_code csv_read_file(fl_csv *c, fl_error *err)
 {
     FILE *f = fopen(c->path, "rb");
@@ -53,6 +86,11 @@ static fl_code csv_read_file(fl_csv *c, fl_error *err)
         return fl_fail(err, FL_EIO, "%s: read error", c->path);
     }
     t[n] = '\0';
+    fl_code rc = csv_check_text(c->path, (const unsigned char *)t, n, err);
+    if (rc) {
+        free(t);
+        return rc;
+    }
     c->text = t;
     c->len = n;
     if (n >= 3 && (unsigned char)t[0] == 0xEF && (unsigned char)t[1] == 0xBB && (unsigned char)t[2] == 0xBF)
@@ -268,3 +306,18 @@ int fl_csv_next(fl_csv *c, fl_error *err)
 const char *fl_csv_field(const fl_csv *c, int col) { return c->buf + c->offs[col]; }
 long fl_csv_line(const fl_csv *c) { return c->rec_line; }
 const char *fl_csv_path(const fl_csv *c) { return c->path; }
+
+void fl_csv_write_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}

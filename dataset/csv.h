@@ -8,6 +8,8 @@
 #ifndef FOLDLINE_CSV_H
 #define FOLDLINE_CSV_H
 
+#include <stdio.h>
+
 #include "dist/error.h"
 
 typedef struct fl_csv fl_csv;
@@ -32,5 +34,9 @@ const char *fl_csv_field(const fl_csv *csv, int col);
 /* 1-based line on which the current record starts. */
 long fl_csv_line(const fl_csv *csv);
 const char *fl_csv_path(const fl_csv *csv);
+
+/* Writes s to f as one CSV field: as it is, or quoted (RFC 4180, quotes doubled) when it holds a
+ * comma, a quote or a line break. */
+void fl_csv_write_field(FILE *f, const char *s);
 
 #endif

@@ -13,6 +13,7 @@
 #include "dataset/folds.h"
 #include "dataset/image.h"
 #include "dataset/source.h"
+#include "dist/outpath.h"
 #include "dist/tempfile.h"
 #include "dist/world.h"
 
@@ -214,6 +215,52 @@ static fl_code prep_pixels(const fl_prep_options *opt, const fl_source *src, con
     return rc;
 }
 
+/* Whether the source is grey (IDX, or the first train image has R = G =
+ * B): the defaults then write 3 channels at 224x224 (image folders), which
+ * the CLI says once. */
+static void prep_probe_grey(const fl_source *src, fl_prep_stats *st)
+{
+    if (src->is_idx) {
+        st->grey_source = 1;
+        st->grey_h = src->idx[0].rows;
+        st->grey_w = src->idx[0].cols;
+        return;
+    }
+    fl_image img = {0};
+    fl_error ignored;
+    if (src->split[FL_SPLIT_TRAIN].n < 1 || fl_source_decode(src, FL_SPLIT_TRAIN, 0, 3, &img, &ignored))
+        return;
+    int grey = img.channels == 3;
+    for (size_t i = 0; grey && i < (size_t)img.width * img.height; i++)
+        grey = img.px[3 * i] == img.px[3 * i + 1] && img.px[3 * i] == img.px[3 * i + 2];
+    if (grey) {
+        st->grey_source = 1;
+        st->grey_h = img.height;
+        st->grey_w = img.width;
+    }
+    fl_image_release(&img);
+}
+
+/* The files of SRC that prep reads, which OUT must not be. */
+static fl_code prep_not_an_input(const fl_prep_options *opt, const fl_outpath *out, fl_error *err)
+{
+    static const char *names[] = {"train.csv",
+                                  "test.csv",
+                                  "classes.txt",
+                                  "train-images-idx3-ubyte",
+                                  "train-labels-idx1-ubyte",
+                                  "t10k-images-idx3-ubyte",
+                                  "t10k-labels-idx1-ubyte"};
+    char path[4200];
+    fl_code rc = fl_outpath_not_input(out, opt->classes_file, "the --classes file", err);
+    for (size_t i = 0; !rc && i < sizeof names / sizeof *names; i++)
+        for (int gz = 0; !rc && gz < 2; gz++) {
+            snprintf(path, sizeof path, "%s/%s%s", opt->src_dir, names[i], gz ? ".gz" : "");
+            rc = fl_outpath_not_input(out, path, "a file of the source", err);
+        }
+    return rc;
+}
+
 fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err)
 {
     memset(st, 0, sizeof *st);
@@ -223,8 +270,15 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
     if (opt->folds < 2)
         return fl_fail(err, FL_EUSAGE, "--folds %d: must be at least 2", opt->folds);
     fl_tempfile tmp;
-    /* Refuse an existing or unwritable OUT before minutes of work. */
-    fl_code rc = fl_tempfile_begin(&tmp, opt->out_path, opt->force, err);
+    fl_outpath out;
+    /* Refuse a device, FIFO, socket, directory, one of the source's files,
+     * an existing OUT without --force or an unwritable one before minutes of
+     * work. A symbolic link to a file replaces that file. */
+    fl_code rc = fl_outpath_resolve(&out, opt->out_path, opt->force ? FL_OUTPATH_REPLACE : 0, err);
+    if (!rc)
+        rc = prep_not_an_input(opt, &out, err);
+    if (!rc)
+        rc = fl_tempfile_begin(&tmp, out.target, 1, err);
     if (rc)
         return rc;
     fl_source src;
@@ -234,6 +288,17 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
         fl_tempfile_abort(&tmp);
         return rc;
     }
+    if (opt->classes_file && !src.is_idx) {
+        rc = fl_fail(err, FL_EUSAGE,
+                     "--classes %s: class names come from train.csv's class_name column in a CSV layout; --classes is "
+                     "for IDX sources HINT: drop --classes, or name the classes in train.csv",
+                     opt->classes_file);
+        fl_tempfile_abort(&tmp);
+        fl_source_free(&src);
+        return rc;
+    }
+    if (!opt->shape_given)
+        prep_probe_grey(&src, st);
     fl_data_info info = {0};
     info.n_train = src.split[FL_SPLIT_TRAIN].n;
     info.n_test = src.split[FL_SPLIT_TEST].n;
@@ -245,6 +310,9 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
     info.height = opt->height ? opt->height : src.is_idx ? src.idx[0].rows : 224;
     info.width = opt->width ? opt->width : src.is_idx ? src.idx[0].cols : 224;
     info.has_test_labels = src.split[FL_SPLIT_TEST].labels != NULL;
+    st->out_h = info.height;
+    st->out_w = info.width;
+    st->is_idx = src.is_idx;
     if ((rc = fl_source_check_folds(&src, opt->folds, err)))
         goto fail;
     if (!(fold = malloc(sizeof *fold * (size_t)(info.n_train ? info.n_train : 1)))) {

@@ -23,6 +23,7 @@ typedef struct {
     uint32_t seed;
     int threads;              /* 0: every core this process may use */
     int force;                /* replace out_path if it exists */
+    int shape_given;          /* --channels or --size was given: no note about a grey source */
     /* Called by the writing thread as images are decoded (often: it must be
      * cheap), with the images done so far of total; may be NULL. */
     void (*progress)(void *ctx, int64_t done, int64_t total);
@@ -38,6 +39,10 @@ typedef struct {
     double seconds_resize;  /* summed over worker threads */
     double seconds_write;   /* HDF5 writes and the final flush, on the writer thread */
     double seconds_wait;    /* writer waiting for decoded blocks */
+    /* Without shape_given: the source's images are grey (IDX, or the first
+     * train image has R = G = B), at grey_h x grey_w; 0 otherwise. */
+    int grey_source, grey_h, grey_w;
+    int out_h, out_w, is_idx; /* the size written; 1 for an IDX source */
 } fl_prep_stats;
 
 fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *stats, fl_error *err);

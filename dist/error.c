@@ -49,6 +49,8 @@ const char *fl_strerror(fl_code code)
     case FL_OK: return "ok";
     case FL_EUSAGE: return "usage error";
     case FL_EINPUT: return "bad input";
+    case FL_ECONFIG:
+        return "config error";
     case FL_EIO: return "I/O error";
     case FL_ENOMEM: return "out of memory";
     case FL_ETORCH: return "libtorch error";
@@ -64,7 +66,9 @@ int fl_exit_status(fl_code code)
 {
     switch (code) {
     case FL_OK: return 0;
-    case FL_EUSAGE: return 2;
+    case FL_EUSAGE:
+    case FL_ECONFIG:
+        return 2;
     case FL_EINTERRUPT: return 130;
     case FL_ESTOPPED: return 75;
     default: return 1;

@@ -14,18 +14,18 @@
 extern "C" {
 #endif
 
-
 typedef enum {
     FL_OK = 0,
-    FL_EUSAGE,    /* bad command line */
-    FL_EINPUT,    /* bad user input: CSV, image, config, data file */
-    FL_EIO,       /* the system refused a read or write */
-    FL_ENOMEM,    /* out of memory */
-    FL_ETORCH,    /* libtorch raised */
-    FL_EMPI,      /* MPI or NCCL failed */
+    FL_EUSAGE,     /* bad command line */
+    FL_EINPUT,     /* bad user input: CSV, image, data file */
+    FL_ECONFIG,    /* a config mistake (a key, a value, or one that does not fit the data file) */
+    FL_EIO,        /* the system refused a read or write */
+    FL_ENOMEM,     /* out of memory */
+    FL_ETORCH,     /* libtorch raised */
+    FL_EMPI,       /* MPI or NCCL failed */
     FL_EINTERRUPT, /* a signal asked us to stop */
-    FL_ESTOPPED,  /* a signal asked training to stop; it checkpointed: rerun to resume */
-    FL_EINTERNAL  /* a bug in foldline */
+    FL_ESTOPPED,   /* a signal asked training to stop; it checkpointed: rerun to resume */
+    FL_EINTERNAL   /* a bug in foldline */
 } fl_code;
 
 #define FL_ERROR_MSG_MAX 1024
@@ -49,9 +49,11 @@ void fl_error_clear(fl_error *err);
 /* A short human name of a code: "bad input", "I/O error", ... */
 const char *fl_strerror(fl_code code);
 
-/* The process exit status for a code: 2 for usage errors, 130 for an
- * interrupt, 75 (EX_TEMPFAIL) for a training that stopped at a checkpoint
- * (rerun the same command to resume), 1 for everything else. */
+/* The process exit status for a code (README, "Bad and hostile input"): 2
+ * for usage and config mistakes (the fix is in the command line or the
+ * config), 130 for an interrupt, 75 (EX_TEMPFAIL) for a training that
+ * stopped at a checkpoint (rerun the same command to resume), 1 for data and
+ * runtime errors (everything else). */
 int fl_exit_status(fl_code code);
 
 #ifdef __cplusplus

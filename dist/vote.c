@@ -42,8 +42,15 @@ static fl_code vote_load_manifest(vote_state *v, fl_error *err)
 {
     const char *dir = v->opt->run_dir;
     struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fl_fail(err, FL_EINPUT, "%s: not a directory HINT: give the run directory foldline train wrote (RUN_DIR holds run.cfg)", dir);
+    if (stat(dir, &st) != 0)
+        return fl_fail(err, errno == ENOENT ? FL_EUSAGE : FL_EIO,
+                       "%s: %s HINT: give the run directory foldline train wrote (run.out_dir/run.name, it holds "
+                       "run.cfg)",
+                       dir, errno == ENOENT ? "does not exist" : strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return fl_fail(err, FL_EUSAGE,
+                       "%s: not a directory HINT: give the run directory foldline train wrote (RUN_DIR holds run.cfg)",
+                       dir);
     if (strlen(dir) + 200 >= sizeof v->manifest_path)
         return fl_fail(err, FL_EINPUT, "%s: path too long", dir);
     snprintf(v->manifest_path, sizeof v->manifest_path, "%s/run.cfg", dir);
@@ -144,6 +151,12 @@ static fl_code vote_load_data(vote_state *v, fl_error *err)
     const char *path = v->opt->data_file ? v->opt->data_file : v->man.data_file;
     snprintf(v->data_path, sizeof v->data_path, "%s", path);
     fl_datafile *df;
+    struct stat st;
+    if (!v->opt->data_file && stat(path, &st) != 0 && errno == ENOENT)
+        return fl_fail(err, FL_EINPUT,
+                       "%s names the data file %s, which does not exist (moved or deleted?) HINT: pass its new path: "
+                       "foldline vote %s --data NEW_PATH",
+                       v->manifest_path, path, v->opt->run_dir);
     fl_code rc = fl_datafile_open(path, &df, err);
     if (rc) {
         if (!v->opt->data_file)
@@ -450,6 +463,42 @@ static fl_code vote_write_weights(const vote_state *v, fl_error *err)
     return fl_vote_weights_write(v->opt->run_dir, &w, err);
 }
 
+/* The submission's path (--out, "-" for stdout, or RUN_DIR/ensemble/
+ * submission.csv), before anything is read or written: never a device,
+ * FIFO, socket or directory, nor a file this vote reads (run.cfg, the data
+ * file, the labels, any file of a job directory: preds.h5, the models) or
+ * writes besides it (report.md, report.html, weights.txt). */
+static fl_code vote_check_out(vote_state *v, fl_error *err)
+{
+    const fl_vote_options *o = v->opt;
+    char path[4200];
+    if (o->out_path)
+        snprintf(path, sizeof path, "%s", o->out_path);
+    else
+        snprintf(path, sizeof path, "%s/ensemble/submission.csv", o->run_dir);
+    fl_code rc = fl_outpath_resolve(&v->out, path, FL_OUTPATH_REPLACE | FL_OUTPATH_STDOUT, err);
+    if (rc)
+        return fl_error_prefix(err, "vote: --out");
+    snprintf(v->submission_path, sizeof v->submission_path, "%s", v->out.to_stdout ? "(stdout)" : path);
+    const char *data = o->data_file ? o->data_file : v->man.data_file;
+    rc = fl_outpath_not_input(&v->out, v->manifest_path, "the run's run.cfg", err);
+    if (!rc)
+        rc = fl_outpath_not_input(&v->out, data, "the run's data file", err);
+    if (!rc)
+        rc = fl_outpath_not_input(&v->out, o->labels_csv, "the --labels file", err);
+    static const char *own[] = {"report.md", "report.html", "weights.txt"};
+    for (size_t i = 0; !rc && i < sizeof own / sizeof *own; i++) {
+        snprintf(path, sizeof path, "%s/ensemble/%s", o->run_dir, own[i]);
+        rc = fl_outpath_not_input(&v->out, path, "a file vote writes besides the submission", err);
+    }
+    for (int m = 0; !rc && m < v->n_models; m++)
+        for (int k = 0; !rc && k < v->man.n_folds; k++) {
+            snprintf(path, sizeof path, "%s/%s/fold%d", o->run_dir, v->models[m].name, v->man.folds[k]);
+            rc = fl_outpath_not_in_dir(&v->out, path, "a job's", err);
+        }
+    return rc ? fl_error_prefix(err, "vote: --out") : FL_OK;
+}
+
 static void vote_free(vote_state *v)
 {
     free(v->train_labels);
@@ -489,6 +538,8 @@ fl_code fl_vote_run(const fl_vote_options *opt, fl_error *err)
     if (!rc)
         rc = vote_choose(v, &method, &model, err);
     if (!rc)
+        rc = vote_check_out(v, err);
+    if (!rc)
         rc = vote_load_data(v, err);
     if (!rc)
         rc = vote_check_complete(v, err);
@@ -498,10 +549,6 @@ fl_code fl_vote_run(const fl_vote_options *opt, fl_error *err)
         rc = vote_fit_run(v, err);
     if (!rc) {
         vote_build_methods(v, method, model);
-        if (opt->out_path)
-            snprintf(v->submission_path, sizeof v->submission_path, "%s", opt->out_path);
-        else
-            snprintf(v->submission_path, sizeof v->submission_path, "%s/ensemble/submission.csv", opt->run_dir);
         rc = vote_make_ensemble_dir(v, err);
     }
     if (!rc)

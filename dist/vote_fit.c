@@ -31,6 +31,7 @@
 
 #include "dataset/preds.h"
 #include "dist/vote_internal.h"
+#include "dist/vote_sum.h"
 #include "dist/vote_weights.h"
 
 #define FIT_EPS     1e-15
@@ -262,20 +263,22 @@ static fl_code fit_nested(vote_state *v, fit_scratch *x, fl_error *err)
     return FL_OK;
 }
 
-/* The equal and fitted votes on the test rows, from every preds.h5 again. */
+/* The equal and fitted votes on the test rows, from every preds.h5 again;
+ * the fitted one through fl_vote_sums (dist/vote_sum.h), the code predict
+ * applies weights.txt with. */
 static fl_code fit_test(vote_state *v, fl_error *err)
 {
     vote_fit *f = &v->fit;
     const int C = v->num_classes, K = v->man.n_folds;
     const size_t MC = (size_t)(v->n_test ? v->n_test : 1) * C;
-    double *plain = malloc(MC * sizeof *plain), *hot = malloc(MC * sizeof *hot);
-    double *ens[2] = {calloc(MC, sizeof(double)), calloc(MC, sizeof(double))}, *buf = malloc((size_t)C * sizeof *buf);
-    fl_code rc = FL_OK;
-    if (!plain || !hot || !ens[0] || !ens[1] || !buf)
+    double *plain = malloc(MC * sizeof *plain), *equal = calloc(MC, sizeof(double));
+    fl_vote_sums fitted;
+    fl_code rc = fl_vote_sums_init(&fitted, v->n_test, C, err);
+    if (!rc && (!plain || !equal))
         rc = fl_fail(err, FL_ENOMEM, "vote: out of memory for the fitted vote of %lld test rows", (long long)v->n_test);
     for (int m = 0; !rc && m < v->n_models; m++) {
         memset(plain, 0, MC * sizeof *plain);
-        memset(hot, 0, MC * sizeof *hot);
+        fl_vote_sums_model_begin(&fitted);
         for (int k = 0; !rc && k < K; k++) {
             char path[4400];
             fl_preds p;
@@ -283,24 +286,22 @@ static fl_code fit_test(vote_state *v, fl_error *err)
             if ((rc = fl_preds_read(path, &p, err)) == FL_OK && p.n_test != v->n_test)
                 rc = fl_fail(err, FL_EINPUT, "%s: changed while vote read it HINT: vote again once training is done",
                              path);
-            for (int64_t i = 0; !rc && i < v->n_test; i++) {
-                const float *row = p.test_probs + (size_t)i * C;
-                fl_vote_temper(row, C, f->temp[m], buf);
-                for (int c = 0; c < C; c++) {
-                    plain[(size_t)i * C + c] += (double)row[c];
-                    hot[(size_t)i * C + c] += buf[c];
-                }
-            }
+            if (!rc)
+                fl_vote_sums_add_fold_tempered(&fitted, p.test_probs, C, f->temp[m]);
+            for (int64_t i = 0; !rc && i < v->n_test; i++)
+                for (int c = 0; c < C; c++)
+                    plain[(size_t)i * C + c] += (double)p.test_probs[(size_t)i * C + c];
             fl_preds_free(&p);
         }
-        for (size_t j = 0; !rc && j < MC; j++) {
-            ens[0][j] += (plain[j] / K) / v->n_models;
-            ens[1][j] += f->weight[m] * (hot[j] / K);
-        }
+        if (rc)
+            break;
+        fl_vote_sums_model_end_fitted(&fitted, f->weight[m]);
+        for (size_t j = 0; j < MC; j++)
+            equal[j] += (plain[j] / K) / v->n_models;
     }
     for (int e = 0; !rc && e < 2; e++)
         for (int64_t i = 0; i < v->n_test; i++) {
-            const double *row = ens[e] + (size_t)i * C;
+            const double *row = (e ? fitted.soft_soft : equal) + (size_t)i * C;
             int32_t a = vote_argmax_d(row, C);
             if (e == 1)
                 f->test_pred[i] = a;
@@ -312,10 +313,8 @@ static fl_code fit_test(vote_state *v, fl_error *err)
                 vote_calib_add(&f->cal_test, row, C, v->test_labels[i]);
         }
     free(plain);
-    free(hot);
-    free(ens[0]);
-    free(ens[1]);
-    free(buf);
+    free(equal);
+    fl_vote_sums_free(&fitted);
     return rc;
 }
 

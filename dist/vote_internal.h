@@ -19,6 +19,7 @@
 
 #include "dist/error.h"
 #include "dist/manifest.h"
+#include "dist/outpath.h"
 #include "dist/vote.h"
 
 #define VOTE_MAX_FOLDS   64
@@ -105,7 +106,8 @@ typedef struct {
     int chosen;                            /* index into methods: what the submission holds */
     vote_calib cal_oof, cal_test;          /* the soft-soft vote's (run.cfg weights) */
     vote_fit fit;
-    char submission_path[4096];
+    fl_outpath out;             /* the submission's (vote_check_out) */
+    char submission_path[4096]; /* for messages and the report: the path, or "(stdout)" */
     char report_path[4096];
 } vote_state;
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset/csv.h"
 #include "dist/tempfile.h"
 #include "dist/vote_internal.h"
 
@@ -26,22 +27,6 @@ fl_code vote_write_file(const char *path, const char *text, size_t n, fl_error *
     return fl_tempfile_close_stream(&t, f, !f || (n && fwrite(text, 1, n, f) != n), err);
 }
 
-/* An RFC 4180 field: quoted when it holds a comma, quote or line break. */
-static void report_csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 fl_code vote_write_submission(const vote_state *v, fl_error *err)
 {
     char *text = NULL;
@@ -53,14 +38,14 @@ fl_code vote_write_submission(const vote_state *v, fl_error *err)
     fputs("ID,image_path,target\n", f);
     for (int64_t i = 0; i < v->n_test; i++) {
         fprintf(f, "%lld,", (long long)i);
-        report_csv_field(f, v->test_paths[i]);
+        fl_csv_write_field(f, v->test_paths[i]);
         fprintf(f, ",%d\n", target[i]);
     }
     fl_code rc = FL_OK;
     if (fclose(f) != 0 || !text)
         rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", v->submission_path);
     else
-        rc = vote_write_file(v->submission_path, text, n, err);
+        rc = fl_outpath_write(&v->out, text, n, err);
     free(text);
     return rc;
 }

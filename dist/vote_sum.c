@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/vote_weights.h"
+
 static int32_t sum_argmax(const double *x, int n)
 {
     int32_t best = 0;
@@ -24,7 +26,8 @@ fl_code fl_vote_sums_init(fl_vote_sums *s, int64_t n, int C, fl_error *err)
     s->soft_soft = calloc(nc, sizeof(double));
     s->soft_hard = calloc(nc, sizeof(double));
     s->hard_hard = calloc(nc, sizeof(double));
-    if (!s->model_soft || !s->model_hard || !s->soft_soft || !s->soft_hard || !s->hard_hard) {
+    s->row = calloc((size_t)C, sizeof(double));
+    if (!s->model_soft || !s->model_hard || !s->soft_soft || !s->soft_hard || !s->hard_hard || !s->row) {
         fl_vote_sums_free(s);
         return fl_fail(err, FL_ENOMEM, "vote: out of memory for %lld rows of %d classes", (long long)n, C);
     }
@@ -38,6 +41,7 @@ void fl_vote_sums_free(fl_vote_sums *s)
     free(s->soft_soft);
     free(s->soft_hard);
     free(s->hard_hard);
+    free(s->row);
     memset(s, 0, sizeof *s);
 }
 
@@ -49,7 +53,8 @@ void fl_vote_sums_model_begin(fl_vote_sums *s)
     s->folds = 0;
 }
 
-void fl_vote_sums_add_fold(fl_vote_sums *s, const float *probs, int64_t stride)
+/* T == 0: untempered. */
+static void sums_add_fold(fl_vote_sums *s, const float *probs, int64_t stride, double T)
 {
     const int C = s->C;
     for (int64_t i = 0; i < s->n; i++) {
@@ -60,10 +65,26 @@ void fl_vote_sums_add_fold(fl_vote_sums *s, const float *probs, int64_t stride)
             if (row[c] > row[a])
                 a = c;
         s->model_hard[(size_t)i * C + a] += 1.0;
-        for (int c = 0; c < C; c++)
-            soft[c] += (double)row[c];
+        if (T > 0) {
+            fl_vote_temper(row, C, T, s->row);
+            for (int c = 0; c < C; c++)
+                soft[c] += s->row[c];
+        } else {
+            for (int c = 0; c < C; c++)
+                soft[c] += (double)row[c];
+        }
     }
     s->folds++;
+}
+
+void fl_vote_sums_add_fold(fl_vote_sums *s, const float *probs, int64_t stride)
+{
+    sums_add_fold(s, probs, stride, 0);
+}
+
+void fl_vote_sums_add_fold_tempered(fl_vote_sums *s, const float *probs, int64_t stride, double T)
+{
+    sums_add_fold(s, probs, stride, T > 0 ? T : 1.0);
 }
 
 void fl_vote_sums_model_end(fl_vote_sums *s, double weight, int32_t *soft_arg, int32_t *hard_arg)
@@ -87,6 +108,17 @@ void fl_vote_sums_model_end(fl_vote_sums *s, double weight, int32_t *soft_arg, i
     s->fold_weight_sum += weight * s->folds;
 }
 
+void fl_vote_sums_model_end_fitted(fl_vote_sums *s, double weight)
+{
+    const size_t nc = (size_t)s->n * (size_t)s->C;
+    for (size_t j = 0; j < nc; j++)
+        s->soft_soft[j] += weight * (s->model_soft[j] / s->folds);
+    s->fitted = 1;
+    s->model_folds = s->folds;
+    s->weight_sum += weight;
+    s->fold_weight_sum += weight * s->folds;
+}
+
 int fl_vote_method_is_per_model(const char *method)
 {
     return !strcmp(method, "soft") || !strcmp(method, "hard");
@@ -102,7 +134,7 @@ int32_t fl_vote_sums_row(const fl_vote_sums *s, const char *method, int64_t i, d
     const int C = s->C;
     size_t o = (size_t)i * C;
     const double *sum = s->soft_soft + o;
-    double total = s->fold_weight_sum;
+    double total = s->fitted ? 1.0 : s->fold_weight_sum;
     if (!strcmp(method, "soft")) {
         sum = s->model_soft + o;
         total = s->model_folds;

@@ -10,6 +10,12 @@
  *                  argmaxes (soft-hard).
  * Argmaxes of sums equal argmaxes of means (one positive scale); ties go to
  * the lowest class id (the first maximum). See vote.h for the methods.
+ *
+ * Fitted weights (RUN_DIR/ensemble/weights.txt, dist/vote_weights.h): each
+ * fold's probabilities tempered with the model's T (fl_vote_sums_add_fold_
+ * tempered), and soft_soft += w_m * (soft_m / folds) (fl_vote_sums_model_end_
+ * fitted): the ensemble's probabilities themselves, in vote --fit-weights's
+ * arithmetic, which vote, predict and export share through this code.
  */
 #ifndef FOLDLINE_VOTE_SUM_H
 #define FOLDLINE_VOTE_SUM_H
@@ -27,6 +33,8 @@ typedef struct {
     int model_folds;                           /* folds of the last model ended */
     double weight_sum;                         /* sum of the ended models' weights */
     double fold_weight_sum;                    /* sum over the ended models of weight x folds */
+    int fitted;                                /* soft_soft holds fitted weights' probabilities (no scale) */
+    double *row;                               /* (C) scratch: a tempered row */
 } fl_vote_sums;
 
 /* Zeroed sums for n rows of C classes. */
@@ -38,9 +46,16 @@ void fl_vote_sums_model_begin(fl_vote_sums *s);
 /* One fold's probabilities (n, C) of the model being added, row stride
  * `stride` floats (C when they are packed). */
 void fl_vote_sums_add_fold(fl_vote_sums *s, const float *probs, int64_t stride);
+/* The same with each row tempered first (fl_vote_temper(row, C, T)); the
+ * hard votes count the untempered argmax. */
+void fl_vote_sums_add_fold_tempered(fl_vote_sums *s, const float *probs, int64_t stride, double T);
 /* Ends the model with its weight: adds it to the votes across models. Its
  * soft and hard argmaxes per row go to soft_arg and hard_arg when not NULL. */
 void fl_vote_sums_model_end(fl_vote_sums *s, double weight, int32_t *soft_arg, int32_t *hard_arg);
+/* Ends the model with its fitted weight: soft_soft += weight * (its soft sum
+ * / its folds), so that soft_soft is the fitted vote's probabilities and the
+ * soft-soft scores are soft_soft as it is. Only soft-soft is kept. */
+void fl_vote_sums_model_end_fitted(fl_vote_sums *s, double weight);
 
 /* 1 if method is soft or hard (a vote within one model). */
 int fl_vote_method_is_per_model(const char *method);

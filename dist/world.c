@@ -10,6 +10,8 @@
 
 #include <mpi.h>
 #ifdef FL_HAVE_NCCL
+#include <dlfcn.h>
+#include <link.h>
 #include <nccl.h>
 #endif
 
@@ -24,14 +26,31 @@ void fl_mpi_library_version(char *buf, size_t n)
     snprintf(buf, n, "%s (MPI %d.%d)", v, major, minor);
 }
 
+#ifdef FL_HAVE_NCCL
+/* Where the libnccl.so.2 of this process was loaded from (a CUDA libtorch brings
+ * its own, which foldline must share), or "?". */
+static void nccl_loaded_from(char *buf, size_t n)
+{
+    snprintf(buf, n, "?");
+    void *h = dlopen("libnccl.so.2", RTLD_LAZY | RTLD_NOLOAD);
+    struct link_map *map = NULL;
+    if (h && dlinfo(h, RTLD_DI_LINKMAP, &map) == 0 && map && map->l_name && map->l_name[0])
+        snprintf(buf, n, "%s", map->l_name);
+    if (h)
+        dlclose(h);
+}
+#endif
+
 void fl_nccl_version(char *buf, size_t n)
 {
 #ifdef FL_HAVE_NCCL
+    char from[4096];
+    nccl_loaded_from(from, sizeof from);
     int v = 0;
     if (ncclGetVersion(&v) == ncclSuccess)
-        snprintf(buf, n, "built in (NCCL %d.%d.%d)", v / 10000, (v / 100) % 100, v % 100);
+        snprintf(buf, n, "built in (NCCL %d.%d.%d from %s)", v / 10000, (v / 100) % 100, v % 100, from);
     else
-        snprintf(buf, n, "built in (NCCL %d.%d.%d headers)", NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH);
+        snprintf(buf, n, "built in (NCCL %d.%d.%d headers, library %s)", NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH, from);
 #else
     snprintf(buf, n, "not built in");
 #endif

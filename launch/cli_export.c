@@ -26,7 +26,12 @@ static const char *export_usage =
     "  classes = probs.argmax(1)\n"
     "\n"
     "  --models a,b   the models of the run to include (default: all; they must share one image size)\n"
-    "  --method M     soft | hard | soft-soft | soft-hard | hard-hard (default: run.cfg's vote_method)\n";
+    "  --method M     soft | hard | soft-soft | soft-hard | hard-hard (default: run.cfg's vote_method, or\n"
+    "                 soft-soft when RUN_DIR/ensemble/weights.txt exists)\n"
+    "\n"
+    "After foldline vote --fit-weights, RUN_DIR/ensemble/weights.txt's fitted weights and temperatures weigh\n"
+    "the soft-soft vote of all the run's models, as vote's submission and foldline predict; another --method\n"
+    "or a subset of --models uses run.cfg's weights. A line on stderr says which.\n";
 
 int cli_export(int argc, char **argv)
 {
@@ -97,12 +102,13 @@ int cli_export(int argc, char **argv)
         for (int m = 0; m < run.n_models; m++) {
             for (int i = 0; i < run.man.n_folds; i++)
                 folds[m][i] = fl_predictor_fold(pred, m, i);
-            em[m] = (fl_export_model){run.models[m].weight, run.models[m].frozen, run.man.n_folds, folds[m],
-                                      run.models[m].n_tta,  run.models[m].tta};
+            em[m] = (fl_export_model){
+                run.models[m].weight, run.models[m].temperature, run.models[m].frozen, run.man.n_folds, folds[m],
+                run.models[m].n_tta,  run.models[m].tta};
         }
         fl_tempfile t;
         if (!(rc = fl_tempfile_begin(&t, final, 1, &err))) {
-            if ((rc = fl_export_ensemble(em, run.n_models, run.method, t.tmp_path, &err))) {
+            if ((rc = fl_export_ensemble(em, run.n_models, run.method, run.fitted, t.tmp_path, &err))) {
                 fl_tempfile_abort(&t);
                 fl_error_prefix(&err, "%s", out);
             } else {
@@ -110,6 +116,8 @@ int cli_export(int argc, char **argv)
             }
         }
     }
+    if (!rc)
+        fprintf(stderr, "export: weights %s\n", run.weights_line);
     if (!rc)
         fprintf(stderr, "export: %d model%s x %d fold%s (%s), images uint8 (N, %d, %d, %d); wrote %s\n", run.n_models,
                 run.n_models == 1 ? "" : "s", run.man.n_folds, run.man.n_folds == 1 ? "" : "s", run.method,

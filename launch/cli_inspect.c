@@ -96,7 +96,7 @@ static fl_code inspect_preds(const char *path, fl_error *err)
     printf("format:      foldline-preds, version %d\n", FL_PREDS_VERSION);
     printf("model:       %s\n", p.model);
     printf("fold:        %d\n", p.fold);
-    printf("epoch:       %d\n", p.epoch);
+    printf("epoch:       %d (1-based, as the train log counts)\n", p.epoch + 1);
     printf("checkpoint:  %s\n", p.checkpoint);
     printf("num_classes: %d\n", p.num_classes);
     printf("n_oof:       %lld\n", (long long)p.n_oof);
@@ -104,6 +104,18 @@ static fl_code inspect_preds(const char *path, fl_error *err)
     printf("fingerprint: %s\n", p.test_fingerprint);
     fl_preds_free(&p);
     return FL_OK;
+}
+
+/* A libtorch checkpoint (last.pt, best_*.pt) is a zip archive: "PK\3\4". */
+static int inspect_is_checkpoint(const char *path)
+{
+    unsigned char head[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t n = fread(head, 1, 4, f);
+    fclose(f);
+    return n == 4 && !memcmp(head, "PK\3\4", 4);
 }
 
 int cli_inspect(int argc, char **argv)
@@ -140,6 +152,14 @@ int cli_inspect(int argc, char **argv)
         return cli_report(&err);
     }
     fl_h5_quiet();
+    if (inspect_is_checkpoint(file)) {
+        fl_fail(&err, FL_EUSAGE,
+                "%s: is a model checkpoint (a libtorch archive such as last.pt or best_acc.pt in a job directory), "
+                "not a data file or predictions file; foldline train reads it to resume the job HINT: inspect the "
+                "job's preds.h5, or the data file (foldline inspect DATA.h5)",
+                file);
+        return cli_report(&err);
+    }
     if (fl_preds_probe(file))
         return inspect_preds(file, &err) ? cli_report(&err) : 0;
     fl_datafile *df;

@@ -22,6 +22,7 @@
 #include "dataset/imagelist.h"
 #include "dist/group.h"
 #include "dist/outpath.h"
+#include "dataset/csv.h"
 #include "dist/tempfile.h"
 #include "dist/vote_sum.h"
 #include "dist/world.h"
@@ -43,8 +44,13 @@ static const char *predict_usage =
     "of the weighted votes) and top1,top1_votes,... (topN: class names, best first, ties to the lowest\n"
     "class id).\n"
     "\n"
+    "Weights: after foldline vote --fit-weights, RUN_DIR/ensemble/weights.txt's fitted weights and\n"
+    "temperatures weigh the soft-soft vote of all the run's models, as vote's submission; another --method\n"
+    "or a subset of --models uses run.cfg's weights. A line on stderr says which.\n"
+    "\n"
     "  --out FILE     where the CSV goes (default RUN_DIR/ensemble/predictions.csv); - for stdout\n"
-    "  --method M     soft | hard | soft-soft | soft-hard | hard-hard (default: run.cfg's vote_method)\n"
+    "  --method M     soft | hard | soft-soft | soft-hard | hard-hard (default: run.cfg's vote_method, or\n"
+    "                 soft-soft when RUN_DIR/ensemble/weights.txt exists)\n"
     "  --models a,b   the models of the run to use (default: all)\n"
     "  --topk K       top classes per row (default 5, at most the class count; 0: none)\n"
     "  --strict       refuse an unreadable image instead of skipping it with a warning\n"
@@ -261,21 +267,6 @@ static fl_code predict_rows(predict_ctx *p, int64_t lo, int64_t hi, fl_error *er
     return rc;
 }
 
-static void predict_csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static void predict_header(predict_ctx *p)
 {
     const char *what = fl_vote_method_is_soft(p->run.method) ? "prob" : "votes";
@@ -303,11 +294,17 @@ static fl_code predict_vote(predict_ctx *p, int64_t c0, int64_t n, fl_error *err
     }
     if (!p->header_done) /* with the first rows: a refusal before them leaves stdout empty */
         predict_header(p);
-    for (int m = 0; m < r->n_models; m++) {
+    for (int m = 0; m < r->n_models; m++) { /* fitted: weights.txt's temperatures and weights, as vote applies them */
         fl_vote_sums_model_begin(&s);
         for (int i = 0; i < F; i++)
-            fl_vote_sums_add_fold(&s, p->all + ((size_t)m * F + i) * C, p->W);
-        fl_vote_sums_model_end(&s, r->models[m].weight, NULL, NULL);
+            if (r->fitted)
+                fl_vote_sums_add_fold_tempered(&s, p->all + ((size_t)m * F + i) * C, p->W, r->models[m].temperature);
+            else
+                fl_vote_sums_add_fold(&s, p->all + ((size_t)m * F + i) * C, p->W);
+        if (r->fitted)
+            fl_vote_sums_model_end_fitted(&s, r->models[m].weight);
+        else
+            fl_vote_sums_model_end(&s, r->models[m].weight, NULL, NULL);
     }
     for (int64_t i = 0; i < n; i++) {
         if (p->all[(size_t)i * p->W + p->W - 1] != 0) {
@@ -315,9 +312,9 @@ static fl_code predict_vote(predict_ctx *p, int64_t c0, int64_t n, fl_error *err
             continue;
         }
         int32_t t = fl_vote_sums_row(&s, r->method, i, scores);
-        predict_csv_field(p->csv, p->list.paths[c0 + i]);
+        fl_csv_write_field(p->csv, p->list.paths[c0 + i]);
         fprintf(p->csv, ",%d,", t);
-        predict_csv_field(p->csv, r->classes[t]);
+        fl_csv_write_field(p->csv, r->classes[t]);
         fprintf(p->csv, ",%.9g", scores[t]);
         /* the top k: best first, ties to the lowest class id (a stable selection) */
         for (int c = 0; c < C; c++)
@@ -332,7 +329,7 @@ static fl_code predict_vote(predict_ctx *p, int64_t c0, int64_t n, fl_error *err
             order[j] = order[best];
             order[best] = tmp;
             fputc(',', p->csv);
-            predict_csv_field(p->csv, r->classes[order[j]]);
+            fl_csv_write_field(p->csv, r->classes[order[j]]);
             fprintf(p->csv, ",%.9g", scores[order[j]]);
         }
         fputc('\n', p->csv);
@@ -521,6 +518,8 @@ int cli_predict(int argc, char **argv)
         p->have_tmp = 0;
         rc = fl_tempfile_close_stream(&p->tmp, p->csv, 0, &err);
     }
+    if (!rc && p->rank == 0)
+        fprintf(stderr, "predict: weights %s\n", p->run.weights_line);
     if (!rc && p->rank == 0)
         fprintf(stderr, "predict: %lld image%s with %d model%s x %d fold%s (%s), %lld skipped%s%s\n",
                 (long long)p->written, p->written == 1 ? "" : "s", p->run.n_models, p->run.n_models == 1 ? "" : "s",

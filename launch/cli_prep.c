@@ -6,6 +6,7 @@
 #include "dataset/datafile.h"
 #include "dataset/prep.h"
 #include "dist/progress.h"
+#include "dist/world.h"
 #include "dist/tempfile.h"
 #include "launch/cli.h"
 
@@ -23,9 +24,12 @@ static const char *prep_usage =
     "  --folds K        stratified folds (default 5)\n"
     "  --seed S         fold seed, 0..4294967295 (default 42; same folds as scikit-learn's\n"
     "                   StratifiedKFold(K, shuffle=True, random_state=S) on train.csv's row order)\n"
-    "  --classes FILE   class names, one per line, for IDX sources (default SRC/classes.txt, else ids)\n"
-    "  --threads N      decode threads (default: every core this process may use)\n"
-    "  --force          replace OUT.h5 if it exists\n"
+    "  --classes FILE   class names, one per line, for IDX sources (default SRC/classes.txt, else ids);\n"
+    "                   refused for a CSV layout, whose train.csv names the classes\n"
+    "  --threads N      decode threads (default: every core this process may use; more are clamped\n"
+    "                   to those, with a warning)\n"
+    "  --force          replace OUT.h5 if it exists (a regular file, or the file a symbolic link leads to;\n"
+    "                   never a directory, device, FIFO or socket, nor a file of SRC)\n"
     "  --progress S     a progress line every S seconds (default 30; 0: none): one line rewritten\n"
     "                   in place on a terminal, plain lines in a log\n"
     "  --quiet          print nothing on success\n";
@@ -60,8 +64,8 @@ static void print_stats(const fl_prep_options *o, const fl_prep_stats *st)
     int64_t n = st->n_train + st->n_test;
     double per = n ? 1e3 / n : 0;
     printf("prep: %s -> %s: %lld train + %lld test images\n", o->src_dir, o->out_path, (long long)st->n_train, (long long)st->n_test);
-    printf("prep: %lld images in %.2f s = %.0f images/s on %d threads\n", (long long)n, st->seconds_total,
-           st->seconds_total > 0 ? n / st->seconds_total : 0.0, st->threads);
+    printf("prep: %lld images in %.2f s = %.0f images/s on %d thread%s\n", (long long)n, st->seconds_total,
+           st->seconds_total > 0 ? n / st->seconds_total : 0.0, st->threads, st->threads == 1 ? "" : "s");
     printf("prep: time per image (thread time): decode %.2f ms, resize %.2f ms; scan %.2f s, HDF5 write %.2f s, writer idle %.2f s\n",
            st->seconds_decode * per, st->seconds_resize * per, st->seconds_scan, st->seconds_write, st->seconds_wait);
 }
@@ -111,6 +115,7 @@ int cli_prep(int argc, char **argv)
         } else if ((r = cli_opt_value(argc, argv, &i, "--size", &v)) != 0) {
             if (r < 0 || parse_size(v, &o.height, &o.width, &err))
                 goto usage;
+            o.shape_given = 1;
         } else if ((r = cli_opt_value(argc, argv, &i, "--channels", &v)) != 0) {
             if (r < 0 || cli_parse_int("--channels", v, 1, 3, &x, &err))
                 goto usage;
@@ -119,6 +124,7 @@ int cli_prep(int argc, char **argv)
                 goto usage;
             }
             o.channels = (int)x;
+            o.shape_given = 1;
         } else if ((r = cli_opt_value(argc, argv, &i, "--folds", &v)) != 0) {
             if (r < 0 || cli_parse_int("--folds", v, 2, 1000, &x, &err))
                 goto usage;
@@ -128,8 +134,16 @@ int cli_prep(int argc, char **argv)
                 goto usage;
             o.seed = (uint32_t)x;
         } else if ((r = cli_opt_value(argc, argv, &i, "--threads", &v)) != 0) {
-            if (r < 0 || cli_parse_int("--threads", v, 1, 4096, &x, &err))
+            if (r < 0 || cli_parse_int("--threads", v, 1, 1L << 20, &x, &err))
                 goto usage;
+            int cores = fl_cores_available();
+            if (x > cores) {
+                fprintf(stderr,
+                        "foldline: warning: prep: --threads %ld is more than the %d core%s this process may use; "
+                        "using %d HINT: leave out --threads to use every core\n",
+                        x, cores, cores == 1 ? "" : "s", cores);
+                x = cores;
+            }
             o.threads = (int)x;
         } else if ((r = cli_opt_value(argc, argv, &i, "--progress", &v)) != 0) {
             char *end = NULL;
@@ -172,6 +186,12 @@ int cli_prep(int argc, char **argv)
     fl_ticker_clear(&pp.ticker);
     if (rc)
         return cli_report(&err);
+    if (!quiet && st.grey_source)
+        printf("prep: note: the source's images are grey, %dx%d; written as %dx%dx%d (channels x height x width: "
+               "the defaults --channels 3, which repeats the grey channel, and --size %s) HINT: --channels 1 --size "
+               "%dx%d keeps the source's shape\n",
+               st.grey_h, st.grey_w, o.channels, st.out_h, st.out_w, st.is_idx ? "native" : "224", st.grey_h,
+               st.grey_w);
     if (!quiet)
         print_stats(&o, &st);
     return 0;

@@ -78,7 +78,8 @@ static const char *train_usage =
     "  --set key.path=value   override a config value, e.g. --set models.0.epochs=2,\n"
     "                         --set models.cnn_a.optimizer.lr=3e-4, --set run.threads=4\n"
     "  --restart              discard the run's results and checkpoints first and start afresh\n"
-    "                         (refused while another trainer holds one of its jobs)\n";
+    "                         (refused while another trainer holds one of its jobs); with --fold K,\n"
+    "                         only fold K's results of every model (the other folds and run.cfg stay)\n";
 
 /* Threads per rank when run.threads is 0: the cores this rank is bound to
  * when the launcher bound it (mpirun binds to cores when there are at least
@@ -102,6 +103,65 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return (flag == FTW_DP ? rmdir(path) : unlink(path)) == 0 ? 0 : errno;
 }
 
+/* Warnings, once per host (its local rank 0), about cores: more ranks on
+ * this host than it has cores (mpirun --oversubscribe), and run.threads above
+ * the host's cores, which is clamped to them (more threads only contend). */
+static void train_warn_cores(train_ctx *t)
+{
+    const fl_world *w = &t->world;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online < 1)
+        online = 1;
+    int speak = w->local_rank == 0;
+    if (speak && w->local_size > online)
+        fprintf(stderr,
+                "foldline: warning: host %s runs %d ranks on %ld core%s (oversubscribed): they take turns on the "
+                "cores and each runs slower than alone HINT: start at most %ld rank%s per host, e.g. "
+                "launch/mpirun.sh picks them\n",
+                w->host, w->local_size, online, online == 1 ? "" : "s", online, online == 1 ? "" : "s");
+    if (t->cfg->threads > online) {
+        if (speak)
+            fprintf(stderr,
+                    "foldline: warning: %s: run.threads = %d is more than the %ld core%s of host %s; using %ld "
+                    "HINT: set run.threads = 0 (the cores each rank has) or at most %ld\n",
+                    t->cfg->path, t->cfg->threads, online, online == 1 ? "" : "s", w->host, online, online);
+        t->threads = (int)online;
+    }
+    fflush(stderr);
+}
+
+/* --restart --fold K: removes fold K's job directory of every model, and
+ * nothing else: other processes (SLURM array tasks) may be training or have
+ * finished the other folds, and run.cfg and ensemble/ are the run's (the
+ * vote that follows the last fold rewrites ensemble/). Refused while a live
+ * trainer holds fold K of any model. */
+static fl_code train_restart_fold(const train_ctx *t, fl_error *err)
+{
+    char dir[4096];
+    for (int m = 0; m < t->cfg->n_models; m++) {
+        fl_joblock_outcome held;
+        fl_job_dir(&t->env, &(fl_job){m, t->fold_only}, dir, sizeof dir);
+        fl_code rc = fl_joblock_inspect(dir, t->cfg->lock_timeout_s, &held, err);
+        if (rc)
+            return rc;
+        if (held.held)
+            return fl_fail(err, FL_EINPUT,
+                           "%s: --restart --fold %d: %s is held by %s, a trainer of this fold that is still running; "
+                           "it is left as it is HINT: stop that trainer (or let it finish), then rerun with --restart",
+                           t->cfg->path, t->fold_only, held.path, held.who);
+    }
+    for (int m = 0; m < t->cfg->n_models; m++) {
+        fl_job_dir(&t->env, &(fl_job){m, t->fold_only}, dir, sizeof dir);
+        if (access(dir, F_OK) != 0)
+            continue;
+        int rc = nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        if (rc != 0)
+            return fl_fail(err, FL_EIO, "--restart: cannot remove %s: %s", dir, strerror(rc > 0 ? rc : errno));
+        printf("train: --restart --fold %d: removed %s\n", t->fold_only, dir);
+    }
+    return FL_OK;
+}
+
 /* --restart: removes the run directory, which must be a foldline run (hold
  * a run.cfg), so that a mistyped out_dir never empties another folder. */
 static fl_code train_restart(const train_ctx *t, fl_error *err)
@@ -116,6 +176,8 @@ static fl_code train_restart(const train_ctx *t, fl_error *err)
                        "%s: --restart: %s has no run.cfg, so it is not a foldline run; it is left as it is HINT: "
                        "check run.out_dir and run.name",
                        t->cfg->path, dir);
+    if (t->fold_only >= 0)
+        return train_restart_fold(t, err);
     /* Never pull the floor from under a running trainer: a job lock with a
      * live holder (trainer/joblock.h) keeps the whole run. */
     fl_joblock_outcome held;
@@ -135,16 +197,43 @@ static fl_code train_restart(const train_ctx *t, fl_error *err)
 }
 
 /* Before any job starts: every job of the config that has a directory was
- * trained with the settings the config gives now. */
+ * trained with the settings the config gives now. Jobs where only
+ * predict_with or tta changed re-predict from their checkpoints (their
+ * settings.txt rewritten, preds.h5 removed: trainer/job.h) once every job
+ * passed the check, so that a refusal leaves every job as it was; one that
+ * a live trainer holds is refused. Only the jobs this process trains. */
 static fl_code train_check_settings(const train_ctx *t, fl_error *err)
 {
+    fl_job again[FL_MAX_MODELS * FL_MAX_FOLDS];
+    int n_again = 0;
     for (int m = 0; m < t->cfg->n_models; m++)
         for (int k = 0; k < t->n_folds; k++) {
             fl_job job = {m, t->folds[k]};
-            fl_code rc = fl_job_check_settings(&t->env, &job, err);
+            int changed = 0, mine = 0;
+            fl_code rc = fl_job_check_settings(&t->env, &job, &changed, err);
             if (rc)
                 return rc;
+            for (int i = 0; i < t->n_train_folds; i++)
+                mine |= t->train_folds[i] == job.fold;
+            if (!changed || !mine)
+                continue;
+            char dir[4096];
+            fl_joblock_outcome held;
+            fl_job_dir(&t->env, &job, dir, sizeof dir);
+            if ((rc = fl_joblock_inspect(dir, t->cfg->lock_timeout_s, &held, err)))
+                return rc;
+            if (held.held)
+                return fl_fail(err, FL_EINPUT,
+                               "%s: predict_with or tta of model %s changed, but %s is held by %s, a trainer that is "
+                               "still running HINT: rerun when it has finished, to re-predict fold %d",
+                               t->cfg->path, t->cfg->models[m].name, held.path, held.who, job.fold);
+            again[n_again++] = job;
         }
+    for (int i = 0; i < n_again; i++) {
+        fl_code rc = fl_job_repredict(&t->env, &again[i], err);
+        if (rc)
+            return rc;
+    }
     return FL_OK;
 }
 
@@ -195,7 +284,8 @@ static fl_code train_setup_local(train_ctx *t, fl_error *err)
     else
         for (t->n_folds = 0; t->n_folds < t->data[0].jd.info.folds && t->n_folds < FL_MAX_FOLDS; t->n_folds++)
             t->folds[t->n_folds] = t->n_folds;
-    if ((rc = train_pick_folds(t, err)) || (rc = train_check_frozen_batches(t, err)))
+    if ((rc = train_pick_folds(t, err)) || (rc = train_check_frozen_batches(t, err)) ||
+        (rc = train_check_models(t, err)))
         return rc;
     train_list_jobs(t);
     fl_job_env *env = &t->env;
@@ -207,6 +297,7 @@ static fl_code train_setup_local(train_ctx *t, fl_error *err)
     env->log = stdout;
     env->device = t->device;
     t->threads = cfg->threads > 0 ? cfg->threads : default_threads(&t->world);
+    train_warn_cores(t);
     if ((rc = train_pick_device(t, err)) || (rc = fl_torch_set_threads(t->threads, err)) ||
         (rc = fl_torch_keep_freed_memory(err)) || (rc = train_probe_backbones(t, err)))
         return rc;

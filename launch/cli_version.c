@@ -14,16 +14,17 @@ int cli_version(void)
     fl_torch_info ti;
     if (fl_torch_get_info(&ti, &err))
         return cli_report(&err);
-    char mpi[256], nccl[128];
+    char mpi[256], nccl[4200];
     fl_mpi_library_version(mpi, sizeof mpi);
     fl_nccl_version(nccl, sizeof nccl);
     unsigned h5maj, h5min, h5rel;
     H5get_libversion(&h5maj, &h5min, &h5rel);
     printf("foldline %s\n", FOLDLINE_VERSION);
-    printf("libtorch %s (CUDA %s", ti.version, ti.cuda_built ? "on" : "off");
     if (ti.cuda_built)
-        printf(", %d device%s visible", ti.cuda_devices, ti.cuda_devices == 1 ? "" : "s");
-    printf(")\n");
+        printf("libtorch %s (CUDA built, %d device%s visible)\n", ti.version, ti.cuda_devices,
+               ti.cuda_devices == 1 ? "" : "s");
+    else
+        printf("libtorch %s (CPU only, no CUDA)\n", ti.version);
     printf("MPI      %s\n", mpi);
     printf("HDF5     %u.%u.%u\n", h5maj, h5min, h5rel);
     printf("libconfig %d.%d.%d\n", LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);

@@ -23,7 +23,9 @@ static const char *vote_usage =
     "                   hard-hard  weighted majority of every model x fold argmax\n"
     "                 ties go to the lowest class id\n"
     "  --model NAME   the model of soft and hard (needed when the run has several)\n"
-    "  --out FILE     submission path (default RUN_DIR/ensemble/submission.csv)\n"
+    "  --out FILE     submission path (default RUN_DIR/ensemble/submission.csv); - writes it to stdout (and\n"
+    "                 the report to stderr). Never a device, FIFO, socket or directory, nor a file the vote\n"
+    "                 reads (run.cfg, the data file, preds.h5, models); a symbolic link replaces its target\n"
     "  --labels CSV   test labels (image_path,target) for test accuracy; default: the data file's\n"
     "                 /test/labels when it has them\n"
     "  --data FILE.h5 the data file (default: run.cfg's data_file)\n"
@@ -108,6 +110,8 @@ int cli_vote(int argc, char **argv)
                 "vote: --fit-metric, --fit-temperature and --fit-rounds go with --fit-weights HINT: add --fit-weights");
         return cli_report(&err);
     }
+    if (o.out_path && !strcmp(o.out_path, "-") && o.echo)
+        o.echo = stderr; /* stdout holds the CSV alone */
     if (!o.run_dir) {
         fl_fail(&err, FL_EUSAGE, "vote: needs RUN_DIR HINT: foldline vote RUN_DIR [options]; see foldline vote --help");
         return cli_report(&err);

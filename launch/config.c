@@ -9,14 +9,15 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "launch/config_priv.h"
 #include "trainer/joblock.h"
 
 static const char *const top_keys[] = {"run", "data", "folds", "dist", "models", "vote", NULL};
-static const char *const run_keys[] = {"name",        "out_dir",    "seed",      "threads", "checkpoint_minutes", "on_nan",
-                                       "scratch_dir", "progress_s", "precision", NULL};
+static const char *const run_keys[] = {"name",   "out_dir",     "seed",       "threads",   "checkpoint_minutes",
+                                       "on_nan", "scratch_dir", "progress_s", "precision", NULL};
 static const char *const on_nans[] = {"stop", "skip_step", NULL};
 static const char *const data_keys[] = {"file", "mean", "std", "cache", "verify", "feature_cache", "feature_cache_mb",
                                         NULL};
@@ -24,7 +25,7 @@ static const char *const feature_caches[] = {"auto", "memory", "file", "none", "
 static const char *const data_caches[] = {"none", "memory", NULL};
 static const char *const data_verifies[] = {"full", "open", NULL};
 static const char *const folds_keys[] = {"use", NULL};
-static const char *const dist_keys[] = {"ranks_per_job", "backend",  "timeout_s", "lock_timeout_s",
+static const char *const dist_keys[] = {"ranks_per_job", "backend",   "timeout_s", "lock_timeout_s",
                                         "overlap",       "bucket_mb", NULL};
 static const char *const backends[] = {"auto", "nccl", "mpi", NULL};
 static const char *const vote_keys[] = {"method", "weights", NULL};
@@ -321,9 +322,9 @@ static fl_code parse_error(cfg_ctx *c, const config_t *conf)
     else if (strstr(text, "duplicate setting"))
         hint = " HINT: each key may appear once in a group";
     if (config_error_type(conf) == CONFIG_ERR_FILE_IO)
-        return fl_fail(c->err, FL_EINPUT, "%s:%d: cannot read an included file (libconfig: %s)", file,
+        return fl_fail(c->err, FL_ECONFIG, "%s:%d: cannot read an included file (libconfig: %s)", file,
                        config_error_line(conf), text);
-    return fl_fail(c->err, FL_EINPUT, "%s:%d: syntax error (libconfig: %s)%s", file, config_error_line(conf), text,
+    return fl_fail(c->err, FL_ECONFIG, "%s:%d: syntax error (libconfig: %s)%s", file, config_error_line(conf), text,
                    hint);
 }
 
@@ -334,10 +335,17 @@ fl_code fl_config_load(const char *path, const char *const *overrides, int n_ove
     config_t conf;
     fl_code rc = FL_OK;
     if (strlen(path) >= sizeof cfg->path)
-        return fl_fail(err, FL_EINPUT, "%.64s...: the config path is too long", path);
+        return fl_fail(err, FL_ECONFIG, "%.64s...: the config path is too long", path);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return fl_fail(err, FL_EUSAGE,
+                       "%s: CONFIG is a directory, not a config file HINT: name the .cfg file, e.g. "
+                       "foldline train configs/demo.cfg",
+                       path);
     FILE *f = fopen(path, "r");
     if (!f)
-        return fl_fail(err, FL_EINPUT, "%s: cannot read the config file (%s)", path, strerror(errno));
+        return fl_fail(err, FL_EUSAGE, "%s: cannot read the config file (%s)%s", path, strerror(errno),
+                       errno == ENOENT ? " HINT: check the path; configs/ holds examples" : "");
     fclose(f);
     config_init(&conf);
     if (!config_read_file(&conf, path)) {
@@ -384,9 +392,9 @@ static fl_code check_channels(const fl_train_config *cfg, int model, const char 
     else
         snprintf(key, sizeof key, "data.%s", name);
     if (channels == 1)
-        return fl_fail(err, FL_EINPUT, "%s: %s: expected 1 value (the data file has 1 channel), found %d", where, key,
+        return fl_fail(err, FL_ECONFIG, "%s: %s: expected 1 value (the data file has 1 channel), found %d", where, key,
                        n);
-    return fl_fail(err, FL_EINPUT, "%s: %s: expected 1 or %d values (the data file has %d channels), found %d", where,
+    return fl_fail(err, FL_ECONFIG, "%s: %s: expected 1 or %d values (the data file has %d channels), found %d", where,
                    key, channels, channels, n);
 }
 
@@ -402,13 +410,13 @@ fl_code fl_config_check_data(const fl_train_config *cfg, int model, int channels
     for (int i = 0; i < cfg->n_folds_use; i++) {
         int fold = cfg->folds_use[i];
         if (fold < 0 || fold >= folds)
-            return fl_fail(err, FL_EINPUT,
+            return fl_fail(err, FL_ECONFIG,
                            "%s: folds.use.[%d]: fold %d is not in the data file HINT: it has %d "
                            "folds, 0..%d",
                            where, i, fold, folds, folds - 1);
         for (int j = 0; j < i; j++)
             if (cfg->folds_use[j] == fold)
-                return fl_fail(err, FL_EINPUT, "%s: folds.use.[%d]: fold %d is listed twice", where, i, fold);
+                return fl_fail(err, FL_ECONFIG, "%s: folds.use.[%d]: fold %d is listed twice", where, i, fold);
     }
     return FL_OK;
 }
@@ -421,7 +429,7 @@ fl_code fl_config_check_world(const fl_train_config *cfg, int world_size, fl_err
         return FL_OK;
     data_where(cfg, cfg->ranks_per_job_line, where, sizeof where);
     int up = (world_size / g + 1) * g;
-    return fl_fail(err, FL_EINPUT,
+    return fl_fail(err, FL_ECONFIG,
                    "%s: dist.ranks_per_job: %d does not divide the %d rank%s of this run (each job runs on a group "
                    "of %d ranks) HINT: start a multiple of %d ranks (mpirun -np %d) or set dist.ranks_per_job to a "
                    "divisor of %d",
@@ -435,11 +443,11 @@ fl_code fl_config_check_backend(const fl_train_config *cfg, int cuda, int nccl_b
         return FL_OK;
     data_where(cfg, cfg->backend_line, where, sizeof where);
     if (!cuda)
-        return fl_fail(err, FL_EINPUT,
+        return fl_fail(err, FL_ECONFIG,
                        "%s: dist.backend: \"nccl\" needs CUDA tensors, but %s has no CUDA device for this rank "
                        "HINT: set dist.backend = \"auto\" (NCCL on GPUs, MPI on CPUs) or \"mpi\"",
                        where, host);
-    return fl_fail(err, FL_EINPUT,
+    return fl_fail(err, FL_ECONFIG,
                    "%s: dist.backend: \"nccl\", but this foldline was built without NCCL HINT: rebuild with "
                    "NCCL_ROOT or CUDA_HOME pointing at NCCL, or set dist.backend = \"mpi\"",
                    where);

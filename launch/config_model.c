@@ -12,10 +12,24 @@
 
 #include "launch/config_priv.h"
 
-static const char *const model_keys[] = {
-    "name",           "backbone", "freeze_backbone", "backbone_lr_scale", "fuse_folds", "head", "epochs",
-    "batch",          "optimizer", "clip_grad_norm", "schedule",         "label_smoothing", "predict_with", "tta",
-    "augment",        "data",     "precision",       NULL};
+static const char *const model_keys[] = {"name",
+                                         "backbone",
+                                         "freeze_backbone",
+                                         "backbone_lr_scale",
+                                         "fuse_folds",
+                                         "head",
+                                         "epochs",
+                                         "batch",
+                                         "optimizer",
+                                         "clip_grad_norm",
+                                         "schedule",
+                                         "label_smoothing",
+                                         "predict_with",
+                                         "tta",
+                                         "augment",
+                                         "data",
+                                         "precision",
+                                         NULL};
 /* A model's own data (the rest of data, e.g. cache, is the run's). */
 static const char *const model_data_keys[] = {"file", "mean", "std", NULL};
 static const char *const backbones[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "smallresnet", "mlp", NULL};
@@ -127,10 +141,15 @@ static fl_code load_torchscript(cfg_ctx *c, const config_setting_t *s, const cha
     if (n < 0 || (size_t)n >= sizeof m->backbone)
         return cfg_fail(c, s, key, "the path \"%s%s\" is too long", dir, given);
     const char *path = m->backbone + strlen(FL_TORCHSCRIPT_PREFIX);
+    if (access(path, R_OK) != 0 && given[0] == '/')
+        return cfg_fail(c, s, key,
+                        "cannot read the TorchScript module \"%s\" (%s) HINT: the path is absolute, so it is read "
+                        "as it is: check that the module is there; launch/export_timm.py exports timm models",
+                        path, strerror(errno));
     if (access(path, R_OK) != 0)
         return cfg_fail(c, s, key,
                         "cannot read the TorchScript module \"%s\" (%s) HINT: a relative path starts at the config "
-                        "file's folder (%s); launch/export_timm.py exports timm models",
+                        "file's folder (%s), not the working directory; launch/export_timm.py exports timm models",
                         path, strerror(errno), dir[0] ? dir : "./");
     return FL_OK;
 }
@@ -395,7 +414,8 @@ static int is_list(const config_setting_t *s)
     return config_setting_is_list(s) || (config_setting_is_array(s) && config_setting_length(s) == 0);
 }
 
-static fl_code load_stage(cfg_ctx *c, const config_setting_t *s, const char *skey, int prev_from, fl_aug_stage *st)
+static fl_code load_stage(cfg_ctx *c, const config_setting_t *s, const char *skey, int prev_from, int epochs,
+                          fl_aug_stage *st)
 {
     char key[CFG_KEY_MAX], okey[CFG_KEY_MAX];
     long long from;
@@ -415,6 +435,11 @@ static fl_code load_stage(cfg_ctx *c, const config_setting_t *s, const char *ske
                         "must be > %d (the previous stage's from_epoch), found %lld HINT: list the stages "
                         "in the order they start",
                         prev_from, from);
+    if (from >= epochs)
+        return cfg_fail(c, f, key,
+                        "%lld is beyond the model's epochs = %d (epochs count from 0 here: 0..%d), so this stage "
+                        "would never run HINT: set from_epoch below %d, or raise epochs",
+                        from, epochs, epochs - 1, epochs);
     st->from_epoch = (int)from;
     st->n_ops = 0;
     if (!ops)
@@ -449,7 +474,7 @@ static fl_code load_augment(cfg_ctx *c, const config_setting_t *g, const char *g
     for (int i = 0; i < n; i++) {
         cfg_key_index(skey, key, i);
         fl_code rc = load_stage(c, config_setting_get_elem(s, (unsigned)i), skey, i ? m->stages[i - 1].from_epoch : -1,
-                                &m->stages[i]);
+                                m->epochs, &m->stages[i]);
         if (rc)
             return rc;
         m->n_stages = i + 1;
@@ -550,7 +575,7 @@ fl_code fl_config_check_precision(const fl_train_config *cfg, int cuda, const ch
             snprintf(key, sizeof key, "models.[%d].precision", i);
         else
             snprintf(key, sizeof key, "run.precision");
-        return fl_fail(err, FL_EINPUT,
+        return fl_fail(err, FL_ECONFIG,
                        "%s: %s: \"fp16\" needs a CUDA device, but %s has none for this rank (model %s) HINT: use "
                        "\"bf16\" on the CPU (its autocast is bfloat16), or \"fp32\"",
                        where, key, host, m->name);

@@ -45,7 +45,7 @@ fl_code cfg_fail(cfg_ctx *c, const config_setting_t *s, const char *key, const c
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     cfg_where(c, s, where, sizeof where);
-    return fl_fail(c->err, FL_EINPUT, "%s: %s: %s", where, key, msg);
+    return fl_fail(c->err, FL_ECONFIG, "%s: %s: %s", where, key, msg);
 }
 
 fl_code cfg_missing(cfg_ctx *c, const config_setting_t *g, const char *gkey, const char *name, const char *hint)
@@ -53,7 +53,7 @@ fl_code cfg_missing(cfg_ctx *c, const config_setting_t *g, const char *gkey, con
     char where[FL_PATH_MAX + 64], key[CFG_KEY_MAX];
     cfg_where(c, g, where, sizeof where);
     cfg_key(key, gkey, name);
-    return fl_fail(c->err, FL_EINPUT, "%s: missing key %s%s%s", where, key, hint ? " HINT: " : "", hint ? hint : "");
+    return fl_fail(c->err, FL_ECONFIG, "%s: missing key %s%s%s", where, key, hint ? " HINT: " : "", hint ? hint : "");
 }
 
 void cfg_key(char *out, const char *gkey, const char *name)

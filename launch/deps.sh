@@ -5,8 +5,9 @@
 #
 #   FOLDLINE_BUILD_DIR   build folder (default: build)
 #   FOLDLINE_WITH_TESTS  1: also install the test oracles (numpy, h5py, Pillow, scikit-learn, OpenCV),
-#                        SLURM (slurm-wlm, munge) for tests/slurm, and clang, and build the fuzz and
-#                        sanitizer tests (FOLDLINE_SANITIZE=ON)
+#                        SLURM (slurm-wlm, munge) for tests/slurm, clang, and python3-venv for the
+#                        torch 2.x build (launch/torch2.sh), and build the fuzz and sanitizer tests
+#                        (FOLDLINE_SANITIZE=ON)
 #   CMAKE_PREFIX_PATH    another libtorch (CUDA, pip torch) instead of Debian's
 set -euo pipefail
 
@@ -30,7 +31,8 @@ if [[ ${FOLDLINE_WITH_TESTS:-0} == 1 ]]; then
              iproute2 util-linux                 # the test hosts: network namespaces (ip netns), unshare, nsenter
              chromium                            # renders report.html headless (tests/vote/test_report_html.py)
              clang libclang-rt-14-dev            # libFuzzer and the sanitizers (tests/sanitize/)
-             python3-venv python3-pip)           # the TensorBoard reader's virtual environment (below)
+             python3-venv python3-pip            # the TensorBoard reader's virtual environment (below)
+             ca-certificates)                    # and launch/torch2.sh's (PyPI's torch 2.x) over HTTPS
   cmake_args+=(-DFOLDLINE_SANITIZE=ON)
 fi
 

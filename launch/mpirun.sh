@@ -97,4 +97,15 @@ config=$1
 shift
 echo "mpirun.sh: $np rank(s) x $threads thread(s) on ${HOSTS:-${HOSTFILE:-$(hostname)}} ($cores cores, $gpus GPUs here);" \
      "keepalive after ${timeout_s} s (dist.timeout_s)"
-exec "${cmd[@]}" "$bin" train "$config" --set "run.threads=$threads" "$@"
+# Ctrl-C and SIGTERM: Open MPI's mpirun answers them by killing the ranks (SIGTERM, SIGKILL one
+# second later) and exits 1. Here mpirun runs in its own session, out of the terminal's reach, and
+# the signal goes on to it as SIGUSR1, which it forwards to every rank: each stops after its current
+# step with a checkpoint, and the exit status is 75 ("rerun to resume"), as for one process.
+setsid "${cmd[@]}" "$bin" train "$config" --set "run.threads=$threads" "$@" &
+mpirun_pid=$!
+trap 'kill -USR1 "$mpirun_pid" 2>/dev/null || true' INT TERM
+while :; do
+  rc=0
+  wait "$mpirun_pid" || rc=$?
+  kill -0 "$mpirun_pid" 2>/dev/null || exit "$rc"  # a trapped signal interrupted wait: wait again
+done

@@ -8,6 +8,7 @@
 #include "dist/nccl.h"
 #include "launch/config.h"
 #include "launch/train_priv.h"
+#include "trainer/job.h"
 #include "trainer/torch/bridge.h"
 
 /* The device of this rank (its local rank picks the GPU) and the backend of
@@ -81,11 +82,12 @@ fl_code train_check_frozen_batches(train_ctx *t, fl_error *err)
             snprintf(where, sizeof where, ":%d", m->batch_line);
         else
             snprintf(where, sizeof where, "%s", m->line > 0 ? "" : " (--set)");
-        return fl_fail(err, FL_EINPUT,
-                       "%s%s: models.[%d].batch = %d: a frozen backbone's folds share each batch, %s gives %d rows "
-                       "of each of the data file's %d folds, so batch must be a multiple of %d HINT: set batch = %d%s%d",
-                       cfg->path, where, i, m->batch, m->name, K >= 2 ? m->batch / (K - 1) : 0, K, K - 1,
-                       lo > 0 ? lo : hi, lo > 0 ? " or " : "", lo > 0 ? hi : hi + K - 1);
+        return fl_fail(
+            err, FL_ECONFIG,
+            "%s%s: models.[%d].batch = %d: a frozen backbone's folds share each batch, %s gives %d rows "
+            "of each of the data file's %d folds, so batch must be a multiple of %d HINT: set batch = %d%s%d",
+            cfg->path, where, i, m->batch, m->name, K >= 2 ? m->batch / (K - 1) : 0, K, K - 1, lo > 0 ? lo : hi,
+            lo > 0 ? " or " : "", lo > 0 ? hi : hi + K - 1);
     }
     return FL_OK;
 }
@@ -134,3 +136,62 @@ fl_code train_probe_backbones(train_ctx *t, fl_error *err)
     return FL_OK;
 }
 
+/* "cfg:line" of model i (its batch's line for batch), or "cfg (--set)". */
+static void plan_where(const fl_train_config *cfg, int i, int line, char *out, size_t n)
+{
+    if (line > 0)
+        snprintf(out, n, "%s:%d", cfg->path, line);
+    else if (cfg->models[i].line > 0)
+        snprintf(out, n, "%s:%d", cfg->path, cfg->models[i].line);
+    else
+        snprintf(out, n, "%s (--set)", cfg->path);
+}
+
+fl_code train_check_models(train_ctx *t, fl_error *err)
+{
+    const fl_train_config *cfg = t->cfg;
+    for (int i = 0; i < cfg->n_models; i++) {
+        const fl_model_cfg *m = &cfg->models[i];
+        const train_data *td = &t->data[t->data_of_model[i]];
+        const fl_data_info *in = &td->jd.info;
+        char where[FL_PATH_MAX + 32];
+        fl_model_spec spec;
+        fl_job_model_spec(m, in, &spec);
+        fl_code rc = fl_model_check_spec(&spec, err);
+        if (rc) {
+            plan_where(cfg, i, 0, where, sizeof where);
+            fl_error_prefix(err, "%s: models.[%d] (%s) on data file %s (%d classes, %dx%dx%d)", where, i, m->name,
+                            cfg->models[td->first_model].data_file, in->num_classes, in->channels, in->height,
+                            in->width);
+            err->code = FL_ECONFIG;
+            if (in->height < 8 || in->width < 8)
+                snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                         " HINT: prepare the data file at a larger size (foldline prep SRC OUT.h5 --size 32)");
+            return FL_ECONFIG;
+        }
+        /* Each job trains on the rows of the other folds: a batch larger than
+         * the fewest of them would be one partial batch per epoch. */
+        int64_t fewest = -1;
+        int fewest_fold = 0;
+        for (int k = 0; k < t->n_train_folds; k++) {
+            int64_t rows = 0;
+            for (int64_t r = 0; r < in->n_train; r++)
+                rows += t->fold[r] != t->train_folds[k];
+            if (fewest < 0 || rows < fewest) {
+                fewest = rows;
+                fewest_fold = t->train_folds[k];
+            }
+        }
+        if (fewest >= 0 && m->batch > fewest && t->world.rank == 0) {
+            plan_where(cfg, i, m->batch_line, where, sizeof where);
+            fprintf(stderr,
+                    "foldline: warning: %s: models.[%d].batch = %d is larger than the %lld training rows of fold %d's "
+                    "job (the rows of the other folds of %s): each epoch is one batch of %lld rows HINT: set batch "
+                    "to at most %lld\n",
+                    where, i, m->batch, (long long)fewest, fewest_fold, cfg->models[td->first_model].data_file,
+                    (long long)fewest, (long long)fewest);
+            fflush(stderr);
+        }
+    }
+    return FL_OK;
+}

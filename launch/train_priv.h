@@ -71,5 +71,10 @@ fl_code train_pick_folds(train_ctx *t, fl_error *err);
 fl_code train_check_frozen_batches(train_ctx *t, fl_error *err);
 void train_list_jobs(train_ctx *t);
 fl_code train_probe_backbones(train_ctx *t, fl_error *err);
+/* What every model's net needs of its data file (at least 8x8 images, classes,
+ * channels: fl_model_check_spec): config errors naming the line, before
+ * anything of the run is written. A batch larger than the fewest training
+ * rows of a job is a warning (rank 0): each epoch is one smaller batch. */
+fl_code train_check_models(train_ctx *t, fl_error *err);
 
 #endif

@@ -36,7 +36,7 @@ set_tests_properties(predict_export PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FI
 # stopping and resuming; TorchScript backbones written with Debian's python3-torch (skipped without it);
 # progress lines (a pipe, a pty, prep); TensorBoard scalars read back by the PyPI tensorboard in
 # ${XDG_CACHE_HOME:-~/.cache}/foldline/venv-tb (skipped only when PyPI is unreachable).
-foreach(t train train_errors fold resume torchscript model_data recipe_configs fused locks progress tfevents precision)
+foreach(t train train_errors hostile fold resume torchscript model_data recipe_configs fused locks progress tfevents precision)
   add_test(NAME train_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/train/test_${t}.py)
   set_tests_properties(train_${t} PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600
                        SKIP_RETURN_CODE 77)
@@ -104,4 +104,39 @@ if(FOLDLINE_MPIRUN)
                          TIMEOUT 600)
   endforeach()
   set_tests_properties(hosts_harness hosts_train PROPERTIES RESOURCE_LOCK slurm)
+endif()
+
+# The second build: foldline against PyPI's torch 2.x (CUDA built), made by launch/torch2.sh in
+# build-torch2/ and tested there with `ctest -L torch2` (launch/test.sh). The Python of its virtual
+# environment (torch, timm) is the oracle of the timm backbones; the libtorch 1.13 build beside it
+# (FOLDLINE_REFERENCE_BUILD) is what the predictions are compared with and what must refuse a
+# module written by torch 2.x. The unit and bridge tests of this file run again there.
+set(FOLDLINE_TORCH_PYTHON "" CACHE FILEPATH "Python with torch 2.x and timm (launch/torch2.sh's venv) for the torch2 tests")
+set(FOLDLINE_REFERENCE_BUILD "" CACHE PATH "The libtorch 1.13 build folder the torch2 tests compare with")
+if(Torch_VERSION VERSION_GREATER_EQUAL 2.0)
+  get_property(_tests DIRECTORY PROPERTY TESTS)
+  foreach(t IN LISTS _tests)
+    # The unit and bridge tests, and TorchScript modules of Debian's torch 1.13 loaded by this libtorch;
+    # torch2_agree below is its short training run (train_train and the torchvision oracle stay with
+    # build 1, to keep CI within its time).
+    if(t MATCHES "^(unit_|torch_torchscript$)")
+      set_property(TEST ${t} APPEND PROPERTY LABELS torch2)
+    endif()
+  endforeach()
+  set(_t2env "FOLDLINE=$<TARGET_FILE:foldline>;SCRIPT_MODEL=$<TARGET_FILE:script_model>"
+             "FOLDLINE_TORCH_PYTHON=${FOLDLINE_TORCH_PYTHON}" "FOLDLINE_REFERENCE_BUILD=${FOLDLINE_REFERENCE_BUILD}")
+  # version: the torch, CUDA and NCCL this binary links and loads (one libc10, the wheel's NCCL)
+  # timm: eva02_tiny_patch14_224 through export_timm.py --weights equals timm's forward
+  # refused: libtorch 1.13 refuses a module written by torch 2.x in one line
+  # agree: a short CPU training run gives build 1's predictions
+  # recipe: configs/sketch_seed.cfg with the real EVA02 architecture (tiny) at 448 and 336 px
+  foreach(t version timm refused agree recipe)
+    add_test(NAME torch2_${t} COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/torch2/test_${t}.py)
+    set_tests_properties(torch2_${t} PROPERTIES ENVIRONMENT "${_t2env}" LABELS torch2 TIMEOUT 600
+                         SKIP_RETURN_CODE 77)
+  endforeach()
+  # The seed's two real backbones (EVA02-L 448, EVA-g 336) with random weights on the CPU: minutes, GBs.
+  add_test(NAME torch2_timm_large COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/torch2/test_timm_large.py)
+  set_tests_properties(torch2_timm_large PROPERTIES ENVIRONMENT "${_t2env}" LABELS "torch2;slow" TIMEOUT 1800
+                       SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
 endif()

@@ -67,16 +67,14 @@ fl_code job_sum(job_state *js, double *v, int n, fl_error *err)
     return js->g_size == 1 ? FL_OK : fl_group_sum(js->group, v, n, err);
 }
 
-fl_code job_model_new(job_state *js, const fl_model *backbone_of, fl_error *err)
+void fl_job_model_spec(const fl_model_cfg *mc, const fl_data_info *in, fl_model_spec *out)
 {
-    const fl_job_env *env = js->env;
-    const fl_model_cfg *mc = js->mc;
     fl_model_spec spec = {0};
     spec.backbone = mc->backbone;
-    spec.in_channels = js->data->info.channels;
-    spec.height = js->data->info.height;
-    spec.width = js->data->info.width;
-    spec.num_classes = js->data->info.num_classes;
+    spec.in_channels = in->channels;
+    spec.height = in->height;
+    spec.width = in->width;
+    spec.num_classes = in->num_classes;
     spec.head_type = mc->head_type;
     spec.head_hidden = mc->head_hidden;
     spec.head_act = mc->head_act;
@@ -89,17 +87,25 @@ fl_code job_model_new(job_state *js, const fl_model *backbone_of, fl_error *err)
     spec.nesterov = mc->nesterov;
     spec.clip_grad_norm = mc->clip_grad_norm;
     spec.label_smoothing = mc->label_smoothing;
+    spec.precision = mc->precision;
     for (int c = 0; c < 3; c++) {
         spec.mean[c] = (float)(mc->n_mean == 0 ? 0.5 : mc->mean[mc->n_mean == 1 ? 0 : c]);
         spec.std[c] = (float)(mc->n_std == 0 ? 0.5 : mc->std[mc->n_std == 1 ? 0 : c]);
     }
+    *out = spec;
+}
+
+fl_code job_model_new(job_state *js, const fl_model *backbone_of, fl_error *err)
+{
+    const fl_job_env *env = js->env;
+    fl_model_spec spec;
+    fl_job_model_spec(js->mc, &js->data->info, &spec);
     spec.seed = js->seed;
     if (js->frozen) { /* the folds share the backbone: drawn from the model's seed, or the very module */
         spec.backbone_seed = js->model_seed;
         spec.backbone_of = backbone_of;
     }
     spec.device = env->device;
-    spec.precision = mc->precision;
     fl_code rc = fl_model_new(&spec, &js->model, err);
     if (rc || js->g_size == 1)
         return rc;
@@ -210,6 +216,17 @@ fl_code job_save(job_state *js, const char *name, fl_error *err)
 /* Resumes from last.pt when the job has one: the leader reads it (and, in a
  * group, sends its bytes to every rank, which all load them: the optimizer's
  * state too). Leaves js->prog at the start when there is none. */
+/* A job whose last.pt holds every epoch only predicts (after a changed
+ * predict_with or tta, or a stop between the last epoch and preds.h5). */
+static void job_say_repredict(const job_state *js)
+{
+    const fl_model_cfg *mc = js->mc;
+    fprintf(js->log, "[%s fold %d] re-predicting with %s, tta [", mc->name, js->job.fold, mc->predict_with);
+    for (int i = 0; i < mc->n_tta; i++)
+        fprintf(js->log, "%s%s", i ? ", " : "", mc->tta[i] == FL_TTA_HFLIP ? "hflip" : "vflip");
+    fprintf(js->log, "]; no training (last.pt holds all %d epochs)\n", mc->epochs);
+}
+
 fl_code job_resume(job_state *js, fl_error *err)
 {
     char path[4200];
@@ -259,8 +276,7 @@ fl_code job_resume(job_state *js, fl_error *err)
             fprintf(js->log, "[%s fold %d] resumed from last.pt at epoch %d/%d, step %lld\n", js->mc->name,
                     js->job.fold, js->prog.epoch + 1, js->mc->epochs, (long long)js->prog.step);
         else
-            fprintf(js->log, "[%s fold %d] resumed from last.pt: training done, predicting\n", js->mc->name,
-                    js->job.fold);
+            job_say_repredict(js);
         fflush(js->log);
     }
     return FL_OK;
@@ -614,7 +630,7 @@ static fl_code job_split_rows(job_state *js, fl_error *err)
         return fl_fail(
             err, FL_EINPUT,
             "job %s fold %d: fold %d has %lld rows and the others %lld HINT: check folds.use against the data file",
-                       js->mc->name, js->job.fold, js->job.fold, (long long)js->n_val, (long long)js->n_train);
+            js->mc->name, js->job.fold, js->job.fold, (long long)js->n_val, (long long)js->n_train);
     return FL_OK;
 }
 
@@ -648,7 +664,7 @@ fl_code job_end_epoch(job_state *js, int epoch, double lr, double tl, double ta,
         fprintf(
             js->log,
             "[%s fold %d] epoch %d/%d lr %.3g | train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s, %.0f img/s",
-                mc->name, js->job.fold, epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
+            mc->name, js->job.fold, epoch + 1, mc->epochs, lr, tl, ta, vl, va, secs + vsecs, ips);
         if (js->g_size > 1) { /* the leader's training time in the gradient all-reduce: waited for after
                                   backward (exposed), and in all (with the buckets' starts and tests in backward) */
             double share = secs > 0 ? 100.0 / secs : 0.0;
@@ -687,6 +703,7 @@ static fl_code job_train(job_state *js, fl_error *err)
     while (js->prog.epoch < mc->epochs) {
         int epoch = js->prog.epoch;
         double lr = fl_schedule_lr(mc, epoch), tl = 0, ta = 0, secs = 0, vl = 0, va = 0;
+        fl_stop_note_epoch(epoch + 1);
         js->comm_seconds = js->comm_exposed = 0;
         if ((rc = fl_model_set_lr(js->model, lr, err)) || (rc = job_train_epoch(js, epoch, &tl, &ta, &secs, err)))
             return rc;
@@ -801,8 +818,9 @@ static fl_code job_write_settings(job_state *js, fl_error *err)
     return rc;
 }
 
-fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, fl_error *err)
+fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, int *inference_changed, fl_error *err)
 {
+    *inference_changed = 0;
     char dir[4096], path[4200];
     fl_job_dir(env, job, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/settings.txt", dir);
@@ -814,8 +832,28 @@ fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, fl_error
     fl_code rc = fl_settings_of_job(env->cfg, job->model, job->fold, &env->model_data[job->model]->info,
                                     env->fingerprint, env->train_labels, env->train_fold, text, err);
     if (!rc)
-        rc = fl_settings_check(path, text, err);
+        rc = fl_settings_check(path, text, inference_changed, err);
     free(text);
+    return rc;
+}
+
+fl_code fl_job_repredict(const fl_job_env *env, const fl_job *job, fl_error *err)
+{
+    char dir[4096], path[4200];
+    fl_job_dir(env, job, dir, sizeof dir);
+    char *text = malloc(FL_SETTINGS_MAX);
+    if (!text)
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    fl_code rc = fl_settings_of_job(env->cfg, job->model, job->fold, &env->model_data[job->model]->info,
+                                    env->fingerprint, env->train_labels, env->train_fold, text, err);
+    snprintf(path, sizeof path, "%s/settings.txt", dir);
+    if (!rc)
+        rc = fl_write_file_atomic(path, text, strlen(text), err);
+    free(text);
+    snprintf(path, sizeof path, "%s/preds.h5", dir);
+    if (!rc && unlink(path) != 0 && errno != ENOENT)
+        rc = fl_fail(err, FL_EIO, "%s: cannot remove the predictions of the earlier predict_with/tta (%s)", path,
+                     strerror(errno));
     return rc;
 }
 

@@ -32,6 +32,7 @@
 #include "dist/group.h"
 #include "dist/jobq.h"
 #include "trainer/spec.h"
+#include "trainer/torch/bridge.h"
 
 /* One data file of the run and its loaders. A model may have its own data
  * file (another image size); every data file of a run holds the same rows
@@ -68,6 +69,11 @@ typedef struct {
 /* The job's seed: a function of run.seed, the model name and the fold only. */
 uint64_t fl_job_seed(const fl_train_config *cfg, const fl_job *job);
 
+/* The model spec (trainer/torch/bridge.h) of model config mc on data file
+ * in, without seeds, device or shared backbone: what fl_model_check_spec
+ * checks before a run writes anything. */
+void fl_job_model_spec(const fl_model_cfg *mc, const fl_data_info *in, fl_model_spec *spec);
+
 /* RUN_DIR/<model>/fold<k> into buf. */
 void fl_job_dir(const fl_job_env *env, const fl_job *job, char *buf, size_t n);
 
@@ -75,8 +81,15 @@ void fl_job_dir(const fl_job_env *env, const fl_job *job, char *buf, size_t n);
 int fl_job_is_done(const fl_job_env *env, const fl_job *job);
 
 /* Compares the job's settings.txt, if it has one, with what the config gives
- * now (trainer/settings.h): FL_EINPUT naming the first difference. */
-fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, fl_error *err);
+ * now (trainer/settings.h): FL_EINPUT naming the first difference. Changes
+ * only to predict_with or tta are no error: *inference_changed = 1. */
+fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, int *inference_changed, fl_error *err);
+
+/* After fl_job_check_settings found only predict_with or tta changed (and
+ * no live trainer holds the job): writes the job's settings.txt anew and
+ * removes its preds.h5, so that the job, resumed from its last.pt with every
+ * epoch done, re-predicts with the new settings and trains nothing. */
+fl_code fl_job_repredict(const fl_job_env *env, const fl_job *job, fl_error *err);
 
 /* Trains and predicts one job (collective over env->group): from its last.pt
  * when it has one. A stop signal (dist/stop.h) ends it after the current

@@ -9,6 +9,7 @@
 
 #include "dataset/datafile.h"
 #include "dist/vote_sum.h"
+#include "dist/vote_weights.h"
 #include "trainer/order.h"
 #include "trainer/settings.h"
 
@@ -257,6 +258,59 @@ static fl_code run_read_classes(fl_run *run, fl_error *err)
     return rc;
 }
 
+/* ---- weights ------------------------------------------------------------------ */
+
+/* weights.txt's weights and temperatures for the chosen models when they
+ * apply (see run.h), and the line that says which weights the vote uses. */
+static fl_code run_weights(fl_run *run, const char *models, const char *method, fl_error *err)
+{
+    char path[FL_PATH_MAX + 64], why[160] = "";
+    fl_vote_weights_path(run->dir, path, sizeof path);
+    struct stat st;
+    int present = stat(path, &st) == 0;
+    if (present && method && strcmp(method, "soft-soft"))
+        snprintf(why, sizeof why, "--method %s", method);
+    else if (present && run->n_models != run->man.n_models)
+        snprintf(why, sizeof why, "--models %s", models);
+    if (present && !why[0]) {
+        fl_vote_weights w;
+        fl_code rc = fl_vote_weights_read(run->dir, &w, err);
+        if (rc)
+            return rc;
+        int named = 0;
+        for (int m = 0; m < w.n_models; m++)
+            for (int q = 0; q < run->n_models; q++)
+                named += !strcmp(w.models[m].name, run->models[q].name);
+        if (!w.present || named != run->n_models || w.n_models != run->n_models)
+            return fl_fail(err, FL_EINPUT,
+                           "%s: names other models than %s/run.cfg (%d model lines, %d of the run's %d models) HINT: "
+                           "rerun foldline vote RUN_DIR --fit-weights to fit the run's models",
+                           path, run->dir, w.n_models, named, run->n_models);
+        run->fitted = 1;
+        snprintf(run->method, sizeof run->method, "soft-soft");
+        size_t used = (size_t)snprintf(run->weights_line, sizeof run->weights_line, "fitted, from %s (by %s%s):", path,
+                                       w.metric, w.fitted_temperature ? ", with temperatures" : "");
+        for (int q = 0; q < run->n_models; q++) {
+            const fl_vote_weight *e = fl_vote_weights_find(&w, run->models[q].name);
+            run->models[q].weight = e->weight;
+            run->models[q].temperature = e->temperature;
+            if (used < sizeof run->weights_line)
+                used += (size_t)snprintf(run->weights_line + used, sizeof run->weights_line - used,
+                                         "%s %s %.4g (T %.4g)", q ? "," : "", e->name, e->weight, e->temperature);
+        }
+        return FL_OK;
+    }
+    size_t used = (size_t)snprintf(run->weights_line, sizeof run->weights_line, "run.cfg's:");
+    for (int q = 0; q < run->n_models && used < sizeof run->weights_line; q++)
+        used += (size_t)snprintf(run->weights_line + used, sizeof run->weights_line - used, "%s %s %g", q ? "," : "",
+                                 run->models[q].name, run->models[q].weight);
+    if (why[0] && used < sizeof run->weights_line)
+        snprintf(run->weights_line + used, sizeof run->weights_line - used,
+                 " (not %s's fitted weights: they weigh the soft-soft vote of all the run's models, not %s)", path,
+                 why);
+    return FL_OK;
+}
+
 fl_code fl_run_open(const char *dir, const char *models, const char *method, fl_run *run, fl_error *err)
 {
     memset(run, 0, sizeof *run);
@@ -285,8 +339,11 @@ fl_code fl_run_open(const char *dir, const char *models, const char *method, fl_
             fl_run_model *rm = &run->models[run->n_models++];
             snprintf(rm->name, sizeof rm->name, "%s", run->man.models[m].name);
             rm->weight = run->man.models[m].weight;
+            rm->temperature = 1.0;
             snprintf(rm->predict_with, sizeof rm->predict_with, "best_acc");
         }
+    if ((rc = run_weights(run, models, method, err)))
+        return rc;
     if (fl_vote_method_is_per_model(run->method) && run->n_models != 1)
         return fl_fail(err, FL_EUSAGE,
                        "method %s%s votes within one model, and %d models are chosen HINT: add --models NAME with one "
@@ -333,6 +390,9 @@ int fl_run_inputs(const fl_run *run, char **paths, int max)
         paths[n++] = strdup(path);
     if (n < max)
         paths[n++] = strdup(run->man.data_file);
+    fl_vote_weights_path(run->dir, path, sizeof path);
+    if (run->fitted && n < max)
+        paths[n++] = strdup(path);
     for (int m = 0; m < run->n_models; m++)
         for (int i = 0; i < run->man.n_folds; i++) {
             static const char *const files[] = {"settings.txt", "preds.h5"};

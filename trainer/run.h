@@ -8,6 +8,16 @@
  * head, optimizer, batch, predict_with and the test-time views. The weights
  * are the checkpoint predict_with names (<predict_with>.pt), the one the
  * fold's preds.h5 came from. The class names come from the data file.
+ *
+ * Weights: RUN_DIR/ensemble/weights.txt (`vote --fit-weights`, dist/
+ * vote_weights.h), when it exists, weighs the vote that `vote` submitted:
+ * the soft-soft vote of all the run's models, each fold tempered with its
+ * model's T. With the default method (even when run.cfg's vote_method is
+ * another: vote's submission is then the fitted soft-soft vote) or
+ * --method soft-soft, and every model chosen, the run takes the fitted
+ * weights and temperatures (fitted = 1). Another method or a subset of the
+ * models keeps run.cfg's weights: the fitted ones were fitted for the whole
+ * soft-soft ensemble; weights_line says so.
  */
 #ifndef FOLDLINE_RUN_H
 #define FOLDLINE_RUN_H
@@ -20,7 +30,8 @@
 
 typedef struct {
     char name[FL_NAME_MAX];
-    double weight;              /* run.cfg's */
+    double weight;              /* run.cfg's, or weights.txt's when the run is fitted */
+    double temperature;         /* weights.txt's when fitted, else 1 */
     char backbone[FL_PATH_MAX]; /* "smallcnn", ..., "torchscript:PATH" */
     int frozen;                 /* freeze_backbone: the folds share one backbone */
     double backbone_lr_scale;
@@ -40,7 +51,9 @@ typedef struct {
 typedef struct {
     char dir[FL_PATH_MAX];
     fl_manifest man;
-    char method[16]; /* the vote: --method, else run.cfg's vote_method */
+    char method[16];         /* the vote: --method, else soft-soft with weights.txt, else run.cfg's vote_method */
+    int fitted;              /* the models' weights and temperatures are weights.txt's (method soft-soft) */
+    char weights_line[1024]; /* which weights: "fitted, from ...: a 0.6 (T 1.2), ..." or "run.cfg's: ..." */
     int num_classes;
     char **classes; /* (num_classes) names, from the data file */
     int n_models;   /* the chosen ones, in run.cfg's order */
@@ -52,7 +65,9 @@ typedef struct {
  * must be complete (settings.txt, preds.h5 and its checkpoint): a run with
  * missing folds is FL_EINPUT listing them with a HINT. A per-model method
  * (soft, hard) needs exactly one chosen model. A TorchScript backbone must
- * be the very file the run trained with (size and hash). */
+ * be the very file the run trained with (size and hash). weights.txt is
+ * applied as said above; a malformed one, or one that does not name exactly
+ * the run's models, is FL_EINPUT with a HINT. */
 fl_code fl_run_open(const char *dir, const char *models, const char *method, fl_run *run, fl_error *err);
 void fl_run_free(fl_run *run);
 

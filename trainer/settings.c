@@ -1,5 +1,7 @@
-/* settings.c -- see settings.h. Values are printed with %.17g, so that equal
- * doubles print equal and different ones differ. A TorchScript backbone is
+/* settings.c -- see settings.h. Values are printed in the shortest form that
+ * reads back as the same double (num()), so that equal doubles print equal
+ * and different ones differ; a file written with %.17g (before) compares
+ * equal number by number. A TorchScript backbone is
  * recorded with its file's size and a hash of its bytes, so that a module
  * replaced under the same name is a change. */
 #include "trainer/settings.h"
@@ -148,6 +150,22 @@ static void put(text *t, const char *fmt, ...)
         t->len += (size_t)n;
 }
 
+/* The shortest "%.{p}g" of v that reads back as v (0.9, not %.17g's
+ * 0.90000000000000002): equal doubles print equal, different ones differ.
+ * A ring of buffers, so that one put() may hold several. */
+static const char *num(double v)
+{
+    static char ring[16][32];
+    static int next;
+    char *b = ring[next++ % 16];
+    for (int p = 1; p <= 17; p++) {
+        snprintf(b, 32, "%.*g", p, v);
+        if (strtod(b, NULL) == v)
+            break;
+    }
+    return b;
+}
+
 static const char *op_name(fl_op_kind k)
 {
     switch (k) {
@@ -179,18 +197,18 @@ static fl_code put_model(text *t, const fl_model_cfg *m, fl_error *err)
      * that scheme, so that a run begun under another one is refused rather than resumed differently. */
     put(t, "models.%s.freeze_backbone = %d%s\n", k, m->freeze_backbone,
         m->freeze_backbone ? " (folds share backbone, batches, draws: v1)" : "");
-    put(t, "models.%s.backbone_lr_scale = %.17g\n", k, m->backbone_lr_scale);
+    put(t, "models.%s.backbone_lr_scale = %s\n", k, num(m->backbone_lr_scale));
     put(t, "models.%s.head = %s hidden %d act %s\n", k, m->head_type, m->head_hidden, m->head_act);
     put(t, "models.%s.epochs = %d\n", k, m->epochs);
     put(t, "models.%s.batch = %d\n", k, m->batch);
-    put(t, "models.%s.optimizer = %s lr %.17g weight_decay %.17g momentum %.17g nesterov %d\n", k, m->optimizer,
-        m->lr, m->weight_decay, m->momentum, m->nesterov);
-    put(t, "models.%s.clip_grad_norm = %.17g\n", k, m->clip_grad_norm);
-    put(t, "models.%s.schedule = %s step_size %d gamma %.17g warmup_epochs %d min_lr %.17g\n", k, m->schedule,
-        m->step_size, m->gamma, m->warmup_epochs, m->min_lr);
+    put(t, "models.%s.optimizer = %s lr %s weight_decay %s momentum %s nesterov %d\n", k, m->optimizer, num(m->lr),
+        num(m->weight_decay), num(m->momentum), m->nesterov);
+    put(t, "models.%s.clip_grad_norm = %s\n", k, num(m->clip_grad_norm));
+    put(t, "models.%s.schedule = %s step_size %d gamma %s warmup_epochs %d min_lr %s\n", k, m->schedule, m->step_size,
+        num(m->gamma), m->warmup_epochs, num(m->min_lr));
     if (fl_schedule_per_step(m)) /* only then: the settings of earlier runs stay as they were */
-        put(t, "models.%s.schedule.warmup = %.17g\n", k, m->warmup);
-    put(t, "models.%s.label_smoothing = %.17g\n", k, m->label_smoothing);
+        put(t, "models.%s.schedule.warmup = %s\n", k, num(m->warmup));
+    put(t, "models.%s.label_smoothing = %s\n", k, num(m->label_smoothing));
     /* Under the key that gave it, and only when not the default: a run begun
      * before the key existed trained in fp32 (fl_settings_check compares the
      * precision lines as one value, fp32 when absent). */
@@ -211,10 +229,12 @@ static fl_code put_model(text *t, const fl_model_cfg *m, fl_error *err)
         for (int i = 0; i < st->n_ops; i++) {
             const fl_aug_op *o = &st->ops[i];
             /* Every parameter, whatever the op: an op's unused fields keep their defaults. */
-            put(t, " %s(p %.17g degrees %.17g alpha %.17g sigma %.17g num_steps %d distort_limit %.17g "
-                   "brightness_limit %.17g contrast_limit %.17g num_holes %d size %.17g%s",
-                op_name(o->kind), o->p, o->degrees, o->alpha, o->sigma, o->num_steps, o->distort_limit,
-                o->brightness_limit, o->contrast_limit, o->num_holes, o->size, o->size_in_pixels ? " px" : "");
+            put(t,
+                " %s(p %s degrees %s alpha %s sigma %s num_steps %d distort_limit %s brightness_limit %s "
+                "contrast_limit %s num_holes %d size %s%s",
+                op_name(o->kind), num(o->p), num(o->degrees), num(o->alpha), num(o->sigma), o->num_steps,
+                num(o->distort_limit), num(o->brightness_limit), num(o->contrast_limit), o->num_holes, num(o->size),
+                o->size_in_pixels ? " px" : "");
             put(t, ")");
         }
         put(t, "\n");
@@ -238,10 +258,10 @@ fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, cons
     const fl_model_cfg *m = &cfg->models[model]; /* its own data.mean/std or the top-level ones */
     put(&t, "data.mean =");
     for (int c = 0; c < m->n_mean; c++)
-        put(&t, " %.17g", m->mean[c]);
+        put(&t, " %s", num(m->mean[c]));
     put(&t, "\ndata.std =");
     for (int c = 0; c < m->n_std; c++)
-        put(&t, " %.17g", m->std[c]);
+        put(&t, " %s", num(m->std[c]));
     put(&t, "\nrun.seed = %u\n", cfg->seed);
     put(&t, "fold = %d\n", fold);
     fl_code rc = put_model(&t, &cfg->models[model], err);
@@ -291,6 +311,10 @@ int fl_settings_value(const char *textp, const char *key, char *val, size_t n)
     for (const char *line = textp; line && *line;) {
         const char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len == klen + 2 && !strncmp(line, key, klen) && !strncmp(line + klen, " =", 2)) {
+            val[0] = '\0'; /* an empty list: "models.m.tta =" */
+            return 1;
+        }
         if (len > klen + 3 && !strncmp(line, key, klen) && !strncmp(line + klen, " = ", 3)) {
             size_t vl = len - klen - 3 < n - 1 ? len - klen - 3 : n - 1;
             memcpy(val, line + klen + 3, vl);
@@ -302,8 +326,47 @@ int fl_settings_value(const char *textp, const char *key, char *val, size_t n)
     return 0;
 }
 
-fl_code fl_settings_check(const char *path, const char *now, fl_error *err)
+/* Two values the same: equal text, or, token by token, equal text or equal
+ * numbers (a settings.txt written with %.17g against the shortest form). */
+static int settings_same(const char *a, const char *b)
 {
+    if (!strcmp(a, b))
+        return 1;
+    while (*a && *b) {
+        size_t la = strcspn(a, " "), lb = strcspn(b, " ");
+        if (la != lb || strncmp(a, b, la)) {
+            char ta[64], tb[64], *ea, *eb;
+            if (la >= sizeof ta || lb >= sizeof tb)
+                return 0;
+            memcpy(ta, a, la);
+            ta[la] = '\0';
+            memcpy(tb, b, lb);
+            tb[lb] = '\0';
+            double x = strtod(ta, &ea), y = strtod(tb, &eb);
+            if (ea == ta || *ea || eb == tb || *eb || x != y)
+                return 0;
+        }
+        a += la;
+        b += lb;
+        if (*a != *b)
+            return 0;
+        a += *a == ' ';
+        b += *b == ' ';
+    }
+    return !*a && !*b;
+}
+
+/* Keys that change only how a trained model predicts (predict_with, tta). */
+static int settings_inference_key(const char *key)
+{
+    size_t n = strlen(key);
+    return (n > 13 && !strcmp(key + n - 13, ".predict_with")) || (n > 4 && !strcmp(key + n - 4, ".tta"));
+}
+
+fl_code fl_settings_check(const char *path, const char *now, int *inference_changed, fl_error *err)
+{
+    if (inference_changed)
+        *inference_changed = 0;
     FILE *f = fopen(path, "r");
     if (!f) {
         if (errno == ENOENT || errno == ENOTDIR) /* no such job yet (making its folder will say why) */
@@ -338,7 +401,9 @@ fl_code fl_settings_check(const char *path, const char *now, fl_error *err)
                     in_saved = in_now = 1;
                     snprintf(key, sizeof key, "%s", w == 0 ? kn : ks);
                 }
-                if (!in_saved || !in_now || strcmp(a, b)) {
+                if (in_saved && in_now && !settings_same(a, b) && inference_changed && settings_inference_key(key)) {
+                    *inference_changed = 1;
+                } else if (!in_saved || !in_now || !settings_same(a, b)) {
                     rc = fl_fail(err, FL_EINPUT,
                                  "%s: the run was trained with %s = %s, the config now gives %s HINT: foldline train "
                                  "CONFIG --restart discards the run's results; or give the changed config another "

@@ -35,8 +35,12 @@ fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, cons
 
 /* Compares the settings saved at path with now (a text of fl_settings_of_job).
  * A missing file is no difference (FL_OK). A difference is FL_EINPUT naming
- * the key and both values, with a HINT. */
-fl_code fl_settings_check(const char *path, const char *now, fl_error *err);
+ * the key and both values, with a HINT; numbers compare as numbers (a file
+ * of an older foldline printed them with %.17g). With inference_changed
+ * (not NULL), differences only in keys that change how a trained model
+ * predicts (models.M.predict_with, models.M.tta) are no error: FL_OK and
+ * *inference_changed = 1 (the job re-predicts from its checkpoints). */
+fl_code fl_settings_check(const char *path, const char *now, int *inference_changed, fl_error *err);
 
 /* The value of key in a settings text ("key = value" lines) into val (n
  * bytes); 0 when the text has no such key. */

@@ -48,7 +48,7 @@ cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 ||
 log "built in $(( $(date +%s) - t0 )) s: $(grep 'foldline: libtorch' "$out/cmake.log" | sed 's/^-- //')"
 fl=./build-gpu/foldline
 $fl --version | tee -a "$out/summary.txt"
-$fl --version | grep -q 'CUDA on, [1-9]' || { log "FAIL: the binary does not see a GPU"; exit 1; }
+$fl --version | grep -q 'CUDA built, [1-9]' || { log "FAIL: the binary does not see a GPU"; exit 1; }
 
 pin2=""; command -v taskset >/dev/null && pin2="taskset -c 0,1"
 step test_model_cpu timeout 300 env FOLDLINE_TEST_DEVICE=cpu $pin2 ./build-gpu/test_model

@@ -163,6 +163,9 @@ class FoldParallel(unittest.TestCase):
     def test_three_ranks_give_the_predictions_of_one_process_bit_for_bit(self):
         rc, out, err, _ = R.once("np3", 3)
         self.assertEqual(rc, 0, err)
+        if os.cpu_count() < 3:  # more ranks than cores: said once, naming the host
+            self.assertEqual(err.count("runs 3 ranks on %d core" % os.cpu_count()), 1, err)
+            self.assertIn("(oversubscribed)", err)
         self.assert_same_predictions("np3")
 
     def test_launch_mpirun_sh_starts_np_ranks_with_their_threads(self):
@@ -439,6 +442,51 @@ class StopsAndFailures(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertTrue(os.path.exists(os.path.join(R.run_dir("term"), "ensemble", "submission.csv")))
         self.assert_same_as_one_process("term")
+
+    def test_sigint_to_mpirun_says_where_it_stopped_and_a_rerun_resumes(self):
+        # Ctrl-C: Open MPI's mpirun sends the ranks SIGTERM, then SIGKILL one second later, and exits 1
+        # whatever they return (measured with Open MPI 4.1). Rank 0 says at once, from its signal
+        # handler, at which epoch it stops and that last.pt keeps every finished epoch; the rerun
+        # resumes there.
+        longer = model_text("m", epochs=25).replace("batch = 32", "batch = 2")  # still training when the signal comes
+        cfg, p = self.start("int", 2, models=[longer], extra="folds = { use = [0, 1]; };")
+        time.sleep(0.3)
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=60)
+        self.assertNotEqual(rc, 0)
+        out, err = self.output("int")
+        said = re.findall(r"foldline: SIGTERM from the MPI launcher: stopping at epoch (\d+) .*last.pt keeps every "
+                          r"finished epoch.*Rerun the same command to resume", err)
+        self.assertEqual(len(said), 1, err)
+        rc, out, err, _ = mpirun(2, "train", cfg)
+        self.assertEqual(rc, 0, err)
+        resumed = [int(e) for e in re.findall(r"\[m fold \d\] resumed from last.pt at epoch (\d+)/", out)]
+        self.assertTrue(set(resumed) & {int(said[0]), int(said[0]) + 1}, out)  # rank 0's job lost no finished epoch
+        self.assertTrue(os.path.exists(os.path.join(R.run_dir("int"), "ensemble", "submission.csv")))
+
+    def test_sigint_to_launch_mpirun_sh_stops_with_status_75_and_a_rerun_resumes(self):
+        # launch/mpirun.sh passes Ctrl-C on as SIGUSR1, which mpirun forwards and waits for.
+        cfg = R.config("sh_int", models=[SLOW])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMPI_ALLOW_RUN_AS_ROOT")}
+        env.update(NP="2", THREADS="1", OVERSUBSCRIBE="1", FOLDLINE=FOLDLINE, MPIRUN=MPIRUN)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "launch", "mpirun.sh")
+        with open(R.path("sh_int.out"), "w") as out, open(R.path("sh_int.err"), "w") as err:
+            p = subprocess.Popen(["bash", script, cfg], stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and p.poll() is None:
+            with open(R.path("sh_int.out")) as f:
+                if "epoch 1/" in f.read():
+                    break
+            time.sleep(0.02)
+        p.send_signal(signal.SIGINT)
+        self.assertEqual(p.wait(timeout=120), 75)
+        out, err = self.output("sh_int")
+        self.assertGreaterEqual(len(re.findall(r"job m fold \d: stopped by SIGUSR1 at epoch \d+ step \d+", err)), 1, err)
+        self.assertIn("Rerun the same command to resume (exit status 75)", err)
+        rc, out, err, _ = mpirun(2, "train", cfg)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("resumed from last.pt", out)
+        self.assert_same_as_one_process("sh_int")
 
     def test_a_killed_rank_ends_every_rank_within_a_minute(self):
         cfg, p = self.start("kill9", 2, extra="dist = { ranks_per_job = 2; };",

@@ -12,7 +12,12 @@ each with a test-time view) and voted, once for the whole file. Then:
 - bad input: an unreadable image skipped with a warning (refused with --strict), an empty folder, a
   run with a missing fold, a data file of another size, and output paths that cannot be written;
 - export: torch.jit.load of the module (Debian's torch 1.13; torch 2.x from a venv when there is one)
-  gives predict's probabilities within 1e-5, for the fine-tuned model, the frozen fused one and both.
+  gives predict's probabilities within 1e-5, for the fine-tuned model, the frozen fused one and both;
+- fitted weights: a copy of the run voted with --fit-weights --fit-temperature (weights.txt): predict
+  gives exactly that vote's submission.csv and the fitted soft-soft probabilities recomputed with numpy
+  from preds.h5 and weights.txt within 1e-6, export matches it within 1e-5, both say which weights they
+  used; another --method or a subset of --models falls back to run.cfg's weights with a line saying so;
+  a malformed weights.txt or one naming other models is one line with a HINT.
 """
 
 import csv
@@ -101,6 +106,12 @@ class PredictTest(unittest.TestCase):
         rc, out, err = run("vote", cls.run_dir, "--quiet")
         assert rc == 0, err
         cls.submission = read_csv(os.path.join(cls.run_dir, "ensemble", "submission.csv"))
+        # the same run with fitted weights and temperatures (ensemble/weights.txt)
+        cls.fit_dir = os.path.join(cls.tmp, "runs", "fitted")
+        shutil.copytree(cls.run_dir, cls.fit_dir)
+        rc, out, err = run("vote", cls.fit_dir, "--fit-weights", "--fit-temperature", "--quiet")
+        assert rc == 0, err
+        cls.fit_submission = read_csv(os.path.join(cls.fit_dir, "ensemble", "submission.csv"))
         cls.setup_s = time.time() - t0
 
     @classmethod
@@ -110,11 +121,11 @@ class PredictTest(unittest.TestCase):
     def path(self, *p):
         return os.path.join(self.tmp, *p)
 
-    def preds(self, model):
+    def preds(self, model, run_dir=None):
         """The preds.h5 test probabilities of each fold of model, (folds, n_test, C)."""
         out = []
         for k in (0, 1):
-            with h5py.File(os.path.join(self.run_dir, model, "fold%d" % k, "preds.h5"), "r") as f:
+            with h5py.File(os.path.join(run_dir or self.run_dir, model, "fold%d" % k, "preds.h5"), "r") as f:
                 out.append(f["test/probs"][()].astype(np.float64))
         return np.stack(out)
 
@@ -123,8 +134,30 @@ class PredictTest(unittest.TestCase):
         num = sum(w * self.preds(m).sum(0) for m, w in weights.items())
         return num / sum(w * 2 for w in weights.values())
 
-    def predict(self, *args, ok=True, **kw):
-        rc, out, err = run("predict", self.run_dir, *args, **kw)
+    def fitted(self):
+        """weights.txt read here: {model: (weight, temperature)}."""
+        got = {}
+        with open(os.path.join(self.fit_dir, "ensemble", "weights.txt")) as f:
+            for line in f:
+                w = line.split()
+                if w and w[0] == "model":
+                    got[w[1]] = (float(w[2]), float(w[3]))
+        return got
+
+    def fitted_oracle(self, fitted=None):
+        """The fitted soft-soft vote: per model the mean over its folds of p^(1/T) renormalised, weighted."""
+        total = 0
+        for m, (w, t) in (fitted or self.fitted()).items():
+            p = self.preds(m, self.fit_dir)
+            if t != 1.0:
+                lp = np.log(p)
+                p = np.exp((lp - lp.max(-1, keepdims=True)) / t)
+                p = p / p.sum(-1, keepdims=True)
+            total = total + w * p.mean(0)
+        return total
+
+    def predict(self, *args, ok=True, run_dir=None, **kw):
+        rc, out, err = run("predict", run_dir or self.run_dir, *args, **kw)
         if ok:
             self.assertEqual(rc, 0, err)
         return rc, out, err
@@ -328,9 +361,9 @@ class PredictTest(unittest.TestCase):
 
     # ------------------------------------------------------------------------------------ export
 
-    def predict_probs(self, *args):
+    def predict_probs(self, *args, run_dir=None):
         """predict's full probability vectors (every class in the top-k) on the data file's test rows."""
-        rc, out, err = self.predict(self.data, "--out", "-", "--topk", str(CLASSES), *args)
+        rc, out, err = self.predict(self.data, "--out", "-", "--topk", str(CLASSES), *args, run_dir=run_dir)
         probs = np.zeros((37, CLASSES))
         for i, r in enumerate(read_csv(out, text=True)):
             for j in range(1, CLASSES + 1):
@@ -352,12 +385,12 @@ class PredictTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr.decode()[-2000:])
         return np.load(y)
 
-    def check_export(self, name, *args):
+    def check_export(self, name, *args, run_dir=None):
         module = self.path(name)
-        rc, out, err = run("export", self.run_dir, module, *args)
+        rc, out, err = run("export", run_dir or self.run_dir, module, *args)
         self.assertEqual(rc, 0, err)
         self.assertEqual(out, "")
-        want = self.predict_probs(*args)
+        want = self.predict_probs(*args, run_dir=run_dir)
         pythons = [("torch 1.13", "/usr/bin/python3")]
         torch2 = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "foldline",
                               "venv-torch2", "bin", "python")
@@ -373,6 +406,7 @@ class PredictTest(unittest.TestCase):
             self.assertLess(worst, 1e-5)
             print("\nexport %s vs predict (%s): max |diff| %.3g" % (" ".join(args) or "both models", label, worst),
                   file=sys.stderr)
+        return err, want, got
 
     def test_export_finetuned(self):
         self.check_export("tuned.pt", "--models", "tuned")
@@ -400,6 +434,122 @@ class PredictTest(unittest.TestCase):
         rc, out, err = run("export", self.run_dir, self.path("x.pt"), "--models", "nope")
         self.assertEqual(rc, 2)
         self.assertIn("the run's models are: tuned, frozen", err)
+
+    # ------------------------------------------------------------------------------------ fitted weights
+
+    def test_fitted_predict_is_vote(self):
+        fitted = self.fitted()
+        self.assertEqual(sorted(fitted), ["frozen", "tuned"])
+        # the fitted vote must differ from run.cfg's (weights 1, 0.5) for this test to tell them apart
+        plain = self.oracle({"tuned": 1.0, "frozen": 0.5})
+        want = self.fitted_oracle()
+        self.assertGreater(float(np.abs(want - plain).max()), 1e-3, fitted)
+        out = self.path("fitted.csv")
+        rc, _, err = self.predict(self.src + "/test", "--out", out, "--topk", str(CLASSES), run_dir=self.fit_dir)
+        self.assertIn("predict: weights fitted, from %s/ensemble/weights.txt (by logloss, with temperatures): "
+                      % self.fit_dir, err)
+        for m, (w, t) in fitted.items():
+            self.assertIn("%s %.4g (T %.4g)" % (m, w, t), err)
+        self.assertIn("(soft-soft)", err)
+        rows = read_csv(out)
+        sub = {r["image_path"]: r["target"] for r in self.fit_submission}
+        self.assertEqual({r["image_path"]: r["target"] for r in rows}, sub)
+        with h5py.File(self.data, "r") as f:
+            row_of = {(p.decode() if isinstance(p, bytes) else p): i for i, p in enumerate(f["test/paths"][()])}
+        worst = 0.0
+        for r in rows:
+            i = row_of[r["image_path"]]
+            self.assertEqual(int(r["target"]), int(np.argmax(want[i])), r)
+            worst = max(worst, abs(float(r["prob"]) - want[i][int(r["target"])]))
+            for j in range(1, CLASSES + 1):
+                worst = max(worst, abs(float(r["top%d_prob" % j]) - want[i][int(r["top%d" % j][1:])]))
+        self.assertLess(worst, 1e-6)
+        changed = sum(a["target"] != b["target"] for a, b in zip(self.submission, self.fit_submission))
+        print("\npredict vs preds.h5 (fitted weights %s): max |diff| %.3g; %d of %d classes differ from run.cfg's "
+              "weights" % (fitted, worst, changed, len(rows)), file=sys.stderr)
+        # --method soft-soft and --models naming every model are the same fitted vote
+        rc, same, err = self.predict(self.src + "/test", "--out", "-", "--topk", str(CLASSES), "--method",
+                                     "soft-soft", "--models", "frozen,tuned", run_dir=self.fit_dir)
+        self.assertIn("weights fitted", err)
+        with open(out) as f:
+            self.assertEqual(same, f.read())
+
+    def test_fitted_fallback(self):
+        """Another method, or a subset of the models: run.cfg's weights, and a line that says so."""
+        for args, why in ((("--method", "hard-hard"), "--method hard-hard"),
+                          (("--models", "frozen"), "--models frozen"),
+                          (("--models", "tuned", "--method", "soft"), "--method soft")):
+            rc, got, err = self.predict(self.data, "--out", "-", *args, run_dir=self.fit_dir)
+            rc, plain, _ = self.predict(self.data, "--out", "-", *args)
+            self.assertEqual(got, plain)
+            self.assertIn("predict: weights run.cfg's:", err)
+            self.assertIn("(not %s/ensemble/weights.txt's fitted weights: they weigh the soft-soft vote of all the "
+                          "run's models, not %s)" % (self.fit_dir, why), err)
+        rc, out, err = self.predict(self.data, "--out", "-")  # no weights.txt
+        self.assertIn("predict: weights run.cfg's: tuned 1, frozen 0.5\n", err)
+
+    def test_fitted_bad_weights(self):
+        path = os.path.join(self.fit_dir, "ensemble", "weights.txt")
+        with open(path) as f:
+            good = f.read()
+        try:
+            for text, what in ((good.replace("\nmodel frozen ", "\nmodel frozen x"), path + ":8: cannot read"),
+                               (good.replace("\nmodel frozen ", "\nmodel other "), path + ": names other models")):
+                with open(path, "w") as f:
+                    f.write(text)
+                for verb, out in (("predict", (self.data, "--out", "-")), ("export", (self.path("bad.pt"),))):
+                    rc, got, err = run(verb, self.fit_dir, *out)
+                    self.assertEqual(rc, 1, err)
+                    self.assertEqual(got, "")
+                    self.assertIn(what, err)
+                    self.assertIn("HINT: rerun foldline vote RUN_DIR --fit-weights", err)
+                    self.assertEqual(err.count("\n"), 1, err)
+                # another method does not read it
+                self.assertEqual(run("predict", self.fit_dir, self.data, "--out", "-", "--method", "hard-hard")[0], 0)
+        finally:
+            with open(path, "w") as f:
+                f.write(good)
+
+    def test_fitted_both_models(self):
+        """A weights.txt as vote writes it, with both weights and temperatures away from the fitted ones (the
+        fit above may give one model all the weight): predict and export apply every model's T and weight."""
+        path = os.path.join(self.fit_dir, "ensemble", "weights.txt")
+        with open(path) as f:
+            good = f.read()
+        mine = {"tuned": (0.25, 0.5), "frozen": (0.75, 3.0)}
+        try:
+            with open(path, "w") as f:
+                f.write("format foldline-weights 1\nmetric acc\nrounds 4\ntemperature 1\n"
+                        "model tuned 0.25 0.5 1\nmodel frozen 0.75 3 3\n")
+            want = self.fitted_oracle(mine)
+            plain = self.oracle({"tuned": 1.0, "frozen": 0.5})
+            changed = int((want.argmax(1) != plain.argmax(1)).sum())
+            self.assertGreater(float(np.abs(want - plain).max()), 1e-3)
+            got = self.predict_probs(run_dir=self.fit_dir)
+            self.assertEqual(list(got.argmax(1)), list(want.argmax(1)))
+            worst = float(np.abs(got - want).max())
+            self.assertLess(worst, 1e-6)
+            err, _, module = self.check_export("mine.pt", run_dir=self.fit_dir)
+            self.assertIn("weights fitted, from %s (by acc, with temperatures): tuned 0.25 (T 0.5), frozen 0.75 (T 3)"
+                          % path, err)
+            self.assertLess(float(np.abs(module - want).max()), 1e-5)
+            print("\npredict vs numpy (weights.txt tuned 0.25 T 0.5, frozen 0.75 T 3): max |diff| %.3g; %d of 37 "
+                  "classes differ from run.cfg's weights" % (worst, changed), file=sys.stderr)
+        finally:
+            with open(path, "w") as f:
+                f.write(good)
+
+    def test_export_fitted(self):
+        err, want, got = self.check_export("fitted.pt", run_dir=self.fit_dir)
+        self.assertIn("export: weights fitted, from %s/ensemble/weights.txt" % self.fit_dir, err)
+        worst = float(np.abs(got - self.fitted_oracle()).max())
+        self.assertLess(worst, 1e-5)
+        self.assertEqual(list(got.argmax(1)), [int(r["target"]) for r in self.fit_submission])
+        print("\nexport (fitted weights) vs numpy's fitted vote: max |diff| %.3g" % worst, file=sys.stderr)
+        # a subset: run.cfg's weights (one model: its plain soft-soft mean)
+        err, want, got = self.check_export("fitted_tuned.pt", "--models", "tuned", run_dir=self.fit_dir)
+        self.assertIn("export: weights run.cfg's: tuned 1 (not ", err)
+        self.assertLess(float(np.abs(got - self.oracle({"tuned": 1.0})).max()), 1e-5)
 
     def test_help(self):
         rc, out, err = run("--help")

@@ -330,7 +330,7 @@ class OutputErrors(BadInputCase):
             f.write(b"precious bytes\x00\x01")
         before = sorted(os.listdir(self.outdir))
         res = common.prep(self.src, self.out)
-        self.assertEqual(res.rc, 1, res.stderr)
+        self.assertEqual(res.rc, 2, res.stderr)  # the path named on the command line: a usage mistake
         self.assertEqual(res.stderr.count("\n"), 1, res.stderr)
         self.assertTrue(res.stderr.startswith(PREFIX), res.stderr)
         self.assertIn("already exists", res.stderr)
@@ -355,12 +355,159 @@ class OutputErrors(BadInputCase):
         os.mkdir(d)
         before = sorted(os.listdir(self.outdir))
         res = common.prep(self.src, d, "--force")
-        self.assertEqual(res.rc, 1, res.stdout + res.stderr)
+        self.assertEqual(res.rc, 2, res.stdout + res.stderr)
         self.assertEqual(res.stderr.count("\n"), 1, res.stderr)
         self.assertTrue(res.stderr.startswith(PREFIX), res.stderr)
-        self.assertIn("isdir.h5", res.stderr)
+        self.assertIn("isdir.h5: is a directory", res.stderr)  # up front, not at the rename after decoding
+        self.assertNotIn("rename", res.stderr)
         self.assertTrue(os.path.isdir(d))
         self.assertEqual(sorted(os.listdir(self.outdir)), before)
+
+
+class HostileOutputs(BadInputCase):
+    """OUT is never a device, FIFO, socket or directory (nor a link to one), --force or not, and never
+    one of SRC's files; a symbolic link to a regular file is written through, the link kept."""
+
+    def refused(self, out, *needles, force=True):
+        st = os.lstat(out)
+        before = sorted(os.listdir(self.outdir))
+        res = common.prep(self.src, out, *(["--force"] if force else []))
+        self.assertEqual(res.rc, 2, res.stdout + res.stderr)
+        self.assertEqual(res.stderr.count("\n"), 1, res.stderr)
+        self.assertTrue(res.stderr.startswith(PREFIX), res.stderr)
+        for n in needles:
+            self.assertIn(n, res.stderr)
+        after = os.lstat(out)
+        self.assertEqual((after.st_ino, after.st_mode, after.st_size, after.st_mtime_ns),
+                         (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns))
+        self.assertEqual(sorted(os.listdir(self.outdir)), before)
+        return res.stderr
+
+    def test_dev_null_is_left_alone_with_force(self):
+        self.refused("/dev/null", "/dev/null: is a character device", "with or without --force")
+        self.assertTrue(os.path.exists("/dev/null") and not os.path.isfile("/dev/null"))
+
+    def test_a_fifo_is_refused_without_blocking(self):
+        fifo = os.path.join(self.outdir, "fifo.h5")
+        os.mkfifo(fifo)
+        self.refused(fifo, "is a FIFO")
+
+    def test_a_socket_is_refused(self):
+        import socket
+        path = os.path.join(self.outdir, "sock.h5")
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(path)
+        try:
+            self.refused(path, "is a socket")
+        finally:
+            s.close()
+
+    def test_a_link_to_stdout_is_refused(self):
+        link = os.path.join(self.outdir, "stdout.h5")
+        os.symlink("/proc/self/fd/1", link)  # foldline's stdout is the test's pipe
+        self.refused(link, "is a symbolic link to a FIFO")
+
+    def test_a_link_to_a_device_is_refused(self):
+        link = os.path.join(self.outdir, "null.h5")
+        os.symlink("/dev/null", link)
+        self.refused(link, "is a symbolic link to a character device")
+
+    def test_a_file_of_the_source_is_refused_by_inode(self):
+        alias = os.path.join(self.outdir, "alias.h5")
+        os.link(self.train_csv, alias)  # another name for SRC/train.csv
+        with open(self.train_csv, "rb") as f:
+            before = f.read()
+        self.refused(alias, "train.csv", "which this command reads")
+        with open(self.train_csv, "rb") as f:
+            self.assertEqual(f.read(), before)
+
+    def test_a_link_to_a_regular_file_is_written_through(self):
+        target = os.path.join(self.tmp, "target.h5")
+        with open(target, "wb") as f:
+            f.write(b"old")
+        link = os.path.join(self.outdir, "link.h5")
+        os.symlink(target, link)
+        res = common.prep(self.src, link, "--force", "--quiet")
+        self.assertEqual(res.rc, 0, res.stderr)
+        self.assertTrue(os.path.islink(link))
+        self.assertEqual(os.readlink(link), target)
+        d = common.read_data(target)
+        self.assertEqual(len(d["train"]["labels"]), 15)
+        self.assertEqual(sorted(os.listdir(self.outdir)), ["link.h5"])  # no temporary file beside the link
+
+    def test_classes_with_a_csv_layout_is_refused(self):
+        names = os.path.join(self.tmp, "names.txt")
+        with open(names, "w") as f:
+            f.write("a\nb\nc\n")
+        self.assertFails("--classes", "train.csv", opts=("--classes", names), rc=2)
+
+    def test_threads_beyond_the_cores_are_clamped_with_a_warning(self):
+        res = common.prep(self.src, self.out, "--threads", "1000")
+        self.assertEqual(res.rc, 0, res.stderr)
+        self.assertIn("warning: prep: --threads 1000 is more than the", res.stderr)
+        m = re_search(r"on (\d+) thread(s?)\n", res.stdout)
+        self.assertLessEqual(int(m.group(1)), os.cpu_count())
+        self.assertEqual(m.group(2), "" if m.group(1) == "1" else "s")  # "1 thread", "2 threads"
+
+    def test_one_thread_is_singular(self):
+        res = common.prep(self.src, self.out, "--threads", "1")
+        self.assertEqual(res.rc, 0, res.stderr)
+        self.assertIn(" on 1 thread\n", res.stdout)
+
+    def test_a_grey_source_with_the_defaults_is_said_once(self):
+        grey = os.path.join(self.tmp, "grey")
+        common.simple_layout(grey, [5, 5], size=12, seed=3, n_test=2, mode="L", fmt="png")
+        res = common.prep(grey, self.out)
+        self.assertEqual(res.rc, 0, res.stderr)
+        self.assertEqual(res.stdout.count("note: the source's images are grey, 12x12"), 1, res.stdout)
+        self.assertIn("3x224x224", res.stdout)
+        self.assertIn("--channels 1 --size 12x12 keeps the source's shape", res.stdout)
+        os.unlink(self.out)
+        res = common.prep(grey, self.out, "--channels", "1")  # asked for: no note
+        self.assertEqual(res.rc, 0, res.stderr)
+        self.assertNotIn("note:", res.stdout)
+        os.unlink(self.out)
+        res = common.prep(self.src, self.out)  # a colour source: no note
+        self.assertNotIn("note:", res.stdout)
+
+
+class CsvEncodings(BadInputCase):
+    """A CSV that is not UTF-8 text is named for what it is, in one short line."""
+
+    def write_raw(self, data):
+        with open(self.train_csv, "wb") as f:
+            f.write(data)
+
+    def text(self):
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([("class_name", "image_path", "target")] + self.lay.train)
+        return buf.getvalue()
+
+    def test_cr_line_endings_are_named_with_the_fix(self):
+        self.write_raw(self.text().replace("\n", "\r").encode())
+        line = self.assertFails("train.csv: has CR line endings", "dos2unix", "tr ")
+        self.assertLess(len(line), 400)  # not the file's text
+
+    def test_utf16_with_a_bom_names_the_encoding(self):
+        self.write_raw(self.text().encode("utf-16"))
+        self.assertFails("train.csv: is UTF-16", "iconv")
+
+    def test_utf16_without_a_bom_names_the_encoding(self):
+        self.write_raw(self.text().encode("utf-16-le"))
+        self.assertFails("train.csv: looks like UTF-16", "iconv")
+
+    def test_binary_data_names_the_byte(self):
+        data = self.text().encode()
+        self.write_raw(data[:40] + b"\x89PNG\x00\x00\xff" + data[40:])
+        line = self.assertFails("train.csv: binary data at byte 44")
+        self.assertNotIn("\\x", line)  # no raw bytes
+
+
+def re_search(pattern, text):
+    import re
+    m = re.search(pattern, text)
+    assert m, "%r not in %r" % (pattern, text)
+    return m
 
 
 class UsageErrors(BadInputCase):

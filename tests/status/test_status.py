@@ -53,8 +53,15 @@ class Status(TempDirTest):
         self.data = self.path("data.h5")
         write_data_file(self.data, n_per_class=200, size=24)
 
-    def config(self, name, models, progress_s=0.2, extra_run=""):
-        text = config_text(self.data, self.path("runs"), name, models)
+    def config(self, name, models, progress_s=0.2, extra_run="", long_epochs=False):
+        """long_epochs: a data file whose epochs last seconds, so that status.txt's heartbeat (at least
+        1 s apart) is written mid-epoch, whatever the machine's speed."""
+        data = self.data
+        if long_epochs:
+            data = self.path("big.h5")
+            if not os.path.exists(data):
+                write_data_file(data, n_per_class=2500, size=24)
+        text = config_text(data, self.path("runs"), name, models)
         text = text.replace("threads = 1;", "threads = 1; progress_s = %g; %s" % (progress_s, extra_run))
         return self.write(name + ".cfg", text)
 
@@ -111,7 +118,7 @@ class Status(TempDirTest):
         self.assertNotIn("ETA ?", out)  # fold 0's epochs give the model's speed
 
     def test_running_job_shows_host_pid_epoch_step_heartbeat_then_sigterm_makes_it_stopped_and_resumable(self):
-        cfg = self.config("live", [model(epochs=40)])
+        cfg = self.config("live", [model(epochs=40)], long_epochs=True)
         p = self.start(cfg)
         kv = self.wait_running(p, "live", min_step=3)
         before = snapshot(self.path("runs"))
@@ -144,7 +151,7 @@ class Status(TempDirTest):
         self.assertIn("0 running, 1 stopped, 0 failed, 1 pending", out)
 
     def test_killed_job_is_not_shown_running(self):
-        cfg = self.config("kill", [model(epochs=40)], extra_run="checkpoint_minutes = 0.001;")
+        cfg = self.config("kill", [model(epochs=40)], extra_run="checkpoint_minutes = 0.001;", long_epochs=True)
         p = self.start(cfg)
         self.wait_running(p, "kill", min_step=3)
         time.sleep(0.5)  # a timed checkpoint (every 0.06 s) has been written
@@ -185,7 +192,7 @@ class Status(TempDirTest):
         self.assertEqual(rc, 2)
 
     def test_watch_redraws_until_done(self):
-        cfg = self.config("w", [model(epochs=15)])
+        cfg = self.config("w", [model(epochs=3)], long_epochs=True)
         p = self.start(cfg)
         self.wait_running(p, "w")
         rc, out, err = run("status", self.path("runs", "w"), "--watch", "1", timeout=300)

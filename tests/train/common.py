@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 import h5py
@@ -84,6 +85,24 @@ def model_text(name, epochs=1, extra=""):
 def read_metrics(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def seconds_after(marker, argv, out_path, err_path, timeout=300):
+    """Runs argv with stdout to out_path and stderr to err_path, and returns (exit status, seconds from the
+    first stdout line holding marker to the exit). Tests that stop a run part-way use it to time their
+    signals as fractions of the uninterrupted run, so they stop it mid-run on a slow machine or a fast one."""
+    with open(out_path, "w") as o, open(err_path, "w") as e:
+        p = subprocess.Popen(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL)
+    t0 = None
+    deadline = time.time() + timeout
+    while p.poll() is None and time.time() < deadline:
+        if t0 is None:
+            with open(out_path) as f:
+                if marker in f.read():
+                    t0 = time.monotonic()
+        time.sleep(0.01)
+    rc = p.wait(timeout=max(1, deadline - time.time()))
+    return rc, time.monotonic() - (t0 if t0 is not None else time.monotonic())
 
 
 class TempDirTest(unittest.TestCase):

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import FOLDLINE, TempDirTest, config_text, run, write_data_file  # noqa: E402
+from common import FOLDLINE, TempDirTest, config_text, run, seconds_after, write_data_file  # noqa: E402
 
 STOPPED = 75
 FOLDS = 5
@@ -184,10 +184,13 @@ class Fused(TempDirTest):
     def test_a_stopped_fused_run_resumes_to_the_same_results(self):
         model = frozen_model(epochs=4, extra='predict_with = "last";', last_plain=3)
         self.write_data_big()
-        self.train(self.config("whole", model))
+        rc, whole = seconds_after("fused:", [FOLDLINE, "train", self.config("whole", model)], self.path("out.txt"),
+                                  self.path("err.txt"))
+        self.assertEqual(rc, 0, read(self.path("err.txt")))
         cfg = self.config("cut", model)
         stops = []
-        for delay in [0.5, 0.8, 0.6, 1.0, 0.7, 0.9] + [None] * 20:
+        for fraction in [0.2, 0.3, 0.25, 0.15, 0.3] + [None] * 20:
+            delay = None if fraction is None else fraction * whole
             with open(self.path("err.txt"), "w") as e, open(self.path("out.txt"), "w") as o:
                 p = subprocess.Popen([FOLDLINE, "train", cfg], stdout=o, stderr=e, stdin=subprocess.DEVNULL)
             if delay is not None:
@@ -219,7 +222,7 @@ class Fused(TempDirTest):
     def test_a_batch_the_folds_cannot_share_is_refused_naming_the_line(self):
         cfg = self.config("odd", frozen_model(batch=18))
         rc, out, err = run("train", cfg)
-        self.assertEqual(rc, 1)
+        self.assertEqual(rc, 2)  # a config mistake
         self.assertEqual(len(err.strip().splitlines()), 1, err)
         self.assertRegex(err, r"odd\.cfg:\d+: models\.\[0\]\.batch = 18: a frozen backbone's folds share each batch")
         self.assertIn("multiple of 4", err)
@@ -229,7 +232,7 @@ class Fused(TempDirTest):
     def test_fuse_folds_needs_a_frozen_backbone(self):
         model = frozen_model(fuse=True).replace("freeze_backbone = true;", "freeze_backbone = false;")
         rc, out, err = run("train", self.config("trained", model))
-        self.assertEqual(rc, 1)
+        self.assertEqual(rc, 2)  # a config mistake
         self.assertRegex(err, r"trained\.cfg:\d+: models\.\[0\]\.fuse_folds: only a frozen backbone's folds can share")
 
 

@@ -283,7 +283,7 @@ class Locks(TempDirTest):
 
     def test_lock_timeout_below_the_heartbeat_margin_is_a_config_error_naming_the_key(self):
         rc, out, err = run("train", self.cfg, "--set", "dist.lock_timeout_s=2")
-        self.assertEqual(rc, 1, err)
+        self.assertEqual(rc, 2, err)  # a config mistake
         self.assertIn("dist.lock_timeout_s: must be >= 5, found 2", err)
         self.assertFalse(os.path.exists(self.run_dir))
 

@@ -59,8 +59,7 @@ class PerModelData(TempDirTest):
         self.assertEqual(rc, 0, out + err)
         self.assertIn("(1, 24, 24) images; models b", out)
         run_dir = self.path("runs", "md")
-        for m, shape, mean, std in (("a", "1x16x16", "0.5", "0.25"), ("b", "1x24x24", "0.40000000000000002",
-                                                                      "0.29999999999999999")):
+        for m, shape, mean, std in (("a", "1x16x16", "0.5", "0.25"), ("b", "1x24x24", "0.4", "0.3")):
             for k in (0, 1):
                 d = os.path.join(run_dir, m, "fold%d" % k)
                 with h5py.File(os.path.join(d, "preds.h5")) as f:

@@ -32,6 +32,7 @@ class Precision(TempDirTest):
     start = test_resume.Resume.start
     wait_for_training = test_resume.Resume.wait_for_training
     interrupted_run = test_resume.Resume.interrupted_run
+    whole_run = test_resume.Resume.whole_run
     assert_same_results = test_resume.Resume.assert_same_results
 
     def setUp(self):
@@ -82,19 +83,17 @@ class Precision(TempDirTest):
 
     def test_a_stopped_bf16_run_resumes_bit_for_bit(self):
         m = [model(extra='predict_with = "last";')]
-        rc, out, err = run("train", self.config("whole", "bf16", m))
-        self.assertEqual(rc, 0, err)
-        stops = self.interrupted_run(self.config("cut", "bf16", m), [0.3, 0.8, 0.5, 1.1, 0.2, 0.9])
+        whole = self.whole_run(self.config("whole", "bf16", m))
+        stops = self.interrupted_run(self.config("cut", "bf16", m), [0.2, 0.3, 0.25, 0.15, 0.3], whole)
         self.assertGreaterEqual(len(stops), 2, stops)
         self.assert_same_results("whole", "cut")
 
     def test_a_stopped_fused_bf16_run_resumes_bit_for_bit(self):
         m = [model(extra='backbone = "resnet18"; freeze_backbone = true; predict_with = "last";').replace(
             'backbone = "smallcnn"; ', "")]
-        rc, out, err = run("train", self.config("whole", "bf16", m))
-        self.assertEqual(rc, 0, err)
-        self.assertIn("fused", out)
-        stops = self.interrupted_run(self.config("cut", "bf16", m), [0.5, 1.0, 0.7])
+        whole = self.whole_run(self.config("whole", "bf16", m))
+        self.assertIn("fused", read(self.path("out.txt")))
+        stops = self.interrupted_run(self.config("cut", "bf16", m), [0.3, 0.4], whole)
         self.assertGreaterEqual(len(stops), 1, stops)
         self.assert_same_results("whole", "cut")
 
@@ -122,22 +121,22 @@ class Precision(TempDirTest):
     def test_fp16_on_the_cpu_and_bad_values_are_refused_naming_file_line_key(self):
         cfg = self.config("h", "fp16")
         rc, out, err = run("train", cfg)
-        self.assertEqual(rc, 1, err)
+        self.assertEqual(rc, 2, err)  # a config mistake
         self.assertEqual(len(err.strip().splitlines()), 1, err)
         self.assertIn("%s:1: run.precision: \"fp16\" needs a CUDA device" % cfg, err)
         self.assertIn('HINT: use "bf16"', err)
         cfg = self.config("h2", None, [model(extra='precision = "fp16";')])
         rc, out, err = run("train", cfg)
-        self.assertEqual(rc, 1, err)
+        self.assertEqual(rc, 2, err)  # a config mistake
         self.assertIn("models.[0].precision", err)
         rc, out, err = run("train", self.config("h3", "fp8"))
-        self.assertEqual(rc, 1, err)
+        self.assertEqual(rc, 2, err)  # a config mistake
         self.assertIn("run.precision", err)
         self.assertIn("fp8", err)
         self.assertIn(":1:", err)
         cfg = self.write("h4.cfg", read(self.config("h4")).replace("threads = 1;", "threads = 1; precision = 16;"))
         rc, out, err = run("train", cfg)
-        self.assertEqual(rc, 1, err)
+        self.assertEqual(rc, 2, err)  # a config mistake
         self.assertIn("run.precision", err)
 
 

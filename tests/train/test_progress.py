@@ -41,8 +41,8 @@ class Progress(TempDirTest):
         return self.write("p.cfg", text.replace("threads = 1;", "threads = 1; progress_s = %g;" % progress_s))
 
     def test_a_log_gets_one_plain_line_per_interval_never_a_flood(self):
-        interval = 0.25
-        p = subprocess.Popen([FOLDLINE, "train", self.config(interval)], stdout=subprocess.PIPE,
+        interval = 0.15
+        p = subprocess.Popen([FOLDLINE, "train", self.config(interval, epochs=5)], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         lines = []  # (arrival time, text)
         with p.stdout:
@@ -79,7 +79,7 @@ class Progress(TempDirTest):
 
     def test_a_terminal_gets_one_line_rewritten_in_place(self):
         master, slave = pty.openpty()
-        p = subprocess.Popen([FOLDLINE, "train", self.config(0.2, epochs=2)], stdout=slave, stderr=slave,
+        p = subprocess.Popen([FOLDLINE, "train", self.config(0.1, epochs=3)], stdout=slave, stderr=slave,
                              stdin=subprocess.DEVNULL)
         os.close(slave)
         out = b""
@@ -98,13 +98,13 @@ class Progress(TempDirTest):
         os.close(master)
         self.assertEqual(p.wait(), 0, out)
         text = out.decode()
-        rewrites = re.findall(r"\r(\[m fold \d\] epoch \d+/2 step \d+/\d+ [^\r\n\033]*)\033\[K", text)
+        rewrites = re.findall(r"\r(\[m fold \d\] epoch \d+/3 step \d+/\d+ [^\r\n\033]*)\033\[K", text)
         self.assertGreaterEqual(len(rewrites), 3, text)
         for r in rewrites:
             self.assertTrue(LINE.match(r), r)
         # the progress lines never end in a newline; an ordinary line first clears them
         self.assertNotRegex(text, r"\| ETA epoch \S+, job \S+\033\[K\r?\n")
-        self.assertRegex(text, r"\033\[K\r\033\[K\[m fold 0\] epoch 1/2 lr")
+        self.assertRegex(text, r"\033\[K\r\033\[K\[m fold 0\] epoch 1/3 lr")
 
 
 class PrepProgress(TempDirTest):

@@ -4,7 +4,7 @@ loader and train: each is copied into a temp directory as configs/<name>.cfg bes
 stand-in TorchScript modules at the paths it names (../models/*.pt from configs/) and
 small data files at its data paths (data/sketch448.h5, data/sketch336.h5: 448 and 336 px,
 3 channels, 5 folds, a few rows), then `foldline train configs/<name>.cfg` runs from that
-directory with --set overrides of epochs (1), folds.use ([0]), threads and out_dir only;
+directory with --set overrides of epochs (1, or one past a curriculum's last stage), folds.use ([0]), threads and out_dir only;
 every model trains on its own data file and the run votes with the config's method.
 
 The modules are written with Debian's python3-torch; skipped (77) without it."""
@@ -84,10 +84,15 @@ class RecipeConfigs(TempDirTest):
     def train(self, name, method):
         shutil.copy(os.path.join(REPO, "configs", name + ".cfg"), self.path("configs"))
         text = read(self.path("configs", name + ".cfg"))
-        models = re.findall(r'^\s*name = "([^"]+)";', text, re.M)
+        found = list(re.finditer(r'^\s*name = "([^"]+)";', text, re.M))
+        models = [f.group(1) for f in found]
         sets = ["--set", "folds.use=[0]", "--set", "run.threads=1", "--set", "run.out_dir=runs"]
-        for m in models:
-            sets += ["--set", "models.%s.epochs=1" % m]
+        for i, f in enumerate(found):
+            # As few epochs as keep every augmentation stage (an unreachable stage is refused):
+            # 1, or one past a curriculum's last from_epoch.
+            block = text[f.start():found[i + 1].start() if i + 1 < len(found) else len(text)]
+            last = max([int(e) for e in re.findall(r"from_epoch = (\d+)", block)] or [0])
+            sets += ["--set", "models.%s.epochs=%d" % (f.group(1), last + 1)]
         rc, out, err = run("train", "configs/%s.cfg" % name, *sets, cwd=self.tmp)
         self.assertEqual(rc, 0, out + err)
         run_dir = self.path("runs", name)
@@ -103,7 +108,7 @@ class RecipeConfigs(TempDirTest):
         self.assertEqual(models, ["eva02_l_linear", "eva_g_linear", "eva02_l_mlp3_curriculum"])
         s = read(os.path.join(run_dir, "eva_g_linear", "fold0", "settings.txt"))
         self.assertIn("3x336x336, 5 folds", s)
-        self.assertIn("data.mean = 0.48499999999999999 0.45600000000000002 0.40600000000000003\n", s)
+        self.assertIn("data.mean = 0.485 0.456 0.406\n", s)
         s = read(os.path.join(run_dir, "eva02_l_mlp3_curriculum", "fold0", "settings.txt"))
         self.assertIn("3x448x448, 5 folds", s)
         self.assertIn("schedule = step step_size 5 gamma 0.5", s)
@@ -113,7 +118,7 @@ class RecipeConfigs(TempDirTest):
         self.assertEqual(models, ["eva02_l_ft", "eva_g_ft"])
         s = read(os.path.join(run_dir, "eva02_l_ft", "fold0", "settings.txt"))
         self.assertIn("freeze_backbone = 0", s)
-        self.assertIn("label_smoothing = 0.10000000000000001", s)
+        self.assertIn("label_smoothing = 0.1\n", s)
 
 
 if __name__ == "__main__":

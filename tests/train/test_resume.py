@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import FOLDLINE, TempDirTest, config_text, model_text, run, write_data_file  # noqa: E402
+from common import FOLDLINE, TempDirTest, config_text, model_text, run, seconds_after, write_data_file  # noqa: E402
 
 STOPPED = 75  # exit status of a training stopped at a checkpoint
 
@@ -52,15 +52,21 @@ class Resume(TempDirTest):
                 return
             time.sleep(0.02)
 
-    def interrupted_run(self, cfg, delays, sig=signal.SIGTERM):
-        """Starts cfg again and again, sending sig after each delay, until it completes.
-        Returns the stop messages seen."""
+    def whole_run(self, cfg):
+        """Trains cfg uninterrupted; returns the seconds from its "train:" header to its exit."""
+        rc, seconds = seconds_after("train:", [FOLDLINE, "train", cfg], self.path("out.txt"), self.path("err.txt"))
+        self.assertEqual(rc, 0, read(self.path("err.txt")))
+        return seconds
+
+    def interrupted_run(self, cfg, fractions, whole, sig=signal.SIGTERM):
+        """Starts cfg again and again, sending sig after each fraction of `whole` seconds (the
+        uninterrupted run's time), until it completes. Returns the stop messages seen."""
         stops = []
-        for d in list(delays) + [None] * 20:
+        for f in list(fractions) + [None] * 20:
             p = self.start(cfg)
-            if d is not None:
+            if f is not None:
                 self.wait_for_training(p)
-                time.sleep(d)
+                time.sleep(f * whole)
                 if p.poll() is None:
                     p.send_signal(sig)
             rc = p.wait(timeout=300)
@@ -83,10 +89,9 @@ class Resume(TempDirTest):
             self.assertEqual(ma, mb)  # every column but the timings
 
     def test_stopped_and_resumed_runs_give_bit_identical_predictions_and_metrics(self):
-        rc, out, err = run("train", self.config("whole", [model(extra='predict_with = "last";')]))
-        self.assertEqual(rc, 0, err)
+        whole = self.whole_run(self.config("whole", [model(extra='predict_with = "last";')]))
         stops = self.interrupted_run(self.config("cut", [model(extra='predict_with = "last";')]),
-                                     [0.3, 0.8, 0.5, 1.1, 0.2, 0.9, 0.6])
+                                     [0.2, 0.3, 0.25, 0.15, 0.3], whole)
         self.assertGreaterEqual(len(stops), 2, stops)
         self.assertTrue(any(not s.split(" step ")[1].startswith("0;") for s in stops), stops)  # mid-epoch too
         for s in stops:
@@ -158,7 +163,7 @@ class Resume(TempDirTest):
         self.assertEqual(len(line.splitlines()), 1, err)
         self.assertIn("settings.txt", line)
         self.assertIn("models.m.optimizer", line)
-        self.assertIn("lr 0.0030000000000000001", line)
+        self.assertIn("lr 0.003", line)
         self.assertIn("lr 0.001", line)
         self.assertIn("--restart", line)
 

@@ -98,11 +98,11 @@ class TorchScriptTrain(TempDirTest):
         text = config_text(self.data, self.path("runs"), models=models or [self.model(backbone, extra)])
         return self.write(os.path.join("cfg", "run.cfg"), text), text
 
-    def fails(self, backbone, *needles, extra=""):
+    def fails(self, backbone, *needles, extra="", status=1):
         cfg, text = self.config(backbone, extra)
         rc, out, err = run("train", cfg, cwd=self.tmp)
         lines = err.strip().splitlines()
-        self.assertEqual(rc, 1, err)
+        self.assertEqual(rc, status, err)
         self.assertEqual(len(lines), 1, err)
         self.assertTrue(lines[0].startswith("foldline: error: "), err)
         for n in needles:
@@ -196,8 +196,11 @@ class TorchScriptTrain(TempDirTest):
         cfg, text = self.config("torchscript:nope.pt")
         line = self.fails("torchscript:nope.pt", "run.cfg:%d: models.[0].backbone" % self.line_of(text, "nope.pt"),
                           os.path.join(self.path("cfg"), "nope.pt"), "No such file",
-                          "relative path starts at the config file's folder")
+                          "relative path starts at the config file's folder", status=2)  # a config mistake
         self.assertIn("HINT", line)
+        absolute = self.path("elsewhere", "nope.pt")
+        line = self.fails("torchscript:" + absolute, absolute, "the path is absolute", status=2)
+        self.assertNotIn("relative path", line)
 
     def test_a_file_that_is_not_torchscript_is_refused(self):
         with open(self.path("cfg", "junk.pt"), "wb") as f:

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Bad config and data for `foldline train`: one line on stderr naming the file, the line
-and the key, exit status 1, and no run started."""
+and the key, and no run started; exit status 2 for a config mistake (the fix is in the config or
+the command line), 1 for a data or runtime error (README, "Bad and hostile input")."""
 import os
 import sys
 import unittest
@@ -15,13 +16,13 @@ class TrainErrors(TempDirTest):
     def setUp(self):
         super().setUp()
         self.data = self.path("data.h5")
-        write_data_file(self.data, n_per_class=10)
+        write_data_file(self.data, n_per_class=40)  # 60 training rows a job: more than a batch
 
-    def fails(self, text, *needles, args=()):
+    def fails(self, text, *needles, args=(), status=2):
         cfg = self.write("bad.cfg", text)
         rc, out, err = run("train", cfg, *args)
         lines = err.strip().splitlines()
-        self.assertEqual(rc, 1, err)
+        self.assertEqual(rc, status, err)
         self.assertEqual(len(lines), 1, err)
         self.assertTrue(lines[0].startswith("foldline: error: "), err)
         for n in needles:
@@ -76,20 +77,20 @@ class TrainErrors(TempDirTest):
     def test_a_non_foldline_data_file_is_refused(self):
         other = self.path("other.h5")
         write_data_file(other, n_per_class=10, fmt="something-else")
-        self.fails(config_text(other, self.path("runs")), "other.h5", "not a foldline data file")
+        self.fails(config_text(other, self.path("runs")), "other.h5", "not a foldline data file", status=1)
 
     def test_a_wrong_schema_version_is_refused(self):
         v2 = self.path("v2.h5")
         write_data_file(v2, n_per_class=10, version=2)
-        self.fails(config_text(v2, self.path("runs")), "v2.h5", "version 2")
+        self.fails(config_text(v2, self.path("runs")), "v2.h5", "version 2", status=1)
 
     def test_a_plain_file_that_is_not_hdf5_is_refused(self):
         junk = self.write("junk.h5", "not hdf5 at all\n")
-        self.fails(config_text(junk, self.path("runs")), "junk.h5")
+        self.fails(config_text(junk, self.path("runs")), "junk.h5", status=1)
 
     def test_unwritable_out_dir_is_named(self):
         blocker = self.write("blocker", "a file where the run directory should go\n")
-        self.fails(config_text(self.data, os.path.join(blocker, "runs")), "run.out_dir", "blocker")
+        self.fails(config_text(self.data, os.path.join(blocker, "runs")), "run.out_dir", "blocker", status=1)
 
     def test_bad_override_names_the_set_option(self):
         self.fails(config_text(self.data, self.path("runs")), "--set models.0.epochs=0", args=("--set", "models.0.epochs=0"))

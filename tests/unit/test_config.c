@@ -209,21 +209,22 @@ static void test_torchscript_path_starts_at_the_config_folder(void)
     CHECK_STR(cfg.models[0].backbone, want);
     CHECK(cfg.models[0].backbone_line == 0);
     unlink(module);
-    CHECK(load_backbone(set + strlen("models.0.backbone="), "") == FL_EINPUT);
+    CHECK(load_backbone(set + strlen("models.0.backbone="), "") == FL_ECONFIG);
     char msg[512];
     snprintf(msg, sizeof msg,
              ":3: models.[0].backbone: cannot read the TorchScript module \"%s\" (No such file or directory) HINT: "
-             "a relative path starts at the config file's folder (/tmp/); launch/export_timm.py exports timm models",
+             "a relative path starts at the config file's folder (/tmp/), not the working directory; "
+             "launch/export_timm.py exports timm models",
              module);
     CHECK_MSG(msg);
 }
 
 static void test_torchscript_needs_a_path_and_unknown_backbones_say_so(void)
 {
-    CHECK(load_backbone("torchscript:", "") == FL_EINPUT);
+    CHECK(load_backbone("torchscript:", "") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].backbone: expected \"torchscript:PATH\" with the path of a TorchScript file, found "
               "\"torchscript:\" HINT: launch/export_timm.py writes one");
-    CHECK(load_backbone("vit", "") == FL_EINPUT);
+    CHECK(load_backbone("vit", "") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].backbone: unknown value \"vit\" HINT: use one of resnet18, resnet34, resnet50, "
               "smallcnn, smallresnet, mlp, or torchscript:PATH (a TorchScript file)");
 }
@@ -234,9 +235,9 @@ static void test_backbone_lr_scale_is_positive_and_only_for_a_trained_backbone(v
     CHECK(cfg.models[0].backbone_lr_scale == 1.0);
     CHECK(load_backbone("resnet18", "backbone_lr_scale = 0.1;") == FL_OK);
     CHECK(cfg.models[0].backbone_lr_scale == 0.1);
-    CHECK(load_backbone("resnet18", "backbone_lr_scale = 0.0;") == FL_EINPUT);
+    CHECK(load_backbone("resnet18", "backbone_lr_scale = 0.0;") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].backbone_lr_scale: must be > 0, found 0");
-    CHECK(load_backbone("resnet18", "backbone_lr_scale = 0.1; freeze_backbone = true;") == FL_EINPUT);
+    CHECK(load_backbone("resnet18", "backbone_lr_scale = 0.1; freeze_backbone = true;") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].backbone_lr_scale: only used with a trained backbone, but freeze_backbone = true "
               "HINT: remove it, or set freeze_backbone = false to fine-tune the backbone at lr * backbone_lr_scale");
 }
@@ -249,10 +250,10 @@ static void test_fuse_folds_defaults_to_a_frozen_backbone_and_needs_one(void)
     CHECK(cfg.models[0].fuse_folds == 1);
     CHECK(load_backbone("resnet18", "freeze_backbone = true; fuse_folds = false;") == FL_OK);
     CHECK(cfg.models[0].fuse_folds == 0);
-    CHECK(load_backbone("resnet18", "fuse_folds = true;") == FL_EINPUT);
+    CHECK(load_backbone("resnet18", "fuse_folds = true;") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].fuse_folds: only a frozen backbone's folds can share one backbone pass HINT: set "
               "freeze_backbone = true, or remove fuse_folds");
-    CHECK(load_backbone("resnet18", "freeze_backbone = true; fuse_folds = 1;") == FL_EINPUT);
+    CHECK(load_backbone("resnet18", "freeze_backbone = true; fuse_folds = 1;") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: models.[0].fuse_folds:") != NULL);
 }
 
@@ -264,10 +265,10 @@ static void test_feature_cache_keys_are_read_and_checked(void)
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
     CHECK(!strcmp(cfg.feature_cache, "file") && cfg.feature_cache_mb == 100.0);
     CHECK(load("data = { file = \"@DATA@\"; feature_cache = \"disk\"; };\n"
-               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":1: data.feature_cache: unknown value \"disk\"") != NULL);
     CHECK(load("data = { file = \"@DATA@\"; feature_cache_mb = -1; };\n"
-               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":1: data.feature_cache_mb:") != NULL);
 }
 
@@ -278,17 +279,17 @@ static void test_resume_and_failure_keys_are_read_and_checked(void)
     CHECK(cfg.checkpoint_minutes == 15.0 && !strcmp(cfg.on_nan, "skip_step") && cfg.timeout_s == 30.0);
     CHECK(load(MINIMAL) == FL_OK);
     CHECK(cfg.checkpoint_minutes == 0.0 && !strcmp(cfg.on_nan, "stop") && cfg.timeout_s == 600.0);
-    CHECK(load(MINIMAL "run = { checkpoint_minutes = -1; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "run = { checkpoint_minutes = -1; };\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: run.checkpoint_minutes:") != NULL);
-    CHECK(load(MINIMAL "run = { on_nan = \"ignore\"; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "run = { on_nan = \"ignore\"; };\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: run.on_nan: unknown value \"ignore\"") != NULL);
-    CHECK(load(MINIMAL "dist = { timeout_s = 0; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "dist = { timeout_s = 0; };\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: dist.timeout_s:") != NULL);
     /* run.progress_s: default 30, 0 turns the progress lines off, a negative value is refused */
     CHECK(load(MINIMAL "run = { progress_s = 0.25; };\n") == FL_OK && cfg.progress_s == 0.25);
     CHECK(load(MINIMAL "run = { progress_s = 0; };\n") == FL_OK && cfg.progress_s == 0.0);
     CHECK(load(MINIMAL) == FL_OK && cfg.progress_s == 30.0);
-    CHECK(load(MINIMAL "run = { progress_s = -1; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "run = { progress_s = -1; };\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: run.progress_s:") != NULL);
 }
 
@@ -298,54 +299,56 @@ static void test_overlap_keys_are_read_and_checked(void)
     CHECK(cfg.overlap == 1 && cfg.bucket_mb == 25.0);
     CHECK(load(MINIMAL "dist = { overlap = false; bucket_mb = 0.5; };\n") == FL_OK);
     CHECK(cfg.overlap == 0 && cfg.bucket_mb == 0.5);
-    CHECK(load(MINIMAL "dist = { bucket_mb = 0; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "dist = { bucket_mb = 0; };\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: dist.bucket_mb:") != NULL);
-    CHECK(load(MINIMAL "dist = { overlap = 1; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "dist = { overlap = 1; };\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: dist.overlap:") != NULL);
-    CHECK(load(MINIMAL "dist = { bucket = 25; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "dist = { bucket = 25; };\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, "dist takes ranks_per_job, backend, timeout_s, lock_timeout_s, overlap, bucket_mb") != NULL);
 }
 
 static void test_unknown_key_names_line_key_and_the_keys_allowed(void)
 {
-    CHECK(load("# a comment\n\n\n\n\n" MINIMAL "run = {\n  sede = 42; };\n") == FL_EINPUT);
-    CHECK_MSG(":9: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan, scratch_dir, progress_s, precision");
-    CHECK(load(MINIMAL "runs = { };\n") == FL_EINPUT);
+    CHECK(load("# a comment\n\n\n\n\n" MINIMAL "run = {\n  sede = 42; };\n") == FL_ECONFIG);
+    CHECK_MSG(":9: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan, "
+              "scratch_dir, progress_s, precision");
+    CHECK(load(MINIMAL "runs = { };\n") == FL_ECONFIG);
     CHECK_MSG(":3: runs: unknown key HINT: the top level takes run, data, folds, dist, models, vote");
-    CHECK(load_model_key("optimizer = { type = \"adam\"; learning_rate = 0.1; };") == FL_EINPUT);
+    CHECK(load_model_key("optimizer = { type = \"adam\"; learning_rate = 0.1; };") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].optimizer.learning_rate: unknown key HINT: optimizer takes type, lr, weight_decay, "
               "momentum, nesterov");
-    CHECK(load_model_key("lr = 0.1;") == FL_EINPUT);
+    CHECK(load_model_key("lr = 0.1;") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: models.[0].lr: unknown key HINT: a model takes name, backbone,") != NULL);
 }
 
 static void test_unknown_key_inside_an_augment_op(void)
 {
-    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"hflip\"; prob = 0.5; } ); } );") == FL_EINPUT);
+    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"hflip\"; prob = 0.5; } ); } );") ==
+          FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].prob: unknown key HINT: hflip takes op, p");
-    CHECK(load_model_key("augment = ( { from_epoch = 0; op = ( ); } );") == FL_EINPUT);
+    CHECK(load_model_key("augment = ( { from_epoch = 0; op = ( ); } );") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].op: unknown key HINT: an augment stage takes from_epoch, ops");
 }
 
 static void test_wrong_types_say_what_was_expected_and_found(void)
 {
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; },\n"
-               "  { name = \"b\"; backbone = \"resnet18\"; epochs = 3;\n  batch = \"64\"; } );\n") == FL_EINPUT);
+               "  { name = \"b\"; backbone = \"resnet18\"; epochs = 3;\n  batch = \"64\"; } );\n") == FL_ECONFIG);
     CHECK_MSG(":4: models.[1].batch: expected an integer, found a string");
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; backbone = \"resnet18\";\n"
-               "epochs = 1.5; } );\n") == FL_EINPUT);
+               "epochs = 1.5; } );\n") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].epochs: expected an integer, found a float");
-    CHECK(load_model_key("optimizer = { lr = \"fast\"; };") == FL_EINPUT);
+    CHECK(load_model_key("optimizer = { lr = \"fast\"; };") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].optimizer.lr: expected a number, found a string");
-    CHECK(load(MINIMAL "run = 3;\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "run = 3;\n") == FL_ECONFIG);
     CHECK_MSG(":3: run: expected a group { ... }, found an integer");
-    CHECK(load(MINIMAL "run = { name = 7; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "run = { name = 7; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: run.name: expected a string, found an integer HINT: strings are written in double quotes");
-    CHECK(load(MINIMAL "folds = { use = 3; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "folds = { use = 3; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: folds.use: expected an array [ ... ], found an integer");
-    CHECK(load(MINIMAL "folds = { use = [0.0, 1.0]; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "folds = { use = [0.0, 1.0]; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: folds.use.[0]: expected an integer, found a float");
-    CHECK(load("data = { file = \"@DATA@\"; };\nmodels = { name = \"a\"; };\n") == FL_EINPUT);
+    CHECK(load("data = { file = \"@DATA@\"; };\nmodels = { name = \"a\"; };\n") == FL_ECONFIG);
     CHECK_MSG(":2: models: expected a list ( { ... }, ... ), found a group");
 }
 
@@ -357,9 +360,9 @@ static void test_integers_are_accepted_where_floats_are_expected(void)
 
 static void test_booleans_must_be_true_or_false(void)
 {
-    CHECK(load_model_key("freeze_backbone = 1;") == FL_EINPUT);
+    CHECK(load_model_key("freeze_backbone = 1;") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].freeze_backbone: expected true or false, found an integer");
-    CHECK(load_model_key("optimizer = { type = \"sgd\"; nesterov = \"yes\"; };") == FL_EINPUT);
+    CHECK(load_model_key("optimizer = { type = \"sgd\"; nesterov = \"yes\"; };") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].optimizer.nesterov: expected true or false, found a string");
 }
 
@@ -378,7 +381,7 @@ static void test_lr_must_be_positive(void)
                "\n"
                "    lr = -0.001;\n"
                "  };\n"
-               "} );\n") == FL_EINPUT);
+               "} );\n") == FL_ECONFIG);
     CHECK_MSG(":12: models.[0].optimizer.lr: must be > 0, found -0.001");
 }
 
@@ -405,26 +408,26 @@ static void test_out_of_range_values_name_the_bound(void)
         {"head = { type = \"mlp3\"; hidden = 0; };", ":3: models.[0].head.hidden: must be >= 1, found 0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CHECK(load_model_key(cases[i].model_line) == FL_EINPUT);
+        CHECK(load_model_key(cases[i].model_line) == FL_ECONFIG);
         CHECK_MSG(cases[i].msg);
     }
     CHECK(
         load(
             "data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 0; } );\n") ==
-        FL_EINPUT);
+        FL_ECONFIG);
     CHECK_MSG(":2: models.[0].epochs: must be >= 1, found 0");
-    CHECK(load(MINIMAL "run = { threads = -1; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "run = { threads = -1; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: run.threads: must be >= 0, found -1");
-    CHECK(load(MINIMAL "run = { threads = 99999999999; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "run = { threads = 99999999999; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: run.threads: must be <= 2147483647, found 99999999999");
-    CHECK(load(MINIMAL "dist = { ranks_per_job = 0; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "dist = { ranks_per_job = 0; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: dist.ranks_per_job: must be >= 1, found 0");
-    CHECK(load(MINIMAL "run = { seed = -1; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "run = { seed = -1; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: run.seed: must be in 0..4294967295, found -1");
-    CHECK(load(MINIMAL "run = { seed = 4294967296L; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "run = { seed = 4294967296L; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: run.seed: must be in 0..4294967295, found 4294967296");
     CHECK(load("data = { file = \"@DATA@\";\n std = [0.5, 0.0, 0.5]; };\n"
-               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK_MSG(":2: data.std.[1]: must be > 0, found 0");
 }
 
@@ -441,42 +444,42 @@ static void test_seed_takes_the_whole_32_bit_range(void)
 
 static void test_unknown_enum_values_list_the_allowed_ones(void)
 {
-    CHECK(load_model_key("optimizer = { type = \"adm\"; };") == FL_EINPUT);
+    CHECK(load_model_key("optimizer = { type = \"adm\"; };") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].optimizer.type: unknown value \"adm\" HINT: use one of adam, adamw, sgd");
-    CHECK(load_model_key("predict_with = \"best\";") == FL_EINPUT);
+    CHECK(load_model_key("predict_with = \"best\";") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].predict_with: unknown value \"best\" HINT: use one of best_acc, best_loss, last");
-    CHECK(load_model_key("head = { type = \"mlp3\"; act = \"tanh\"; };") == FL_EINPUT);
+    CHECK(load_model_key("head = { type = \"mlp3\"; act = \"tanh\"; };") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].head.act: unknown value \"tanh\" HINT: use one of relu, gelu");
-    CHECK(load_model_key("schedule = { type = \"linear\"; };") == FL_EINPUT);
+    CHECK(load_model_key("schedule = { type = \"linear\"; };") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].schedule.type: unknown value \"linear\" HINT: use one of none, step, cosine, onecycle");
-    CHECK(load(MINIMAL "dist = { backend = \"gloo\"; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "dist = { backend = \"gloo\"; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: dist.backend: unknown value \"gloo\" HINT: use one of auto, nccl, mpi");
-    CHECK(load(MINIMAL "vote = { method = \"mean\"; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "vote = { method = \"mean\"; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: vote.method: unknown value \"mean\" HINT: use one of soft-soft, soft-hard, hard-hard, soft, hard");
     CHECK(load("data = { file = \"@DATA@\";\n cache = \"disk\"; };\n"
-               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK_MSG(":2: data.cache: unknown value \"disk\" HINT: use one of none, memory");
     CHECK(load("data = { file = \"@DATA@\";\n verify = \"never\"; };\n"
-               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK_MSG(":2: data.verify: unknown value \"never\" HINT: use one of full, open");
     CHECK(load("data = { file = \"@DATA@\"; verify = \"open\"; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
     CHECK_STR(cfg.data_verify, "open");
-    CHECK(load_model_key("tta = [\"rot90\"];") == FL_EINPUT);
+    CHECK(load_model_key("tta = [\"rot90\"];") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].tta.[0]: unknown value \"rot90\" HINT: use one of hflip, vflip");
 }
 
 static void test_keys_of_another_variant_are_errors(void)
 {
-    CHECK(load_model_key("optimizer = { type = \"adam\"; momentum = 0.9; };") == FL_EINPUT);
+    CHECK(load_model_key("optimizer = { type = \"adam\"; momentum = 0.9; };") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].optimizer.momentum: only used with type \"sgd\", found type \"adam\" HINT: remove it "
               "or set type = \"sgd\"");
-    CHECK(load_model_key("head = { hidden = 512; };") == FL_EINPUT);
+    CHECK(load_model_key("head = { hidden = 512; };") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].head.hidden: only used with type \"mlp3\", found type \"linear\" HINT: remove it or "
               "set type = \"mlp3\"");
-    CHECK(load_model_key("schedule = { type = \"cosine\"; step = 5; };") == FL_EINPUT);
+    CHECK(load_model_key("schedule = { type = \"cosine\"; step = 5; };") == FL_ECONFIG);
     CHECK(strstr(err.msg, "models.[0].schedule.step: only used with type \"step\", found type \"cosine\"") != NULL);
-    CHECK(load_model_key("schedule = { warmup_epochs = 1; };") == FL_EINPUT);
+    CHECK(load_model_key("schedule = { warmup_epochs = 1; };") == FL_ECONFIG);
     CHECK(strstr(err.msg, "models.[0].schedule.warmup_epochs: only used with type \"cosine\", found type \"none\"") !=
           NULL);
     CHECK(load_model_key("schedule = { type = \"cosine\"; warmup = 0.2; };") == FL_EINPUT);
@@ -519,9 +522,9 @@ static void test_onecycle_schedule(void)
 
 static void test_syntax_error_names_the_line(void)
 {
-    CHECK(load("data = { file = \"@DATA@\"; };\n\nmodels = ( { name = \"a\"; epochs = ; } );\n") == FL_EINPUT);
+    CHECK(load("data = { file = \"@DATA@\"; };\n\nmodels = ( { name = \"a\"; epochs = ; } );\n") == FL_ECONFIG);
     CHECK_MSG(":3: syntax error (libconfig: syntax error)");
-    CHECK(load(MINIMAL "run = { seed = 1; };\n\nvote = { weights = [0.5, 1]; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "run = { seed = 1; };\n\nvote = { weights = [0.5, 1]; };\n") == FL_ECONFIG);
     CHECK_MSG(":5: syntax error (libconfig: mismatched element type in array) HINT: the values of an array [ ... ] "
               "share one type: write 1.0, not 1, among floats");
 }
@@ -529,14 +532,17 @@ static void test_syntax_error_names_the_line(void)
 static void test_missing_config_file_is_named(void)
 {
     fl_error_clear(&err);
-    CHECK(fl_config_load("/nonexistent/configs/x.cfg", NULL, 0, &cfg, &err) == FL_EINPUT);
-    CHECK_STR(err.msg, "/nonexistent/configs/x.cfg: cannot read the config file (No such file or directory)");
+    CHECK(fl_config_load("/nonexistent/configs/x.cfg", NULL, 0, &cfg, &err) == FL_EUSAGE);
+    CHECK_STR(err.msg, "/nonexistent/configs/x.cfg: cannot read the config file (No such file or directory) HINT: "
+                       "check the path; configs/ holds examples");
+    CHECK(fl_config_load("/tmp", NULL, 0, &cfg, &err) == FL_EUSAGE);
+    CHECK(strstr(err.msg, "/tmp: CONFIG is a directory, not a config file HINT:") == err.msg);
 }
 
 static void test_missing_data_file_is_named(void)
 {
     CHECK(load("data = { file = \"no/such/data.h5\"; };\n"
-               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK_MSG(":1: data.file: cannot read \"no/such/data.h5\" (No such file or directory) HINT: relative paths "
               "start at the working directory; foldline prep writes the data file");
 }
@@ -553,7 +559,7 @@ static void test_a_model_data_overrides_the_top_level_key_by_key(void)
     CHECK(cfg.models[0].n_mean == 1 && cfg.models[0].mean[0] == 0.1 && cfg.models[0].mean_line == 1);
     CHECK(cfg.models[1].n_mean == 3 && cfg.models[1].mean[2] == 0.5 && cfg.models[1].mean_line == 3);
     CHECK(cfg.models[1].n_std == 1 && cfg.models[1].std[0] == 0.2);
-    CHECK(fl_config_check_data(&cfg, 1, 1, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 1, 1, 5, &err) == FL_ECONFIG);
     CHECK_MSG(":3: models.[1].data.mean: expected 1 value (the data file has 1 channel), found 3");
 }
 
@@ -561,71 +567,71 @@ static void test_top_level_data_file_is_optional_only_when_every_model_has_one(v
 {
     CHECK(
         load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"@DATA@\"; }; } );\n") ==
-          FL_OK);
+        FL_OK);
     CHECK_STR(cfg.models[0].data_file, data_path);
     CHECK(cfg.data_file[0] == '\0');
     CHECK(load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"@DATA@\"; }; },\n"
-               " { name = \"b\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+               " { name = \"b\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK_MSG(
         ":2: missing key models.[1].data.file HINT: models.[0] gives its own data.file but this model has none "
-              "and the top level has no data.file to fall back to; give it data = { file = \"...\"; } or set data.file");
+        "and the top level has no data.file to fall back to; give it data = { file = \"...\"; } or set data.file");
     CHECK(
         load(
             "data = { file = \"@DATA@\"; };\n"
-               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { cache = \"memory\"; }; } );\n") ==
-          FL_EINPUT);
+            "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { cache = \"memory\"; }; } );\n") ==
+        FL_ECONFIG);
     CHECK_MSG(
         ":2: models.[0].data.cache: unknown key HINT: a model's data (data.cache is the run's) takes file, mean, std");
     CHECK(
         load(
             "data = { file = \"@DATA@\"; };\n"
-               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"no/x.h5\"; }; } );\n") ==
-          FL_EINPUT);
+            "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; data = { file = \"no/x.h5\"; }; } );\n") ==
+        FL_ECONFIG);
     CHECK_MSG(
         ":2: models.[0].data.file: cannot read \"no/x.h5\" (No such file or directory) HINT: relative paths start "
-              "at the working directory; foldline prep writes the data file");
+        "at the working directory; foldline prep writes the data file");
 }
 
 static void test_missing_required_keys_are_named(void)
 {
-    CHECK(load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+    CHECK(load("models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK_MSG(": missing key data.file HINT: the data file foldline prep wrote, e.g. file = \"data/x.h5\"");
     CHECK(load("run = { };\n data = { cache = \"none\"; };\n"
-               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":2: missing key data.file HINT:") != NULL);
-    CHECK(load("data = { file = \"@DATA@\"; };\n") == FL_EINPUT);
+    CHECK(load("data = { file = \"@DATA@\"; };\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ": missing key models HINT: models = ( {") != NULL);
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; },\n"
-               "  { name = \"b\"; epochs = 3; } );\n") == FL_EINPUT);
+               "  { name = \"b\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK_MSG(":3: missing key models.[1].backbone HINT: one of resnet18, resnet34, resnet50, smallcnn, smallresnet, "
               "mlp, torchscript:PATH");
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { backbone = \"resnet18\"; epochs = 3; } );\n") ==
-          FL_EINPUT);
+          FL_ECONFIG);
     CHECK(strstr(err.msg, ":2: missing key models.[0].name HINT:") != NULL);
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; backbone = \"resnet18\"; } );\n") ==
-          FL_EINPUT);
+          FL_ECONFIG);
     CHECK(strstr(err.msg, ":2: missing key models.[0].epochs HINT:") != NULL);
 }
 
 static void test_models_list_must_not_be_empty(void)
 {
-    CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( );\n") == FL_EINPUT);
+    CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( );\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":2: models: lists no model HINT:") != NULL);
 }
 
 static void test_model_names_are_valid_and_unique(void)
 {
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a b\"; backbone = \"resnet18\"; epochs = 3; } "
-               ");\n") == FL_EINPUT);
+               ");\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":2: models.[0].name: \"a b\" is not a valid name HINT:") != NULL);
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"..\"; backbone = \"resnet18\"; epochs = 3; } "
-               ");\n") == FL_EINPUT);
+               ");\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, "models.[0].name: \"..\" is not a valid name") != NULL);
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"ensemble\"; backbone = \"resnet18\"; epochs = 3;"
-               " } );\n") == FL_EINPUT);
+               " } );\n") == FL_ECONFIG);
     CHECK(strstr(err.msg, "models.[0].name: \"ensemble\" is reserved") != NULL);
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"cnn.a-1_B\"; backbone = \"resnet18\"; "
-               "epochs = 3; },\n { name = \"cnn.a-1_B\"; backbone = \"resnet34\"; epochs = 3; } );\n") == FL_EINPUT);
+               "epochs = 3; },\n { name = \"cnn.a-1_B\"; backbone = \"resnet34\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK_MSG(":3: models.[1].name: \"cnn.a-1_B\" is already the name of models.[0] HINT: model names must be unique, "
               "each names a folder of the run");
 }
@@ -653,27 +659,27 @@ static void test_elastic_and_grid_distortion_read_their_parameters(void)
 
 static void test_elastic_and_grid_distortion_ranges_name_the_key(void)
 {
-    CHECK(load_op_text("{ op = \"elastic\"; alpha = -1.0; sigma = 4.0; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"elastic\"; alpha = -1.0; sigma = 4.0; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].alpha: must be >= 0, found -1");
-    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; sigma = 0.0; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; sigma = 0.0; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].sigma: must be > 0, found 0");
-    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; }") == FL_ECONFIG);
     CHECK_MSG(":3: missing key models.[0].augment.[0].ops.[0].sigma HINT: elastic takes alpha >= 0 and sigma > 0 "
               "(pixels), e.g. alpha = 30.0; sigma = 4.0");
-    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 0; distort_limit = 0.2; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 0; distort_limit = 0.2; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].num_steps: must be in 1..32, found 0");
-    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 4; distort_limit = 1.0; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 4; distort_limit = 1.0; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].distort_limit: must be in [0, 1), found 1");
-    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 4; distort_limit = -0.1; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 4; distort_limit = -0.1; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].distort_limit: must be in [0, 1), found -0.1");
-    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 4.5; distort_limit = 0.2; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"grid_distortion\"; num_steps = 4.5; distort_limit = 0.2; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].num_steps: expected an integer, found a float");
-    CHECK(load_op_text("{ op = \"grid_distortion\"; distort_limit = 0.2; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"grid_distortion\"; distort_limit = 0.2; }") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: missing key models.[0].augment.[0].ops.[0].num_steps HINT: grid_distortion takes") !=
           NULL);
-    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; sigma = 4.0; p = -0.5; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; sigma = 4.0; p = -0.5; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].p: must be in [0, 1], found -0.5");
-    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; sigma = 4.0; degrees = 3.0; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"elastic\"; alpha = 30.0; sigma = 4.0; degrees = 3.0; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].degrees: not a parameter of op 'elastic' HINT: elastic takes op, "
               "p, alpha, sigma");
 }
@@ -685,26 +691,26 @@ static void test_brightness_contrast_and_cutout_read_their_parameters(void)
     CHECK(op->kind == FL_OP_BRIGHTNESS_CONTRAST && op->brightness_limit == 0.2 && op->contrast_limit == 0.2);
     CHECK(load_op_text("{ op = \"brightness_contrast\"; brightness_limit = 0.1; contrast_limit = 0.3; }") == FL_OK);
     CHECK(op->brightness_limit == 0.1 && op->contrast_limit == 0.3);
-    CHECK(load_op_text("{ op = \"brightness_contrast\"; contrast_limit = 1.5; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"brightness_contrast\"; contrast_limit = 1.5; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].contrast_limit: must be in [0, 1], found 1.5");
     CHECK(load_op_text("{ op = \"cutout\"; num_holes = 2; size = 8; }") == FL_OK);
     CHECK(op->kind == FL_OP_CUTOUT && op->num_holes == 2 && op->size == 8 && op->size_in_pixels);
     CHECK(load_op_text("{ op = \"cutout\"; num_holes = 1; size = 0.25; }") == FL_OK);
     CHECK(op->size == 0.25 && !op->size_in_pixels);
-    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 1; size = 8.0; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 1; size = 8.0; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].size: a fraction of the side must be in (0, 1], found 8 HINT: an "
               "integer is a size in pixels, e.g. size = 8");
-    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 1; size = 0; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 1; size = 0; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].size: must be >= 1, found 0");
-    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 17; size = 4; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 17; size = 4; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].num_holes: must be in 1..16, found 17");
-    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 1; size = \"8\"; }") == FL_EINPUT);
+    CHECK(load_op_text("{ op = \"cutout\"; num_holes = 1; size = \"8\"; }") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].size: expected a number, found a string");
 }
 
 static void test_unknown_op_lists_every_op(void)
 {
-    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"blur\"; } ); } );") == FL_EINPUT);
+    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"blur\"; } ); } );") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].op: unknown op \"blur\" HINT: use one of hflip, vflip, rotate, "
               "elastic, grid_distortion, brightness_contrast, cutout");
 }
@@ -712,22 +718,22 @@ static void test_unknown_op_lists_every_op(void)
 static void test_op_parameters_of_other_ops_are_errors(void)
 {
     CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { degrees = 10.0; op = \"hflip\"; } ); } );") ==
-          FL_EINPUT);
+          FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].degrees: not a parameter of op 'hflip' HINT: hflip takes op, p");
-    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { p = 0.5; } ); } );") == FL_EINPUT);
+    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { p = 0.5; } ); } );") == FL_ECONFIG);
     CHECK_MSG(":3: missing key models.[0].augment.[0].ops.[0].op HINT: one of hflip, vflip, rotate, elastic, "
               "grid_distortion, brightness_contrast, cutout");
 }
 
 static void test_rotate_needs_degrees_in_0_to_180(void)
 {
-    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"rotate\"; } ); } );") == FL_EINPUT);
+    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"rotate\"; } ); } );") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: missing key models.[0].augment.[0].ops.[0].degrees HINT:") != NULL);
     CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"rotate\"; degrees = 0.0; } ); } );") ==
-          FL_EINPUT);
+          FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].degrees: must be in (0, 180], found 0");
     CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"rotate\"; degrees = 181; } ); } );") ==
-          FL_EINPUT);
+          FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].degrees: must be in (0, 180], found 181");
     CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"rotate\"; degrees = 180; } ); } );") == FL_OK);
 }
@@ -736,29 +742,33 @@ static void test_op_probability_is_in_0_to_1_and_defaults_to_half(void)
 {
     CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"vflip\"; } ); } );") == FL_OK);
     CHECK(cfg.models[0].stages[0].ops[0].p == 0.5 && cfg.models[0].stages[0].ops[0].kind == FL_OP_VFLIP);
-    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"vflip\"; p = 1.5; } ); } );") == FL_EINPUT);
+    CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"vflip\"; p = 1.5; } ); } );") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].ops.[0].p: must be in [0, 1], found 1.5");
     CHECK(load_model_key("augment = ( { from_epoch = 0; ops = ( { op = \"vflip\"; p = 1; } ); } );") == FL_OK);
 }
 
 static void test_augment_stages_start_later_and_strictly_increase(void)
 {
-    CHECK(load_model_key("augment = ( { from_epoch = 3; ops = ( { op = \"hflip\"; } ); }, { from_epoch = 7; } );") ==
+    CHECK(load_model_key("augment = ( { from_epoch = 1; ops = ( { op = \"hflip\"; } ); }, { from_epoch = 2; } );") ==
           FL_OK);
-    CHECK(cfg.models[0].n_stages == 2 && cfg.models[0].stages[0].from_epoch == 3);
-    CHECK(cfg.models[0].stages[1].from_epoch == 7 && cfg.models[0].stages[1].n_ops == 0);
-    CHECK(load_model_key("augment = ( { from_epoch = 5; }, { from_epoch = 5; } );") == FL_EINPUT);
-    CHECK_MSG(":3: models.[0].augment.[1].from_epoch: must be > 5 (the previous stage's from_epoch), found 5 HINT: "
+    CHECK(cfg.models[0].n_stages == 2 && cfg.models[0].stages[0].from_epoch == 1);
+    CHECK(cfg.models[0].stages[1].from_epoch == 2 && cfg.models[0].stages[1].n_ops == 0);
+    CHECK(load_model_key("augment = ( { from_epoch = 1; }, { from_epoch = 1; } );") == FL_ECONFIG);
+    CHECK_MSG(":3: models.[0].augment.[1].from_epoch: must be > 1 (the previous stage's from_epoch), found 1 HINT: "
               "list the stages in the order they start");
-    CHECK(load_model_key("augment = ( { from_epoch = -1; } );") == FL_EINPUT);
+    /* epochs = 3 trains epochs 0, 1, 2: a stage from 3 would never run */
+    CHECK(load_model_key("augment = ( { from_epoch = 0; }, { from_epoch = 3; } );") == FL_ECONFIG);
+    CHECK_MSG(":3: models.[0].augment.[1].from_epoch: 3 is beyond the model's epochs = 3 (epochs count from 0 here: "
+              "0..2), so this stage would never run HINT: set from_epoch below 3, or raise epochs");
+    CHECK(load_model_key("augment = ( { from_epoch = -1; } );") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].augment.[0].from_epoch: must be >= 0, found -1");
-    CHECK(load_model_key("augment = ( { ops = ( ); } );") == FL_EINPUT);
+    CHECK(load_model_key("augment = ( { ops = ( ); } );") == FL_ECONFIG);
     CHECK(strstr(err.msg, ":3: missing key models.[0].augment.[0].from_epoch HINT:") != NULL);
 }
 
 static void test_tta_entries_are_unique(void)
 {
-    CHECK(load_model_key("tta = [\"hflip\", \"vflip\", \"hflip\"];") == FL_EINPUT);
+    CHECK(load_model_key("tta = [\"hflip\", \"vflip\", \"hflip\"];") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].tta.[2]: \"hflip\" is listed twice");
 }
 
@@ -772,10 +782,10 @@ static void test_vote_weights_one_positive_value_per_model(void)
     CHECK(cfg.models[0].vote_weight == 2.0 && cfg.models[1].vote_weight == 1.0);
     CHECK_STR(cfg.vote_method, "hard");
     snprintf(text, sizeof text, "%svote = { weights = [1.0]; };\n", two);
-    CHECK(load(text) == FL_EINPUT);
+    CHECK(load(text) == FL_ECONFIG);
     CHECK_MSG(":4: vote.weights: expected 2 values (one per model), found 1");
     snprintf(text, sizeof text, "%svote = { weights = [1.0, 0.0]; };\n", two);
-    CHECK(load(text) == FL_EINPUT);
+    CHECK(load(text) == FL_ECONFIG);
     CHECK_MSG(":4: vote.weights.[1]: must be > 0, found 0");
 }
 
@@ -785,17 +795,17 @@ static void test_mean_and_std_hold_1_to_3_values(void)
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
     CHECK(cfg.n_mean == 1 && cfg.mean[0] == 0.5 && cfg.n_std == 1 && cfg.std[0] == 0.25);
     CHECK(load("data = { file = \"@DATA@\";\n mean = [0.1, 0.2, 0.3, 0.4]; };\n"
-               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_EINPUT);
+               "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_ECONFIG);
     CHECK_MSG(":2: data.mean: expected 1 or 3 values (one for every channel, or one per channel), found 4");
 }
 
 static void test_folds_use_is_checked_at_load(void)
 {
-    CHECK(load(MINIMAL "folds = { use = [0, 2, 0]; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "folds = { use = [0, 2, 0]; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: folds.use.[2]: fold 0 is listed twice");
-    CHECK(load(MINIMAL "folds = { use = [-1]; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "folds = { use = [-1]; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: folds.use.[0]: must be in 0..63, found -1");
-    CHECK(load(MINIMAL "folds = { use = [ ]; };\n") == FL_EINPUT);
+    CHECK(load(MINIMAL "folds = { use = [ ]; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: folds.use: lists no fold HINT: leave folds.use out to train every fold");
 }
 
@@ -847,16 +857,17 @@ static void test_later_override_wins_and_replaces_array_elements(void)
 static void test_override_errors_name_the_override(void)
 {
     const char *bad_type[] = {"models.0.epochs=abc"};
-    CHECK(load_set(MINIMAL, bad_type, 1) == FL_EINPUT);
+    CHECK(load_set(MINIMAL, bad_type, 1) == FL_ECONFIG);
     CHECK_STR(err.msg, "--set models.0.epochs=abc: models.[0].epochs: expected an integer, found a string");
     const char *bad_range[] = {"models.0.optimizer.lr=-1"};
-    CHECK(load_set(MINIMAL, bad_range, 1) == FL_EINPUT);
+    CHECK(load_set(MINIMAL, bad_range, 1) == FL_ECONFIG);
     CHECK_STR(err.msg, "--set models.0.optimizer.lr=-1: models.[0].optimizer.lr: must be > 0, found -1");
     const char *unknown[] = {"run.sede=1"};
-    CHECK(load_set(MINIMAL, unknown, 1) == FL_EINPUT);
-    CHECK_STR(err.msg, "--set run.sede=1: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, checkpoint_minutes, on_nan, scratch_dir, progress_s, precision");
+    CHECK(load_set(MINIMAL, unknown, 1) == FL_ECONFIG);
+    CHECK_STR(err.msg, "--set run.sede=1: run.sede: unknown key HINT: run takes name, out_dir, seed, threads, "
+                       "checkpoint_minutes, on_nan, scratch_dir, progress_s, precision");
     const char *unknown_group[] = {"runn.seed=1"};
-    CHECK(load_set(MINIMAL, unknown_group, 1) == FL_EINPUT);
+    CHECK(load_set(MINIMAL, unknown_group, 1) == FL_ECONFIG);
     CHECK(strstr(err.msg, "--set runn.seed=1: runn: unknown key HINT: the top level takes") == err.msg);
 }
 
@@ -900,12 +911,12 @@ static void test_check_data_mean_length_must_match_channels(void)
 {
     CHECK(load("data = { file = \"@DATA@\";\n mean = [0.5, 0.5]; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_ECONFIG);
     CHECK_MSG(":2: data.mean: expected 1 or 3 values (the data file has 3 channels), found 2");
     CHECK(load("data = { file = \"@DATA@\"; mean = [0.5]; std = [0.2, 0.2, 0.2]; };\n"
                "models = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; } );\n") == FL_OK);
     CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 0, 1, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 1, 5, &err) == FL_ECONFIG);
     CHECK_MSG(":1: data.std: expected 1 value (the data file has 1 channel), found 3");
 }
 
@@ -913,7 +924,7 @@ static void test_check_data_folds_use_must_exist_in_the_file(void)
 {
     CHECK(load(MINIMAL "folds = { use = [0, 5]; };\n") == FL_OK);
     CHECK(fl_config_check_data(&cfg, 0, 3, 6, &err) == FL_OK);
-    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_ECONFIG);
     CHECK_MSG(":3: folds.use.[1]: fold 5 is not in the data file HINT: it has 5 folds, 0..4");
 }
 
@@ -921,7 +932,7 @@ static void test_check_data_rejects_a_duplicate_fold(void)
 {
     CHECK(load(MINIMAL "folds = { use = [0, 1, 2]; };\n") == FL_OK);
     cfg.folds_use[2] = 0; /* as a caller might build it by hand */
-    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_EINPUT);
+    CHECK(fl_config_check_data(&cfg, 0, 3, 5, &err) == FL_ECONFIG);
     CHECK_MSG(":3: folds.use.[2]: fold 0 is listed twice");
 }
 

@@ -503,7 +503,7 @@ class OutputsTest(VoteCase):
         got = dict(re.findall(r"(?m)^(\w+):\s*(.*?)\s*$", r.stdout))
         self.assertEqual(got["model"], "beta")
         self.assertEqual(got["fold"], "2")
-        self.assertEqual(got["epoch"], "4")
+        self.assertEqual(got["epoch"], "5 (1-based, as the train log counts)")  # the file's epoch attribute 4
         self.assertEqual(got["checkpoint"], "best_acc")
         self.assertEqual(got["num_classes"], "4")
         self.assertEqual(got["n_oof"], str(run.fold.count(2)))

@@ -199,6 +199,11 @@ typedef struct {
  * fl_torch_manual_seed and fl_torch_set_threads change process-wide libtorch
  * state, so call them from one thread only. */
 fl_code fl_model_new(const fl_model_spec *spec, fl_model **out, fl_error *err);
+
+/* fl_model_new's checks of spec that need no libtorch (names, image size at
+ * least 8x8 for every built-in backbone, classes, channels, hyperparameters),
+ * alone: for launch/, to refuse a run before any file of it is written. */
+fl_code fl_model_check_spec(const fl_model_spec *spec, fl_error *err);
 void fl_model_free(fl_model *m);
 
 /* The check of fl_model_new's "torchscript:PATH" backbone alone, without a

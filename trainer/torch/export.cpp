@@ -8,7 +8,8 @@
 // arguments as the libtorch modules do, over copies of the trained tensors
 // registered as the module's parameters (batch-norm statistics as buffers).
 // The top module normalises, runs each distinct backbone once per view,
-// every head, and votes, in the order foldline's predict does.
+// every head, and votes, in the order foldline's predict does (with fitted
+// weights: each fold tempered, then sum_m w_m * mean_m, as vote_sum.c).
 #include "trainer/torch/export.h"
 
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include <torch/script.h>
+#include <torch/version.h>
 
 #include "trainer/spec.h"
 #include "trainer/torch/bridge_guard.h"
@@ -79,7 +81,11 @@ struct Emitter {
 
     void line(const std::string &s) { body << "    " << s << "\n"; }
 
-    std::string fresh() { return "y" + std::to_string(vars++); }
+    std::string fresh()
+    {
+        std::string v = "y"; // not "y" + to_string(): gcc 12's -Wrestrict false positive (bug 105329)
+        return v += std::to_string(vars++);
+    }
 
     // x = module(x), for the module types foldline's networks are made of.
     void module(nn::Module &mod, const std::string &name, const std::string &x)
@@ -87,7 +93,11 @@ struct Emitter {
         const std::string p = name.empty() ? "" : name + ".";
         if (auto *c = mod.as<nn::Conv2dImpl>()) {
             const auto &o = c->options;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+            const auto &pad = std::get<torch::ExpandingArray<2>>(o.padding()); // c10::variant is std::variant
+#else
             const auto &pad = c10::get<torch::ExpandingArray<2>>(o.padding());
+#endif
             line(x + " = torch.conv2d(" + x + ", " + tensor(p + "weight", c->weight, false) + ", " +
                  tensor(p + "bias", c->bias, false) + ", " + ints(*o.stride()) + ", " + ints(*pad) + ", " +
                  ints(*o.dilation()) + ", " + std::to_string(o.groups()) + ")");
@@ -201,7 +211,8 @@ torch::jit::Module head_module(fl_model &fm, const std::string &name)
     return e.finish();
 }
 
-void export_ensemble(const fl_export_model *models, int n_models, const std::string &method, const char *path)
+void export_ensemble(const fl_export_model *models, int n_models, const std::string &method, bool fitted,
+                     const char *path)
 {
     torch::jit::Module top("FoldlineEnsemble");
     const fl_model &first = *models[0].folds[0];
@@ -244,12 +255,23 @@ void export_ensemble(const fl_export_model *models, int n_models, const std::str
                 line("p" + I + " = p" + I + " / " + lit((double)views.size()));
             // the vote's sums (dist/vote_sum.c): per model, then across models
             std::string hard = "torch.one_hot(torch.argmax(p" + I + ", 1), " + std::to_string(C) + ").to(7)";
-            line("ms" + M + (i ? " = ms" + M + " + " : " = ") + "p" + I + ".to(7)");
+            std::string soft = "p" + I + ".to(7)";
+            if (fitted && em.temperature != 1.0) { // fl_vote_temper: exp((log p - max log p) / T), renormalised
+                soft = "q" + I;
+                line(soft + " = torch.log(p" + I + ".to(7))");
+                line(soft + " = torch.exp(torch.div(torch.sub(" + soft + ", torch.amax(" + soft + ", [1], True)), " +
+                     lit(em.temperature) + "))");
+                line(soft + " = torch.div(" + soft + ", torch.sum(" + soft + ", [1], True))");
+            }
+            line("ms" + M + (i ? " = ms" + M + " + " : " = ") + soft);
             line("mh" + M + (i ? " = mh" + M + " + " : " = ") + hard);
         }
         const std::string w = lit(em.weight);
         std::string sh = "torch.one_hot(torch.argmax(ms" + M + ", 1), " + std::to_string(C) + ").to(7) * " + w;
-        line(std::string("ss") + (m ? " = ss + " : " = ") + w + " * ms" + M);
+        if (fitted) // the fitted vote's probabilities themselves: no scale at the end
+            line(std::string("ss") + (m ? " = ss + " : " = ") + w + " * (ms" + M + " / " + lit(em.n_folds) + ")");
+        else
+            line(std::string("ss") + (m ? " = ss + " : " = ") + w + " * ms" + M);
         line(std::string("hh") + (m ? " = hh + " : " = ") + w + " * mh" + M);
         line(std::string("sh") + (m ? " = sh + " : " = ") + sh);
         weight_sum += em.weight;
@@ -265,6 +287,8 @@ void export_ensemble(const fl_export_model *models, int n_models, const std::str
         line("return sh / " + lit(weight_sum));
     else if (method == "hard-hard")
         line("return hh / " + lit(fold_weight_sum));
+    else if (fitted)
+        line("return ss");
     else
         line("return ss / " + lit(fold_weight_sum));
     top.define("def forward(self, x: Tensor) -> Tensor:\n" + o.str());
@@ -275,8 +299,8 @@ void export_ensemble(const fl_export_model *models, int n_models, const std::str
 } // namespace
 } // namespace foldline
 
-extern "C" fl_code fl_export_ensemble(const fl_export_model *models, int n_models, const char *method, const char *path,
-                                      fl_error *err)
+extern "C" fl_code fl_export_ensemble(const fl_export_model *models, int n_models, const char *method, int fitted,
+                                      const char *path, fl_error *err)
 {
     if (!models || n_models < 1 || !method || !path)
         return fl_fail(err, FL_EINTERNAL, "fl_export_ensemble: models, method and path must be given");
@@ -286,5 +310,5 @@ extern "C" fl_code fl_export_ensemble(const fl_export_model *models, int n_model
             a->width != b->width || a->num_classes != b->num_classes)
             return fl_fail(err, FL_EINPUT, "export: the models take images of different shapes or classes");
     }
-    FL_TORCH_GUARD(err, foldline::export_ensemble(models, n_models, method, path));
+    FL_TORCH_GUARD(err, foldline::export_ensemble(models, n_models, method, fitted != 0, path));
 }

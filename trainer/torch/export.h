@@ -9,7 +9,10 @@
  * once (a frozen model's folds share theirs: its features of each view feed
  * every head), every fold's head, the test-time views (softmax averaged over
  * the plain view and the flips), and the vote in double precision, models
- * and folds summed in the run's order.
+ * and folds summed in the run's order. Fitted (weights.txt, method
+ * soft-soft): each fold's probabilities tempered with its model's T, and the
+ * output is sum_m weight_m * (sum of m's tempered folds / folds), as
+ * dist/vote_sum.h's fitted sums.
  *
  * Built-in backbones are written out as TorchScript source over their
  * trained tensors (registered as the module's parameters and buffers); a
@@ -28,7 +31,8 @@ extern "C" {
 
 typedef struct {
     double weight;
-    int frozen; /* the folds share one backbone */
+    double temperature; /* fitted: the model's T (1: none) */
+    int frozen;         /* the folds share one backbone */
     int n_folds;
     fl_model *const *folds; /* (n_folds), loaded with the weights they predict with */
     int n_tta;
@@ -37,9 +41,10 @@ typedef struct {
 
 /* Writes the module to path (the caller makes it atomic: a temporary name,
  * then a rename). method: soft | hard | soft-soft | soft-hard | hard-hard
- * (soft and hard: one model). Every model must take the same images. */
-fl_code fl_export_ensemble(const fl_export_model *models, int n_models, const char *method, const char *path,
-                           fl_error *err);
+ * (soft and hard: one model); fitted: the weights and temperatures are
+ * weights.txt's (method soft-soft). Every model must take the same images. */
+fl_code fl_export_ensemble(const fl_export_model *models, int n_models, const char *method, int fitted,
+                           const char *path, fl_error *err);
 
 #ifdef __cplusplus
 }

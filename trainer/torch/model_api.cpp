@@ -433,6 +433,13 @@ extern "C" fl_code fl_model_new(const fl_model_spec *spec, fl_model **out, fl_er
     FL_TORCH_GUARD(err, return model_new(*spec, out, err));
 }
 
+extern "C" fl_code fl_model_check_spec(const fl_model_spec *spec, fl_error *err)
+{
+    if (!spec)
+        return fl_fail(err, FL_EINTERNAL, "fl_model_check_spec: spec must not be NULL");
+    return check_spec(*spec, err);
+}
+
 extern "C" fl_code fl_torchscript_probe(const char *path, int in_channels, int height, int width, const char *device,
                                         int *dim, fl_error *err)
 {

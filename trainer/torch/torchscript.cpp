@@ -10,7 +10,9 @@
 #include <sstream>
 #include <unordered_set>
 
+#include <caffe2/serialize/inline_container.h>
 #include <torch/script.h>
+#include <torch/version.h>
 
 namespace foldline
 {
@@ -130,6 +132,66 @@ struct ScriptBackboneImpl : BackboneImpl {
     int64_t dim;
 };
 
+// "major.minor" of a version string as one number (2.15.0 -> 2015), or -1.
+long version_number(const std::string &v)
+{
+    long major = 0, minor = 0;
+    return std::sscanf(v.c_str(), "%ld.%ld", &major, &minor) == 2 ? major * 1000 + minor : -1;
+}
+
+// The torch that wrote the archive at path, as launch/export_timm.py records
+// it (extra/foldline_export.txt, a line "torch VERSION"), or "" when not
+// recorded or not readable; *format: the archive's file format version (0 if
+// unreadable).
+std::string writer_torch(const std::string &path, uint64_t *format)
+{
+    *format = 0;
+    try {
+        caffe2::serialize::PyTorchStreamReader reader(path);
+        *format = reader.version();
+        const char *name = "extra/foldline_export.txt";
+        if (!reader.hasRecord(name))
+            return "";
+        auto rec = reader.getRecord(name);
+        std::istringstream in(std::string(static_cast<const char *>(std::get<0>(rec).get()), std::get<1>(rec)));
+        for (std::string line; std::getline(in, line);)
+            if (line.rfind("torch ", 0) == 0)
+                return line.substr(6);
+    } catch (const std::exception &) {
+    }
+    return "";
+}
+
+// A load failure of a module that a newer torch wrote: one line naming both
+// versions and the two ways out. FL_OK when nothing says the module is newer.
+fl_code refuse_newer(const std::string &path, const std::string &cause, fl_error *err)
+{
+    uint64_t format = 0;
+    std::string writer = writer_torch(path, &format);
+    const long ours = version_number(TORCH_VERSION);
+    if (!writer.empty() && version_number(writer) > ours)
+        return fl_fail(err, FL_EINPUT,
+                       "TorchScript module %s was written by torch %s, which this foldline's libtorch %s cannot "
+                       "read (%s) HINT: export it again with torch %s, the torch of foldline's libtorch, or build "
+                       "foldline against torch %s (README, \"GPUs\")",
+                       path.c_str(), writer.c_str(), TORCH_VERSION, cause.c_str(), TORCH_VERSION, writer.c_str());
+    // Not recorded: what an older libtorch says of a newer module's code.
+    static const char *const newer[] = {
+        "Unknown builtin op",          "Unknown type name",   "Arguments for call are not valid",
+        "unexpected keyword argument", "file format version", "maximum supported"};
+    bool looks_newer = false;
+    for (const char *n : newer)
+        looks_newer = looks_newer || cause.find(n) != std::string::npos;
+    if (writer.empty() && looks_newer && format > 0)
+        return fl_fail(err, FL_EINPUT,
+                       "TorchScript module %s was written by a torch newer than this foldline's libtorch %s, which "
+                       "cannot read it (file format version %llu: %s) HINT: export it again with torch %s, the "
+                       "torch of foldline's libtorch, or build foldline against the torch that wrote it (README, "
+                       "\"GPUs\")",
+                       path.c_str(), TORCH_VERSION, (unsigned long long)format, cause.c_str(), TORCH_VERSION);
+    return FL_OK;
+}
+
 // The dry forward pass: *dim = D of a module that maps (2, ch, h, w) to (2, D).
 fl_code find_dim(torch::jit::Module &module, const std::string &path, const torch::Device &device, int64_t ch,
                  int64_t h, int64_t w, int64_t *dim, fl_error *err)
@@ -183,6 +245,8 @@ fl_code torchscript_backbone_new(const std::string &path, const torch::Device &d
     try {
         module = torch::jit::load(path, device); // every tensor lands on the model's device
     } catch (const std::exception &e) {
+        if (fl_code rc = refuse_newer(path, cause_of(e.what()), err))
+            return rc;
         return fl_fail(err, FL_EINPUT,
                        "%s is not a TorchScript module (libtorch: %s) HINT: save one from Python with "
                        "torch.jit.script(model).save(PATH) or torch.jit.trace(model, example).save(PATH); a "
