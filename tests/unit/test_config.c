@@ -482,10 +482,10 @@ static void test_keys_of_another_variant_are_errors(void)
     CHECK(load_model_key("schedule = { warmup_epochs = 1; };") == FL_ECONFIG);
     CHECK(strstr(err.msg, "models.[0].schedule.warmup_epochs: only used with type \"cosine\", found type \"none\"") !=
           NULL);
-    CHECK(load_model_key("schedule = { type = \"cosine\"; warmup = 0.2; };") == FL_EINPUT);
+    CHECK(load_model_key("schedule = { type = \"cosine\"; warmup = 0.2; };") == FL_ECONFIG);
     CHECK(strstr(err.msg, "models.[0].schedule.warmup: only used with type \"onecycle\", found type \"cosine\"") !=
           NULL);
-    CHECK(load_model_key("schedule = { type = \"step\"; min_lr = 0.1; };") == FL_EINPUT);
+    CHECK(load_model_key("schedule = { type = \"step\"; min_lr = 0.1; };") == FL_ECONFIG);
     CHECK(strstr(err.msg, "models.[0].schedule.min_lr: only used with type \"cosine\" or \"onecycle\", found type "
                           "\"step\"") != NULL);
 }
