@@ -1,4 +1,4 @@
-/* test_config.c -- the config loader: DESIGN.md's example, defaults, every
+/* test_config.c -- the config loader: docs/config.md's keys, defaults, every
  * kind of error with its line and key path, --set overrides, and the checks
  * against the data file. */
 #include <math.h>
@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "launch/config.h"
+#include "config/config.h"
 #include "trainer/schedule.h"
 
 static char cfg_path[64], data_path[64];

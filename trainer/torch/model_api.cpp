@@ -183,17 +183,22 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
         head_new(m->head_type, backbone->feature_dim(), m->head_hidden, m->head_act, m->num_classes);
     m->net = Net(backbone, head);
     m->net->to(m->device);
-    // channels_last: the convolutions of a built-in conv net run in NHWC
+    // channels_last: the convolutions of a convolutional backbone run in NHWC
     // (cuDNN's and oneDNN's native layout, what tensor cores want); the 4-d
-    // weights are stored so, the images converted at the input. By default on
-    // CUDA, and on the CPU for smallresnet, whose narrow convolutions oneDNN
-    // runs faster in NHWC (the ResNets measured slower; smallcnn, the tests'
-    // net, stays contiguous on the CPU as before).
-    const bool resnet = m->backbone_name.compare(0, 6, "resnet") == 0;
-    const bool small = m->backbone_name == "smallcnn" || m->backbone_name == "smallresnet";
+    // weights are stored so, the images converted at the input. Convolutional:
+    // a built-in ResNet, or any backbone (a TorchScript one too: timm's
+    // ConvNeXt, EfficientNet, ...) with more than one 4-d weight; a vision
+    // transformer's single patch-embedding convolution does not make it one.
+    // Auto: on CUDA, and on the CPU for smallresnet, whose narrow convolutions
+    // oneDNN runs faster in NHWC (elsewhere on the CPU it measured slower:
+    // docs/gpus.md, docs/demo.md).
+    int64_t conv_weights = 0;
+    for (const auto &p : m->net->backbone->parameters())
+        conv_weights += p.dim() == 4;
+    const bool conv = m->backbone_name.compare(0, 6, "resnet") == 0 || conv_weights > 1;
     const bool cpu_nhwc = m->backbone_name == "smallresnet";
     m->channels_last =
-        (resnet || small) && (s.memory_format == 2 || (s.memory_format == 0 && (m->device.is_cuda() || cpu_nhwc)));
+        conv && (s.memory_format == 2 || (s.memory_format == 0 && (m->device.is_cuda() || cpu_nhwc)));
     if (m->channels_last && !s.backbone_of)
         for (auto &p : m->net->backbone->parameters())
             if (p.dim() == 4)
@@ -489,6 +494,11 @@ extern "C" int64_t fl_model_num_params(const fl_model *m, int trainable_only)
     } catch (...) {
         return -1;
     }
+}
+
+extern "C" int fl_model_memory_format(const fl_model *m)
+{
+    return m->channels_last ? 2 : 1;
 }
 
 extern "C" int fl_model_feature_dim(const fl_model *m)
