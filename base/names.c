@@ -7,7 +7,7 @@
 const char *const fl_head_names[] = {"linear", "mlp3", NULL};
 const char *const fl_act_names[] = {"relu", "gelu", NULL};
 const char *const fl_optim_names[] = {"adam", "adamw", "sgd", NULL};
-const char *const fl_sched_names[] = {"none", "step", "cosine", NULL};
+const char *const fl_sched_names[] = {"none", "step", "cosine", "onecycle", NULL};
 const char *const fl_predict_with_names[] = {"best_acc", "best_loss", "last", NULL};
 const char *const fl_precision_names[] = {"fp32", "bf16", "fp16", NULL};
 const char *const fl_on_nan_names[] = {"stop", "skip_step", NULL};
@@ -16,7 +16,7 @@ const char *const fl_data_verify_names[] = {"full", "open", NULL};
 const char *const fl_feature_cache_names[] = {"auto", "memory", "file", "none", "device", NULL};
 const char *const fl_dist_backend_names[] = {"auto", "nccl", "mpi", NULL};
 const char *const fl_vote_method_names[] = {"soft-soft", "soft-hard", "hard-hard", "soft", "hard", NULL};
-const char *const fl_backbone_names[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "mlp", NULL};
+const char *const fl_backbone_names[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "smallresnet", "mlp", NULL};
 
 int fl_name_find(const char *const *names, const char *name)
 {

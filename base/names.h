@@ -20,7 +20,7 @@ extern "C" {
 typedef enum { FL_HEAD_LINEAR, FL_HEAD_MLP3, FL_HEAD_COUNT } fl_head;
 typedef enum { FL_ACT_RELU, FL_ACT_GELU, FL_ACT_COUNT } fl_act;
 typedef enum { FL_OPTIM_ADAM, FL_OPTIM_ADAMW, FL_OPTIM_SGD, FL_OPTIM_COUNT } fl_optim;
-typedef enum { FL_SCHED_NONE, FL_SCHED_STEP, FL_SCHED_COSINE, FL_SCHED_COUNT } fl_sched;
+typedef enum { FL_SCHED_NONE, FL_SCHED_STEP, FL_SCHED_COSINE, FL_SCHED_ONECYCLE, FL_SCHED_COUNT } fl_sched;
 typedef enum { FL_PREDICT_BEST_ACC, FL_PREDICT_BEST_LOSS, FL_PREDICT_LAST, FL_PREDICT_COUNT } fl_predict_with;
 typedef enum { FL_PRECISION_FP32, FL_PRECISION_BF16, FL_PRECISION_FP16, FL_PRECISION_COUNT } fl_precision;
 typedef enum { FL_ON_NAN_STOP, FL_ON_NAN_SKIP_STEP, FL_ON_NAN_COUNT } fl_on_nan;
@@ -50,6 +50,7 @@ typedef enum {
     FL_NET_RESNET34,
     FL_NET_RESNET50,
     FL_NET_SMALLCNN,
+    FL_NET_SMALLRESNET,
     FL_NET_MLP,
     FL_NET_COUNT
 } fl_backbone;

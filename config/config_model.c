@@ -34,7 +34,7 @@ static const char *const model_keys[] = {"name",
 static const char *const model_data_keys[] = {"file", "mean", "std", NULL};
 static const char *const head_keys[] = {"type", "hidden", "act", NULL};
 static const char *const optim_keys[] = {"type", "lr", "weight_decay", "momentum", "nesterov", NULL};
-static const char *const sched_keys[] = {"type", "step", "gamma", "warmup_epochs", "min_lr", NULL};
+static const char *const sched_keys[] = {"type", "step", "gamma", "warmup_epochs", "warmup", "min_lr", NULL};
 static const char *const tta_views[] = {"hflip", "vflip", NULL}; /* order of fl_tta_kind */
 static const char *const stage_keys[] = {"from_epoch", "ops", NULL};
 static const char *const op_keys[] = {"op",
@@ -75,6 +75,7 @@ static void model_defaults(fl_model_cfg *m)
     m->momentum = 0.9;
     m->step_size = 10;
     m->gamma = 0.1;
+    m->warmup = 0.3;
     m->vote_weight = 1.0;
     m->backbone_lr_scale = 1.0;
 }
@@ -242,7 +243,8 @@ static fl_code load_optimizer(cfg_ctx *c, const config_setting_t *g, const char 
 static fl_code load_schedule(cfg_ctx *c, const config_setting_t *g, const char *gkey, fl_model_cfg *m)
 {
     static const char *const step_keys[] = {"step", "gamma", NULL};
-    static const char *const cosine_keys[] = {"warmup_epochs", "min_lr", NULL};
+    static const char *const cosine_keys[] = {"warmup_epochs", NULL};
+    static const char *const onecycle_keys[] = {"warmup", NULL};
     char key[CFG_KEY_MAX];
     const config_setting_t *s;
     fl_code rc = sub_group(c, g, gkey, "schedule", sched_keys, &s, key);
@@ -252,11 +254,22 @@ static fl_code load_schedule(cfg_ctx *c, const config_setting_t *g, const char *
     if ((rc = cfg_opt_enum(c, s, key, "type", fl_sched_names, &type)) ||
         (rc = only_with_type(c, s, key, step_keys, fl_sched_names, type, FL_SCHED_STEP)) ||
         (rc = only_with_type(c, s, key, cosine_keys, fl_sched_names, type, FL_SCHED_COSINE)) ||
+        (rc = only_with_type(c, s, key, onecycle_keys, fl_sched_names, type, FL_SCHED_ONECYCLE)) ||
         (rc = cfg_opt_int(c, s, key, "step", 1, INT_MAX, &m->step_size)) ||
         (rc = cfg_opt_float(c, s, key, "gamma", cfg_unit_open_lo, &m->gamma)) ||
-        (rc = cfg_opt_int(c, s, key, "warmup_epochs", 0, INT_MAX, &m->warmup_epochs)))
+        (rc = cfg_opt_int(c, s, key, "warmup_epochs", 0, INT_MAX, &m->warmup_epochs)) ||
+        (rc = cfg_opt_float(c, s, key, "warmup", cfg_unit_open_hi, &m->warmup)))
         return rc;
     m->schedule = (fl_sched)type;
+    const config_setting_t *min_lr = cfg_member(s, "min_lr");
+    if (min_lr && m->schedule != FL_SCHED_COSINE && m->schedule != FL_SCHED_ONECYCLE) {
+        char mkey[CFG_KEY_MAX];
+        cfg_key(mkey, key, "min_lr");
+        return cfg_fail(c, min_lr, mkey,
+                        "only used with type \"cosine\" or \"onecycle\", found type \"%s\" HINT: remove it or set "
+                        "type = \"cosine\" or \"onecycle\"",
+                        fl_sched_name(m->schedule));
+    }
     return cfg_opt_float(c, s, key, "min_lr", cfg_nonnegative, &m->min_lr);
 }
 

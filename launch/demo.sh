@@ -4,7 +4,7 @@
 #   1. prep: the IDX files -> data/fashion-mnist.h5 (60,000 train rows in 5
 #      stratified folds, 10,000 labelled test rows); skipped if already made
 #   2. inspect: what the data file holds
-#   3. train configs/demo.cfg: 2 small CNNs x 5 folds on the CPU, then the vote
+#   3. train configs/demo.cfg: the small ResNet x 5 folds on the CPU, then the vote
 #      and its report (runs/demo/ensemble/report.md, report.html, submission.csv).
 #      Rerunning skips the folds already trained; rm -rf runs/demo to start over.
 set -euo pipefail

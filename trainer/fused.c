@@ -460,8 +460,12 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                                         err);
             f->js[0].comm_seconds += job_now_s() - c0;
         }
-        for (int i = 0; i < n_step && !rc; i++)
+        for (int i = 0; i < n_step && !rc; i++) {
+            if (fl_schedule_per_step(f->mc))
+                rc = fl_model_set_lr(stepping[i], fl_schedule_lr_at(f->mc, epoch, s, o.n_batches), err);
+            if (!rc)
             rc = fl_model_step(stepping[i], err);
+        }
         for (int i = 0; i < n; i++)
             if (active[i] && f->js[i].prog.step <= s)
                 f->js[i].prog.step = s + 1; /* in memory only: last.pt is written below or at the epoch's end */

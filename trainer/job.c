@@ -420,7 +420,7 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
     const uint8_t *x;
     int B, got;
     int64_t first;
-    int skip_nonfinite = cfg->on_nan == FL_ON_NAN_SKIP_STEP;
+    int skip_nonfinite = cfg->on_nan == FL_ON_NAN_SKIP_STEP, per_step = fl_schedule_per_step(js->mc);
     double checkpoint_s = cfg->checkpoint_minutes * 60.0;
     /* dist.overlap: the gradient buckets start during backward (fl_model_grads_overlap_begin). */
     int overlap = js->g_size > 1 && cfg->overlap, host = js->g_size > 1 ? fl_group_host_buffers(js->group) : 1;
@@ -490,6 +490,8 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
                 js->comm_exposed += job_now_s() - c0;
                 js->comm_buckets = 0;
             }
+            if (!rc && per_step)
+                rc = fl_model_set_lr(js->model, fl_schedule_lr_at(js->mc, epoch, step, o->n_batches), err);
             if (!rc)
                 rc = fl_model_step(js->model, err);
             loss_sum += l;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "trainer/rng.h"
+#include "trainer/schedule.h"
 
 /* ---- the hash of a module file ------------------------------------------- */
 
@@ -208,6 +209,8 @@ static fl_code put_model(text *t, const fl_model_cfg *m, fl_error *err)
     put(t, "models.%s.schedule = %s step_size %d gamma %s warmup_epochs %d min_lr %s\n", k, fl_sched_name(m->schedule),
         m->step_size,
         num(m->gamma), m->warmup_epochs, num(m->min_lr));
+    if (fl_schedule_per_step(m)) /* only then: the settings of earlier runs stay as they were */
+        put(t, "models.%s.schedule.warmup = %s\n", k, num(m->warmup));
     put(t, "models.%s.label_smoothing = %s\n", k, num(m->label_smoothing));
     /* Under the key that gave it, and only when not the default: a run begun
      * before the key existed trained in fp32 (fl_settings_check compares the

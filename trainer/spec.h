@@ -81,11 +81,12 @@ typedef struct {
     double momentum;               /* sgd, [0, 1), default 0.9 */
     int nesterov;                  /* sgd, default 0 */
     double clip_grad_norm;         /* 0 = off (default); else max global L2 norm */
-    fl_sched schedule;             /* none (default) | step | cosine */
+    fl_sched schedule;             /* none (default) | step | cosine | onecycle */
     int step_size;                 /* step: epochs per step (>= 1), default 10 */
     double gamma;                  /* step: factor (0, 1], default 0.1 */
     int warmup_epochs;             /* cosine: linear warm-up epochs, default 0 */
-    double min_lr;                 /* cosine: floor, default 0 */
+    double min_lr;                 /* cosine, onecycle: floor, default 0 */
+    double warmup;                 /* onecycle: share of all steps warming up, [0, 1), default 0.3 */
     double label_smoothing;        /* [0, 1), default 0 */
     fl_predict_with predict_with;  /* best_acc (default) | best_loss | last */
     int n_tta;

@@ -1,10 +1,13 @@
 """foldline's models against torchvision's (an independent oracle):
 - parameter counts of ResNet-18/34/50 with 1 or 3 input channels, linear and
-  MLP-3 heads, frozen or not, and of the small CNN spelled in PyTorch;
+  MLP-3 heads, frozen or not, and of the small CNN and the small ResNet spelled
+  in PyTorch;
 - the forward pass: foldline's weights and batch-norm statistics (from a file
   fl_model_save wrote after one training step) loaded into torchvision's
   ResNet by name must give foldline's probabilities, which pins the topology
-  (strides, padding, the order inside each block), not only the sizes.
+  (strides, padding, the order inside each block), not only the sizes; the
+  same for the small ResNet against its PyTorch spelling below (in
+  channels_last in foldline on the CPU, contiguous here).
 
     python3 test_torchvision.py BUILD/model_params
 
@@ -33,6 +36,8 @@ CASES = [  # backbone, in_channels, classes, head, hidden, act, freeze
     ("resnet50", 1, 2, "linear", 0, "relu", 0),
     ("smallcnn", 1, 10, "linear", 0, "relu", 0),
     ("smallcnn", 3, 500, "mlp3", 1024, "gelu", 1),
+    ("smallresnet", 1, 10, "linear", 0, "relu", 0),
+    ("smallresnet", 3, 100, "mlp3", 256, "gelu", 1),
 ]
 
 
@@ -45,9 +50,35 @@ def small_cnn(in_channels):
     return body, 64 * 7 * 7
 
 
+class SmallResNet(nn.Module):
+    """trainer/torch/nets.cpp's SmallResNetImpl, with its module names: a
+    conv-BN-ReLU stem of 24, a 2x2 max pool, torchvision's BasicBlocks of 24,
+    48 (stride 2) and 96 (stride 2) channels, a global average pool; fc is
+    the linear head."""
+
+    def __init__(self, in_channels, classes=0):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 24, 3, padding=1, bias=False), nn.BatchNorm2d(24), nn.ReLU())
+        blocks, i = [], 24
+        for o, s in ((24, 1), (48, 2), (96, 2)):
+            down = None
+            if s != 1 or i != o:
+                down = nn.Sequential(nn.Conv2d(i, o, 1, s, bias=False), nn.BatchNorm2d(o))
+            blocks.append(torchvision.models.resnet.BasicBlock(i, o, s, down))
+            i = o
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(96, classes) if classes else nn.Identity()
+
+    def forward(self, x):
+        x = self.blocks(nn.functional.max_pool2d(self.stem(x), 2))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
 def reference(backbone, in_channels, classes, head, hidden, act, freeze):
     if backbone == "smallcnn":
         body, dim = small_cnn(in_channels)
+    elif backbone == "smallresnet":
+        body, dim = SmallResNet(in_channels), 96
     else:
         body = getattr(torchvision.models, backbone)()
         if in_channels != 3:
@@ -64,7 +95,8 @@ def reference(backbone, in_channels, classes, head, hidden, act, freeze):
     return n_body + n_head, (n_head if freeze else n_body + n_head), dim
 
 
-FORWARD_CASES = [("resnet18", 3, 10, 40), ("resnet34", 1, 5, 33), ("resnet50", 3, 7, 48)]  # backbone, ch, classes, size
+FORWARD_CASES = [("resnet18", 3, 10, 40), ("resnet34", 1, 5, 33), ("resnet50", 3, 7, 48),  # backbone, ch, classes, size
+                 ("smallresnet", 1, 10, 28), ("smallresnet", 3, 5, 33)]
 
 
 def fixed_batch(ch, size):
@@ -89,9 +121,12 @@ def forward_matches(binary, backbone, ch, classes, size):
             state[name[len("net.backbone."):]] = t
         elif name.startswith("net.head.0."):
             state["fc." + name[len("net.head.0."):]] = t
-    net = getattr(torchvision.models, backbone)(num_classes=classes)
-    if ch != 3:
-        net.conv1 = nn.Conv2d(ch, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    if backbone == "smallresnet":
+        net = SmallResNet(ch, classes)
+    else:
+        net = getattr(torchvision.models, backbone)(num_classes=classes)
+        if ch != 3:
+            net.conv1 = nn.Conv2d(ch, 64, kernel_size=7, stride=2, padding=3, bias=False)
     net.load_state_dict(state, strict=True)  # every name and shape must match
     net.eval()
     mean = torch.tensor([0.485, 0.456, 0.406][:ch]).view(1, ch, 1, 1)
@@ -99,7 +134,8 @@ def forward_matches(binary, backbone, ch, classes, size):
     with torch.no_grad():
         want = torch.softmax(net((fixed_batch(ch, size).float() / 255 - mean) / std), 1)
     diff = (got - want).abs().max().item()
-    moved = state["bn1.running_mean"].abs().max().item() > 0  # the step moved the statistics
+    bn1 = "stem.1" if backbone == "smallresnet" else "bn1"
+    moved = state[bn1 + ".running_mean"].abs().max().item() > 0  # the step moved the statistics
     return diff < 1e-4 and moved, diff
 
 

@@ -1,12 +1,14 @@
 /* test_config.c -- the config loader: docs/config.md's keys, defaults, every
  * kind of error with its line and key path, --set overrides, and the checks
  * against the data file. */
+#include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "tmpdir.h"
 #include "config/config.h"
+#include "trainer/schedule.h"
 
 static char cfg_path[600], data_path[600];
 static fl_train_config cfg; /* large: not on the stack */
@@ -225,7 +227,7 @@ static void test_torchscript_needs_a_path_and_unknown_backbones_say_so(void)
               "\"torchscript:\" HINT: launch/export_timm.py writes one");
     CHECK(load_backbone("vit", "") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].backbone: unknown value \"vit\" HINT: use one of resnet18, resnet34, resnet50, "
-              "smallcnn, mlp, or torchscript:PATH (a TorchScript file)");
+              "smallcnn, smallresnet, mlp, or torchscript:PATH (a TorchScript file)");
 }
 
 static void test_backbone_lr_scale_is_positive_and_only_for_a_trained_backbone(void)
@@ -401,6 +403,8 @@ static void test_out_of_range_values_name_the_bound(void)
         {"schedule = { type = \"step\"; step = 0; };", ":3: models.[0].schedule.step: must be >= 1, found 0"},
         {"schedule = { type = \"cosine\"; warmup_epochs = -1; };",
          ":3: models.[0].schedule.warmup_epochs: must be >= 0, found -1"},
+        {"schedule = { type = \"onecycle\"; warmup = 1.0; };",
+         ":3: models.[0].schedule.warmup: must be in [0, 1), found 1"},
         {"clip_grad_norm = -1.0;", ":3: models.[0].clip_grad_norm: must be >= 0, found -1"},
         {"head = { type = \"mlp3\"; hidden = 0; };", ":3: models.[0].head.hidden: must be >= 1, found 0"},
     };
@@ -448,7 +452,7 @@ static void test_unknown_enum_values_list_the_allowed_ones(void)
     CHECK(load_model_key("head = { type = \"mlp3\"; act = \"tanh\"; };") == FL_ECONFIG);
     CHECK_MSG(":3: models.[0].head.act: unknown value \"tanh\" HINT: use one of relu, gelu");
     CHECK(load_model_key("schedule = { type = \"linear\"; };") == FL_ECONFIG);
-    CHECK_MSG(":3: models.[0].schedule.type: unknown value \"linear\" HINT: use one of none, step, cosine");
+    CHECK_MSG(":3: models.[0].schedule.type: unknown value \"linear\" HINT: use one of none, step, cosine, onecycle");
     CHECK(load(MINIMAL "dist = { backend = \"gloo\"; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: dist.backend: unknown value \"gloo\" HINT: use one of auto, nccl, mpi");
     CHECK(load(MINIMAL "vote = { method = \"mean\"; };\n") == FL_ECONFIG);
@@ -479,6 +483,42 @@ static void test_keys_of_another_variant_are_errors(void)
     CHECK(load_model_key("schedule = { warmup_epochs = 1; };") == FL_ECONFIG);
     CHECK(strstr(err.msg, "models.[0].schedule.warmup_epochs: only used with type \"cosine\", found type \"none\"") !=
           NULL);
+    CHECK(load_model_key("schedule = { type = \"cosine\"; warmup = 0.2; };") == FL_ECONFIG);
+    CHECK(strstr(err.msg, "models.[0].schedule.warmup: only used with type \"onecycle\", found type \"cosine\"") !=
+          NULL);
+    CHECK(load_model_key("schedule = { type = \"step\"; min_lr = 0.1; };") == FL_ECONFIG);
+    CHECK(strstr(err.msg, "models.[0].schedule.min_lr: only used with type \"cosine\" or \"onecycle\", found type "
+                          "\"step\"") != NULL);
+}
+
+/* onecycle: lr / 25 at the start, lr at the end of the warm-up, min_lr at the
+ * end, half cosines between; the epoch's lr is its first step's. */
+static void test_onecycle_schedule(void)
+{
+    CHECK(load_model_key(
+              "optimizer = { lr = 0.01; }; schedule = { type = \"onecycle\"; warmup = 0.25; min_lr = 1e-5; };") ==
+          FL_OK);
+    const fl_model_cfg *m = &cfg.models[0]; /* 3 epochs */
+    CHECK_STR(fl_sched_name(m->schedule), "onecycle");
+    CHECK(m->warmup == 0.25 && m->min_lr == 1e-5 && fl_schedule_per_step(m));
+    const double lr = 0.01, start = lr / 25;
+    CHECK(fabs(fl_schedule_lr_at(m, 0, 0, 100) - start) < 1e-15);
+    /* u = 0.125, half the warm-up: the mid-point */
+    CHECK(fabs(fl_schedule_lr_at(m, 0, 375, 1000) - (start + lr) / 2) < 1e-12);
+    CHECK(fabs(fl_schedule_lr_at(m, 0, 750, 1000) - lr) < 1e-15);
+    /* u = 0.625: half the anneal */
+    CHECK(fabs(fl_schedule_lr_at(m, 1, 875, 1000) - (lr + 1e-5) / 2) < 1e-12);
+    CHECK(fl_schedule_lr_at(m, 2, 999, 1000) < 1e-5 + 1e-8 && fl_schedule_lr_at(m, 2, 999, 1000) >= 1e-5);
+    CHECK(fl_schedule_lr(m, 1) == fl_schedule_lr_at(m, 1, 0, 7));
+    for (int e = 0; e < 3; e++) /* rises then falls */
+        for (int s = 1; s < 100; s++) {
+            double a = fl_schedule_lr_at(m, e, s - 1, 100), b = fl_schedule_lr_at(m, e, s, 100);
+            CHECK(e * 100 + s <= 75 ? b > a : b < a);
+        }
+    CHECK(load_model_key("schedule = { type = \"onecycle\"; };") == FL_OK);
+    CHECK(cfg.models[0].warmup == 0.3 && cfg.models[0].min_lr == 0);
+    CHECK(load_model_key("schedule = { type = \"cosine\"; };") == FL_OK);
+    CHECK(!fl_schedule_per_step(&cfg.models[0]));
 }
 
 static void test_syntax_error_names_the_line(void)
@@ -564,8 +604,8 @@ static void test_missing_required_keys_are_named(void)
     CHECK(strstr(err.msg, ": missing key models HINT: models = ( {") != NULL);
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { name = \"a\"; backbone = \"resnet18\"; epochs = 3; },\n"
                "  { name = \"b\"; epochs = 3; } );\n") == FL_ECONFIG);
-    CHECK_MSG(":3: missing key models.[1].backbone HINT: one of resnet18, resnet34, resnet50, smallcnn, mlp, "
-              "torchscript:PATH");
+    CHECK_MSG(":3: missing key models.[1].backbone HINT: one of resnet18, resnet34, resnet50, smallcnn, smallresnet, "
+              "mlp, torchscript:PATH");
     CHECK(load("data = { file = \"@DATA@\"; };\nmodels = ( { backbone = \"resnet18\"; epochs = 3; } );\n") ==
           FL_ECONFIG);
     CHECK(strstr(err.msg, ":2: missing key models.[0].name HINT:") != NULL);
@@ -924,6 +964,7 @@ int main(void)
     RUN(test_seed_takes_the_whole_32_bit_range);
     RUN(test_unknown_enum_values_list_the_allowed_ones);
     RUN(test_keys_of_another_variant_are_errors);
+    RUN(test_onecycle_schedule);
     RUN(test_syntax_error_names_the_line);
     RUN(test_missing_config_file_is_named);
     RUN(test_missing_data_file_is_named);

@@ -53,7 +53,8 @@ fl_code fl_torch_keep_freed_memory(fl_error *err);
 typedef struct fl_model fl_model;
 
 typedef struct {
-    const char *backbone;     /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "mlp" | "torchscript:PATH" */
+    const char *backbone;     /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "smallresnet" | "mlp" |
+                                 "torchscript:PATH" */
     int in_channels, height, width, num_classes; /* in_channels 1..3 (mean/std); height, width >= 8 */
     const char *head_type;    /* "linear" | "mlp3" */
     int head_hidden;          /* mlp3 */
@@ -71,9 +72,11 @@ typedef struct {
     const struct fl_model *backbone_of; /* frozen backbone: share this model's (the same module, one copy in memory) */
     const char *device;       /* "cpu", "cuda", "cuda:N" */
     const char *precision;    /* "fp32" | "bf16" | "fp16" (CUDA only): the backbone's autocast dtype, see below */
-    int memory_format;        /* a convolutional backbone's activations (a ResNet, the smallcnn, a TorchScript
-                                 one with more than one 4-d weight): 0 auto (channels_last on CUDA, contiguous on
-                                 the CPU, where it measured slower: docs/gpus.md), 1 contiguous, 2 channels_last */
+    int memory_format;        /* a convolutional backbone's activations (a ResNet, the smallcnn, the smallresnet, a
+                                 TorchScript one with more than one 4-d weight): 0 auto (channels_last on CUDA,
+                                 and on the CPU for smallresnet, whose narrow convolutions oneDNN runs faster in
+                                 NHWC; contiguous on the CPU otherwise, where it measured slower: docs/gpus.md),
+                                 1 contiguous, 2 channels_last */
 } fl_model_spec;              /* NULL head_type, head_act, optimizer, device, precision: "linear", "relu", "adam",
                                  "cpu", "fp32" */
 

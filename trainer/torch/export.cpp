@@ -181,6 +181,11 @@ torch::jit::Module backbone_module(fl_model &fm, const std::string &name)
     if (net == FL_NET_SMALLCNN) {
         e.module(*Emitter::child(bb, "features"), "features", "x");
         e.line("x = torch.flatten(torch.adaptive_avg_pool2d(x, [7, 7]), 1)");
+    } else if (net == FL_NET_SMALLRESNET) {
+        e.module(*Emitter::child(bb, "stem"), "stem", "x");
+        e.line("x = torch.max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], False)");
+        e.module(*Emitter::child(bb, "blocks"), "blocks", "x");
+        e.line("x = torch.flatten(torch.adaptive_avg_pool2d(x, [1, 1]), 1)");
     } else if (net == FL_NET_MLP) {
         e.line("x = torch.flatten(x, 1)");
         e.module(*Emitter::child(bb, "fc"), "fc", "x");

@@ -23,6 +23,17 @@ namespace foldline
 namespace
 {
 
+// A 4-d tensor in NHWC strides. Not .contiguous(ChannelsLast): with one
+// channel (a grey image, the first convolution's weight) a contiguous NCHW
+// tensor already counts as channels_last contiguous, so .contiguous() keeps its
+// NCHW strides, the convolution then suggests NCHW, and the first layers run
+// contiguous: bf16 max pooling's NCHW kernel alone took a fifth of smallresnet's
+// step. PyTorch's module.to(memory_format=...) makes these strides too.
+torch::Tensor nhwc(const torch::Tensor &t)
+{
+    return torch::empty_like(t, t.options(), torch::MemoryFormat::ChannelsLast).copy_(t);
+}
+
 const char *or_default(const char *s, const char *def)
 {
     return s ? s : def;
@@ -183,16 +194,20 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
     // a built-in ResNet, or any backbone (a TorchScript one too: timm's
     // ConvNeXt, EfficientNet, ...) with more than one 4-d weight; a vision
     // transformer's single patch-embedding convolution does not make it one.
-    // Auto: on CUDA only (on the CPU it measured slower: README "GPUs").
+    // Auto: on CUDA, and on the CPU for smallresnet, whose narrow convolutions
+    // oneDNN runs faster in NHWC (elsewhere on the CPU it measured slower:
+    // docs/gpus.md, docs/demo.md).
     int64_t conv_weights = 0;
     for (const auto &p : m->net->backbone->parameters())
         conv_weights += p.dim() == 4;
     const bool conv = m->backbone_name.compare(0, 6, "resnet") == 0 || conv_weights > 1;
-    m->channels_last = conv && (s.memory_format == 2 || (s.memory_format == 0 && m->device.is_cuda()));
+    const bool cpu_nhwc = fl_backbone_parse(m->backbone_name.c_str()) == FL_NET_SMALLRESNET;
+    m->channels_last =
+        conv && (s.memory_format == 2 || (s.memory_format == 0 && (m->device.is_cuda() || cpu_nhwc)));
     if (m->channels_last && !s.backbone_of)
         for (auto &p : m->net->backbone->parameters())
             if (p.dim() == 4)
-                p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+                p.set_data(nhwc(p.data()));
     if (m->freeze_backbone)
         for (auto &p : m->net->backbone->parameters())
             p.set_requires_grad(false);
@@ -301,7 +316,7 @@ torch::Tensor model_input(fl_model &m, const uint8_t *x, int B, const fl_augment
     xb = images_normalise(xb, m.mean, m.std);
     if (view >= 0)
         xb = xb.flip({view == FL_TTA_HFLIP ? 3 : 2});
-    return m.channels_last ? xb.contiguous(torch::MemoryFormat::ChannelsLast) : xb;
+    return m.channels_last ? nhwc(xb) : xb;
 }
 
 // The backbone's features (B, D) of normalised images, under autocast in the

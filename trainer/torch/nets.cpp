@@ -1,5 +1,6 @@
 // nets.cpp -- ResNet-18/34/50 (torchvision's topology), the small CNN of the
-// tests and the CPU demo, the one-layer MLP, and the two heads. See nets.h.
+// tests, the small ResNet of the CPU demo, the one-layer MLP, and the two
+// heads. See nets.h.
 #include "trainer/torch/nets.h"
 
 #include <vector>
@@ -172,6 +173,41 @@ struct SmallCnnImpl : BackboneImpl {
     nn::Sequential features{nullptr};
 };
 
+// The small ResNet, for 28-64 px images on a CPU: a 3x3 conv-BN-ReLU stem of
+// 24 channels and a 2x2 max pool, then three BasicBlocks (two 3x3 conv-BN and
+// the identity, or a strided 1x1 conv-BN where the shape changes) of 24, 48
+// and 96 channels, the last two with stride 2, and a global average pool:
+// D = 96. At 28x28: 28 -> 14 (pool) -> 14 -> 7 -> 4. 172,872 parameters,
+// about 5.8 M multiply-adds per 28x28 grey image (the small CNN: 3.7 M); in
+// channels_last on the CPU (model_api.cpp) a step costs about 1.5x the small
+// CNN's, and the residual blocks learn more per epoch. Any H, W >= 8.
+struct SmallResNetImpl : BackboneImpl {
+    static constexpr int64_t kWidths[3] = {24, 48, 96};
+
+    explicit SmallResNetImpl(int64_t in_channels)
+    {
+        stem = register_module(
+            "stem", nn::Sequential(conv(in_channels, kWidths[0], 3, 1), nn::BatchNorm2d(kWidths[0]), nn::ReLU()));
+        blocks = register_module("blocks", nn::Sequential());
+        int64_t in = kWidths[0];
+        for (int i = 0; i < 3; i++) {
+            blocks->push_back(ResBlock(in, kWidths[i], i == 0 ? 1 : 2, false));
+            in = kWidths[i];
+        }
+        init_like_torchvision(*this);
+    }
+
+    torch::Tensor forward(torch::Tensor x) override
+    {
+        x = torch::max_pool2d(stem->forward(x), {2, 2});         // (B, 24, H/2, W/2)
+        x = blocks->forward(x);                                  // (B, 96, H/8, W/8), rounded up
+        return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1); // (B, 96)
+    }
+    int64_t feature_dim() const override { return kWidths[2]; }
+
+    nn::Sequential stem{nullptr}, blocks{nullptr};
+};
+
 // The "mlp" backbone: the image flattened, one Linear(ch * H * W, 128) and a
 // ReLU; D = 128. No batch norm, so data-parallel training computes the same
 // gradients as one process would (the equivalence tests of dist/ rely on it),
@@ -204,6 +240,8 @@ std::shared_ptr<BackboneImpl> backbone_new(const std::string &name, int64_t in_c
         return std::make_shared<ResNetImpl>(in_channels, std::vector<int64_t>{3, 4, 6, 3}, true);
     case FL_NET_SMALLCNN:
         return std::make_shared<SmallCnnImpl>(in_channels);
+    case FL_NET_SMALLRESNET:
+        return std::make_shared<SmallResNetImpl>(in_channels);
     case FL_NET_MLP:
         return std::make_shared<MlpImpl>(in_channels, height, width);
     default:
