@@ -2,52 +2,53 @@
 # The one list: CMakeLists.txt builds foldline from it, and tests/sanitize/ builds the same files under
 # AddressSanitizer and UBSan. A new file goes here, and into both builds at once.
 
-# Everything that is not tensor arithmetic (C11).
+# Everything that is not tensor arithmetic (C11): base/, dataset/, dist/, vote/, the run state files of
+# trainer/ (jobstatus, runstatus) and config/.
 set(FOLDLINE_CORE_SOURCES
-  dist/error.c
-  dist/group.c
-  dist/jobq.c
-  dist/jobstatus.c
-  dist/manifest.c
-  dist/outpath.c
-  dist/place.c
-  dist/progress.c
-  dist/runstatus.c
-  dist/stop.c
-  dist/nccl.c
-  dist/tempfile.c
-  dist/outpath.c
-  dist/vote.c
-  dist/vote_calib.c
-  dist/vote_fit.c
-  dist/vote_html.c
-  dist/vote_html_charts.c
-  dist/vote_labels.c
-  dist/vote_report.c
-  dist/vote_sum.c
-  dist/vote_weights.c
-  dist/world.c
+  base/cores.c
+  base/error.c
+  base/outpath.c
+  base/progress.c
+  base/stop.c
+  base/strmap.c
+  base/tempfile.c
   dataset/csv.c
   dataset/datafile.c
   dataset/datafile_check.c
+  dataset/featcache.c
   dataset/folds.c
   dataset/h5seal.c
   dataset/h5util.c
   dataset/idx.c
   dataset/image.c
   dataset/imagelist.c
-  dataset/featcache.c
   dataset/loader.c
   dataset/preds.c
   dataset/prep.c
   dataset/resize.c
   dataset/source.c
-  dataset/strmap.c
   dataset/verified.c
-  launch/config.c
-  launch/config_model.c
-  launch/config_set.c
-  launch/config_walk.c)
+  dist/group.c
+  dist/jobq.c
+  dist/nccl.c
+  dist/place.c
+  dist/world.c
+  vote/manifest.c
+  vote/vote.c
+  vote/vote_calib.c
+  vote/vote_fit.c
+  vote/vote_html.c
+  vote/vote_html_charts.c
+  vote/vote_labels.c
+  vote/vote_report.c
+  vote/vote_sum.c
+  vote/vote_weights.c
+  trainer/jobstatus.c
+  trainer/runstatus.c
+  config/config.c
+  config/config_model.c
+  config/config_set.c
+  config/config_walk.c)
 
 # The libtorch bridge, the only C++17.
 set(FOLDLINE_TORCH_SOURCES

@@ -10,7 +10,7 @@
 
 #include <stdio.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef struct fl_csv fl_csv;
 

@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 #define FL_DATA_FORMAT "foldline-data"
 #define FL_DATA_VERSION 1

@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef struct fl_featcache fl_featcache;
 

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 /* fold_of_row[i] in 0..k-1 for every row i of labels (n rows, values >= 0).
  * Fails when some class has fewer than k rows. */

@@ -8,7 +8,7 @@
 
 #include <hdf5.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 /* FL_EIO with "path: what (HDF5: innermost reason)". */
 fl_code fl_h5_fail(fl_error *err, const char *path, const char *what);

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef struct {
     int count, rows, cols;

@@ -10,7 +10,7 @@
 #ifndef FOLDLINE_IMAGE_H
 #define FOLDLINE_IMAGE_H
 
-#include "dist/error.h"
+#include "base/error.h"
 
 /* Images of more pixels are refused from their header, before any pixel
  * memory is allocated, as Pillow refuses them (its DecompressionBombError

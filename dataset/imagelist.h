@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "dataset/datafile.h"
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef enum { FL_INPUT_FOLDER, FL_INPUT_CSV, FL_INPUT_DATAFILE } fl_input_kind;
 

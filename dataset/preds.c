@@ -13,7 +13,7 @@
 
 #include "dataset/datafile.h"
 #include "dataset/h5util.h"
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 
 /* ---- writing ----------------------------------------------------------------- */
 

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 #define FL_PREDS_FORMAT "foldline-preds"
 #define FL_PREDS_VERSION 1

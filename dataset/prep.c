@@ -13,9 +13,9 @@
 #include "dataset/folds.h"
 #include "dataset/image.h"
 #include "dataset/source.h"
-#include "dist/outpath.h"
-#include "dist/tempfile.h"
-#include "dist/world.h"
+#include "base/outpath.h"
+#include "base/tempfile.h"
+#include "base/cores.h"
 
 #define BLOCK_BYTES (64u << 20) /* one of the two image buffers, at most */
 #define BLOCK_ROWS_MAX 512

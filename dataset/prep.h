@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef struct {
     const char *src_dir;

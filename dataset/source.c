@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "dataset/csv.h"
-#include "dataset/strmap.h"
+#include "base/strmap.h"
 
 /* Growable row arrays of one split while reading its CSV. */
 typedef struct {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 
 static const char verified_header[] = "foldline-verified 1\n";
 

@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 
 #include "dataset/datafile.h"
-#include "dist/error.h"
+#include "base/error.h"
 
 #define FL_VERIFIED_NAME     "verified.txt"
 #define FL_VERIFIED_LINE_MAX (PATH_MAX + 160)

@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "dist/world.h"
 
 typedef struct fl_group fl_group;

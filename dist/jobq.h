@@ -15,7 +15,7 @@
 #ifndef FOLDLINE_JOBQ_H
 #define FOLDLINE_JOBQ_H
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "dist/world.h"
 
 typedef struct fl_jobq fl_jobq;

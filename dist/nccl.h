@@ -18,7 +18,7 @@
 
 #include <mpi.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef struct fl_nccl fl_nccl;
 

@@ -16,7 +16,7 @@
 
 #include <stddef.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef struct {
     int rank, size;             /* in MPI_COMM_WORLD */
@@ -24,9 +24,6 @@ typedef struct {
     int hosts;                  /* hosts the world spans */
     char host[256];             /* MPI_Get_processor_name */
 } fl_world;
-
-/* The cores this process may run on (its CPU affinity mask). */
-int fl_cores_available(void);
 
 /* First line of MPI_Get_library_version (callable before MPI_Init). */
 void fl_mpi_library_version(char *buf, size_t n);

@@ -3,7 +3,7 @@
 #ifndef FOLDLINE_CLI_H
 #define FOLDLINE_CLI_H
 
-#include "dist/error.h"
+#include "base/error.h"
 
 #define FOLDLINE_VERSION "0.1.0"
 

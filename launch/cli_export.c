@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dist/outpath.h"
-#include "dist/tempfile.h"
+#include "base/outpath.h"
+#include "base/tempfile.h"
 #include "launch/cli.h"
 #include "trainer/predict.h"
 #include "trainer/run.h"

@@ -4,7 +4,7 @@
  * The images (dataset/imagelist.h) are read as prep stores them, at each
  * model's size and channels; every fold of every chosen model predicts them
  * with its test-time views (trainer/predict.h); the vote is `foldline
- * vote`'s (dist/vote_sum.h), so the run's own test images give back its
+ * vote`'s (vote/vote_sum.h), so the run's own test images give back its
  * submission and its preds.h5 probabilities.
  *
  * Alone, or under mpirun / srun (MPI starts only then): the rows go in chunks,
@@ -21,10 +21,11 @@
 
 #include "dataset/imagelist.h"
 #include "dist/group.h"
-#include "dist/outpath.h"
+#include "base/outpath.h"
 #include "dataset/csv.h"
-#include "dist/tempfile.h"
-#include "dist/vote_sum.h"
+#include "base/tempfile.h"
+#include "vote/vote_sum.h"
+#include "base/cores.h"
 #include "dist/world.h"
 #include "launch/cli.h"
 #include "trainer/predict.h"

@@ -5,9 +5,10 @@
 
 #include "dataset/datafile.h"
 #include "dataset/prep.h"
-#include "dist/progress.h"
+#include "base/progress.h"
+#include "base/cores.h"
 #include "dist/world.h"
-#include "dist/tempfile.h"
+#include "base/tempfile.h"
 #include "launch/cli.h"
 
 static const char *prep_usage =

@@ -1,5 +1,5 @@
 /* cli_status.c -- `foldline status RUN_DIR [--watch N]`: where every model x
- * fold job of a run stands (dist/runstatus.h), from any host that sees the
+ * fold job of a run stands (trainer/runstatus.h), from any host that sees the
  * run directory, while the run goes on. It only reads files: no MPI, no
  * libtorch, no lock taken, nothing written. Exit status 0 when every job is
  * done, 3 when some are not, 2 on error, so that a script can wait on it. */
@@ -9,8 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dist/progress.h"
-#include "dist/runstatus.h"
+#include "base/progress.h"
+#include "trainer/runstatus.h"
 #include "launch/cli.h"
 
 static const char *status_usage =

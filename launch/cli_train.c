@@ -42,16 +42,16 @@
 #include "dataset/verified.h"
 #include "dist/group.h"
 #include "dist/jobq.h"
-#include "dist/manifest.h"
+#include "vote/manifest.h"
 #include "dist/nccl.h"
-#include "dist/progress.h"
-#include "dist/runstatus.h"
-#include "dist/stop.h"
-#include "dist/tempfile.h"
-#include "dist/vote.h"
+#include "base/progress.h"
+#include "trainer/runstatus.h"
+#include "base/stop.h"
+#include "base/tempfile.h"
+#include "vote/vote.h"
 #include "dist/world.h"
 #include "launch/cli.h"
-#include "launch/config.h"
+#include "config/config.h"
 #include "launch/train_priv.h"
 #include "trainer/fused.h"
 #include "trainer/job.h"
@@ -357,7 +357,7 @@ static fl_code train_say_who(train_ctx *t, fl_error *err)
     return rc;
 }
 
-/* "<prefix>: D of N jobs done ..., ETA ..." from the run directory (dist/
+/* "<prefix>: D of N jobs done ..., ETA ..." from the run directory (trainer/
  * runstatus.h) and this process's groups. */
 static void train_say_eta(const train_ctx *t, const char *prefix)
 {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/vote.h"
+#include "vote/vote.h"
 #include "launch/cli.h"
 
 static const char *vote_usage =

@@ -8,7 +8,7 @@
 #      and its report (runs/demo/ensemble/report.md, report.html, submission.csv).
 #      Rerunning skips the folds already trained; rm -rf runs/demo to start over.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../tools/deps.sh"
 cd "$FOLDLINE_ROOT"
 
 src=/usr/share/datasets/fashion-mnist

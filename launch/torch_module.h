@@ -18,7 +18,7 @@
 #ifndef FOLDLINE_TORCH_MODULE_H
 #define FOLDLINE_TORCH_MODULE_H
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "trainer/torch/bridge.h"
 
 #define FL_TORCH_MODULE_NAME  "libfoldline_torch.so"

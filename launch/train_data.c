@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "dataset/loader.h"
-#include "launch/config.h"
+#include "config/config.h"
 #include "launch/train_priv.h"
 
 /* "file:line: key" of model m's data.file (its own or the top-level one). */

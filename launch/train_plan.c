@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "dist/nccl.h"
-#include "launch/config.h"
+#include "config/config.h"
 #include "launch/train_priv.h"
 #include "trainer/job.h"
 #include "trainer/torch/bridge.h"

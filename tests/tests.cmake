@@ -11,6 +11,12 @@ foreach(t schema pixels folds bad_input idx interrupt corrupt)
                        TIMEOUT 300)
 endforeach()
 
+# The folders' include direction (launch -> config -> trainer -> {vote, dist} -> dataset -> base), read
+# from every #include of the sources: a file that includes against it fails, named with its line.
+add_test(NAME layout COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tools/check_layout.py
+         ${CMAKE_CURRENT_SOURCE_DIR})
+set_tests_properties(layout PROPERTIES LABELS layout TIMEOUT 60)
+
 # foldline vote: the votes against an independent numpy oracle, and every refusal.
 add_test(NAME vote_methods COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_vote.py)
 set_tests_properties(vote_methods PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>")
@@ -107,12 +113,12 @@ if(FOLDLINE_MPIRUN)
   set_tests_properties(hosts_harness hosts_train PROPERTIES RESOURCE_LOCK slurm)
 endif()
 
-# The second build: foldline against PyPI's torch 2.x (CUDA built), made by launch/torch2.sh in
-# build-torch2/ and tested there with `ctest -L torch2` (launch/test.sh). The Python of its virtual
+# The second build: foldline against PyPI's torch 2.x (CUDA built), made by tools/torch2.sh in
+# build-torch2/ and tested there with `ctest -L torch2` (tools/test.sh). The Python of its virtual
 # environment (torch, timm) is the oracle of the timm backbones; the libtorch 1.13 build beside it
 # (FOLDLINE_REFERENCE_BUILD) is what the predictions are compared with and what must refuse a
 # module written by torch 2.x. The unit and bridge tests of this file run again there.
-set(FOLDLINE_TORCH_PYTHON "" CACHE FILEPATH "Python with torch 2.x and timm (launch/torch2.sh's venv) for the torch2 tests")
+set(FOLDLINE_TORCH_PYTHON "" CACHE FILEPATH "Python with torch 2.x and timm (tools/torch2.sh's venv) for the torch2 tests")
 set(FOLDLINE_REFERENCE_BUILD "" CACHE PATH "The libtorch 1.13 build folder the torch2 tests compare with")
 if(Torch_VERSION VERSION_GREATER_EQUAL 2.0)
   get_property(_tests DIRECTORY PROPERTY TESTS)

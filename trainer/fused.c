@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "dataset/featcache.h"
-#include "dist/stop.h"
+#include "base/stop.h"
 #include "trainer/augment.h"
 #include "trainer/job_internal.h"
 #include "trainer/rng.h"

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "dataset/preds.h"
-#include "dist/stop.h"
-#include "dist/tempfile.h"
+#include "base/stop.h"
+#include "base/tempfile.h"
 #include "trainer/augment.h"
 #include "trainer/job_internal.h"
 #include "trainer/order.h"

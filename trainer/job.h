@@ -55,7 +55,7 @@ typedef struct {
     FILE *log;                     /* per-epoch lines; NULL for none */
     fl_group *group;               /* the ranks that run each job together; NULL: this process alone */
     fl_jobq *queue;                /* kept served during a job (fl_jobq_progress); NULL for none */
-    /* For status.txt (dist/jobstatus.h): who runs the job. */
+    /* For status.txt (trainer/jobstatus.h): who runs the job. */
     int world_rank;   /* this rank in the MPI world */
     int groups;       /* rank groups of this train process */
     char launch[300]; /* world rank 0's "host:pid": which train process */
@@ -92,7 +92,7 @@ fl_code fl_job_check_settings(const fl_job_env *env, const fl_job *job, int *inf
 fl_code fl_job_repredict(const fl_job_env *env, const fl_job *job, fl_error *err);
 
 /* Trains and predicts one job (collective over env->group): from its last.pt
- * when it has one. A stop signal (dist/stop.h) ends it after the current
+ * when it has one. A stop signal (base/stop.h) ends it after the current
  * step with a checkpoint and FL_ESTOPPED. */
 fl_code fl_job_run(const fl_job_env *env, const fl_job *job, fl_error *err);
 

@@ -7,8 +7,8 @@
 #ifndef FOLDLINE_JOB_INTERNAL_H
 #define FOLDLINE_JOB_INTERNAL_H
 
-#include "dist/jobstatus.h"
-#include "dist/progress.h"
+#include "trainer/jobstatus.h"
+#include "base/progress.h"
 #include "trainer/job.h"
 #include "trainer/order.h"
 #include "trainer/tfevents.h"

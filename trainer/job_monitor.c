@@ -1,7 +1,7 @@
 /* job_monitor.c -- what a job's leader tells the people watching it: a
  * progress line every run.progress_s seconds while an epoch trains (one line
  * rewritten in place on a terminal, plain lines in a log), status.txt's
- * heartbeat for `foldline status` (dist/jobstatus.h), and the TensorBoard
+ * heartbeat for `foldline status` (trainer/jobstatus.h), and the TensorBoard
  * scalars beside metrics.csv (trainer/tfevents.h). Nothing here is
  * collective: every decision is the leader's own, by its own clock, so that
  * no rank ever waits for another's timer. */

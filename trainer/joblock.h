@@ -26,7 +26,7 @@
 
 #include <stddef.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 #define FL_JOBLOCK_NAME        "lock"
 #define FL_JOBLOCK_HEARTBEAT_S 2   /* seconds between heartbeats */

@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef struct {
     int64_t n;         /* rows in the order */

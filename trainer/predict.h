@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "trainer/run.h"
 #include "trainer/torch/bridge.h"
 

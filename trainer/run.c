@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 
 #include "dataset/datafile.h"
-#include "dist/vote_sum.h"
-#include "dist/vote_weights.h"
+#include "vote/vote_sum.h"
+#include "vote/vote_weights.h"
 #include "trainer/order.h"
 #include "trainer/settings.h"
 

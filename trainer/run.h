@@ -1,6 +1,6 @@
 /* run.h -- a trained run as `foldline predict` and `foldline export` read it.
  *
- * RUN_DIR/run.cfg (dist/manifest.h) names the data file, the folds, the
+ * RUN_DIR/run.cfg (vote/manifest.h) names the data file, the folds, the
  * models with their vote weights and the vote method. Each model's
  * RUN_DIR/<model>/fold<k>/settings.txt (trainer/settings.h) records what
  * rebuilds its network: the data's classes, channels and size, mean and std,
@@ -9,7 +9,7 @@
  * are the checkpoint predict_with names (<predict_with>.pt), the one the
  * fold's preds.h5 came from. The class names come from the data file.
  *
- * Weights: RUN_DIR/ensemble/weights.txt (`vote --fit-weights`, dist/
+ * Weights: RUN_DIR/ensemble/weights.txt (`vote --fit-weights`, vote/
  * vote_weights.h), when it exists, weighs the vote that `vote` submitted:
  * the soft-soft vote of all the run's models, each fold tempered with its
  * model's T. With the default method (even when run.cfg's vote_method is
@@ -24,8 +24,8 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
-#include "dist/manifest.h"
+#include "base/error.h"
+#include "vote/manifest.h"
 #include "trainer/spec.h"
 
 typedef struct {

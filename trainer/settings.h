@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "dataset/datafile.h"
-#include "dist/error.h"
+#include "base/error.h"
 #include "trainer/spec.h"
 
 #define FL_SETTINGS_MAX 16384

@@ -1,6 +1,6 @@
 /* spec.h -- a training run as plain data.
  *
- * launch/config.c fills an fl_train_config from a libconfig file (plus
+ * config/config.c fills an fl_train_config from a libconfig file (plus
  * --set overrides) and checks every key; trainer/ and dist/ only read it.
  * Each value keeps the config line it came from (the *_line fields), so that
  * checks that need the data file (channels, fold count) can still name the

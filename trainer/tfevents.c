@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dist/progress.h"
+#include "base/progress.h"
 
 struct fl_tfevents {
     int fd;

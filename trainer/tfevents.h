@@ -23,7 +23,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 typedef struct fl_tfevents fl_tfevents;
 

@@ -26,7 +26,7 @@
 #include <vector>
 
 extern "C" {
-#include "launch/config.h"
+#include "config/config.h"
 #include "trainer/augment.h"
 }
 

@@ -4,7 +4,7 @@
 # in one run. Default: 15,000 train + 1,000 test sketches of about 600x600 -> 224.
 # Prints both images/s figures, their ratio, and where foldline's time goes.
 # Not part of ctest: a benchmark, not a test. Needs the build and the test
-# oracles (launch/test.sh installs them).
+# oracles (tools/test.sh installs them).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 foldline=${FOLDLINE:-$root/build/foldline}

@@ -1,4 +1,4 @@
-/* fuzz_config.c -- libFuzzer target: the config loader (launch/config*.c) on
+/* fuzz_config.c -- libFuzzer target: the config loader (config/config*.c) on
  * any bytes. The input is the config file up to its first NUL byte; what
  * follows are --set overrides, one per line (at most 8), so the override
  * parser is fuzzed too. Inputs that mention "include" are skipped: libconfig's
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "launch/config.h"
+#include "config/config.h"
 
 static fl_train_config cfg; /* about 600 KB: not on the stack */
 

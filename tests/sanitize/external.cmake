@@ -2,7 +2,7 @@
 # ASan+UBSan builds, see its CMakeLists.txt) with clang as an ExternalProject
 # of the main build, in build/sanitize/, and adds its tests to this build's
 # ctest. Included by the main CMakeLists.txt when FOLDLINE_SANITIZE is ON
-# (launch/test.sh turns it on).
+# (tools/test.sh turns it on).
 include(ExternalProject)
 find_program(FOLDLINE_CLANG NAMES clang clang-14 REQUIRED)
 find_program(FOLDLINE_CLANGXX NAMES clang++ clang++-14 REQUIRED)

@@ -452,7 +452,7 @@ def main():
         return SKIP
     missing = [p for p in ("munged", "slurmctld", "slurmd", "sbatch", "srun") if not shutil.which(p)]
     if missing:
-        print("SKIP: %s not installed HINT: apt-get install slurm-wlm munge (launch/deps.sh with "
+        print("SKIP: %s not installed HINT: apt-get install slurm-wlm munge (tools/deps.sh with "
               "FOLDLINE_WITH_TESTS=1)" % " ".join(missing))
         return SKIP
     running = running_slurm_daemons()

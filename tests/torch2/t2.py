@@ -1,4 +1,4 @@
-"""Shared by tests/torch2/test_*.py: the build against torch 2.x (launch/torch2.sh) and what it
+"""Shared by tests/torch2/test_*.py: the build against torch 2.x (tools/torch2.sh) and what it
 is compared with. The tests run under Debian's /usr/bin/python3 (numpy, h5py); torch 2.x and timm
 run in the virtual environment's Python ($FOLDLINE_TORCH_PYTHON) as subprocesses.
 
@@ -29,7 +29,7 @@ def skip(why):
 
 def need_py2():
     if not PY2 or not os.access(PY2, os.X_OK):
-        skip("no FOLDLINE_TORCH_PYTHON (launch/torch2.sh's virtual environment)")
+        skip("no FOLDLINE_TORCH_PYTHON (tools/torch2.sh's virtual environment)")
 
 
 def need_ref(name="foldline"):

@@ -5,7 +5,7 @@ values of metrics.csv per epoch and the progress ticks; a job stopped by SIGTERM
 continues the same curves with no step written twice, as does one killed outright after a timed
 checkpoint.
 
-The environment: ${XDG_CACHE_HOME:-~/.cache}/foldline/venv-tb (launch/deps.sh creates it; made
+The environment: ${XDG_CACHE_HOME:-~/.cache}/foldline/venv-tb (tools/deps.sh creates it; made
 here when missing). Exit 77 (skipped) only when PyPI cannot be reached to install tensorboard."""
 import json
 import os

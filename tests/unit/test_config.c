@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "launch/config.h"
+#include "config/config.h"
 
 static char cfg_path[64], data_path[64];
 static fl_train_config cfg; /* large: not on the stack */

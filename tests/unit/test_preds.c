@@ -7,8 +7,8 @@
 #include "check.h"
 #include "dataset/datafile.h"
 #include "dataset/preds.h"
-#include "dist/manifest.h"
-#include "dist/tempfile.h"
+#include "vote/manifest.h"
+#include "base/tempfile.h"
 
 static char tmpdir[256];
 

@@ -406,7 +406,7 @@ class ClustersTest(HtmlCase):
             print("screenshot: %s" % png, file=sys.stderr)
 
 
-@unittest.skipUnless(chromium(), "needs Debian's chromium (launch/deps.sh installs it with the tests)")
+@unittest.skipUnless(chromium(), "needs Debian's chromium (tools/deps.sh installs it with the tests)")
 class ChromiumTest(HtmlCase):
     def test_console_check_catches_an_error(self):
         """The console check itself: a page that logs an error is caught."""

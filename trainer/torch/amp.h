@@ -15,7 +15,7 @@
 
 #include <torch/torch.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 namespace foldline
 {

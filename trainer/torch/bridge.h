@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -8,7 +8,7 @@
 #include <new>
 #include <string>
 
-#include "dist/error.h"
+#include "base/error.h"
 
 namespace foldline {
 // libtorch's messages carry a C++ backtrace after the first line; keep the first.

@@ -248,7 +248,7 @@ void export_ensemble(const fl_export_model *models, int n_models, const std::str
             }
             if (views.size() > 1)
                 line("p" + I + " = p" + I + " / " + lit((double)views.size()));
-            // the vote's sums (dist/vote_sum.c): per model, then across models
+            // the vote's sums (vote/vote_sum.c): per model, then across models
             std::string hard = "torch.one_hot(torch.argmax(p" + I + ", 1), " + std::to_string(C) + ").to(7)";
             std::string soft = "p" + I + ".to(7)";
             if (fitted && em.temperature != 1.0) { // fl_vote_temper: exp((log p - max log p) / T), renormalised

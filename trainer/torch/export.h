@@ -12,7 +12,7 @@
  * and folds summed in the run's order. Fitted (weights.txt, method
  * soft-soft): each fold's probabilities tempered with its model's T, and the
  * output is sum_m weight_m * (sum of m's tempered folds / folds), as
- * dist/vote_sum.h's fitted sums.
+ * vote/vote_sum.h's fitted sums.
  *
  * Built-in backbones are written out as TorchScript source over their
  * trained tensors (registered as the module's parameters and buffers); a
@@ -22,7 +22,7 @@
 #ifndef FOLDLINE_TORCH_EXPORT_H
 #define FOLDLINE_TORCH_EXPORT_H
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "trainer/torch/bridge.h"
 
 #ifdef __cplusplus

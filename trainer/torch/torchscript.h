@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "dist/error.h"
+#include "base/error.h"
 #include "trainer/torch/nets.h"
 
 #include <torch/script.h>
