@@ -61,6 +61,7 @@ fl_code cli_torch_module(const fl_torch_verbs_table **out, fl_error *err)
         return FL_OK;
     }
 #ifdef FL_TORCH_LINKED
+    (void)err;
     loaded = &fl_torch_verbs;
     *out = loaded;
     return FL_OK;
