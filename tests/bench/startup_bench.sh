@@ -19,7 +19,8 @@ runs=${BENCH_RUNS:-10}
 work=$(mktemp -d "${TMPDIR:-/tmp}/foldline-startup-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-echo "bench: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $runs runs each"
+echo "bench: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $runs runs each;" \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg) (wall times need a quiet machine; CPU times much less so)"
 # A small learnable data file, written with h5py (the tests' writer), and a 1-epoch run.
 $py - "$root/tests/train" "$work" <<'PY'
 import os, sys
@@ -28,7 +29,7 @@ from common import write_data_file, config_text, model_text
 work = sys.argv[2]
 write_data_file(os.path.join(work, "data.h5"), n_per_class=20, classes=3, folds=2, n_test=12, size=16)
 with open(os.path.join(work, "run.cfg"), "w") as f:
-    f.write(config_text(os.path.join(work, "data.h5"), os.path.join(work, "runs"), "t", [model_text("m", epochs=1)]))
+    f.write(config_text(os.path.join(work, "data.h5"), os.path.join(work, "runs"), "t", [model_text("m", epochs=1).replace("batch = 32", "batch = 16")]))
 PY
 "$foldline" train "$work/run.cfg" >"$work/train.log" 2>&1 || { cat "$work/train.log"; exit 1; }
 
