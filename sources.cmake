@@ -54,6 +54,7 @@ set(FOLDLINE_CORE_SOURCES
 set(FOLDLINE_TORCH_SOURCES
   trainer/torch/amp.cpp
   trainer/torch/bridge_core.cpp
+  trainer/torch/devpath.cpp
   trainer/torch/images.cpp
   trainer/torch/model_api.cpp
   trainer/torch/model_comm.cpp
@@ -78,6 +79,7 @@ set(FOLDLINE_TRAINER_SOURCES
 # ... and the part that calls the bridge (in the libtorch module).
 set(FOLDLINE_TRAINER_TORCH_SOURCES
   trainer/fused.c
+  trainer/fused_dev.c
   trainer/job.c
   trainer/predict.c)
 

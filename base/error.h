@@ -49,7 +49,7 @@ void fl_error_clear(fl_error *err);
 /* A short human name of a code: "bad input", "I/O error", ... */
 const char *fl_strerror(fl_code code);
 
-/* The process exit status for a code (README, "Bad and hostile input"): 2
+/* The process exit status for a code (docs/failures.md, "Exit status"): 2
  * for usage and config mistakes (the fix is in the command line or the
  * config), 130 for an interrupt, 75 (EX_TEMPFAIL) for a training that
  * stopped at a checkpoint (rerun the same command to resume), 1 for data and

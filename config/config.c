@@ -1,6 +1,6 @@
 /* config.c -- fl_config_load: parse the file with libconfig, apply the --set
  * overrides to its tree, then walk the tree section by section against the
- * schema (the keys of DESIGN.md's "Config" contract; meanings, defaults and
+ * schema (the keys of the config contract, docs/config.md; meanings, defaults and
  * ranges in trainer/spec.h). The first problem found is the one reported. */
 #include "config/config.h"
 

@@ -1,6 +1,6 @@
 /* config.h -- loading and checking a training config (libconfig syntax).
  *
- * The keys are DESIGN.md's "Config" contract; trainer/spec.h says what each
+ * The keys are the config contract (docs/config.md); trainer/spec.h says what each
  * one means, its default and its range. Every problem is reported as one line
  * that names where it is and the full key path, what was expected and what was
  * found, with a HINT where one helps:

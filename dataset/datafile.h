@@ -1,6 +1,6 @@
 /* datafile.h -- the HDF5 data file that prep writes once and every rank reads.
  *
- * Schema (DESIGN.md, contract): root attributes format = "foldline-data",
+ * Schema (docs/formats.md, contract): root attributes format = "foldline-data",
  * version = 1, num_classes, folds, fold_seed, height, width, channels;
  * /classes string[C]; /train/{images uint8 (N,ch,H,W) one image per chunk,
  * labels int32 (N), fold int32 (N), paths string (N)}; /test/{images, paths,

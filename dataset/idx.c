@@ -54,22 +54,65 @@ static unsigned char *idx_read_exact(gzFile f, size_t n, int *oom)
     return buf;
 }
 
+/* "PATH: at byte N" for messages: N counts the bytes of the IDX data, which
+ * in a .gz file are the decompressed ones, so it says so; with what zlib
+ * says of a damaged stream. */
+static void idx_where(gzFile f, const char *path, long long at, char *out, size_t n)
+{
+    int zerr = Z_OK;
+    const char *zmsg = gzerror(f, &zerr);
+    if (zerr == Z_OK || zerr == Z_STREAM_END || zerr == Z_ERRNO || !zmsg)
+        zmsg = "";
+    size_t plen = strlen(path); /* zlib's message starts "PATH: " */
+    if (!strncmp(zmsg, path, plen) && !strncmp(zmsg + plen, ": ", 2))
+        zmsg += plen + 2;
+    if (gzdirect(f))
+        snprintf(out, n, "%s: at byte %lld", path, at);
+    else
+        snprintf(out, n, "%s: at byte %lld (uncompressed%s%s)", path, at, *zmsg ? "; gzip: " : "", zmsg);
+}
+
+/* Where the data ended: the bytes read so far. */
+static long long idx_tell(gzFile f)
+{
+    z_off_t at = gztell(f);
+    return at < 0 ? 0 : (long long)at;
+}
+
 /* Opens path and reads its header; dims[] gets ndims big-endian sizes. */
 static fl_code idx_open(const char *path, int want_ndims, gzFile *out, uint32_t *dims, fl_error *err)
 {
     gzFile f = gzopen(path, "rb");
     if (!f)
         return fl_fail(err, FL_EINPUT, "%s: cannot open IDX file (%s)", path, strerror(errno));
+    char where[4200];
     unsigned char magic[4];
-    if (idx_read_all(f, magic, 4) || magic[0] || magic[1] || magic[2] != 0x08 || magic[3] != want_ndims) {
+    if (idx_read_all(f, magic, 4)) {
+        idx_where(f, path, idx_tell(f), where, sizeof where);
         gzclose(f);
-        return fl_fail(err, FL_EINPUT, "%s: not an IDX file of unsigned bytes with %d dimensions HINT: expected the MNIST-family format", path, want_ndims);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: the file ends inside the 4-byte IDX magic number HINT: the file is empty or truncated; "
+                       "download it again",
+                       where);
+    }
+    if (magic[0] || magic[1] || magic[2] != 0x08 || magic[3] != want_ndims) {
+        idx_where(f, path, 0, where, sizeof where);
+        gzclose(f);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: magic number %02x %02x %02x %02x, not an IDX file of unsigned bytes with %d dimensions (00 "
+                       "00 08 %02x) HINT: expected the MNIST-family format (%s)",
+                       where, magic[0], magic[1], magic[2], magic[3], want_ndims, want_ndims,
+                       want_ndims == 3 ? "idx3-ubyte images" : "idx1-ubyte labels");
     }
     for (int i = 0; i < want_ndims; i++) {
         unsigned char b[4];
         if (idx_read_all(f, b, 4)) {
+            idx_where(f, path, idx_tell(f), where, sizeof where);
             gzclose(f);
-            return fl_fail(err, FL_EINPUT, "%s: IDX header is truncated", path);
+            return fl_fail(err, FL_EINPUT,
+                           "%s: IDX header is truncated: the file ends inside size %d of %d (bytes %d..%d) HINT: the "
+                           "download is truncated; download it again",
+                           where, i + 1, want_ndims, 4 + 4 * i, 7 + 4 * i);
         }
         dims[i] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
     }
@@ -85,18 +128,32 @@ fl_code fl_idx_read_images(const char *path, fl_idx_images *out, fl_error *err)
     fl_code rc = idx_open(path, 3, &f, d, err);
     if (rc)
         return rc;
-    if (d[0] == 0 || d[1] == 0 || d[2] == 0 || d[0] > (1u << 28) || d[1] > 65535 || d[2] > 65535) {
-        gzclose(f);
-        return fl_fail(err, FL_EINPUT, "%s: implausible IDX image dimensions %u x %u x %u", path, d[0], d[1], d[2]);
-    }
+    char where[4200];
+    for (int i = 0; i < 3; i++)
+        if (d[i] == 0 || d[i] > (i == 0 ? (1u << 28) : 65535u)) {
+            idx_where(f, path, 4 + 4 * i, where, sizeof where);
+            gzclose(f);
+            return fl_fail(err, FL_EINPUT,
+                           "%s: implausible IDX image dimensions %u x %u x %u (the %s, %u, is outside 1..%u) HINT: the "
+                           "file is corrupt or not an IDX image file",
+                           where, d[0], d[1], d[2],
+                           i == 0   ? "image count"
+                           : i == 1 ? "row count"
+                                    : "column count",
+                           d[i], i == 0 ? (1u << 28) : 65535u);
+        }
     size_t bytes = (size_t)d[0] * d[1] * d[2];
     int oom;
     out->pixels = idx_read_exact(f, bytes, &oom);
     if (!out->pixels) {
+        idx_where(f, path, idx_tell(f), where, sizeof where);
         gzclose(f);
         if (oom)
             return fl_fail(err, FL_ENOMEM, "%s: out of memory for %zu bytes of images", path, bytes);
-        return fl_fail(err, FL_EINPUT, "%s: file ends before its %u images HINT: the download is truncated", path, d[0]);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: file ends before its %u images (%u x %u pixels from byte 16 on: %zu bytes, up to byte %zu) "
+                       "HINT: the download is truncated",
+                       where, d[0], d[1], d[2], bytes, 16 + bytes);
     }
     gzclose(f);
     out->count = (int)d[0];
@@ -113,19 +170,28 @@ fl_code fl_idx_read_labels(const char *path, int *count, int32_t **labels, fl_er
     fl_code rc = idx_open(path, 1, &f, &n, err);
     if (rc)
         return rc;
+    char where[4200];
     if (n == 0 || n > (1u << 28)) {
+        idx_where(f, path, 4, where, sizeof where);
         gzclose(f);
-        return fl_fail(err, FL_EINPUT, "%s: implausible IDX label count %u", path, n);
+        return fl_fail(
+            err, FL_EINPUT,
+            "%s: implausible IDX label count %u (outside 1..%u) HINT: the file is corrupt or not an IDX label file",
+            where, n, 1u << 28);
     }
     int oom;
     unsigned char *raw = idx_read_exact(f, n, &oom);
     int32_t *lab = raw ? malloc(sizeof *lab * n) : NULL;
     if (!lab) {
+        idx_where(f, path, idx_tell(f), where, sizeof where);
         free(raw);
         gzclose(f);
         if (raw || oom)
             return fl_fail(err, FL_ENOMEM, "%s: out of memory for %u labels", path, n);
-        return fl_fail(err, FL_EINPUT, "%s: file ends before its %u labels HINT: the download is truncated", path, n);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: file ends before its %u labels (one byte each from byte 8 on, up to byte %llu) HINT: the "
+                       "download is truncated",
+                       where, n, 8ull + n);
     }
     gzclose(f);
     for (uint32_t i = 0; i < n; i++)

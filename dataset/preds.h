@@ -1,6 +1,6 @@
 /* preds.h -- the predictions file of one job: RUN_DIR/<model>/fold<k>/preds.h5.
  *
- * Contract (DESIGN.md): /oof/index int32 [n_k] (rows of /train held out in
+ * Contract (docs/formats.md): /oof/index int32 [n_k] (rows of /train held out in
  * fold k, ascending), /oof/probs float32 [n_k, C], /test/probs float32
  * [M, C]; attributes model, fold, epoch, checkpoint. foldline also writes
  * format = "foldline-preds", version = 1, num_classes, and test_fingerprint

@@ -92,6 +92,47 @@ static void free_keys(str_list *l)
     free(l->s);
 }
 
+/* train.csv's classes: the name of each target id and the line that first
+ * gave it, so that a later disagreement (in train.csv or test.csv) names
+ * both places. */
+typedef struct {
+    char **names; /* (n) NULL where no row has that target */
+    long *lines;  /* (n) */
+    int n;        /* slots allocated */
+    int num;      /* classes: the highest target + 1 */
+} class_table;
+
+static void class_table_free(class_table *ct)
+{
+    for (int t = 0; t < ct->n; t++)
+        free(ct->names[t]);
+    free(ct->names);
+    free(ct->lines);
+    memset(ct, 0, sizeof *ct);
+}
+
+/* Grows the table so that slot `target` exists; -1 when memory runs out. */
+static int class_table_reserve(class_table *ct, int target)
+{
+    if (target < ct->n)
+        return 0;
+    int n = ct->n ? ct->n : 64;
+    while (n <= target)
+        n *= 2;
+    char **nn = realloc(ct->names, sizeof *nn * n);
+    if (!nn)
+        return -1;
+    ct->names = nn;
+    long *nl = realloc(ct->lines, sizeof *nl * n);
+    if (!nl)
+        return -1;
+    ct->lines = nl;
+    memset(ct->names + ct->n, 0, sizeof *nn * (size_t)(n - ct->n));
+    memset(ct->lines + ct->n, 0, sizeof *nl * (size_t)(n - ct->n));
+    ct->n = n;
+    return 0;
+}
+
 /* image_path must stay inside its folder: relative, no ".." component. */
 static int path_is_safe(const char *p)
 {
@@ -115,7 +156,14 @@ static fl_code parse_target(const char *s, const char *csv, long line, int32_t *
     while (end && (*end == ' ' || *end == '\t'))
         end++;
     if (!*s || *end || errno || v < 0 || v > INT32_MAX - 1)
-        return fl_fail(err, FL_EINPUT, "%s:%ld: target '%s' is not a non-negative integer HINT: targets are class ids 0..C-1", csv, line, s);
+        return fl_fail(err, FL_EINPUT,
+                       "%s:%ld: target '%s' is not a non-negative integer HINT: targets are class ids 0..C-1", csv,
+                       line, s);
+    if (v >= FL_SOURCE_MAX_CLASSES) /* the class table is indexed by target: no hostile 2^31 */
+        return fl_fail(err, FL_EINPUT,
+                       "%s:%ld: target %ld is beyond the %d classes foldline takes (targets 0..%d) HINT: targets are "
+                       "class ids 0..C-1",
+                       csv, line, v, FL_SOURCE_MAX_CLASSES, FL_SOURCE_MAX_CLASSES - 1);
     *out = (int32_t)v;
     return FL_OK;
 }
@@ -124,15 +172,71 @@ static int require_column(fl_csv *csv, const char *name, fl_error *err)
 {
     int c = fl_csv_column(csv, name);
     if (c < 0)
-        fl_fail(err, FL_EINPUT, "%s: missing column '%s' (header: %s) HINT: the header must name %s", fl_csv_path(csv), name, fl_csv_header_text(csv),
-                strcmp(name, "image_path") == 0 && fl_csv_column(csv, "class_name") < 0 ? "image_path" : "class_name,image_path,target");
+        fl_fail(err, FL_EINPUT, "%s: missing column '%s' (header: %s) HINT: the header must name %s", fl_csv_path(csv),
+                name, fl_csv_header_text(csv),
+                strcmp(name, "image_path") == 0 && fl_csv_column(csv, "class_name") < 0
+                    ? "image_path"
+                    : "class_name,image_path,target");
     return c;
 }
 
-/* Reads one CSV of the competition layout into a split. For train.csv the
- * class names are collected into names_by_target (grown as needed). */
-static fl_code read_split_csv(fl_source *src, const char *src_dir, fl_split_id split, char ***names_by_target,
-                              int *n_targets, fl_error *err)
+/* train.csv: one name per target and one target per name, each
+ * disagreement naming the line that said otherwise. */
+static fl_code train_row_class(class_table *ct, fl_strmap *class_ids, const char *path, long line, int32_t target,
+                               const char *name, fl_error *err)
+{
+    if (class_table_reserve(ct, target))
+        return fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
+    char **slot = &ct->names[target];
+    if (*slot && strcmp(*slot, name) != 0)
+        return fl_fail(
+            err, FL_EINPUT,
+            "%s:%ld: target %d is class '%s' here but '%s' at line %ld HINT: each target id must name one class", path,
+            line, target, name, *slot, ct->lines[target]);
+    long *tid = fl_strmap_get(class_ids, name);
+    if (tid && *tid != target)
+        return fl_fail(
+            err, FL_EINPUT,
+            "%s:%ld: class '%s' has target %d here but %ld at line %ld HINT: each class must have one target id", path,
+            line, name, target, *tid, ct->lines[*tid]);
+    if (!*slot) {
+        if (!(*slot = strdup(name)) || fl_strmap_put(class_ids, *slot, target))
+            return fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
+        ct->lines[target] = line;
+    }
+    return FL_OK;
+}
+
+/* test.csv against train.csv's classes: a target must be one of them, and a
+ * class_name (when the column is there and the field not empty) must be the
+ * class train.csv gives that target, or one of its classes. */
+static fl_code test_row_class(const class_table *ct, const fl_strmap *class_ids, const char *train_csv,
+                              const char *path, long line, int has_target, int32_t target, const char *name,
+                              fl_error *err)
+{
+    if (has_target && target >= ct->num)
+        return fl_fail(err, FL_EINPUT,
+                       "%s:%ld: target %d, but %s has %d classes (targets 0..%d) HINT: test.csv's targets are "
+                       "train.csv's class ids",
+                       path, line, target, train_csv, ct->num, ct->num - 1);
+    if (!name || !*name)
+        return FL_OK;
+    if (has_target && strcmp(ct->names[target], name) != 0)
+        return fl_fail(err, FL_EINPUT,
+                       "%s:%ld: target %d is class '%s' here but '%s' in %s:%ld HINT: test.csv's class_name and target "
+                       "must be as train.csv gives them",
+                       path, line, target, name, ct->names[target], train_csv, ct->lines[target]);
+    if (!has_target && !fl_strmap_get(class_ids, name))
+        return fl_fail(err, FL_EINPUT,
+                       "%s:%ld: class '%s' is not a class of %s HINT: test.csv's class_name must be one of train.csv's "
+                       "classes (or leave the field empty)",
+                       path, line, name, train_csv);
+    return FL_OK;
+}
+
+/* Reads one CSV of the competition layout into a split. train.csv fills the
+ * class table; test.csv is checked against it (ct->num set). */
+static fl_code read_split_csv(fl_source *src, const char *src_dir, fl_split_id split, class_table *ct, fl_error *err)
 {
     const char *sub = split == FL_SPLIT_TRAIN ? "train" : "test";
     char path[4096];
@@ -158,13 +262,20 @@ static fl_code read_split_csv(fl_source *src, const char *src_dir, fl_split_id s
         rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
         goto done;
     }
+    for (int t = 0; split != FL_SPLIT_TRAIN && t < ct->num; t++)
+        if (fl_strmap_put(&class_ids, ct->names[t], t)) {
+            rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
+            goto done;
+        }
     int r;
     while ((r = fl_csv_next(csv, err)) == 1) {
         long line = fl_csv_line(csv);
         const char *ip = fl_csv_field(csv, c_path);
         int32_t target = 0;
         if (!path_is_safe(ip)) {
-            rc = fl_fail(err, FL_EINPUT, "%s:%ld: image_path '%s' is empty, absolute or leaves %s/ HINT: paths are relative to %s/%s/", path, line, ip, sub, src_dir, sub);
+            rc = fl_fail(err, FL_EINPUT,
+                         "%s:%ld: image_path '%s' is empty, absolute or leaves %s/ HINT: paths are relative to %s/%s/",
+                         path, line, ip, sub, src_dir, sub);
             goto done;
         }
         /* "a/./b.png" and "a//b.png" name "a/b.png": compare normal forms. */
@@ -176,7 +287,9 @@ static fl_code read_split_csv(fl_source *src, const char *src_dir, fl_split_id s
         long *first = fl_strmap_get(&seen, key);
         if (first) {
             free(key);
-            rc = fl_fail(err, FL_EINPUT, "%s:%ld: image_path '%s' is listed twice (first at line %ld) HINT: remove the duplicate row", path, line, ip, *first);
+            rc = fl_fail(err, FL_EINPUT,
+                         "%s:%ld: image_path '%s' is listed twice (first at line %ld) HINT: remove the duplicate row",
+                         path, line, ip, *first);
             goto done;
         }
         if (c_target >= 0 && (rc = parse_target(fl_csv_field(csv, c_target), path, line, &target, err))) {
@@ -204,42 +317,16 @@ static fl_code read_split_csv(fl_source *src, const char *src_dir, fl_split_id s
             goto done;
         }
         if (access(file, R_OK) != 0) {
-            rc = fl_fail(err, FL_EINPUT, "%s: cannot open image listed at %s:%ld (%s) HINT: add the file or remove its row", file, path, line, strerror(errno));
+            rc = fl_fail(err, FL_EINPUT,
+                         "%s: cannot open image listed at %s:%ld (%s) HINT: add the file or remove its row", file, path,
+                         line, strerror(errno));
             goto done;
         }
-        if (split != FL_SPLIT_TRAIN)
-            continue;
-        /* One name per target and one target per name. */
-        const char *name = fl_csv_field(csv, c_class);
-        if (target >= *n_targets) {
-            int n = *n_targets ? *n_targets : 64;
-            while (n <= target)
-                n *= 2;
-            char **nn = realloc(*names_by_target, sizeof *nn * n);
-            if (!nn) {
-                rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
-                goto done;
-            }
-            memset(nn + *n_targets, 0, sizeof *nn * (size_t)(n - *n_targets));
-            *names_by_target = nn;
-            *n_targets = n;
-        }
-        char **slot = &(*names_by_target)[target];
-        if (*slot && strcmp(*slot, name) != 0) {
-            rc = fl_fail(err, FL_EINPUT, "%s:%ld: target %d is class '%s' here but '%s' on an earlier line HINT: each target id must name one class", path, line, target, name, *slot);
+        const char *name = c_class >= 0 ? fl_csv_field(csv, c_class) : NULL;
+        if ((rc = split == FL_SPLIT_TRAIN
+                      ? train_row_class(ct, &class_ids, path, line, target, name, err)
+                      : test_row_class(ct, &class_ids, src->train_csv, path, line, c_target >= 0, target, name, err)))
             goto done;
-        }
-        long *tid = fl_strmap_get(&class_ids, name);
-        if (tid && *tid != target) {
-            rc = fl_fail(err, FL_EINPUT, "%s:%ld: class '%s' has target %d here but %ld on an earlier line HINT: each class must have one target id", path, line, name, target, *tid);
-            goto done;
-        }
-        if (!*slot) {
-            if (!(*slot = strdup(name)) || fl_strmap_put(&class_ids, *slot, target)) {
-                rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
-                goto done;
-            }
-        }
     }
     if (r < 0) {
         rc = err->code;
@@ -255,72 +342,90 @@ done:
     return rc;
 }
 
+/* train.csv, its classes (every target id 0..C-1 present), then test.csv
+ * against them. */
 static fl_code load_csv_layout(const char *src_dir, fl_source *src, fl_error *err)
 {
-    char **names = NULL;
-    int n_names = 0;
-    fl_code rc = read_split_csv(src, src_dir, FL_SPLIT_TRAIN, &names, &n_names, err);
+    class_table ct = {0};
+    fl_code rc = read_split_csv(src, src_dir, FL_SPLIT_TRAIN, &ct, err);
+    for (int t = 0; !rc && t < ct.n; t++)
+        if (ct.names[t])
+            ct.num = t + 1;
+    for (int t = 0; !rc && t < ct.num; t++)
+        if (!ct.names[t])
+            rc = fl_fail(err, FL_EINPUT,
+                         "%s: no row has target %d, but targets go up to %d HINT: targets must be 0..C-1 with every "
+                         "class present",
+                         src->train_csv, t, ct.num - 1);
     if (!rc)
-        rc = read_split_csv(src, src_dir, FL_SPLIT_TEST, NULL, NULL, err);
-    int num_classes = 0;
-    for (int t = 0; !rc && t < n_names; t++)
-        if (names[t])
-            num_classes = t + 1;
-    for (int t = 0; !rc && t < num_classes; t++)
-        if (!names[t])
-            rc = fl_fail(err, FL_EINPUT, "%s: no row has target %d, but targets go up to %d HINT: targets must be 0..C-1 with every class present", src->train_csv, t, num_classes - 1);
-    fl_source_split *test = &src->split[FL_SPLIT_TEST];
-    for (int64_t i = 0; !rc && test->labels && i < test->n; i++)
-        if (test->labels[i] >= num_classes)
-            rc = fl_fail(err, FL_EINPUT, "%s/test.csv: row %lld has target %d, but train.csv has %d classes", src_dir, (long long)i + 1, test->labels[i], num_classes);
+        rc = read_split_csv(src, src_dir, FL_SPLIT_TEST, &ct, err);
     if (rc) {
-        for (int t = 0; t < n_names; t++)
-            free(names[t]);
-        free(names);
+        class_table_free(&ct);
         return rc;
     }
-    for (int t = num_classes; t < n_names; t++)
-        free(names[t]);
-    src->classes = names;
-    src->num_classes = num_classes;
+    for (int t = ct.num; t < ct.n; t++)
+        free(ct.names[t]);
+    free(ct.lines);
+    src->classes = ct.names;
+    src->num_classes = ct.num;
     return FL_OK;
 }
 
-/* One name per line (CRLF tolerated); returns the count or -1. */
-static int read_class_file(const char *path, char ***out, fl_error *err)
+/* One name per line (CRLF tolerated, blank lines skipped), each with its
+ * line number, into src->classes and src->class_lines. */
+static fl_code read_class_file(const char *path, fl_source *src, fl_error *err)
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return fl_fail(err, FL_EINPUT, "%s: cannot open classes file (%s)", path, strerror(errno)), -1;
-    char line[1024];
-    char **names = NULL;
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
+        return fl_fail(err, FL_EINPUT,
+                       "%s: cannot open classes file (%s) HINT: --classes takes a text file of class names, one a line",
+                       path, strerror(errno));
+    snprintf(src->classes_file, sizeof src->classes_file, "%s", path);
+    char *line = NULL;
+    size_t cap = 0;
+    long at = 0;
+    fl_code rc = FL_OK;
+    while (getline(&line, &cap, f) >= 0) {
+        at++;
         line[strcspn(line, "\r\n")] = '\0';
         if (!line[0])
             continue;
-        char **nn = realloc(names, sizeof *nn * (n + 1));
-        if (!nn || !(nn[n] = strdup(line))) {
-            names = nn ? nn : names;
+        int n = src->num_classes;
+        char **nn = realloc(src->classes, sizeof *nn * (n + 1));
+        if (nn)
+            src->classes = nn;
+        long *nl = realloc(src->class_lines, sizeof *nl * (n + 1));
+        if (nl)
+            src->class_lines = nl;
+        if (!nn || !nl || !(nn[n] = strdup(line))) {
+            rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
             break;
         }
-        names = nn;
-        n++;
+        nl[n] = at;
+        src->num_classes = n + 1;
     }
+    if (!rc && ferror(f))
+        rc = fl_fail(err, FL_EIO, "%s: read error (%s)", path, strerror(errno));
+    if (!rc && src->num_classes == 0)
+        rc = fl_fail(err, FL_EINPUT,
+                     "%s: names no class (no line that is not blank) HINT: write one class name a line, the name of "
+                     "label 0 first",
+                     path);
+    free(line);
     fclose(f);
-    *out = names;
-    return n;
+    return rc;
 }
 
 static fl_code load_idx_split(const char *src_dir, fl_source *src, fl_split_id split, fl_error *err)
 {
     const char *prefix = split == FL_SPLIT_TRAIN ? "train" : "t10k";
-    char img_stem[64], lab_stem[64], img_path[4096], lab_path[4096];
+    char img_stem[64], lab_stem[64], img_path[4096];
+    char *lab_path = src->idx_labels[split];
     snprintf(img_stem, sizeof img_stem, "%s-images-idx3-ubyte", prefix);
     snprintf(lab_stem, sizeof lab_stem, "%s-labels-idx1-ubyte", prefix);
     if (!fl_idx_find(src_dir, img_stem, img_path, sizeof img_path))
         return fl_fail(err, FL_EINPUT, "%s/%s[.gz]: missing IDX images", src_dir, img_stem);
-    if (!fl_idx_find(src_dir, lab_stem, lab_path, sizeof lab_path))
+    if (!fl_idx_find(src_dir, lab_stem, lab_path, sizeof src->idx_labels[split]))
         return fl_fail(err, FL_EINPUT, "%s/%s[.gz]: missing IDX labels", src_dir, lab_stem);
     fl_idx_images *im = &src->idx[split];
     fl_source_split *s = &src->split[split];
@@ -329,7 +434,10 @@ static fl_code load_idx_split(const char *src_dir, fl_source *src, fl_split_id s
     if (!rc)
         rc = fl_idx_read_labels(lab_path, &n, &s->labels, err);
     if (!rc && n != im->count)
-        rc = fl_fail(err, FL_EINPUT, "%s: %d labels for %d images in %s", lab_path, n, im->count, img_path);
+        rc = fl_fail(err, FL_EINPUT,
+                     "%s: at byte 4: the header says %d labels, but %s says %d images (at byte 4) HINT: the label and "
+                     "image files must be of one set",
+                     lab_path, n, img_path, im->count);
     if (rc)
         return rc;
     s->n = n;
@@ -348,30 +456,37 @@ static fl_code load_idx_split(const char *src_dir, fl_source *src, fl_split_id s
 static fl_code load_idx_layout(const char *src_dir, const char *classes_file, fl_source *src, fl_error *err)
 {
     src->is_idx = 1;
-    snprintf(src->train_csv, sizeof src->train_csv, "%s/train-labels-idx1-ubyte", src_dir);
     fl_code rc = load_idx_split(src_dir, src, FL_SPLIT_TRAIN, err);
+    snprintf(src->train_csv, sizeof src->train_csv, "%s", src->idx_labels[FL_SPLIT_TRAIN]);
     if (!rc)
         rc = load_idx_split(src_dir, src, FL_SPLIT_TEST, err);
     if (rc)
         return rc;
-    int max_label = 0;
-    for (int s = 0; s < 2; s++)
-        for (int64_t i = 0; i < src->split[s].n; i++)
-            if (src->split[s].labels[i] > max_label)
-                max_label = src->split[s].labels[i];
     char auto_file[4096];
     snprintf(auto_file, sizeof auto_file, "%s/classes.txt", src_dir);
     if (!classes_file && access(auto_file, R_OK) == 0)
         classes_file = auto_file;
     if (classes_file) {
-        int n = read_class_file(classes_file, &src->classes, err);
-        if (n < 0)
-            return err->code;
-        src->num_classes = n;
-        if (n <= max_label)
-            return fl_fail(err, FL_EINPUT, "%s: %d class names, but labels go up to %d", classes_file, n, max_label);
+        if ((rc = read_class_file(classes_file, src, err)))
+            return rc;
+        /* the first label without a name, by its byte (label i is byte 8 + i) */
+        int n = src->num_classes;
+        for (int s = 0; s < 2; s++)
+            for (int64_t i = 0; i < src->split[s].n; i++)
+                if (src->split[s].labels[i] >= n)
+                    return fl_fail(
+                        err, FL_EINPUT,
+                        "%s: at byte %lld: label %d, but %s names %d classes (labels 0..%d; the last, '%s', on line "
+                        "%ld) HINT: add a name for every label to the classes file, one a line, label 0's first",
+                        src->idx_labels[s], 8 + (long long)i, src->split[s].labels[i], classes_file, n, n - 1,
+                        src->classes[n - 1], src->class_lines[n - 1]);
         return FL_OK;
     }
+    int max_label = 0;
+    for (int s = 0; s < 2; s++)
+        for (int64_t i = 0; i < src->split[s].n; i++)
+            if (src->split[s].labels[i] > max_label)
+                max_label = src->split[s].labels[i];
     src->num_classes = max_label + 1;
     src->classes = calloc((size_t)src->num_classes, sizeof *src->classes);
     for (int c = 0; src->classes && c < src->num_classes; c++) {
@@ -407,8 +522,15 @@ fl_code fl_source_check_folds(const fl_source *src, int folds, fl_error *err)
         count[t->labels[i]]++;
     fl_code rc = FL_OK;
     for (int c = 0; c < src->num_classes && !rc; c++)
-        if (count[c] < folds)
-            rc = fl_fail(err, FL_EINPUT, "%s: class '%s' (target %d) has %d rows, fewer than %d folds HINT: add rows or lower --folds", src->train_csv, src->classes[c], c, count[c], folds);
+        if (count[c] == 0 && src->class_lines)
+            rc = fl_fail(err, FL_EINPUT,
+                         "%s:%ld: class '%s' (label %d) has no image in %s HINT: remove the names of labels the files "
+                         "do not have from the classes file, or check that it belongs to these files",
+                         src->classes_file, src->class_lines[c], src->classes[c], c, src->train_csv);
+        else if (count[c] < folds)
+            rc = fl_fail(err, FL_EINPUT,
+                         "%s: class '%s' (target %d) has %d rows, fewer than %d folds HINT: add rows or lower --folds",
+                         src->train_csv, src->classes[c], c, count[c], folds);
     free(count);
     return rc;
 }
@@ -451,5 +573,6 @@ void fl_source_free(fl_source *src)
     for (int c = 0; src->classes && c < src->num_classes; c++)
         free(src->classes[c]);
     free(src->classes);
+    free(src->class_lines);
     memset(src, 0, sizeof *src);
 }

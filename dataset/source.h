@@ -11,6 +11,9 @@
 #include "dataset/idx.h"
 #include "dataset/image.h"
 
+/* Targets are class ids below this (a CSV's target sizes a table). */
+#define FL_SOURCE_MAX_CLASSES (1 << 20)
+
 typedef struct {
     int64_t n;
     char **paths;    /* (n) image_path as the CSV lists it; "<i>" for IDX rows */
@@ -21,10 +24,13 @@ typedef struct {
 typedef struct {
     int is_idx;
     int num_classes;
-    char **classes;             /* (num_classes) */
-    fl_source_split split[2];   /* indexed by fl_split_id */
-    fl_idx_images idx[2];       /* IDX sources: the pixels */
-    char train_csv[4096];       /* for messages */
+    char **classes;           /* (num_classes) */
+    fl_source_split split[2]; /* indexed by fl_split_id */
+    fl_idx_images idx[2];     /* IDX sources: the pixels */
+    char train_csv[4096];     /* for messages: train.csv, or the IDX training labels */
+    char idx_labels[2][4096]; /* IDX sources: each split's label file */
+    char classes_file[4096];  /* IDX sources: the classes file read, or "" */
+    long *class_lines;        /* (num_classes) each name's line in it, or NULL */
 } fl_source;
 
 /* Reads and checks SRC. classes_file (may be NULL) names the classes of an IDX

@@ -1,7 +1,9 @@
 /* cli_prep.c -- `foldline prep SRC OUT.h5 [options]`. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dataset/datafile.h"
 #include "dataset/prep.h"
@@ -64,10 +66,12 @@ static void print_stats(const fl_prep_options *o, const fl_prep_stats *st)
 {
     int64_t n = st->n_train + st->n_test;
     double per = n ? 1e3 / n : 0;
-    printf("prep: %s -> %s: %lld train + %lld test images\n", o->src_dir, o->out_path, (long long)st->n_train, (long long)st->n_test);
+    printf("prep: %s -> %s: %lld train + %lld test images\n", o->src_dir, o->out_path, (long long)st->n_train,
+           (long long)st->n_test);
     printf("prep: %lld images in %.2f s = %.0f images/s on %d thread%s\n", (long long)n, st->seconds_total,
            st->seconds_total > 0 ? n / st->seconds_total : 0.0, st->threads, st->threads == 1 ? "" : "s");
-    printf("prep: time per image (thread time): decode %.2f ms, resize %.2f ms; scan %.2f s, HDF5 write %.2f s, writer idle %.2f s\n",
+    printf("prep: time per image (thread time): decode %.2f ms, resize %.2f ms; scan %.2f s, HDF5 write %.2f s, writer "
+           "idle %.2f s\n",
            st->seconds_decode * per, st->seconds_resize * per, st->seconds_scan, st->seconds_write, st->seconds_wait);
 }
 
@@ -165,7 +169,8 @@ int cli_prep(int argc, char **argv)
         } else if (npos < 2) {
             pos[npos++] = argv[i];
         } else {
-            fl_fail(&err, FL_EUSAGE, "prep: unexpected argument '%s' HINT: foldline prep SRC OUT.h5 [options]", argv[i]);
+            fl_fail(&err, FL_EUSAGE, "prep: unexpected argument '%s' HINT: foldline prep SRC OUT.h5 [options]",
+                    argv[i]);
             goto usage;
         }
     }
@@ -175,6 +180,23 @@ int cli_prep(int argc, char **argv)
     }
     o.src_dir = pos[0];
     o.out_path = pos[1];
+    /* SRC that is not there, or not a folder, is a mistake on the command line. */
+    struct stat sst;
+    int st_rc = stat(o.src_dir, &sst), st_errno = errno;
+    if (st_rc != 0 || !S_ISDIR(sst.st_mode)) {
+        char what[160];
+        if (st_rc == 0)
+            snprintf(what, sizeof what, "is not a folder");
+        else if (st_errno == ENOENT || st_errno == ENOTDIR)
+            snprintf(what, sizeof what, "does not exist");
+        else
+            snprintf(what, sizeof what, "cannot be read (%s)", strerror(st_errno));
+        fl_fail(&err, FL_EUSAGE,
+                "%s: SRC %s HINT: SRC is the folder that holds train.csv and test.csv (or the IDX files): foldline "
+                "prep SRC OUT.h5",
+                o.src_dir, what);
+        goto usage;
+    }
     fl_h5_quiet();
     fl_tempfile_install_signal_cleanup();
     fl_prep_stats st;

@@ -142,6 +142,11 @@ if(Torch_VERSION VERSION_GREATER_EQUAL 2.0)
     set_tests_properties(torch2_${t} PROPERTIES ENVIRONMENT "${_t2env}" LABELS torch2 TIMEOUT 600
                          SKIP_RETURN_CODE 77)
   endforeach()
+  # tests/gpu/seed_scale.sh's dry run (SEED_SCALE_DRY=1): the H200 script's whole flow on the CPU, tiny sizes;
+  # two minutes and more on a 2-core machine (two EVA exports, six model loads), hence slow.
+  add_test(NAME torch2_seed_scale_dry COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/torch2/test_seed_scale_dry.py)
+  set_tests_properties(torch2_seed_scale_dry PROPERTIES ENVIRONMENT "${_t2env}" LABELS "torch2;slow" TIMEOUT 900
+                       SKIP_RETURN_CODE 77)
   # The seed's two real backbones (EVA02-L 448, EVA-g 336) with random weights on the CPU: minutes, GBs.
   add_test(NAME torch2_timm_large COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/torch2/test_timm_large.py)
   set_tests_properties(torch2_timm_large PROPERTIES ENVIRONMENT "${_t2env}" LABELS "torch2;slow" TIMEOUT 1800

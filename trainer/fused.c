@@ -24,45 +24,19 @@
 #include "dataset/featcache.h"
 #include "base/stop.h"
 #include "trainer/augment.h"
-#include "trainer/job_internal.h"
+#include "trainer/fused_internal.h"
 #include "trainer/rng.h"
 #include "trainer/schedule.h"
 
-typedef struct {
-    const fl_job_env *env;
-    const fl_model_cfg *mc;
-    const fl_job_data *data;
-    int n;                   /* heads */
-    job_state *js;           /* (n) one per fold, in the order given */
-    fl_model **models;       /* (n) js[i].model */
-    int head_of_fold[FL_MAX_FOLDS]; /* fold -> head index, -1 for a fold without one */
-    int K, D, C;             /* the data file's folds, feature width, classes */
-    int64_t N;               /* train rows */
-    fl_group *group;
-    int g_rank, g_size, leader;
-    FILE *log;
-    fl_featcache *cache;     /* plain features of the train rows, or NULL */
-    uint8_t *cached;         /* (N) 1 where the cache holds the row */
-    /* Buffers for a rank's shard of a batch (cap rows). */
-    int64_t cap;
-    float *feats, *sel;      /* (cap, D) */
-    float *views[1 + FL_MAX_TTA];   /* (cap, D) each: the test-time views' features */
-    float *sel_views[1 + FL_MAX_TTA];
-    float *probs;            /* (cap, C) */
-    int32_t *labels;         /* (cap) */
-    fl_augment *aug;         /* (cap) */
-    int64_t embedded;        /* images (per view) through the backbone on this rank */
-    fl_ticker ticker;        /* the fused job's progress line (its heads print none) */
-    int first_epoch[FL_MAX_FOLDS]; /* each head's epoch when the job started */
-} fused_state;
+/* fused_state: trainer/fused_internal.h */
 
-static fl_code fused_oom(fl_error *err)
+fl_code fused_oom(fl_error *err)
 {
     return fl_fail(err, FL_ENOMEM, "out of memory");
 }
 
 /* "0,1,2" of the heads' folds, for messages. */
-static void fused_folds_text(const fused_state *f, char *buf, size_t cap)
+void fused_folds_text(const fused_state *f, char *buf, size_t cap)
 {
     size_t len = 0;
     buf[0] = '\0';
@@ -71,7 +45,7 @@ static void fused_folds_text(const fused_state *f, char *buf, size_t cap)
 }
 
 /* The rank's contiguous shard [*lo, *hi) of the positions [a, b). */
-static void fused_shard(const fused_state *f, int64_t a, int64_t b, int64_t *lo, int64_t *hi)
+void fused_shard(const fused_state *f, int64_t a, int64_t b, int64_t *lo, int64_t *hi)
 {
     *lo = a + (b - a) * f->g_rank / f->g_size;
     *hi = a + (b - a) * (f->g_rank + 1) / f->g_size;
@@ -99,11 +73,19 @@ static fl_code fused_cache_fill(fused_state *f, const int64_t *rows, int64_t n, 
         return fused_oom(err);
     fl_loader *ld = f->data->train_loader;
     fl_code rc = fl_loader_start_shard(ld, rows, n, (int)chunk, f->g_rank, f->g_size, err);
+    if (!rc && f->dev_cache) /* the rows once: a batch's are a slice of them */
+        rc = fl_devpath_epoch(f->dev, rows, n, NULL, NULL, NULL, NULL, err);
     const uint8_t *x;
     int B, got = 0;
     int64_t first, pos = 0;
     while (!rc && (got = fl_loader_next(ld, &x, &B, &first, err)) == 1) {
         int64_t len = n - pos < chunk ? n - pos : chunk;
+        if (f->dev_cache) { /* on the device */
+            rc = fused_dev_fill_batch(f, x, B, rows, pos, len, all, err);
+            pos += len;
+            fl_group_progress(f->env->group);
+            continue;
+        }
         rc = fused_embed(f, x, B, NULL, -1, f->feats, err);
         if (!rc && f->g_size > 1) {
             rc = fl_group_gather_rows(f->group, f->feats, all, len, f->D, err);
@@ -163,12 +145,12 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     double mb = (double)f->N * f->D * sizeof(float) / (1 << 20);
     int in_file =
         !strcmp(cfg->feature_cache, "file") || (!strcmp(cfg->feature_cache, "auto") && mb > cfg->feature_cache_mb);
-    /* "device": the model's device memory; on the CPU that is the memory
-     * cache (float32 features of the autocast dtype's values either way). */
-    int device = !strcmp(cfg->feature_cache, "device");
+    /* "device": one (N, D) tensor on the model's device, in the features'
+     * dtype (fused_dev_open); "memory" when it does not fit. */
+    int device = f->dev_cache;
     char path[4200];
     fused_cache_path(f, path, sizeof path);
-    fl_code rc = fl_featcache_open(in_file ? path : NULL, f->N, f->D, &f->cache, err);
+    fl_code rc = device ? FL_OK : fl_featcache_open(in_file ? path : NULL, f->N, f->D, &f->cache, err);
     if (rc)
         return rc;
     if (!(f->cached = calloc((size_t)(f->N ? f->N : 1), 1)))
@@ -187,12 +169,18 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
     double t0 = job_now_s();
     rc = fused_cache_fill(f, rows, n, err);
     free(rows);
-    if (!rc && f->log) {
+    if (!rc && f->log && device) {
+        fprintf(f->log,
+                "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB, %s) on the device %s, computed "
+                "in %.1f s\n",
+                f->mc->name, (long long)n, (long long)f->N, f->D, (double)fl_devpath_cache_bytes(f->dev) / (1 << 20),
+                fl_devpath_cache_dtype(f->dev), fl_devpath_device(f->dev), job_now_s() - t0);
+        fflush(f->log);
+    } else if (!rc && f->log) {
         fprintf(f->log,
                 "[%s] feature cache: %lld of %lld train rows x %d features (%.0f MB) %s%s, computed in %.1f s\n",
                 f->mc->name, (long long)n, (long long)f->N, f->D, (double)n * f->D * sizeof(float) / (1 << 20),
-                in_file ? "in the scratch file " : device ? "on the device (the CPU's: in memory)" : "in memory",
-                in_file ? path : "", job_now_s() - t0);
+                in_file ? "in the scratch file " : "in memory", in_file ? path : "", job_now_s() - t0);
         fflush(f->log);
     }
     return rc;
@@ -201,7 +189,7 @@ static fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err)
 /* 1 if every one of rows (n) is in the cache. */
 static int fused_all_cached(const fused_state *f, const int64_t *rows, int64_t n)
 {
-    if (!f->cache)
+    if (!f->cache && !f->dev_cache)
         return 0;
     for (int64_t i = 0; i < n; i++)
         if (!f->cached[rows[i]])
@@ -306,7 +294,10 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
     if (rc)
         return rc;
     const fl_aug_stage *stage = fl_augment_stage_at(f->mc, epoch);
-    int n = f->n, from_cache = f->cache && (!stage || stage->n_ops == 0) && fused_all_cached(f, o.rows, o.n);
+    int n = f->n,
+        from_cache = (f->cache || f->dev_cache) && (!stage || stage->n_ops == 0) && fused_all_cached(f, o.rows, o.n);
+    fused_dev_epoch dv;
+    memset(&dv, 0, sizeof dv);
     /* Per head: the epoch's sums, its start time, this step's loss and correct count. */
     double *loss = calloc((size_t)n * 5, sizeof *loss), *correct = loss + n, *t0 = loss + 2 * n, *flagv = NULL;
     double *l = loss + 3 * n, *c = loss + 4 * n;
@@ -331,6 +322,10 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
     }
     if (!from_cache && (rc = job_loader_start(f->data->train_loader, &o, s0, f->g_rank, f->g_size, err)))
         goto done;
+    if (f->dev && (rc = fused_dev_epoch_start(f, &o, loss, correct, &dv, err)))
+        goto done;
+    if (f->dev && !from_cache && s0 < o.n_batches && (rc = fused_dev_fetch(f, &o, s0, &dv.slot, err)))
+        goto done;
     for (int i = 0; i < n && !rc; i++)
         if (active[i])
             rc = job_monitor_epoch_start(&f->js[i], epoch, o.n_batches, s0, s0 ? o.ends[s0 - 1] : 0, err);
@@ -342,7 +337,15 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
         fused_shard(f, lo, hi, &mlo, &mhi);
         const int64_t *rows = o.rows + mlo;
         int B = (int)(mhi - mlo);
-        if (!from_cache) {
+        if (f->dev && !from_cache) { /* batch s is staged; batch s+1's copy overlaps its compute */
+            int any = B ? fl_augment_draw(stage, f->js[0].model_seed, epoch, rows, B, f->aug) : 0;
+            f->embedded += B;
+            rc = B ? fl_devpath_embed(f->dev, dv.slot, any ? f->aug : NULL, mlo, err) : FL_OK;
+            if (!rc && s + 1 < o.n_batches)
+                rc = fused_dev_fetch(f, &o, s + 1, &dv.slot, err);
+        } else if (f->dev) {
+            /* cached: each head gathers its rows on the device */
+        } else if (!from_cache) {
             const uint8_t *x;
             int got_B, got;
             int64_t first;
@@ -369,6 +372,17 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                 continue;
             for (int64_t r = lo; r < hi; r++)
                 count[i] += f->env->train_fold[o.rows[r]] != js->job.fold;
+            if (f->dev) {
+                dv.a[i] = fused_lower_bound(dv.pos[i], dv.cnt[i], mlo);
+                dv.b[i] = fused_lower_bound(dv.pos[i], dv.cnt[i], mhi);
+                if (count[i] && dv.b[i] > dv.a[i]) {
+                    rc = fl_devpath_head_step(f->dev, i, dv.a[i], dv.b[i], from_cache,
+                                              (double)(dv.b[i] - dv.a[i]) / (double)count[i], err);
+                    if (epoch == js->fault_epoch && s == js->fault_step)
+                        flagv[2 + i] = 1;
+                }
+                continue;
+            }
             int m = count[i] ? fused_select_train(f, rows, B, js->job.fold) : 0;
             if (m > 0) {
                 int ci = 0;
@@ -379,6 +393,20 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                     flagv[2 + i] = 1;
             }
         }
+        if (!rc && f->dev && !f->defer) { /* run.on_nan = "skip_step": this step's losses decide */
+            double st[FL_MAX_FOLDS * 2];
+            rc = fl_devpath_read(f->dev, 1, st, err);
+            for (int i = 0; i < n && !rc; i++) {
+                if (!active[i] || !count[i] || dv.b[i] <= dv.a[i])
+                    continue;
+                l[i] = st[2 * i];
+                c[i] = st[2 * i + 1];
+                if (!isfinite(l[i]))
+                    flagv[2 + i] = 1;
+            }
+        }
+        if (!rc && f->dev && f->defer && fused_dev_read_due(f, &dv, active))
+            rc = fused_dev_read(f, &dv, epoch, s, NULL, NULL, err);
         if (rc)
             break;
         flagv[0] = fl_stop_requested() != 0;
@@ -406,11 +434,23 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                 continue;
             }
             stepping[n_step++] = js->model;
+            if (f->dev && f->defer) { /* the sums stay on the device; the monitor gets them when read */
+                dv.pend[i] += fused_rows_outside(f, rows, B, js->job.fold);
+                if (!rc && f->leader && dv.fresh) {
+                    rc = job_monitor_step(js, s + 1, hi, dv.dl[i], dv.dc[i], dv.pend[i], err);
+                    dv.dl[i] = dv.dc[i] = 0;
+                    dv.pend[i] = 0;
+                } else if (!rc && f->leader) {
+                    rc = job_monitor_step(js, s + 1, hi, 0, 0, 0, err);
+                }
+                continue;
+            }
             loss[i] += l[i];
             correct[i] += c[i];
             if (!rc && f->leader)
                 rc = job_monitor_step(js, s + 1, hi, l[i], c[i], fused_rows_outside(f, rows, B, js->job.fold), err);
         }
+        dv.fresh = 0;
         if (!rc)
             fused_progress_line(f, active);
         if (!rc && f->g_size > 1 && n_step > 0) {
@@ -425,6 +465,8 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
             if (active[i] && f->js[i].prog.step <= s)
                 f->js[i].prog.step = s + 1; /* in memory only: last.pt is written below or at the epoch's end */
         fl_group_progress(f->env->group);
+        if (!rc && (flagv[0] > 0 || flagv[1] > 0) && f->dev && f->defer)
+            rc = fused_dev_read(f, &dv, epoch, s + 1, loss, correct, err);
         if (!rc && (flagv[0] > 0 || flagv[1] > 0)) {
             /* Every active head's last.pt at this step: one sum of all their sums. */
             double *sums = malloc(sizeof *sums * (size_t)n * 2);
@@ -443,6 +485,8 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                 rc = fused_stopped(f, epoch, s + 1, err);
         }
     }
+    if (!rc && f->dev && f->defer)
+        rc = fused_dev_read(f, &dv, epoch, o.n_batches, loss, correct, err);
     if (rc)
         goto done;
     if ((rc = fused_sum_pairs(f, loss, correct, n, err))) /* every head's sums in one call */
@@ -456,6 +500,7 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
         f->js[i].comm_seconds = f->js[i].comm_exposed = f->js[0].comm_seconds;
     }
 done:
+    fused_dev_epoch_free(&dv);
     fl_order_free(&o);
     free(loss);
     free(count);
@@ -471,8 +516,9 @@ done:
 static fl_code fused_views(fused_state *f, const uint8_t *x, const int64_t *rows, int B, int n_views, int from_cache,
                            fl_error *err)
 {
-    fl_code rc = from_cache ? fl_featcache_get(f->cache, rows, B, f->views[0], err)
-                            : fused_embed(f, x, B, NULL, -1, f->views[0], err);
+    fl_code rc = from_cache && f->dev_cache ? fl_devpath_cache_get_host(f->dev, rows, B, f->views[0], err)
+                 : from_cache               ? fl_featcache_get(f->cache, rows, B, f->views[0], err)
+                                            : fused_embed(f, x, B, NULL, -1, f->views[0], err);
     for (int t = 1; t < n_views && !rc; t++)
         rc = fused_embed(f, x, B, NULL, (int)f->mc->tta[t - 1], f->views[t], err);
     return rc;
@@ -728,6 +774,7 @@ static fl_code fused_setup(fused_state *f, const fl_job_env *env, int model, con
 static void fused_free(fused_state *f)
 {
     fl_featcache_close(f->cache);
+    fl_devpath_close(f->dev);
     free(f->cached);
     /* The heads share head 0's backbone module: free them last to first. */
     for (int i = f->n - 1; i >= 0; i--)
@@ -754,6 +801,8 @@ static fl_code fused_train(fused_state *f, fl_error *err)
     double *v = calloc((size_t)n * 6, sizeof *v), *tl = v, *ta = v + n, *secs = v + 2 * n, *vl = v + 3 * n,
            *va = v + 4 * n;
     fl_code rc = !active || !v ? fused_oom(err) : FL_OK;
+    if (!rc)
+        rc = fused_dev_open(f, err);
     if (!rc && (f->env->cfg->feature_cache[0] != 'n'))
         rc = fused_cache_open(f, first, err);
     for (int epoch = first; epoch < f->mc->epochs && !rc; epoch++) {

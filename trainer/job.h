@@ -5,7 +5,7 @@
  * Files of a job, in RUN_DIR/<model>/fold<k>/: settings.txt (what decides
  * its results), last.pt, best_loss.pt, best_acc.pt (model + optimizer state
  * + the job's progress), metrics.csv (a row per epoch), and preds.h5
- * (DESIGN.md's predictions file), each written to a temporary name and
+ * (docs/formats.md, "preds.h5"), each written to a temporary name and
  * renamed. A job whose preds.h5 exists is complete and never redone; one
  * with a last.pt resumes from it.
  *

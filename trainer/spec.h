@@ -33,7 +33,7 @@ typedef enum {
     FL_OP_CUTOUT               /* num_holes, size */
 } fl_op_kind;
 
-/* What each op means: trainer/torch/bridge.h (fl_aug_draw) and the README. */
+/* What each op means: trainer/torch/bridge.h (fl_aug_draw) and docs/config.md. */
 typedef struct {
     fl_op_kind kind;
     double p;                  /* probability per image, default 0.5 */

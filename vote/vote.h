@@ -6,7 +6,7 @@
  * fold and model, every ensemble's OOF and (where labels exist) test accuracy
  * and the agreement between models; writes the submission and a report.
  *
- * Methods (SEED.md): within one model, `soft` averages its folds'
+ * Methods (docs/recipes.md, "The seed recipe"): within one model, `soft` averages its folds'
  * probabilities and `hard` takes a majority of its folds' argmaxes. Across
  * models: `soft-soft` averages every fold probability vector of every model
  * (model weights weight them); `soft-hard` takes each model's soft vote, then

@@ -1,8 +1,10 @@
 /* bench_model.c -- training and prediction throughput of one model through
  * the bridge, on random images and labels:
- *     bench_model [BACKBONE C H W BATCH STEPS THREADS DEVICE PRECISION MEMORY_FORMAT]
- *     (defaults: smallcnn 1 28 28 128 20 2 cpu fp32 0; MEMORY_FORMAT as
- *     fl_model_spec.memory_format: 0 auto, 1 contiguous, 2 channels_last)
+ *     bench_model [BACKBONE C H W BATCH STEPS THREADS DEVICE PRECISION MEMORY_FORMAT FROZEN]
+ *     (defaults: smallcnn 1 28 28 128 20 2 cpu fp32 0 0; MEMORY_FORMAT as
+ *     fl_model_spec.memory_format: 0 auto, 1 contiguous, 2 channels_last;
+ *     FROZEN 1: a frozen backbone, so that "train" is the frozen recipe's step
+ *     and "predict" the backbone's forward, as tests/gpu/seed_scale.sh wants)
  * Prints images/s of forward_backward + step (after 3 warm-up steps; from the
  * median step time and from the fastest, which is what a quiet machine
  * gives) and of predict: what the CPU demo and the GPU check want to know. */
@@ -32,7 +34,7 @@ int main(int argc, char **argv)
     int B = argc > 5 ? atoi(argv[5]) : 128, steps = argc > 6 ? atoi(argv[6]) : 20,
         threads = argc > 7 ? atoi(argv[7]) : 2;
     const char *precision = argc > 9 ? argv[9] : "fp32";
-    int memory_format = argc > 10 ? atoi(argv[10]) : 0;
+    int memory_format = argc > 10 ? atoi(argv[10]) : 0, frozen = argc > 11 ? atoi(argv[11]) : 0;
     fl_error err;
     fl_model *m = NULL;
     fl_model_spec s = {.backbone = backbone,
@@ -49,7 +51,8 @@ int main(int argc, char **argv)
                        .seed = 1,
                        .device = device,
                        .precision = precision,
-                       .memory_format = memory_format};
+                       .memory_format = memory_format,
+                       .freeze_backbone = frozen};
     if (fl_torch_keep_freed_memory(&err) || fl_torch_set_threads(threads, &err) || fl_model_new(&s, &m, &err)) {
         fprintf(stderr, "bench_model: %s\n", err.msg);
         return 1;
@@ -89,10 +92,10 @@ int main(int argc, char **argv)
             return 1;
         }
     double pred = steps * B / (now_s() - t0);
-    printf("%s %dx%dx%d batch %d, %d thread%s, %s: train %.0f images/s (median step; fastest %.0f), "
+    printf("%s %dx%dx%d batch %d, %d thread%s, %s %s%s: train %.0f images/s (median step; fastest %.0f), "
            "predict %.0f images/s, %lld params\n",
-           backbone, C, H, W, B, threads, threads == 1 ? "" : "s", device, train_median, train_best, pred,
-           (long long)fl_model_num_params(m, 0));
+           backbone, C, H, W, B, threads, threads == 1 ? "" : "s", device, precision, frozen ? " frozen" : "",
+           train_median, train_best, pred, (long long)fl_model_num_params(m, 0));
     free(dt);
     fl_model_free(m);
     free(x);

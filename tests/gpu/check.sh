@@ -12,8 +12,8 @@
 #    2 folds, 2 epochs, flips, rotation, elastic and grid distortion) -> vote
 # 5. fold-fused training of a frozen ResNet-18 (tests/bench/fused_bench.sh) on the GPU
 # 6. prep throughput on every core (15,000 600x600 JPEGs -> 224) against Pillow
-# Where the machine lacks MPI/HDF5/libconfig, put the .deb files fetched by
-# ../shared/gpu/fetch-debs.sh in .gpu-debs/ first: this script sources its env.sh.
+# Where the machine lacks MPI/HDF5/libconfig, put Debian's .deb files and a script that
+# unpacks them in .gpu-debs/ first (docs/gpus.md): this script sources .gpu-debs/env.sh.
 set -uo pipefail
 out=${1:-${OUT:-/tmp/foldline-gpu-check}}
 mkdir -p "$out"

@@ -172,7 +172,7 @@ class CsvErrors(BadInputCase):
         rows[i][2] = value
         self.rewrite_train(rows, **kw)
         line = self.row_line(rows, i, crlf=kw.get("crlf", False))
-        self.assertFails("train.csv:%d" % line, value)  # (an empty value: just the line)
+        return self.assertFails("train.csv:%d" % line, value)  # (an empty value: just the line)
 
     def test_target_not_integer_word(self):
         self.bad_target(3, "abc")
@@ -185,6 +185,10 @@ class CsvErrors(BadInputCase):
 
     def test_target_beyond_int32(self):
         self.bad_target(5, "99999999999")
+
+    def test_target_that_would_size_a_huge_class_table(self):
+        # 2e9 fits an int32, but would make a class table of 2^31 entries: refused from the line
+        self.assertIn("target 2000000000 is beyond the 1048576 classes", self.bad_target(6, "2000000000"))
 
     def test_target_empty(self):
         self.bad_target(2, "")
@@ -262,6 +266,66 @@ class CsvErrors(BadInputCase):
     def test_empty_test_csv(self):
         open(self.test_csv, "wb").close()
         self.assertFails("empty CSV", self.test_csv)
+
+
+class ClassesAndLines(BadInputCase):
+    """test.csv errors name test.csv and its physical line (the header is line 1, a quoted line break
+    starts a new line), and a class disagreement names both places: the line here and the line of
+    train.csv that said otherwise."""
+
+    def first_line_of_target(self, t):
+        return self.row_line(self.lay.train, next(j for j, r in enumerate(self.lay.train) if r[2] == t))
+
+    def test_test_csv_target_beyond_the_classes_names_its_physical_line(self):
+        # a note column with a quoted line break in every row, CRLF line ends and a UTF-8 BOM
+        header = ("image_path", "note", "target")
+        rows = [(r[0], "seen\ntwice", k % 3) for k, r in enumerate(self.lay.test)]
+        rows[-1] = (rows[-1][0], rows[-1][1], 3)  # train.csv has classes 0..2
+        common.write_csv(self.test_csv, header, rows, bom=True, crlf=True)
+        line = self.row_line(rows, len(rows) - 1, header=header, crlf=True)
+        self.assertEqual(line, 1 + 2 * (len(rows) - 1) + 1)  # the oracle counted the quoted line breaks
+        msg = self.assertFails("%s:%d: target 3" % (self.test_csv, line), "%s has 3 classes" % self.train_csv)
+        self.assertNotIn("row", msg)
+
+    def test_test_csv_class_name_that_disagrees_with_its_target(self):
+        header = ("image_path", "class_name", "target")
+        rows = [(r[0], "class%03d" % (k % 3), k % 3) for k, r in enumerate(self.lay.test)]
+        rows[1] = (rows[1][0], "class002", 0)
+        common.write_csv(self.test_csv, header, rows)
+        self.assertFails("%s:3: target 0 is class 'class002' here but 'class000' in %s:%d"
+                         % (self.test_csv, self.train_csv, self.first_line_of_target(0)))
+
+    def test_test_csv_class_name_that_train_csv_does_not_have(self):
+        header = ("image_path", "class_name")
+        rows = [(r[0], "class%03d" % (k % 3)) for k, r in enumerate(self.lay.test)]
+        rows[2] = (rows[2][0], "class009")
+        common.write_csv(self.test_csv, header, rows)
+        self.assertFails("%s:4: class 'class009' is not a class of %s" % (self.test_csv, self.train_csv))
+
+    def test_test_csv_class_names_and_targets_that_agree_are_read(self):
+        header = ("image_path", "class_name", "target")
+        rows = [(r[0], "class%03d" % (k % 3), k % 3) for k, r in enumerate(self.lay.test)]
+        rows[0] = (rows[0][0], "", 0)  # an empty class_name is no claim
+        common.write_csv(self.test_csv, header, rows)
+        res = common.prep(self.src, self.out, "--quiet")
+        self.assertEqual(res.rc, 0, res.stderr)
+        self.assertEqual(list(common.read_data(self.out)["test"]["labels"]), [k % 3 for k in range(len(rows))])
+
+    def test_a_target_with_two_class_names_names_the_earlier_line(self):
+        rows = [list(r) for r in self.lay.train]
+        i = max(j for j, r in enumerate(rows) if r[2] == 1)
+        rows[i][0] = "other"
+        self.rewrite_train(rows)
+        self.assertFails("%s:%d: target 1 is class 'other' here but 'class001' at line %d"
+                         % (self.train_csv, i + 2, self.first_line_of_target(1)))
+
+    def test_a_class_name_with_two_targets_names_the_earlier_line(self):
+        rows = [list(r) for r in self.lay.train]
+        i = max(j for j, r in enumerate(rows) if r[2] == 2)
+        rows[i][2] = 3  # a target no earlier row has, for a class that has one
+        self.rewrite_train(rows)
+        self.assertFails("%s:%d: class 'class002' has target 3 here but 2 at line %d"
+                         % (self.train_csv, i + 2, self.first_line_of_target(2)))
 
 
 class PathEscapes(BadInputCase):
@@ -526,6 +590,17 @@ class UsageErrors(BadInputCase):
 
     def test_option_without_value(self):
         self.assertFails("--folds", opts=("--folds",), rc=2)
+
+    def test_src_that_does_not_exist_or_is_a_file(self):
+        # a mistake on the command line (2), said as such: not "cannot open CSV"
+        for src, what in ((os.path.join(self.tmp, "no-such-src"), "SRC does not exist"),
+                          (self.train_csv, "SRC is not a folder")):
+            before = sorted(os.listdir(self.outdir))
+            res = common.prep(src, self.out)
+            self.assertEqual(res.rc, 2, res.stderr)
+            self.assertEqual(res.stderr, "%s%s: %s HINT: SRC is the folder that holds train.csv and test.csv (or the "
+                             "IDX files): foldline prep SRC OUT.h5\n" % (PREFIX, src, what))
+            self.assertEqual(sorted(os.listdir(self.outdir)), before)
 
     def test_missing_out(self):
         before = sorted(os.listdir(self.tmp))

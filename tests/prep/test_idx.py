@@ -10,6 +10,7 @@ channel replication, class names and errors.
 import gzip
 import os
 import random
+import re
 import struct
 import sys
 import tempfile
@@ -243,16 +244,20 @@ class TinyIdxTest(common.TempDirCase):
             want[te] = k
         np.testing.assert_array_equal(fold, want)
 
-    def assertIdxError(self, src, name):
+    def assertIdxError(self, src, name, *needles, opts=()):
+        """The one line names the file and, as FILE: at byte N, where in it."""
         out = os.path.join(self.tmp, "bad.h5")
         before = sorted(os.listdir(self.tmp))
-        res = common.prep(src, out, "--folds", 3, "--quiet")
+        res = common.prep(src, out, "--folds", 3, "--quiet", *opts)
         self.assertEqual(res.rc, 1, res.stdout + res.stderr)
         self.assertEqual(res.stderr.count("\n"), 1, res.stderr)
         self.assertTrue(res.stderr.startswith("foldline: error: "), res.stderr)
         self.assertIn(os.path.join(src, name), res.stderr)
+        for n in needles:
+            self.assertIn(n, res.stderr)
         self.assertFalse(os.path.exists(out))
         self.assertEqual(sorted(os.listdir(self.tmp)), before)
+        return res.stderr
 
     def test_truncated_idx_gz_names_the_file(self):
         src, imgs, _, _, _ = self.make(gz_train=True)
@@ -260,17 +265,21 @@ class TinyIdxTest(common.TempDirCase):
         data = idx_bytes(imgs)
         with gzip.open(os.path.join(src, name), "wb") as f:
             f.write(data[: len(data) - 100])  # a valid gzip stream, too few pixels for the header
-        self.assertIdxError(src, name)
+        # the offset counts the decompressed bytes, where the data ends
+        self.assertIdxError(src, name, "%s: at byte %d (uncompressed): file ends before its %d images"
+                            % (os.path.join(src, name), len(data) - 100, len(imgs)))
 
     def test_truncated_gzip_stream_names_the_file(self):
-        src, _, _, _, _ = self.make(gz_train=True)
+        src, imgs, _, _, _ = self.make(gz_train=True)
         name = "train-images-idx3-ubyte.gz"
         p = os.path.join(src, name)
         with open(p, "rb") as f:
             data = f.read()
         with open(p, "wb") as f:
             f.write(data[: len(data) // 2])
-        self.assertIdxError(src, name)
+        line = self.assertIdxError(src, name, "(uncompressed; gzip: unexpected end of file): file ends before")
+        at = int(re.search(r": at byte (\d+) ", line).group(1))
+        self.assertTrue(16 <= at < len(idx_bytes(imgs)), line)  # where the readable part of the stream ends
 
     def test_truncated_plain_idx_names_the_file(self):
         src, _, _, _, _ = self.make(gz_train=False, gz_test=False)
@@ -280,7 +289,7 @@ class TinyIdxTest(common.TempDirCase):
             data = f.read()
         with open(p, "wb") as f:
             f.write(data[:-7])
-        self.assertIdxError(src, name)
+        self.assertIdxError(src, name, "%s: at byte %d: file ends before" % (p, len(data) - 7))
 
     def test_header_promising_terabytes_is_truncation_not_out_of_memory(self):
         # 2^20 images of 65535 x 65535 in a file of 40 bytes: the reader must not trust the header
@@ -289,16 +298,48 @@ class TinyIdxTest(common.TempDirCase):
         name = "train-images-idx3-ubyte"
         with open(os.path.join(src, name), "wb") as f:
             f.write(struct.pack(">IIII", 0x00000803, 1 << 20, 65535, 65535) + bytes(24))
-        self.assertIdxError(src, name)
-        res = common.prep(src, os.path.join(self.tmp, "bad.h5"), "--folds", 3, "--quiet")
-        self.assertIn("file ends before its 1048576 images", res.stderr)
+        self.assertIdxError(src, name, "at byte 40: file ends before its 1048576 images")
 
     def test_bad_magic_names_the_file(self):
         src, _, labels, _, _ = self.make(gz_train=False)
         name = "train-labels-idx1-ubyte"
         with open(os.path.join(src, name), "wb") as f:
             f.write(struct.pack(">II", 0x00000803, len(labels)) + labels.tobytes())
-        self.assertIdxError(src, name)
+        self.assertIdxError(src, name, "%s: at byte 0: magic number 00 00 08 03" % os.path.join(src, name))
+
+    def test_header_cut_inside_a_size_names_the_byte(self):
+        src, imgs, _, _, _ = self.make(gz_train=False)
+        name = "train-images-idx3-ubyte"
+        with open(os.path.join(src, name), "wb") as f:
+            f.write(idx_bytes(imgs)[:10])
+        self.assertIdxError(src, name, "%s: at byte 10: IDX header is truncated" % os.path.join(src, name),
+                            "size 2 of 3")
+
+    def test_implausible_dimension_names_its_byte(self):
+        src, imgs, _, _, _ = self.make(gz_train=False)
+        name = "train-images-idx3-ubyte"
+        with open(os.path.join(src, name), "wb") as f:
+            f.write(struct.pack(">IIII", 0x00000803, len(imgs), 0, 24) + imgs.tobytes())
+        self.assertIdxError(src, name, "%s: at byte 8: implausible IDX image dimensions" % os.path.join(src, name),
+                            "the row count, 0,")
+
+    def test_a_label_without_a_class_name_names_its_byte_and_the_classes_file(self):
+        src, _, labels, _, _ = self.make(gz_train=False)
+        cf = os.path.join(self.tmp, "names.txt")
+        with open(cf, "w") as f:
+            f.write("alpha\n\nbeta\n")  # two names, the second on line 3
+        i = int(np.flatnonzero(labels == 2)[0])  # the first label 2: byte 8 + i
+        self.assertIdxError(src, "train-labels-idx1-ubyte",
+                            "%s: at byte %d: label 2, but %s names 2 classes" % (os.path.join(src, "train-labels-idx1-ubyte"), 8 + i, cf),
+                            "'beta', on line 3", opts=("--classes", cf))
+
+    def test_a_class_name_without_a_label_names_its_line(self):
+        src, _, _, _, _ = self.make()
+        cf = os.path.join(self.tmp, "names.txt")
+        with open(cf, "w") as f:
+            f.write("alpha\nbeta\ngamma\n\ndelta\n")
+        self.assertIdxError(src, "train-labels-idx1-ubyte.gz",
+                            "%s:5: class 'delta' (label 3) has no image in" % cf, opts=("--classes", cf))
 
     def test_label_count_mismatch_is_an_error(self):
         src, _, labels, _, _ = self.make(gz_train=False)
@@ -309,7 +350,9 @@ class TinyIdxTest(common.TempDirCase):
         self.assertEqual(res.rc, 1, res.stdout + res.stderr)
         self.assertEqual(res.stderr.count("\n"), 1, res.stderr)
         self.assertTrue(res.stderr.startswith("foldline: error: "), res.stderr)
-        self.assertIn("train-", res.stderr)
+        self.assertIn("%s: at byte 4: the header says %d labels, but %s says %d images"
+                      % (os.path.join(src, name), len(labels) - 1, os.path.join(src, "train-images-idx3-ubyte"),
+                         len(labels)), res.stderr)
         self.assertFalse(os.path.exists(out))
 
 

@@ -4,7 +4,7 @@
 One realistic small layout (5 classes x 7..9 images, rows not sorted, mixed sizes and aspects, grey
 and RGB JPEGs, RGB/RGBA/palette/grey PNGs, macOS `._*` junk beside listed files, train.csv with a
 UTF-8 BOM, CRLF line ends and quoted fields) is built once and prepped once; each method checks one
-property of the contract (the README's "The data file" and the verbs' command lines).
+property of the contract (docs/formats.md, "The data file", and the verbs' command lines, docs/cli.md).
 """
 
 import os

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "train"))
 import t2  # noqa: E402
 from common import TempDirTest, config_text, model_text, write_data_file  # noqa: E402
 
-TOL = 1e-5  # largest |p2 - p1| over every OOF and test probability (README, "GPUs"); measured 1.2e-7
+TOL = 1e-5  # largest |p2 - p1| over every OOF and test probability (docs/gpus.md); measured 1.2e-7
 
 
 class AgreeWithLibtorch113(TempDirTest):

@@ -114,13 +114,40 @@ class Fused(TempDirTest):
         self.assertEqual((int(m.group(1)), int(m.group(2))), (fused_count, own))
 
     def test_feature_cache_device_on_the_cpu_equals_memory_bit_for_bit(self):
+        # The device-resident path (trainer/torch/devpath.h) runs on the CPU over host tensors: the cache,
+        # labels, the epoch's order and the heads' rows "on the device", the augmented epoch 1 through the
+        # two staging slots, the losses summed there and read at the epoch's end. Every number equals the
+        # host path's ("memory").
         self.train(self.config("mem", data_extra='feature_cache = "memory";'))
         out = self.train(self.config("dev", data_extra='feature_cache = "device";'))
-        self.assertIn("on the device (the CPU's: in memory)", out)
-        self.compare("mem", "dev", exact=True)
+        self.assertIn("[m folds 0,1,2,3,4] device-resident: features, labels and 5 heads on cpu; images not cached "
+                      "through 2 host buffers; losses read at the progress interval and the epoch's end", out)
+        self.assertRegex(out, r"\[m\] feature cache: 120 of 120 train rows x \d+ features \(\d+ MB, float32\) on the "
+                              r"device cpu, computed in")
+        self.assertNotIn("in memory", out)
+        self.compare_exact("mem", "dev")
+        # run.on_nan = "skip_step": the losses are read after every step instead; the same numbers.
+        cfg = self.config("skip", data_extra='feature_cache = "device";')
+        self.write("skip.cfg", read(cfg).replace("threads = 1;", 'threads = 1; on_nan = "skip_step";'))
+        out = self.train(cfg)
+        self.assertIn("losses read after every step (run.on_nan)", out)
+        self.compare_exact("mem", "skip")
+        # A device without room for the cache: one line naming both sizes, then the memory cache.
+        os.environ["FOLDLINE_DEVICE_FREE_MB"] = "0"
+        try:
+            out = self.train(self.config("full", data_extra='feature_cache = "device";'))
+        finally:
+            del os.environ["FOLDLINE_DEVICE_FREE_MB"]
+        self.assertRegex(out, r"\[m\] feature cache: 120 rows x \d+ features do not fit on the device cpu \(needs \d+ MB, "
+                              r"0 MB free\); in memory instead HINT: ")
+        self.assertNotIn("device-resident", out)
+        self.compare_exact("mem", "full")
+
+    def compare_exact(self, a, b):
+        self.compare(a, b, exact=True)
         for k in range(FOLDS):  # every column but the timings
-            ma = read_metrics(self.path("runs", "mem", "m", "fold%d" % k, "metrics.csv"))
-            mb = read_metrics(self.path("runs", "dev", "m", "fold%d" % k, "metrics.csv"))
+            ma = read_metrics(self.path("runs", a, "m", "fold%d" % k, "metrics.csv"))
+            mb = read_metrics(self.path("runs", b, "m", "fold%d" % k, "metrics.csv"))
             self.assertEqual([r[:6] for r in ma], [r[:6] for r in mb])
 
     def test_feature_cache_file_equals_memory_bit_for_bit_and_none_within_rounding(self):
@@ -170,6 +197,14 @@ class Fused(TempDirTest):
         self.assertIn("data-parallel within each group", p.stdout)
         self.assertIn("all-reduce", p.stdout)
         self.compare("one", "dp")
+        # The device-resident path in a group: the ranks trade their shards of the cache's fill through
+        # the host, agree that the cache fits and that the losses were finite; the memory path's bits.
+        cfg = self.config("dpdev", extra="dist = { ranks_per_job = 2; };", data_extra='feature_cache = "device";')
+        p = subprocess.run([mpirun, "--oversubscribe", "-np", "2", FOLDLINE, "train", cfg], env=env,
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("device-resident: features, labels and 5 heads on cpu", p.stdout)
+        self.compare("dp", "dpdev", exact=True)
 
     def test_fold_runs_of_a_fused_model_equal_the_whole_run(self):
         self.train(self.config("whole"))
@@ -182,12 +217,19 @@ class Fused(TempDirTest):
         self.compare("whole", "split")
 
     def test_a_stopped_fused_run_resumes_to_the_same_results(self):
+        self.stopped_and_resumed("")
+
+    def test_a_stopped_device_resident_run_resumes_to_the_memory_path_results(self):
+        # Stops mid-epoch read the device's loss sums for last.pt; the resumed epoch starts them there.
+        self.stopped_and_resumed('feature_cache = "device";')
+
+    def stopped_and_resumed(self, cut_data_extra):
         model = frozen_model(epochs=4, extra='predict_with = "last";', last_plain=3)
         self.write_data_big()
         rc, whole = seconds_after("fused:", [FOLDLINE, "train", self.config("whole", model)], self.path("out.txt"),
                                   self.path("err.txt"))
         self.assertEqual(rc, 0, read(self.path("err.txt")))
-        cfg = self.config("cut", model)
+        cfg = self.config("cut", model, data_extra=cut_data_extra)
         stops = []
         for fraction in [0.2, 0.3, 0.25, 0.15, 0.3] + [None] * 20:
             delay = None if fraction is None else fraction * whole

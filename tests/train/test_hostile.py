@@ -2,7 +2,7 @@
 """`foldline train`, `vote` and `inspect` tried clumsily and on purpose: every refusal comes before
 any write, --restart --fold K touches fold K alone, a changed predict_with or tta re-predicts
 without training, vote --out never clobbers what it must not, and each message says what is
-wrong with the exit status the README's "Bad and hostile input" gives (2 usage and config, 1 data
+wrong with the exit status docs/failures.md's "Exit status" gives (2 usage and config, 1 data
 and runtime)."""
 import hashlib
 import os
@@ -92,8 +92,29 @@ class Hostile(TempDirTest):
         self.refused(self.cfg(data=tiny), 2, "at least 8x8")
         self.refused(self.cfg(models=[late]), 2, "from_epoch")
         self.refused(self.cfg(), 2, "--fold 5", args=("--fold", "5"))
+        # --restart discards the run only once the config has passed every check
+        self.refused(self.cfg(data=tiny), 2, "at least 8x8", args=("--restart",))
+        self.refused(self.cfg(models=[late]), 2, "from_epoch", args=("--restart", "--fold", "0"))
         text = config_text(self.data, self.runs, name="t", models=[model()]).replace("mean = [0.5]", "mean = [0.5, 0.5, 0.5]")
         self.refused(self.write("t.cfg", text), 2, "data.mean")
+        self.refused_everywhere_else()
+
+    def refused_everywhere_else(self):
+        """classes (two data files of one run that disagree) and batch (a frozen backbone's batch that
+        does not split over the folds), each refused before any write: into the existing run, then into
+        a fresh out_dir."""
+        four = self.path("four.h5")
+        write_data_file(four, n_per_class=30, classes=4)  # as many training rows, one class more
+        three_folds = self.path("three-folds.h5")
+        write_data_file(three_folds, n_per_class=40, folds=3)
+        other = model("n", extra='data = { file = "%s"; };' % four)
+        frozen = model("f", batch=15, extra="freeze_backbone = true;")  # 3 folds: batch must split by 2
+        for runs in (self.runs, self.path("fresh-runs")):
+            self.runs = runs
+            self.refused(self.cfg(models=[model(), other]), 1, "four.h5", "4 classes and 2 folds, the first has 3 and 2")
+            self.refused(self.cfg(models=[frozen], data=three_folds), 2, "models.[0].batch = 15",
+                         "a multiple of 2")
+        self.assertFalse(os.path.exists(self.runs))
 
     # ---- 5: no silent acceptance -----------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """run.precision and models.[i].precision in real foldline runs on the CPU: bf16 trains to the
-fp32 accuracy within the README's margin (and is not the fp32 run), a stopped and resumed bf16
+fp32 accuracy within docs/gpus.md's margin (and is not the fp32 run), a stopped and resumed bf16
 run (trained and frozen backbones) equals the uninterrupted one bit for bit, a precision change
 on a resumed run is refused naming run.precision and both values, and fp16, unknown values and
 wrong types are refused naming the file, line and key."""
@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_resume  # noqa: E402
 from common import TempDirTest, config_text, model_text, run, write_data_file  # noqa: E402
 
-MARGIN = 0.03  # bf16's validation accuracy may trail fp32's by this much (README, "GPUs")
+MARGIN = 0.03  # bf16's validation accuracy may trail fp32's by this much (docs/gpus.md)
 
 
 def read(path):

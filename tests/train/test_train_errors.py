@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Bad config and data for `foldline train`: one line on stderr naming the file, the line
 and the key, and no run started; exit status 2 for a config mistake (the fix is in the config or
-the command line), 1 for a data or runtime error (README, "Bad and hostile input")."""
+the command line), 1 for a data or runtime error (docs/failures.md, "Exit status")."""
 import os
 import sys
 import unittest

@@ -1,4 +1,4 @@
-/* test_config.c -- the config loader: DESIGN.md's example, defaults, every
+/* test_config.c -- the config loader: docs/config.md's keys, defaults, every
  * kind of error with its line and key path, --set overrides, and the checks
  * against the data file. */
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * train in float32 from them, fp16 is refused on the CPU, and only fp16 with
  * a trained backbone scales its loss.
  *
- * The tolerance (README, "GPUs"): the relative L2 error of a batch's
+ * The tolerance (docs/gpus.md): the relative L2 error of a batch's
  * features, ||bf16 - fp32|| / ||fp32||, is at most 0.03 (measured here:
  * about 0.01; bfloat16 keeps 8 bits of mantissa, 2^-9 = 0.002 per rounding,
  * and a ResNet-18 rounds at every convolution). */

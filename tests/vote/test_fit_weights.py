@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """`foldline vote --fit-weights`: greedy ensemble selection with replacement (Caruana et al., 2004) on the
 OOF rows, the nested score, per-model temperatures, weights.txt, and the submission from the fitted weights,
-each against a numpy re-implementation of the README's definitions on runs built by hand (test_vote.py).
+each against a numpy re-implementation of docs/cli.md's definitions on runs built by hand (test_vote.py).
 """
 
 import os
@@ -63,7 +63,7 @@ def score(P, w, y, rows):
 
 
 def read_weights(path):
-    """weights.txt as the README documents it."""
+    """weights.txt as docs/formats.md documents it."""
     out = {"models": []}
     with open(path) as f:
         lines = [ln.rstrip("\n") for ln in f if ln.strip() and not ln.startswith("#")]

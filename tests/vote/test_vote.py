@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""`foldline vote RUN_DIR`: the votes of SEED.md against an independent oracle, and every refusal.
+"""`foldline vote RUN_DIR`: the seed's votes (docs/recipes.md) against an independent oracle, and every refusal.
 
 Each test builds a run directory by hand: a data file written with h5py (the data-file schema of
-DESIGN.md), predictions files written with h5py (the predictions contract), and run.cfg. The test-set
+docs/formats.md), predictions files written with h5py (the predictions contract), and run.cfg. The test-set
 fingerprint the predictions must carry is read from `foldline inspect DATA.h5`.
 
-The oracle below computes every method from SEED.md's definitions (means of probabilities, majority
+The oracle below computes every method from the seed's definitions (means of probabilities, majority
 votes, ties to the lowest class id). Most runs use probabilities that are multiples of 1/4 and the
 oracle computes with exact fractions, so that the runs hold many exact ties (equal probabilities,
 equal means across folds, equal vote counts, equal weighted counts) and the tie rule is checked
@@ -57,7 +57,7 @@ def majority(votes, weights, C):
 
 
 class Oracle:
-    """Every vote of SEED.md, from the probabilities the run's files hold.
+    """Every vote of the seed, from the probabilities the run's files hold.
 
     probs[(m, k)] = (oof_index, oof_probs, test_probs), rows as lists of Fractions or floats.
     """
@@ -147,7 +147,7 @@ class Oracle:
 # ---------------------------------------------------------------------------- files
 
 def write_data(path, labels, fold, K, C, test_paths, test_labels=None):
-    """A foldline data file (DESIGN.md schema) with 1x2x2 images, written with h5py."""
+    """A foldline data file (docs/formats.md schema) with 1x2x2 images, written with h5py."""
     N, M = len(labels), len(test_paths)
     with h5py.File(path, "w") as f:
         f.attrs["format"] = "foldline-data"

@@ -71,8 +71,9 @@ typedef struct {
     const struct fl_model *backbone_of; /* frozen backbone: share this model's (the same module, one copy in memory) */
     const char *device;       /* "cpu", "cuda", "cuda:N" */
     const char *precision;    /* "fp32" | "bf16" | "fp16" (CUDA only): the backbone's autocast dtype, see below */
-    int memory_format;        /* a built-in ResNet's activations: 0 auto (channels_last on CUDA, contiguous on the
-                                 CPU, where it measured slower: README "GPUs"), 1 contiguous, 2 channels_last */
+    int memory_format;        /* a convolutional backbone's activations (a ResNet, the smallcnn, a TorchScript
+                                 one with more than one 4-d weight): 0 auto (channels_last on CUDA, contiguous on
+                                 the CPU, where it measured slower: docs/gpus.md), 1 contiguous, 2 channels_last */
 } fl_model_spec;              /* NULL head_type, head_act, optimizer, device, precision: "linear", "relu", "adam",
                                  "cpu", "fp32" */
 
@@ -216,6 +217,9 @@ fl_code fl_torchscript_probe(const char *path, int in_channels, int height, int 
 int64_t fl_model_num_params(const fl_model *m, int trainable_only);
 /* Width D of the backbone's features (the head's input). */
 int fl_model_feature_dim(const fl_model *m);
+/* The memory format the backbone runs in: 2 channels_last (a convolutional
+ * backbone with memory_format 2, or 0 on CUDA), else 1 contiguous. */
+int fl_model_memory_format(const fl_model *m);
 
 /* The head's learning rate; a trained backbone's is lr * backbone_lr_scale. */
 fl_code fl_model_set_lr(fl_model *m, double lr, fl_error *err);

@@ -172,11 +172,18 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
         head_new(m->head_type, backbone->feature_dim(), m->head_hidden, m->head_act, m->num_classes);
     m->net = Net(backbone, head);
     m->net->to(m->device);
-    // channels_last: the convolutions of a built-in ResNet run in NHWC (cuDNN's
-    // and oneDNN's native layout, what tensor cores want); the 4-d weights are
-    // stored so, the images converted at the input.
-    const bool resnet = m->backbone_name.compare(0, 6, "resnet") == 0;
-    m->channels_last = resnet && (s.memory_format == 2 || (s.memory_format == 0 && m->device.is_cuda()));
+    // channels_last: the convolutions of a convolutional backbone run in NHWC
+    // (cuDNN's and oneDNN's native layout, what tensor cores want); the 4-d
+    // weights are stored so, the images converted at the input. Convolutional:
+    // a built-in ResNet, or any backbone (a TorchScript one too: timm's
+    // ConvNeXt, EfficientNet, ...) with more than one 4-d weight; a vision
+    // transformer's single patch-embedding convolution does not make it one.
+    // Auto: on CUDA only (on the CPU it measured slower: README "GPUs").
+    int64_t conv_weights = 0;
+    for (const auto &p : m->net->backbone->parameters())
+        conv_weights += p.dim() == 4;
+    const bool conv = m->backbone_name.compare(0, 6, "resnet") == 0 || conv_weights > 1;
+    m->channels_last = conv && (s.memory_format == 2 || (s.memory_format == 0 && m->device.is_cuda()));
     if (m->channels_last && !s.backbone_of)
         for (auto &p : m->net->backbone->parameters())
             if (p.dim() == 4)
@@ -472,6 +479,11 @@ extern "C" int64_t fl_model_num_params(const fl_model *m, int trainable_only)
     } catch (...) {
         return -1;
     }
+}
+
+extern "C" int fl_model_memory_format(const fl_model *m)
+{
+    return m->channels_last ? 2 : 1;
 }
 
 extern "C" int fl_model_feature_dim(const fl_model *m)
