@@ -66,32 +66,41 @@ set(FOLDLINE_TORCH_SOURCES
   trainer/torch/torchscript.cpp
   trainer/torch/export.cpp)
 
-# The training loop (C) over the bridge.
+# The training loop (C): the part that needs no libtorch (in the executable)...
 set(FOLDLINE_TRAINER_SOURCES
   trainer/augment.c
-  trainer/fused.c
-  trainer/fused_dev.c
-  trainer/job.c
   trainer/joblock.c
   trainer/job_monitor.c
   trainer/order.c
-  trainer/predict.c
   trainer/run.c
   trainer/schedule.c
   trainer/settings.c
   trainer/tfevents.c)
 
-# The command.
+# ... and the part that calls the bridge (in the libtorch module).
+set(FOLDLINE_TRAINER_TORCH_SOURCES
+  trainer/fused.c
+  trainer/fused_dev.c
+  trainer/job.c
+  trainer/predict.c)
+
+# The command: the executable, whose verbs start without libtorch...
 set(FOLDLINE_CLI_SOURCES
   launch/main.c
   launch/cli_common.c
   launch/cli_inspect.c
   launch/cli_prep.c
   launch/cli_status.c
+  launch/cli_version.c
+  launch/cli_vote.c
+  launch/torch_load.c)
+
+# ... and the verbs that need libtorch, with the entry table of the module libfoldline_torch.so
+# that holds them and FOLDLINE_TORCH_SOURCES (launch/torch_module.h).
+set(FOLDLINE_CLI_TORCH_SOURCES
   launch/cli_predict.c
   launch/cli_export.c
   launch/cli_train.c
   launch/train_data.c
   launch/train_plan.c
-  launch/cli_version.c
-  launch/cli_vote.c)
+  launch/torch_verbs.c)

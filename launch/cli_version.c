@@ -1,4 +1,6 @@
-/* cli_version.c -- `foldline --version`: what this binary was built with. */
+/* cli_version.c -- `foldline --version`: what this binary was built with. The libtorch line loads
+ * the libtorch module (launch/torch_module.h); when it cannot be loaded, every other line is
+ * printed and the error follows. */
 #include <stdio.h>
 
 #include <hdf5.h>
@@ -6,21 +8,25 @@
 
 #include "dist/world.h"
 #include "launch/cli.h"
-#include "trainer/torch/bridge.h"
+#include "launch/torch_module.h"
 
 int cli_version(void)
 {
     fl_error err;
     fl_torch_info ti;
-    if (fl_torch_get_info(&ti, &err))
-        return cli_report(&err);
+    const fl_torch_verbs_table *t;
+    fl_code rc = cli_torch_module(&t, &err);
+    if (!rc)
+        rc = t->torch_info(&ti, &err);
     char mpi[256], nccl[4200];
     fl_mpi_library_version(mpi, sizeof mpi);
     fl_nccl_version(nccl, sizeof nccl);
     unsigned h5maj, h5min, h5rel;
     H5get_libversion(&h5maj, &h5min, &h5rel);
     printf("foldline %s\n", FOLDLINE_VERSION);
-    if (ti.cuda_built)
+    if (rc)
+        printf("libtorch unknown (the libtorch module %s did not load)\n", cli_torch_module_path());
+    else if (ti.cuda_built)
         printf("libtorch %s (CUDA built, %d device%s visible)\n", ti.version, ti.cuda_devices,
                ti.cuda_devices == 1 ? "" : "s");
     else
@@ -29,5 +35,9 @@ int cli_version(void)
     printf("HDF5     %u.%u.%u\n", h5maj, h5min, h5rel);
     printf("libconfig %d.%d.%d\n", LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
     printf("NCCL     %s\n", nccl);
+    if (rc) {
+        fflush(stdout);
+        return cli_report(&err);
+    }
     return 0;
 }

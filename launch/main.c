@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "launch/cli.h"
+#include "launch/torch_module.h"
 
 static const char *usage =
     "foldline " FOLDLINE_VERSION " -- k-fold training of image classifiers on libtorch, MPI and NCCL\n"
@@ -36,6 +37,21 @@ static const char *usage =
     "  foldline VERB --help   options of one verb\n"
     "  foldline --version     versions of foldline, libtorch, MPI, HDF5 and NCCL\n";
 
+/* train, predict and export: the verb from the libtorch module (launch/torch_module.h), which is
+ * loaded for them alone. */
+static int main_torch_verb(const char *verb, int argc, char **argv)
+{
+    fl_error err;
+    const fl_torch_verbs_table *t;
+    if (cli_torch_module(&t, &err))
+        return cli_report(&err);
+    if (!strcmp(verb, "train"))
+        return t->train(argc, argv);
+    if (!strcmp(verb, "predict"))
+        return t->predict(argc, argv);
+    return t->export_run(argc, argv);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -52,15 +68,15 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "prep"))
         return cli_prep(argc - 1, argv + 1);
     if (!strcmp(verb, "train"))
-        return cli_train(argc - 1, argv + 1);
+        return main_torch_verb(verb, argc - 1, argv + 1);
     if (!strcmp(verb, "inspect"))
         return cli_inspect(argc - 1, argv + 1);
     if (!strcmp(verb, "vote"))
         return cli_vote(argc - 1, argv + 1);
     if (!strcmp(verb, "predict"))
-        return cli_predict(argc - 1, argv + 1);
+        return main_torch_verb(verb, argc - 1, argv + 1);
     if (!strcmp(verb, "export"))
-        return cli_export(argc - 1, argv + 1);
+        return main_torch_verb(verb, argc - 1, argv + 1);
     if (!strcmp(verb, "status"))
         return cli_status(argc - 1, argv + 1);
     fprintf(stderr, "foldline: error: unknown verb '%s' HINT: foldline --help lists the verbs\n", verb);

@@ -42,7 +42,8 @@ set_tests_properties(predict_export PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FI
 # stopping and resuming; TorchScript backbones written with Debian's python3-torch (skipped without it);
 # progress lines (a pipe, a pty, prep); TensorBoard scalars read back by the PyPI tensorboard in
 # ${XDG_CACHE_HOME:-~/.cache}/foldline/venv-tb (skipped only when PyPI is unreachable).
-foreach(t train train_errors hostile fold resume torchscript model_data recipe_configs fused locks progress tfevents precision)
+foreach(t train train_errors hostile fold resume torchscript model_data recipe_configs fused locks progress tfevents precision
+          module)
   add_test(NAME train_${t} COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/train/test_${t}.py)
   set_tests_properties(train_${t} PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>" TIMEOUT 600
                        SKIP_RETURN_CODE 77)

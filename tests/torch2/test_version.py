@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The build against torch 2.x: `foldline --version` names libtorch 2.x.y, CUDA built with as many
 devices as torch itself sees, and the NCCL it loads: the nvidia-nccl wheel's, at its version; the
-binary loads one libc10 (torch's), and the CUDA runtime and NCCL of torch's wheels (ldd).
+binary's libtorch module (libfoldline_torch.so, beside it) loads one libc10 (torch's), and the CUDA runtime
+and NCCL of torch's wheels (ldd); the executable itself links no libtorch.
 
     FOLDLINE=build-torch2/foldline FOLDLINE_TORCH_PYTHON=VENV/bin/python python3 test_version.py"""
 import os
@@ -46,6 +47,11 @@ class Torch2Version(unittest.TestCase):
 
     def test_one_libc10_and_the_cuda_runtime_and_nccl_of_torchs_wheels(self):
         rc, out, err = t2.run(["ldd", t2.FOLDLINE])
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("libc10", out)
+        self.assertNotIn("libtorch", out)
+        module = os.path.join(os.path.dirname(os.path.realpath(t2.FOLDLINE)), "libfoldline_torch.so")
+        rc, out, err = t2.run(["ldd", module])
         self.assertEqual(rc, 0, err)
         libs = dict(re.findall(r"^\s*(\S+) => (\S+)", out, re.M))
         c10 = [name for name in libs if name.startswith("libc10.so")]
