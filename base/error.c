@@ -82,18 +82,28 @@ void fl_error_clear(fl_error *err)
 const char *fl_strerror(fl_code code)
 {
     switch (code) {
-    case FL_OK: return "ok";
-    case FL_EUSAGE: return "usage error";
-    case FL_EINPUT: return "bad input";
+    case FL_OK:
+        return "ok";
+    case FL_EUSAGE:
+        return "usage error";
+    case FL_EINPUT:
+        return "bad input";
     case FL_ECONFIG:
         return "config error";
-    case FL_EIO: return "I/O error";
-    case FL_ENOMEM: return "out of memory";
-    case FL_ETORCH: return "libtorch error";
-    case FL_EMPI: return "communication error";
-    case FL_EINTERRUPT: return "interrupted";
-    case FL_ESTOPPED: return "stopped";
-    case FL_EINTERNAL: return "internal error";
+    case FL_EIO:
+        return "I/O error";
+    case FL_ENOMEM:
+        return "out of memory";
+    case FL_ETORCH:
+        return "libtorch error";
+    case FL_EMPI:
+        return "communication error";
+    case FL_EINTERRUPT:
+        return "interrupted";
+    case FL_ESTOPPED:
+        return "stopped";
+    case FL_EINTERNAL:
+        return "internal error";
     }
     return "unknown error";
 }
@@ -101,12 +111,16 @@ const char *fl_strerror(fl_code code)
 int fl_exit_status(fl_code code)
 {
     switch (code) {
-    case FL_OK: return 0;
+    case FL_OK:
+        return 0;
     case FL_EUSAGE:
     case FL_ECONFIG:
         return 2;
-    case FL_EINTERRUPT: return 130;
-    case FL_ESTOPPED: return 75;
-    default: return 1;
+    case FL_EINTERRUPT:
+        return 130;
+    case FL_ESTOPPED:
+        return 75;
+    default:
+        return 1;
     }
 }

@@ -39,8 +39,7 @@ typedef struct {
 
 /* Sets err (when not NULL) to code and the formatted message; returns code,
  * so that `return fl_fail(err, FL_EINPUT, "...")` reads naturally. */
-fl_code fl_fail(fl_error *err, fl_code code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+fl_code fl_fail(fl_error *err, fl_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Puts "prefix: " in front of the message already in err (for adding the
  * file or job a lower layer did not know about). Returns err->code. */

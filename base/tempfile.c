@@ -117,7 +117,8 @@ fl_code fl_tempfile_begin(fl_tempfile *t, const char *final_path, int overwrite,
         int e = errno;
         if (stat(dir, &st) != 0)
             return fl_fail(err, FL_EIO, "%s: directory '%s' does not exist HINT: create it first", final_path, dir);
-        return fl_fail(err, FL_EIO, "%s: cannot create a file in directory '%s' (%s) HINT: choose a writable directory", final_path, dir, strerror(e));
+        return fl_fail(err, FL_EIO, "%s: cannot create a file in directory '%s' (%s) HINT: choose a writable directory",
+                       final_path, dir, strerror(e));
     }
     fchmod(fd, 0644);
     close(fd);
@@ -128,7 +129,8 @@ fl_code fl_tempfile_begin(fl_tempfile *t, const char *final_path, int overwrite,
         if (symlink("/dev/full", t->tmp_path) != 0) {
             int e = errno;
             fl_tempfile_abort(t);
-            return fl_fail(err, FL_EIO, "%s: FOLDLINE_FAULT_WRITE: cannot stand in /dev/full (%s)", final_path, strerror(e));
+            return fl_fail(err, FL_EIO, "%s: FOLDLINE_FAULT_WRITE: cannot stand in /dev/full (%s)", final_path,
+                           strerror(e));
         }
     }
     return FL_OK;
@@ -181,7 +183,8 @@ fl_code fl_mkdir_p(const char *path, fl_error *err)
             char c = *p;
             *p = '\0';
             if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return fl_fail(err, FL_EIO, "%s: cannot create directory (%s) HINT: choose a writable location", buf, strerror(errno));
+                return fl_fail(err, FL_EIO, "%s: cannot create directory (%s) HINT: choose a writable location", buf,
+                               strerror(errno));
             struct stat st;
             if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
                 return fl_fail(err, FL_EIO, "%s: exists and is not a directory", buf);
@@ -203,7 +206,10 @@ fl_code fl_tempfile_close_stream(fl_tempfile *t, FILE *f, int failed, fl_error *
     }
     if (failed) {
         fl_tempfile_abort(t);
-        return fl_fail(err, FL_EIO, "%s: cannot write (%s) HINT: free space there, or point the output elsewhere; the previous file, if any, is unchanged", t->final_path, e ? strerror(e) : "I/O error");
+        return fl_fail(err, FL_EIO,
+                       "%s: cannot write (%s) HINT: free space there, or point the output elsewhere; the previous "
+                       "file, if any, is unchanged",
+                       t->final_path, e ? strerror(e) : "I/O error");
     }
     return fl_tempfile_commit(t, err);
 }

@@ -530,8 +530,8 @@ fl_code cfg_model(cfg_ctx *c, const config_setting_t *s, const char *gkey, fl_mo
     if (strcmp(m->name, "ensemble") == 0)
         return cfg_fail(c, name, key, "\"ensemble\" is reserved HINT: vote writes RUN_DIR/ensemble; pick another name");
     if ((rc = load_backbone(c, s, gkey, m)) ||
-        (rc = cfg_opt_bool(c, s, gkey, "freeze_backbone", &m->freeze_backbone)) || (rc = load_lr_scale(c, s, gkey, m)) ||
-        (rc = load_fuse_folds(c, s, gkey, m)))
+        (rc = cfg_opt_bool(c, s, gkey, "freeze_backbone", &m->freeze_backbone)) ||
+        (rc = load_lr_scale(c, s, gkey, m)) || (rc = load_fuse_folds(c, s, gkey, m)))
         return rc;
     if ((rc = load_head(c, s, gkey, m)))
         return rc;

@@ -9,17 +9,17 @@
 
 struct fl_csv {
     char *path;
-    char *text;   /* whole file, NUL-terminated */
-    size_t len;   /* bytes of text */
-    size_t pos;   /* parse position in text */
-    long line;    /* current line number (1-based) at pos */
+    char *text;    /* whole file, NUL-terminated */
+    size_t len;    /* bytes of text */
+    size_t pos;    /* parse position in text */
+    long line;     /* current line number (1-based) at pos */
     long rec_line; /* line on which the current record started */
-    char *buf;    /* fields of the current record, each NUL-terminated */
+    char *buf;     /* fields of the current record, each NUL-terminated */
     size_t buf_cap;
-    int *offs;    /* offset of each field in buf */
+    int *offs; /* offset of each field in buf */
     int nfields, offs_cap;
-    int ncols;    /* header field count */
-    char **cols;  /* header names */
+    int ncols;   /* header field count */
+    char **cols; /* header names */
     char *header_text;
 };
 
@@ -173,7 +173,11 @@ static int csv_parse_record(fl_csv *c, fl_error *err)
         }
         if (ch == '"') {
             if (was_quoted || blen != (size_t)c->offs[c->nfields - 1])
-                return fl_fail(err, FL_EINPUT, "%s:%ld: stray quote inside an unquoted field HINT: quote the whole field and double inner quotes", c->path, c->line), -1;
+                return fl_fail(err, FL_EINPUT,
+                               "%s:%ld: stray quote inside an unquoted field HINT: quote the whole field and double "
+                               "inner quotes",
+                               c->path, c->line),
+                       -1;
             quoted = was_quoted = 1;
             c->pos++;
             continue;
@@ -197,7 +201,9 @@ static int csv_parse_record(fl_csv *c, fl_error *err)
         c->pos++;
     }
     if (quoted)
-        return fl_fail(err, FL_EINPUT, "%s:%ld: quoted field is not closed before the end of the file", c->path, c->rec_line), -1;
+        return fl_fail(err, FL_EINPUT, "%s:%ld: quoted field is not closed before the end of the file", c->path,
+                       c->rec_line),
+               -1;
     if (csv_push(c, &blen, '\0'))
         goto oom;
     return 1;
@@ -293,9 +299,15 @@ int fl_csv_column(const fl_csv *c, const char *name)
     return -1;
 }
 
-int fl_csv_columns(const fl_csv *c) { return c->ncols; }
+int fl_csv_columns(const fl_csv *c)
+{
+    return c->ncols;
+}
 
-const char *fl_csv_header_text(const fl_csv *c) { return c->header_text; }
+const char *fl_csv_header_text(const fl_csv *c)
+{
+    return c->header_text;
+}
 
 int fl_csv_next(fl_csv *c, fl_error *err)
 {
@@ -303,15 +315,25 @@ int fl_csv_next(fl_csv *c, fl_error *err)
     if (r <= 0)
         return r;
     if (c->nfields != c->ncols) {
-        fl_fail(err, FL_EINPUT, "%s:%ld: %d fields where the header has %d HINT: quote fields that contain commas", c->path, c->rec_line, c->nfields, c->ncols);
+        fl_fail(err, FL_EINPUT, "%s:%ld: %d fields where the header has %d HINT: quote fields that contain commas",
+                c->path, c->rec_line, c->nfields, c->ncols);
         return -1;
     }
     return 1;
 }
 
-const char *fl_csv_field(const fl_csv *c, int col) { return c->buf + c->offs[col]; }
-long fl_csv_line(const fl_csv *c) { return c->rec_line; }
-const char *fl_csv_path(const fl_csv *c) { return c->path; }
+const char *fl_csv_field(const fl_csv *c, int col)
+{
+    return c->buf + c->offs[col];
+}
+long fl_csv_line(const fl_csv *c)
+{
+    return c->rec_line;
+}
+const char *fl_csv_path(const fl_csv *c)
+{
+    return c->path;
+}
 
 void fl_csv_write_field(FILE *f, const char *s)
 {

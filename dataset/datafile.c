@@ -18,9 +18,9 @@ struct fl_datafile_writer {
     char *file_path; /* the file written */
     char *path;      /* the file in messages */
     hid_t file;
-    hid_t images[2];    /* dataset ids of /train/images, /test/images */
-    uint8_t *chunk;     /* one image and its Fletcher-32 checksum */
-    uint64_t meta_end;  /* file length before the first pixel (0: none written yet) */
+    hid_t images[2];   /* dataset ids of /train/images, /test/images */
+    uint8_t *chunk;    /* one image and its Fletcher-32 checksum */
+    uint64_t meta_end; /* file length before the first pixel (0: none written yet) */
     fl_data_info info;
 };
 
@@ -177,7 +177,8 @@ fl_code fl_datafile_write_images(fl_datafile_writer *w, fl_split_id split, int64
     size_t bytes = (size_t)in->channels * in->height * in->width;
     int64_t n = split == FL_SPLIT_TRAIN ? in->n_train : in->n_test;
     if (first < 0 || first + count > n)
-        return fl_fail(err, FL_EINTERNAL, "%s: image rows %lld..%lld are out of range", w->path, (long long)first, (long long)(first + count));
+        return fl_fail(err, FL_EINTERNAL, "%s: image rows %lld..%lld are out of range", w->path, (long long)first,
+                       (long long)(first + count));
     for (int64_t i = 0; i < count; i++) {
         hsize_t off[4] = {(hsize_t)(first + i), 0, 0, 0};
         const uint8_t *img = chw + (size_t)i * bytes;
@@ -192,7 +193,8 @@ fl_code fl_datafile_write_images(fl_datafile_writer *w, fl_split_id split, int64
 #else
     hid_t mem, fs = h5_select_rows(w->images[split], first, count, &mem);
     if (fs < 0)
-        return fl_fail(err, FL_EINTERNAL, "%s: image rows %lld..%lld are out of range", w->path, (long long)first, (long long)(first + count));
+        return fl_fail(err, FL_EINTERNAL, "%s: image rows %lld..%lld are out of range", w->path, (long long)first,
+                       (long long)(first + count));
     herr_t st = H5Dwrite(w->images[split], H5T_NATIVE_UINT8, mem, fs, H5P_DEFAULT, chw);
     H5Sclose(mem);
     H5Sclose(fs);
@@ -275,7 +277,9 @@ static fl_code datafile_check_split(fl_datafile *df, int s, fl_error *err)
     fl_data_info *in = &df->info;
     snprintf(name, sizeof name, "%s/images", g);
     if (H5Lexists(df->file, g, H5P_DEFAULT) <= 0 || H5Lexists(df->file, name, H5P_DEFAULT) <= 0)
-        return fl_fail(err, FL_EINPUT, "%s: no /%s HINT: the file is not a complete foldline data file; rerun foldline prep", df->path, name);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: no /%s HINT: the file is not a complete foldline data file; rerun foldline prep", df->path,
+                       name);
     df->images[s] = H5Dopen2(df->file, name, H5P_DEFAULT);
     hid_t sp = H5Dget_space(df->images[s]);
     hsize_t dims[4] = {0};
@@ -284,7 +288,8 @@ static fl_code datafile_check_split(fl_datafile *df, int s, fl_error *err)
         H5Sget_simple_extent_dims(sp, dims, NULL);
     H5Sclose(sp);
     if (nd != 4 || dims[1] != (hsize_t)in->channels || dims[2] != (hsize_t)in->height || dims[3] != (hsize_t)in->width)
-        return fl_fail(err, FL_EINPUT, "%s: /%s is not (N, %d, %d, %d) as the attributes say", df->path, name, in->channels, in->height, in->width);
+        return fl_fail(err, FL_EINPUT, "%s: /%s is not (N, %d, %d, %d) as the attributes say", df->path, name,
+                       in->channels, in->height, in->width);
     int64_t n = (int64_t)dims[0];
     if (s == 0)
         in->n_train = n;
@@ -296,14 +301,17 @@ static fl_code datafile_check_split(fl_datafile *df, int s, fl_error *err)
             continue;
         snprintf(name, sizeof name, "%s/%s", g, need[i]);
         if (h5_len_1d(df->file, name) != n)
-            return fl_fail(err, FL_EINPUT, "%s: /%s is missing or not of length %lld HINT: rerun foldline prep", df->path, name, (long long)n);
+            return fl_fail(err, FL_EINPUT, "%s: /%s is missing or not of length %lld HINT: rerun foldline prep",
+                           df->path, name, (long long)n);
     }
     if (s == 1) {
         /* Present means usable: a damaged /test/labels is an error, not absent labels. */
         int present = H5Lexists(df->file, "test/labels", H5P_DEFAULT) > 0;
         int64_t nl = present ? h5_len_1d(df->file, "test/labels") : -1;
         if (present && nl != n)
-            return fl_fail(err, FL_EINPUT, "%s: /test/labels is unreadable or has %lld rows for %lld images HINT: rerun foldline prep", df->path, (long long)nl, (long long)n);
+            return fl_fail(err, FL_EINPUT,
+                           "%s: /test/labels is unreadable or has %lld rows for %lld images HINT: rerun foldline prep",
+                           df->path, (long long)nl, (long long)n);
         in->has_test_labels = present;
     }
     return FL_OK;
@@ -324,7 +332,8 @@ fl_code fl_datafile_open(const char *path, fl_datafile **out, fl_error *err)
         goto fail;
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) {
-        rc = fl_fail(err, FL_EINPUT, "%s: %s HINT: make it with foldline prep", path, is < 0 ? "cannot open (missing or unreadable)" : "not an HDF5 file");
+        rc = fl_fail(err, FL_EINPUT, "%s: %s HINT: make it with foldline prep", path,
+                     is < 0 ? "cannot open (missing or unreadable)" : "not an HDF5 file");
         goto fail;
     }
     df->file = fl_h5_open_readonly(path);
@@ -335,11 +344,16 @@ fl_code fl_datafile_open(const char *path, fl_datafile **out, fl_error *err)
     char fmt[64] = "";
     int64_t v[7];
     if (fl_h5_attr_read_str(df->file, "format", fmt, sizeof fmt) || strcmp(fmt, FL_DATA_FORMAT) != 0) {
-        rc = fl_fail(err, FL_EINPUT, "%s: not a foldline data file (format attribute is '%s') HINT: make it with foldline prep", path, fmt);
+        rc = fl_fail(err, FL_EINPUT,
+                     "%s: not a foldline data file (format attribute is '%s') HINT: make it with foldline prep", path,
+                     fmt);
         goto fail;
     }
     if (fl_h5_attr_read_int(df->file, "version", &v[0]) || v[0] != FL_DATA_VERSION) {
-        rc = fl_fail(err, FL_EINPUT, "%s: data file version %lld, this foldline reads version %d HINT: rerun foldline prep with this foldline", path, (long long)v[0], FL_DATA_VERSION);
+        rc = fl_fail(
+            err, FL_EINPUT,
+            "%s: data file version %lld, this foldline reads version %d HINT: rerun foldline prep with this foldline",
+            path, (long long)v[0], FL_DATA_VERSION);
         goto fail;
     }
     const char *keys[6] = {"num_classes", "folds", "fold_seed", "height", "width", "channels"};
@@ -355,8 +369,10 @@ fl_code fl_datafile_open(const char *path, fl_datafile **out, fl_error *err)
     in->height = (int)v[4];
     in->width = (int)v[5];
     in->channels = (int)v[6];
-    if (in->num_classes < 1 || in->folds < 1 || in->height < 1 || in->width < 1 || (in->channels != 1 && in->channels != 3)) {
-        rc = fl_fail(err, FL_EINPUT, "%s: root attributes out of range (classes %d, folds %d, %dx%dx%d)", path, in->num_classes, in->folds, in->channels, in->height, in->width);
+    if (in->num_classes < 1 || in->folds < 1 || in->height < 1 || in->width < 1 ||
+        (in->channels != 1 && in->channels != 3)) {
+        rc = fl_fail(err, FL_EINPUT, "%s: root attributes out of range (classes %d, folds %d, %dx%dx%d)", path,
+                     in->num_classes, in->folds, in->channels, in->height, in->width);
         goto fail;
     }
     if (h5_len_1d(df->file, "classes") != in->num_classes) {
@@ -393,7 +409,10 @@ void fl_datafile_close(fl_datafile *df)
     free(df);
 }
 
-const fl_data_info *fl_datafile_info(const fl_datafile *df) { return &df->info; }
+const fl_data_info *fl_datafile_info(const fl_datafile *df)
+{
+    return &df->info;
+}
 
 /* Reads the (n) values of dataset name, each of which must lie in 0..hi-1. */
 static fl_code datafile_read_int32(fl_datafile *df, const char *name, int64_t n, int32_t hi, int32_t *out,
@@ -407,7 +426,10 @@ static fl_code datafile_read_int32(fl_datafile *df, const char *name, int64_t n,
         return fl_h5_fail(err, df->path, name);
     for (int64_t i = 0; i < n; i++)
         if (out[i] < 0 || out[i] >= hi)
-            return fl_fail(err, FL_EINPUT, "%s: /%s row %lld is %d, outside 0..%d HINT: the file is corrupt or was not written by foldline prep; rerun foldline prep", df->path, name, (long long)i, out[i], hi - 1);
+            return fl_fail(err, FL_EINPUT,
+                           "%s: /%s row %lld is %d, outside 0..%d HINT: the file is corrupt or was not written by "
+                           "foldline prep; rerun foldline prep",
+                           df->path, name, (long long)i, out[i], hi - 1);
     return FL_OK;
 }
 
@@ -445,7 +467,8 @@ fl_code fl_datafile_read_images(fl_datafile *df, fl_split_id split, int64_t firs
 {
     int64_t n = split == FL_SPLIT_TRAIN ? df->info.n_train : df->info.n_test;
     if (first < 0 || count < 0 || first + count > n)
-        return fl_fail(err, FL_EINTERNAL, "%s: image rows %lld..%lld are out of range", df->path, (long long)first, (long long)(first + count));
+        return fl_fail(err, FL_EINTERNAL, "%s: image rows %lld..%lld are out of range", df->path, (long long)first,
+                       (long long)(first + count));
     char why[256];
     if (!count || !datafile_read_raw(df, split, first, count, chw, why))
         return FL_OK;
@@ -460,7 +483,10 @@ fl_code fl_datafile_read_images(fl_datafile *df, fl_split_id split, int64_t firs
     char **paths = NULL;
     fl_error e;
     int have = !fl_datafile_read_paths(df, split, &paths, &e);
-    fl_fail(err, strstr(why, "checksum") ? FL_EINPUT : FL_EIO, "%s: /%s/images row %lld (image_path '%s') cannot be read (HDF5: %s) HINT: the data file is damaged; copy it again or rerun foldline prep", df->path, split_group[split], (long long)bad, have ? paths[bad] : "?", why);
+    fl_fail(err, strstr(why, "checksum") ? FL_EINPUT : FL_EIO,
+            "%s: /%s/images row %lld (image_path '%s') cannot be read (HDF5: %s) HINT: the data file is damaged; copy "
+            "it again or rerun foldline prep",
+            df->path, split_group[split], (long long)bad, have ? paths[bad] : "?", why);
     if (have)
         fl_datafile_free_paths(paths, n);
     return err->code;

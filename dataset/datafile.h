@@ -19,7 +19,7 @@
 
 #include "base/error.h"
 
-#define FL_DATA_FORMAT "foldline-data"
+#define FL_DATA_FORMAT  "foldline-data"
 #define FL_DATA_VERSION 1
 
 typedef enum { FL_SPLIT_TRAIN = 0, FL_SPLIT_TEST = 1 } fl_split_id;
@@ -34,7 +34,7 @@ typedef struct {
     uint32_t seal_crc; /* sealed: the CRC-32 of the metadata its seal records (else 0) */
 } fl_data_info;
 
-#define FL_DATA_CHECK_SEAL 1   /* sealed: length and everything but the pixels verified at open */
+#define FL_DATA_CHECK_SEAL   1 /* sealed: length and everything but the pixels verified at open */
 #define FL_DATA_CHECK_PIXELS 2 /* every image chunk has a Fletcher-32 checksum */
 
 /* ---- writing ------------------------------------------------------------- */

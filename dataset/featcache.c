@@ -14,8 +14,8 @@
 struct fl_featcache {
     int64_t n_rows;
     int dim;
-    float *mem;        /* (n_rows, dim), or NULL for the file */
-    char *path;        /* the scratch file */
+    float *mem; /* (n_rows, dim), or NULL for the file */
+    char *path; /* the scratch file */
     hid_t file, dset;
 };
 

@@ -168,7 +168,8 @@ int fl_h5_write_nd(hid_t loc, const char *name, hid_t mem_type, hid_t file_type,
     hsize_t dims[2] = {(hsize_t)n, (hsize_t)cols};
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t d = H5Dcreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t st = d < 0 ? -1 : (n && (rank == 1 || cols) ? H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0);
+    herr_t st =
+        d < 0 ? -1 : (n && (rank == 1 || cols) ? H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0);
     if (d >= 0)
         H5Dclose(d);
     H5Sclose(sp);

@@ -86,7 +86,10 @@ static fl_code image_check_size(const char *name, const char *kind, unsigned lon
 {
     if ((unsigned long long)w * h <= FL_IMAGE_MAX_PIXELS)
         return FL_OK;
-    return fl_fail(err, FL_EINPUT, "%s: %s of %lu x %lu pixels, more than the %d foldline decodes (a decompression bomb?) HINT: downscale the file or remove its row from the CSV", name, kind, w, h, FL_IMAGE_MAX_PIXELS);
+    return fl_fail(err, FL_EINPUT,
+                   "%s: %s of %lu x %lu pixels, more than the %d foldline decodes (a decompression bomb?) HINT: "
+                   "downscale the file or remove its row from the CSV",
+                   name, kind, w, h, FL_IMAGE_MAX_PIXELS);
 }
 
 static fl_code decode_jpeg(const unsigned char *data, size_t len, const char *name, fl_image *img, fl_error *err)
@@ -104,8 +107,13 @@ static fl_code decode_jpeg(const unsigned char *data, size_t len, const char *na
         jpeg_destroy_decompress(&cinfo);
         free(px);
         if (jerr.truncated)
-            return fl_fail(err, FL_EINPUT, "%s: JPEG file is truncated (it ends before its last scan) HINT: re-copy or re-encode the file, or remove its row from the CSV", name);
-        return fl_fail(err, FL_EINPUT, "%s: cannot decode JPEG (%s) HINT: re-encode the file or remove its row from the CSV", name, jerr.msg);
+            return fl_fail(err, FL_EINPUT,
+                           "%s: JPEG file is truncated (it ends before its last scan) HINT: re-copy or re-encode the "
+                           "file, or remove its row from the CSV",
+                           name);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: cannot decode JPEG (%s) HINT: re-encode the file or remove its row from the CSV", name,
+                       jerr.msg);
     }
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)len);
@@ -185,7 +193,10 @@ static void png_on_error(png_structp png, png_const_charp msg)
     longjmp(ctx->jump, 1);
 }
 
-static void png_on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+    (void)png, (void)msg;
+}
 
 static fl_code decode_png(const unsigned char *data, size_t len, const char *name, fl_image *img, fl_error *err)
 {
@@ -203,7 +214,9 @@ static fl_code decode_png(const unsigned char *data, size_t len, const char *nam
         png_destroy_read_struct(&png, &info, NULL);
         free(px);
         free(rows);
-        return fl_fail(err, FL_EINPUT, "%s: cannot decode PNG (%s) HINT: re-encode the file or remove its row from the CSV", name, ectx.msg);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: cannot decode PNG (%s) HINT: re-encode the file or remove its row from the CSV", name,
+                       ectx.msg);
     }
     png_set_read_fn(png, &rd, png_read_mem);
     png_read_info(png, info);
@@ -246,8 +259,8 @@ static fl_code decode_png(const unsigned char *data, size_t len, const char *nam
 
 /* ---- entry points -------------------------------------------------------- */
 
-fl_code fl_image_decode_mem(const unsigned char *data, size_t len, const char *name, int channels,
-                            fl_image *img, fl_error *err)
+fl_code fl_image_decode_mem(const unsigned char *data, size_t len, const char *name, int channels, fl_image *img,
+                            fl_error *err)
 {
     fl_code rc;
     img->px = NULL;
@@ -256,7 +269,10 @@ fl_code fl_image_decode_mem(const unsigned char *data, size_t len, const char *n
     else if (len >= 8 && memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0)
         rc = decode_png(data, len, name, img, err);
     else
-        return fl_fail(err, FL_EINPUT, "%s: not a JPEG or PNG file (%zu bytes) HINT: foldline reads JPEG and PNG; convert the file or remove its row from the CSV", name, len);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: not a JPEG or PNG file (%zu bytes) HINT: foldline reads JPEG and PNG; convert the file or "
+                       "remove its row from the CSV",
+                       name, len);
     if (rc)
         return rc;
     if (img->width <= 0 || img->height <= 0) {
@@ -274,7 +290,9 @@ fl_code fl_image_decode_file(const char *path, int channels, fl_image *img, fl_e
     img->px = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fl_fail(err, FL_EINPUT, "%s: cannot open image (%s) HINT: the CSV lists it; add the file or remove its row", path, strerror(errno));
+        return fl_fail(err, FL_EINPUT,
+                       "%s: cannot open image (%s) HINT: the CSV lists it; add the file or remove its row", path,
+                       strerror(errno));
     unsigned char *data = NULL;
     size_t len = 0, cap = 0;
     for (;;) {

@@ -32,8 +32,8 @@ typedef struct {
 fl_code fl_image_decode_file(const char *path, int channels, fl_image *img, fl_error *err);
 
 /* The same for an image already in memory; `name` is used in messages. */
-fl_code fl_image_decode_mem(const unsigned char *data, size_t len, const char *name, int channels,
-                            fl_image *img, fl_error *err);
+fl_code fl_image_decode_mem(const unsigned char *data, size_t len, const char *name, int channels, fl_image *img,
+                            fl_error *err);
 
 void fl_image_release(fl_image *img);
 

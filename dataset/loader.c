@@ -22,8 +22,8 @@ struct fl_loader {
 
     int64_t *rows, n, batch_cap; /* batch_cap: images a slot holds */
     int batch;
-    int64_t *ends;                /* fl_loader_start_batches: where each batch ends, else NULL */
-    int shard, n_shards;          /* which part of every batch this loader reads */
+    int64_t *ends;       /* fl_loader_start_batches: where each batch ends, else NULL */
+    int shard, n_shards; /* which part of every batch this loader reads */
     int64_t n_batches;
     uint8_t *slot[RING];
 
@@ -31,11 +31,11 @@ struct fl_loader {
     int thread_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int64_t filled;    /* batches ready (producer) */
-    int64_t consumed;  /* batches the consumer has taken */
-    int64_t epoch;     /* bumps on every start */
+    int64_t filled;   /* batches ready (producer) */
+    int64_t consumed; /* batches the consumer has taken */
+    int64_t epoch;    /* bumps on every start */
     int stop, failed;
-    int busy;          /* the thread is reading outside the lock */
+    int busy; /* the thread is reading outside the lock */
     fl_error err;
     double wait_s;
 };
@@ -53,7 +53,8 @@ static fl_code loader_read(fl_loader *ld, const int64_t *rows, int count, uint8_
                    (size_t)(j - i) * ld->image_bytes);
         } else {
             fl_h5_lock();
-            fl_code rc = fl_datafile_read_images(ld->df, ld->split, rows[i], j - i, dst + (size_t)i * ld->image_bytes, err);
+            fl_code rc =
+                fl_datafile_read_images(ld->df, ld->split, rows[i], j - i, dst + (size_t)i * ld->image_bytes, err);
             fl_h5_unlock();
             if (rc)
                 return rc;
@@ -133,7 +134,8 @@ fl_code fl_loader_open(const char *path, fl_split_id split, int cache_memory, fl
     if (cache_memory && ld->n_split > 0) {
         ld->cache = malloc(ld->image_bytes * (size_t)ld->n_split);
         if (!ld->cache) {
-            rc = fl_fail(err, FL_ENOMEM, "%s: cannot hold the %s images in memory (%zu MB) HINT: set data.cache = \"none\"", path,
+            rc = fl_fail(err, FL_ENOMEM,
+                         "%s: cannot hold the %s images in memory (%zu MB) HINT: set data.cache = \"none\"", path,
                          split == FL_SPLIT_TRAIN ? "train" : "test", ld->image_bytes * (size_t)ld->n_split >> 20);
             goto fail;
         }
@@ -210,9 +212,10 @@ static fl_code loader_start(fl_loader *ld, const int64_t *rows, int64_t n, int b
     int cap = (int)((widest + n_shards - 1) / n_shards);
     for (int64_t i = 0; i < n; i++)
         if (rows[i] < 0 || rows[i] >= ld->n_split)
-            return fl_fail(err, FL_EINTERNAL, "loader: row %lld outside 0..%lld", (long long)rows[i], (long long)ld->n_split - 1);
+            return fl_fail(err, FL_EINTERNAL, "loader: row %lld outside 0..%lld", (long long)rows[i],
+                           (long long)ld->n_split - 1);
     pthread_mutex_lock(&ld->mu);
-    ld->epoch++; /* the thread drops whatever it is reading */
+    ld->epoch++;     /* the thread drops whatever it is reading */
     while (ld->busy) /* buffers and rows are about to change */
         pthread_cond_wait(&ld->cv, &ld->mu);
     fl_code rc = FL_OK;
@@ -299,4 +302,7 @@ int fl_loader_next(fl_loader *ld, const uint8_t **x, int *B, int64_t *first, fl_
     return 1;
 }
 
-double fl_loader_wait_seconds(const fl_loader *ld) { return ld->wait_s; }
+double fl_loader_wait_seconds(const fl_loader *ld)
+{
+    return ld->wait_s;
+}

@@ -15,21 +15,21 @@
 
 #include "base/error.h"
 
-#define FL_PREDS_FORMAT "foldline-preds"
+#define FL_PREDS_FORMAT  "foldline-preds"
 #define FL_PREDS_VERSION 1
 
 typedef struct {
     char model[64];
     int fold;
-    int epoch;              /* epoch of the checkpoint that predicted (0-based) */
-    char checkpoint[16];    /* "best_acc" | "best_loss" | "last" */
+    int epoch;           /* epoch of the checkpoint that predicted (0-based) */
+    char checkpoint[16]; /* "best_acc" | "best_loss" | "last" */
     int num_classes;
     char test_fingerprint[17];
     int64_t n_oof;
-    int32_t *oof_index;     /* (n_oof) ascending */
-    float *oof_probs;       /* (n_oof, num_classes) */
+    int32_t *oof_index; /* (n_oof) ascending */
+    float *oof_probs;   /* (n_oof, num_classes) */
     int64_t n_test;
-    float *test_probs;      /* (n_test, num_classes) */
+    float *test_probs; /* (n_test, num_classes) */
 } fl_preds;
 
 /* Writes p to path through a temporary file and a rename (overwriting). */

@@ -18,7 +18,7 @@
 #include "base/tempfile.h"
 #include "base/cores.h"
 
-#define BLOCK_BYTES (64u << 20) /* one of the two image buffers, at most */
+#define BLOCK_BYTES    (64u << 20) /* one of the two image buffers, at most */
 #define BLOCK_ROWS_MAX 512
 
 /* Work shared by the writer (calling thread) and the decode workers. Rows of
@@ -133,9 +133,9 @@ static fl_code prep_write_blocks(prep_work *w, fl_datafile_writer *dw, fl_prep_s
         for (int64_t r = first; r < end;) {
             int is_train = r < w->n_train;
             int64_t stop = is_train && end > w->n_train ? w->n_train : end;
-            fl_code rc = fl_datafile_write_images(dw, is_train ? FL_SPLIT_TRAIN : FL_SPLIT_TEST,
-                                                  is_train ? r : r - w->n_train, stop - r,
-                                                  w->buf[b % 2] + (size_t)(r - first) * w->image_bytes, err);
+            fl_code rc =
+                fl_datafile_write_images(dw, is_train ? FL_SPLIT_TRAIN : FL_SPLIT_TEST, is_train ? r : r - w->n_train,
+                                         stop - r, w->buf[b % 2] + (size_t)(r - first) * w->image_bytes, err);
             if (rc)
                 return rc;
             r = stop;
@@ -313,13 +313,15 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
         rc = fl_fail(err, FL_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = fl_folds_stratified(src.split[FL_SPLIT_TRAIN].labels, (int)info.n_train, opt->folds, opt->seed, fold, err)))
+    if ((rc = fl_folds_stratified(src.split[FL_SPLIT_TRAIN].labels, (int)info.n_train, opt->folds, opt->seed, fold,
+                                  err)))
         goto fail;
     st->seconds_scan = fl_clock_mono() - t_start;
     if ((rc = fl_datafile_create(tmp.tmp_path, opt->out_path, &info, &dw, err)))
         goto fail;
     for (int s = 0; s < 2 && !rc; s++)
-        rc = fl_datafile_write_rows(dw, (fl_split_id)s, src.split[s].labels, s == 0 ? fold : NULL, src.split[s].paths, err);
+        rc = fl_datafile_write_rows(dw, (fl_split_id)s, src.split[s].labels, s == 0 ? fold : NULL, src.split[s].paths,
+                                    err);
     if (rc)
         goto fail;
     st->threads = opt->threads > 0 ? opt->threads : fl_cores_available();

@@ -21,9 +21,9 @@ typedef struct {
     int channels;             /* 1 or 3 */
     int folds;
     uint32_t seed;
-    int threads;              /* 0: every core this process may use */
-    int force;                /* replace out_path if it exists */
-    int shape_given;          /* --channels or --size was given: no note about a grey source */
+    int threads;     /* 0: every core this process may use */
+    int force;       /* replace out_path if it exists */
+    int shape_given; /* --channels or --size was given: no note about a grey source */
     /* Called by the writing thread as images are decoded (often: it must be
      * cheap), with the images done so far of total; may be NULL. */
     void (*progress)(void *ctx, int64_t done, int64_t total);
@@ -33,12 +33,12 @@ typedef struct {
 typedef struct {
     int64_t n_train, n_test;
     int threads;
-    double seconds_total;   /* wall clock */
-    double seconds_scan;    /* reading and checking the CSVs / IDX files, folds */
-    double seconds_decode;  /* summed over worker threads */
-    double seconds_resize;  /* summed over worker threads */
-    double seconds_write;   /* HDF5 writes and the final flush, on the writer thread */
-    double seconds_wait;    /* writer waiting for decoded blocks */
+    double seconds_total;  /* wall clock */
+    double seconds_scan;   /* reading and checking the CSVs / IDX files, folds */
+    double seconds_decode; /* summed over worker threads */
+    double seconds_resize; /* summed over worker threads */
+    double seconds_write;  /* HDF5 writes and the final flush, on the writer thread */
+    double seconds_wait;   /* writer waiting for decoded blocks */
     /* Without shape_given: the source's images are grey (IDX, or the first
      * train image has R = G = B), at grey_h x grey_w; 0 otherwise. */
     int grey_source, grey_h, grey_w;

@@ -37,19 +37,19 @@ struct fl_group {
     int rank, size;   /* in the group */
     int spanning;     /* groups of the world that span hosts */
     fl_backend backend;
-    fl_nccl *nccl; /* FL_BACKEND_NCCL with size > 1 */
-    void *stream;  /* cudaStream_t of the NCCL calls */
+    fl_nccl *nccl;     /* FL_BACKEND_NCCL with size > 1 */
+    void *stream;      /* cudaStream_t of the NCCL calls */
     double timeout_s;  /* a collective that waits longer is a hang */
     int64_t seq;       /* collectives this rank has entered */
     MPI_Request query; /* the posted receive of another rank's query */
     int64_t query_buf;
     void (*progress)(void *); /* called in every wait (fl_group_set_progress) */
     void *progress_ctx;
-    char (*hosts)[64];    /* host of every group rank */
-    int *world_of;        /* world rank of every group rank */
+    char (*hosts)[64]; /* host of every group rank */
+    int *world_of;     /* world rank of every group rank */
     /* The world's placement, for fl_group_describe: */
     int world_size;
-    int *group_of;        /* group of every world rank */
+    int *group_of; /* group of every world rank */
     char (*world_hosts)[64];
 };
 

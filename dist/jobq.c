@@ -28,8 +28,8 @@ enum { TAG_TAKE = 1, TAG_JOB = 2, TAG_BYE = 3 };
 struct fl_jobq {
     MPI_Comm comm; /* a duplicate of the world: the queue's messages alone */
     int n_jobs;
-    int rank;      /* in the world */
-    int leader;    /* 1 when this rank takes jobs */
+    int rank;   /* in the world */
+    int leader; /* 1 when this rank takes jobs */
     double timeout_s;
     /* world rank 0 alone: */
     int next;          /* jobs handed out so far */

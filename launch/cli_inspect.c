@@ -28,8 +28,8 @@ static fl_code inspect_checks(fl_datafile *df, int quick, char line[256], fl_err
             fl_code rc = fl_datafile_verify_images(df, 0, 1, &checked, err);
             if (rc)
                 return rc;
-            snprintf(line + n, 256 - n, "%s%lld image checksums verified in %.1f s", n ? "; " : "",
-                     (long long)checked, fl_clock_mono() - t0);
+            snprintf(line + n, 256 - n, "%s%lld image checksums verified in %.1f s", n ? "; " : "", (long long)checked,
+                     fl_clock_mono() - t0);
         }
     }
     if (!line[0])
@@ -51,8 +51,9 @@ static fl_code inspect_data(fl_datafile *df, const char *path, int quick, fl_err
     }
     char fingerprint[17];
     char checks[256];
-    if ((rc = fl_datafile_read_labels(df, FL_SPLIT_TRAIN, labels, err)) || (rc = fl_datafile_read_folds(df, fold, err)) ||
-        (rc = fl_datafile_fingerprint(df, fingerprint, err)) || (rc = inspect_checks(df, quick, checks, err)))
+    if ((rc = fl_datafile_read_labels(df, FL_SPLIT_TRAIN, labels, err)) ||
+        (rc = fl_datafile_read_folds(df, fold, err)) || (rc = fl_datafile_fingerprint(df, fingerprint, err)) ||
+        (rc = inspect_checks(df, quick, checks, err)))
         goto done;
     for (int64_t i = 0; i < in->n_train; i++) { /* in range: the reads check */
         per_class[labels[i]]++;
@@ -120,7 +121,8 @@ int cli_inspect(int argc, char **argv)
     int quick = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: foldline inspect FILE.h5 [--quick]\n\nPrints a data file's schema version, image shape, train and test counts,\n"
+            printf("usage: foldline inspect FILE.h5 [--quick]\n\nPrints a data file's schema version, image shape, "
+                   "train and test counts,\n"
                    "whether test labels are present, fold sizes, the test-set fingerprint, what was\n"
                    "verified, and every class with its train count; or a predictions file's model, fold,\n"
                    "epoch, checkpoint, class count, OOF and test row counts and test-set fingerprint.\n"

@@ -800,7 +800,8 @@ int cli_train(int argc, char **argv)
         } else if (!config) {
             config = argv[i];
         } else {
-            fl_fail(&err, FL_EUSAGE, "train: unexpected argument '%s' HINT: foldline train CONFIG [--set key=value]...", argv[i]);
+            fl_fail(&err, FL_EUSAGE, "train: unexpected argument '%s' HINT: foldline train CONFIG [--set key=value]...",
+                    argv[i]);
             goto report;
         }
     }

@@ -216,4 +216,3 @@ void train_write_verified(const train_ctx *t)
         fflush(stderr);
     }
 }
-

@@ -41,16 +41,16 @@ typedef struct {
     int n_data;
     int data_of_model[FL_MAX_MODELS]; /* index into data */
     int verify[FL_MAX_MODELS];        /* VERIFY_* of each data file */
-    int32_t *labels, *fold; /* (n_train) of the first model's data file; equal in every other */
+    int32_t *labels, *fold;           /* (n_train) of the first model's data file; equal in every other */
     /* The run's folds (folds.use: run.cfg, the vote), --fold K or -1, and the
      * folds this process trains (all of the run's, or K alone). */
     int folds[FL_MAX_FOLDS], n_folds, fold_only;
     int train_folds[FL_MAX_FOLDS], n_train_folds;
-    char device[32];        /* "cpu" or "cuda:<local rank>" */
-    int cuda_device;        /* -1 on the CPU */
+    char device[32]; /* "cpu" or "cuda:<local rank>" */
+    int cuda_device; /* -1 on the CPU */
     fl_backend backend;
     int threads;
-    int restart;            /* --restart */
+    int restart;                    /* --restart */
     int feature_dim[FL_MAX_MODELS]; /* D of each TorchScript backbone (0 for built-in ones) */
     /* The jobs this process's groups share: a model's fold, or (fold -1) all
      * of a fold-fused model's train folds in one job (trainer/fused.h). */

@@ -17,6 +17,10 @@ add_test(NAME layout COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}
          ${CMAKE_CURRENT_SOURCE_DIR})
 set_tests_properties(layout PROPERTIES LABELS layout TIMEOUT 60)
 
+# Every tracked C and C++ file as .clang-format says (clang-format 14); --fix formats them.
+add_test(NAME format COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tools/check_format.sh)
+set_tests_properties(format PROPERTIES LABELS layout TIMEOUT 120)
+
 # foldline vote: the votes against an independent numpy oracle, and every refusal.
 add_test(NAME vote_methods COMMAND ${FOLDLINE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/tests/vote/test_vote.py)
 set_tests_properties(vote_methods PROPERTIES ENVIRONMENT "FOLDLINE=$<TARGET_FILE:foldline>")

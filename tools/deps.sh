@@ -31,6 +31,7 @@ if [[ ${FOLDLINE_WITH_TESTS:-0} == 1 ]]; then
              iproute2 util-linux                 # the test hosts: network namespaces (ip netns), unshare, nsenter
              chromium                            # renders report.html headless (tests/vote/test_report_html.py)
              clang libclang-rt-14-dev            # libFuzzer and the sanitizers (tests/sanitize/)
+             clang-format-14                     # the format check (tools/check_format.sh)
              python3-venv python3-pip            # the TensorBoard reader's virtual environment (below)
              ca-certificates)                    # and tools/torch2.sh's (PyPI's torch 2.x) over HTTPS
   cmake_args+=(-DFOLDLINE_SANITIZE=ON)

@@ -22,6 +22,7 @@ const fl_aug_stage *fl_augment_stage_at(const fl_model_cfg *m, int epoch);
 
 /* Fills aug[i] for rows[i], i < n: aug[i].ops[k] is the stage's op k, kind
  * FL_AUG_NONE where it did not fire. Returns 1 if any op fired anywhere. */
-int fl_augment_draw(const fl_aug_stage *stage, uint64_t job_seed, int epoch, const int64_t *rows, int n, fl_augment *aug);
+int fl_augment_draw(const fl_aug_stage *stage, uint64_t job_seed, int epoch, const int64_t *rows, int n,
+                    fl_augment *aug);
 
 #endif

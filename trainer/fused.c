@@ -261,9 +261,9 @@ static fl_code fused_stopped(fused_state *f, int epoch, int64_t step, fl_error *
     char folds[256];
     fused_folds_text(f, folds, sizeof folds);
     return fl_fail_job(err, FL_ESTOPPED,
-                   "job %s folds %s (fused): stopped by %s at epoch %d step %lld; each fold's last.pt under %s/%s "
-                   "holds it HINT: rerun the same command to resume",
-                   f->mc->name, folds, job_stop_cause(), epoch + 1, (long long)step, f->env->run_dir, f->mc->name);
+                       "job %s folds %s (fused): stopped by %s at epoch %d step %lld; each fold's last.pt under %s/%s "
+                       "holds it HINT: rerun the same command to resume",
+                       f->mc->name, folds, job_stop_cause(), epoch + 1, (long long)step, f->env->run_dir, f->mc->name);
 }
 
 /* Sums the heads' pairs (a[i], b[i]), i < n, over the group in one call. */
@@ -424,10 +424,11 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
                 continue;
             if (flagv[2 + i] > 0) {
                 if (!skip_nonfinite)
-                    rc = fl_fail_job(err, FL_EINPUT,
-                                 "job %s fold %d: the training loss is not finite at epoch %d step %lld HINT: lower "
-                                 "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
-                                 f->mc->name, js->job.fold, epoch + 1, (long long)s);
+                    rc =
+                        fl_fail_job(err, FL_EINPUT,
+                                    "job %s fold %d: the training loss is not finite at epoch %d step %lld HINT: lower "
+                                    "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
+                                    f->mc->name, js->job.fold, epoch + 1, (long long)s);
                 else if (!(rc = fl_model_zero_grad(js->model, err)) && f->log)
                     fl_job_log(f->log, f->mc->name, js->job.fold,
                                "epoch %d step %lld: loss not finite, step skipped (run.on_nan)\n", epoch + 1,
@@ -464,7 +465,7 @@ static fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, d
             if (fl_schedule_per_step(f->mc))
                 rc = fl_model_set_lr(stepping[i], fl_schedule_lr_at(f->mc, epoch, s, o.n_batches), err);
             if (!rc)
-            rc = fl_model_step(stepping[i], err);
+                rc = fl_model_step(stepping[i], err);
         }
         for (int i = 0; i < n; i++)
             if (active[i] && f->js[i].prog.step <= s)

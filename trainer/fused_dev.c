@@ -152,9 +152,9 @@ fl_code fused_dev_read(fused_state *f, fused_dev_epoch *dv, int epoch, int64_t s
     for (int i = 0; i < f->n; i++) {
         if (bad[i] > 0)
             return fl_fail_job(err, FL_EINPUT,
-                           "job %s fold %d: the training loss is not finite in epoch %d (%.0f steps, found at step "
-                           "%lld) HINT: lower the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
-                           f->mc->name, f->js[i].job.fold, epoch + 1, bad[i], (long long)s);
+                               "job %s fold %d: the training loss is not finite in epoch %d (%.0f steps, found at step "
+                               "%lld) HINT: lower the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
+                               f->mc->name, f->js[i].job.fold, epoch + 1, bad[i], (long long)s);
         loss[i] = st[3 * i];
         correct[i] = st[3 * i + 1];
     }

@@ -355,9 +355,9 @@ const char *job_stop_cause(void)
 fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err)
 {
     return fl_fail_job(err, FL_ESTOPPED,
-                   "job %s fold %d: stopped by %s at epoch %d step %lld; %s/last.pt holds it HINT: rerun the same "
-                   "command to resume",
-                   js->mc->name, js->job.fold, job_stop_cause(), epoch + 1, (long long)step, js->dir);
+                       "job %s fold %d: stopped by %s at epoch %d step %lld; %s/last.pt holds it HINT: rerun the same "
+                       "command to resume",
+                       js->mc->name, js->job.fold, job_stop_cause(), epoch + 1, (long long)step, js->dir);
 }
 
 fl_code job_loader_start(fl_loader *ld, const fl_order *o, int64_t step, int shard, int n_shards, fl_error *err)
@@ -473,9 +473,9 @@ static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *a
         if (flags & STEP_NONFINITE) {
             if (!skip_nonfinite)
                 return fl_fail_job(err, FL_EINPUT,
-                               "job %s fold %d: the training loss is not finite at epoch %d step %lld HINT: lower "
-                               "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
-                               js->mc->name, js->job.fold, epoch + 1, (long long)step);
+                                   "job %s fold %d: the training loss is not finite at epoch %d step %lld HINT: lower "
+                                   "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
+                                   js->mc->name, js->job.fold, epoch + 1, (long long)step);
             if (js->log)
                 fl_job_log(js->log, js->mc->name, js->job.fold,
                            "epoch %d step %lld: loss not finite, step skipped (run.on_nan)\n", epoch + 1,

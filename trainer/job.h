@@ -38,23 +38,23 @@
  * file (another image size); every data file of a run holds the same rows
  * (labels, folds, test set), which launch checks before any job. */
 typedef struct {
-    fl_data_info info;             /* shapes and counts of the data file (classes not kept) */
-    fl_loader *train_loader;       /* /train rows (training and validation) */
-    fl_loader *test_loader;        /* /test rows */
+    fl_data_info info;       /* shapes and counts of the data file (classes not kept) */
+    fl_loader *train_loader; /* /train rows (training and validation) */
+    fl_loader *test_loader;  /* /test rows */
 } fl_job_data;
 
 /* What every job of a run shares: the data and where results go. */
 typedef struct {
     const fl_train_config *cfg;
     const fl_job_data *model_data[FL_MAX_MODELS]; /* the data file of each model (several may share one) */
-    const int32_t *train_labels;   /* (n_train), equal in every data file of the run */
-    const int32_t *train_fold;     /* (n_train), likewise */
-    char fingerprint[17];          /* fl_datafile_fingerprint, likewise */
-    char run_dir[4096];            /* out_dir/run_name */
-    const char *device;            /* "cpu", "cuda:0", ... */
-    FILE *log;                     /* per-epoch lines; NULL for none */
-    fl_group *group;               /* the ranks that run each job together; NULL: this process alone */
-    fl_jobq *queue;                /* kept served during a job (fl_jobq_progress); NULL for none */
+    const int32_t *train_labels;                  /* (n_train), equal in every data file of the run */
+    const int32_t *train_fold;                    /* (n_train), likewise */
+    char fingerprint[17];                         /* fl_datafile_fingerprint, likewise */
+    char run_dir[4096];                           /* out_dir/run_name */
+    const char *device;                           /* "cpu", "cuda:0", ... */
+    FILE *log;                                    /* per-epoch lines; NULL for none */
+    fl_group *group;                              /* the ranks that run each job together; NULL: this process alone */
+    fl_jobq *queue;                               /* kept served during a job (fl_jobq_progress); NULL for none */
     /* For status.txt (trainer/jobstatus.h): who runs the job. */
     int world_rank;   /* this rank in the MPI world */
     int groups;       /* rank groups of this train process */
@@ -62,7 +62,7 @@ typedef struct {
 } fl_job_env;
 
 typedef struct {
-    int model;                     /* index into cfg->models */
+    int model; /* index into cfg->models */
     int fold;
 } fl_job;
 

@@ -51,11 +51,11 @@ typedef struct {
 typedef struct {
     const fl_job_env *env;
     const fl_model_cfg *mc;
-    const fl_job_data *data;      /* the model's data file */
+    const fl_job_data *data; /* the model's data file */
     fl_job job;
-    uint64_t seed;                /* the job's: its head's weights (and a trained model's shuffles, draws) */
-    uint64_t model_seed;          /* the model's (fl_order_model_seed): a frozen model's backbone, batches, draws */
-    int frozen;                   /* the backbone is frozen: trainer/order.h's shared batches */
+    uint64_t seed;       /* the job's: its head's weights (and a trained model's shuffles, draws) */
+    uint64_t model_seed; /* the model's (fl_order_model_seed): a frozen model's backbone, batches, draws */
+    int frozen;          /* the backbone is frozen: trainer/order.h's shared batches */
     char dir[4096];
     fl_model *model;
     int64_t *train_rows, n_train; /* rows whose fold != k */
@@ -65,17 +65,17 @@ typedef struct {
     fl_augment *aug;              /* (batch) */
     char *metrics;                /* metrics.csv text so far */
     size_t metrics_len;
-    fl_group *group;              /* NULL: alone */
-    int g_rank, g_size;           /* this rank in the job's group */
-    int leader;                   /* group rank 0: writes the files and the log */
-    FILE *log;                    /* env->log on the leader, else NULL */
+    fl_group *group;    /* NULL: alone */
+    int g_rank, g_size; /* this rank in the job's group */
+    int leader;         /* group rank 0: writes the files and the log */
+    FILE *log;          /* env->log on the leader, else NULL */
     job_progress prog;
-    double comm_seconds;          /* this epoch's time in the gradient all-reduce (data-parallel): in all */
-    double comm_exposed;          /* of it, waited after backward (all of it without dist.overlap) */
-    int comm_buckets;             /* dist.overlap: the model's buckets; 0: one all-reduce after backward */
-    double last_checkpoint;       /* job_now_s() of the last checkpoint (run.checkpoint_minutes) */
-    int fault_epoch;              /* fault injection for the tests: FOLDLINE_FAULT_NONFINITE="EPOCH:STEP" */
-    int64_t fault_step;           /* (1-based epoch, step as logged) counts as a non-finite loss; else -1 */
+    double comm_seconds;    /* this epoch's time in the gradient all-reduce (data-parallel): in all */
+    double comm_exposed;    /* of it, waited after backward (all of it without dist.overlap) */
+    int comm_buckets;       /* dist.overlap: the model's buckets; 0: one all-reduce after backward */
+    double last_checkpoint; /* job_now_s() of the last checkpoint (run.checkpoint_minutes) */
+    int fault_epoch;        /* fault injection for the tests: FOLDLINE_FAULT_NONFINITE="EPOCH:STEP" */
+    int64_t fault_step;     /* (1-based epoch, step as logged) counts as a non-finite loss; else -1 */
     job_monitor mon;
 } job_state;
 
@@ -100,8 +100,7 @@ fl_code job_save(job_state *js, const char *name, fl_error *err);
 /* last.pt at batch `step` of the epoch in progress, with the epoch's sums so
  * far: this rank's (job_save_mid_epoch sums them over the group first) or
  * already the group's (job_save_at). */
-fl_code job_save_mid_epoch(job_state *js, int64_t step, double loss_sum, double correct, double seconds,
-                           fl_error *err);
+fl_code job_save_mid_epoch(job_state *js, int64_t step, double loss_sum, double correct, double seconds, fl_error *err);
 fl_code job_save_at(job_state *js, int64_t step, double loss_sum, double correct, double seconds, fl_error *err);
 fl_code job_resume(job_state *js, fl_error *err);
 fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err);
@@ -122,8 +121,7 @@ fl_code job_stop_between_epochs(job_state *js, int epoch, fl_error *err);
  * state goes), *epoch the epoch it holds. */
 fl_code job_load_predict_weights(job_state *js, int *epoch, fl_error *err);
 /* Writes preds.h5 (on the leader): oof (n_val, C) and test (n_test, C). */
-fl_code job_write_preds(job_state *js, int epoch, const float *oof, const float *test, double oof_acc,
-                        fl_error *err);
+fl_code job_write_preds(job_state *js, int epoch, const float *oof, const float *test, double oof_acc, fl_error *err);
 
 /* ---- trainer/job_monitor.c: progress lines, status.txt, TensorBoard ------------ */
 

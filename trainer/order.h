@@ -22,10 +22,10 @@
 #include "base/error.h"
 
 typedef struct {
-    int64_t n;         /* rows in the order */
-    int64_t *rows;     /* (n) batch s is rows[ends[s-1] .. ends[s]) (ends[-1] = 0) */
+    int64_t n;     /* rows in the order */
+    int64_t *rows; /* (n) batch s is rows[ends[s-1] .. ends[s]) (ends[-1] = 0) */
     int64_t n_batches;
-    int64_t *ends;     /* (n_batches); a batch may be empty */
+    int64_t *ends; /* (n_batches); a batch may be empty */
 } fl_order;
 
 /* The seed of what a model's folds share (a frozen backbone's weights, its

@@ -38,7 +38,10 @@ static inline uint64_t fl_rng_next(fl_rng *r)
 }
 
 /* Uniform in [0, 1) with 53 bits. */
-static inline double fl_rng_uniform(fl_rng *r) { return (fl_rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
+static inline double fl_rng_uniform(fl_rng *r)
+{
+    return (fl_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 /* Uniform integer in [0, n) (n >= 1), without modulo bias. */
 static inline uint64_t fl_rng_below(fl_rng *r, uint64_t n)

@@ -169,13 +169,20 @@ static const char *num(double v)
 static const char *op_name(fl_op_kind k)
 {
     switch (k) {
-    case FL_OP_HFLIP: return "hflip";
-    case FL_OP_VFLIP: return "vflip";
-    case FL_OP_ROTATE: return "rotate";
-    case FL_OP_ELASTIC: return "elastic";
-    case FL_OP_GRID_DISTORTION: return "grid_distortion";
-    case FL_OP_BRIGHTNESS_CONTRAST: return "brightness_contrast";
-    case FL_OP_CUTOUT: return "cutout";
+    case FL_OP_HFLIP:
+        return "hflip";
+    case FL_OP_VFLIP:
+        return "vflip";
+    case FL_OP_ROTATE:
+        return "rotate";
+    case FL_OP_ELASTIC:
+        return "elastic";
+    case FL_OP_GRID_DISTORTION:
+        return "grid_distortion";
+    case FL_OP_BRIGHTNESS_CONTRAST:
+        return "brightness_contrast";
+    case FL_OP_CUTOUT:
+        return "cutout";
     }
     return "?";
 }
@@ -203,12 +210,10 @@ static fl_code put_model(text *t, const fl_model_cfg *m, fl_error *err)
     put(t, "models.%s.epochs = %d\n", k, m->epochs);
     put(t, "models.%s.batch = %d\n", k, m->batch);
     put(t, "models.%s.optimizer = %s lr %s weight_decay %s momentum %s nesterov %d\n", k, fl_optim_name(m->optimizer),
-        num(m->lr),
-        num(m->weight_decay), num(m->momentum), m->nesterov);
+        num(m->lr), num(m->weight_decay), num(m->momentum), m->nesterov);
     put(t, "models.%s.clip_grad_norm = %s\n", k, num(m->clip_grad_norm));
     put(t, "models.%s.schedule = %s step_size %d gamma %s warmup_epochs %d min_lr %s\n", k, fl_sched_name(m->schedule),
-        m->step_size,
-        num(m->gamma), m->warmup_epochs, num(m->min_lr));
+        m->step_size, num(m->gamma), m->warmup_epochs, num(m->min_lr));
     if (fl_schedule_per_step(m)) /* only then: the settings of earlier runs stay as they were */
         put(t, "models.%s.schedule.warmup = %s\n", k, num(m->warmup));
     put(t, "models.%s.label_smoothing = %s\n", k, num(m->label_smoothing));
@@ -254,8 +259,8 @@ fl_code fl_settings_of_job(const fl_train_config *cfg, int model, int fold, cons
     for (int64_t i = 0; i < data->n_train; i++)
         h = fl_mix64(h ^ ((uint64_t)(uint32_t)labels[i] << 32 | (uint32_t)folds[i]));
     put(&t, "data = %lld train rows, %lld test rows, %d classes, %dx%dx%d, %d folds (seed %lld)\n",
-        (long long)data->n_train, (long long)data->n_test, data->num_classes, data->channels, data->height,
-        data->width, data->folds, (long long)data->fold_seed);
+        (long long)data->n_train, (long long)data->n_test, data->num_classes, data->channels, data->height, data->width,
+        data->folds, (long long)data->fold_seed);
     put(&t, "data.labels_and_folds = %016llx\n", (unsigned long long)h);
     put(&t, "data.test_fingerprint = %s\n", fingerprint);
     const fl_model_cfg *m = &cfg->models[model]; /* its own data.mean/std or the top-level ones */

@@ -232,7 +232,9 @@ static fl_code manifest_read_root(const char *path, const config_setting_t *root
     }
     const char *missing = !m->data_file[0] ? "data_file" : !m->n_folds ? "folds" : !m->n_models ? "models" : NULL;
     if (missing)
-        return fl_fail(err, FL_EINPUT, "%s: required key '%s' is missing HINT: run.cfg is written by foldline train; rerun it", path, missing);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: required key '%s' is missing HINT: run.cfg is written by foldline train; rerun it", path,
+                       missing);
     return FL_OK;
 }
 
@@ -242,7 +244,10 @@ fl_code fl_manifest_read(const char *path, fl_manifest *m, fl_error *err)
     snprintf(m->vote_method, sizeof m->vote_method, "%s", fl_vote_method_name(FL_VOTE_SOFT_SOFT));
     FILE *f = fopen(path, "r");
     if (!f)
-        return fl_fail(err, FL_EINPUT, "%s: cannot read the run manifest (%s) HINT: give the run directory that foldline train wrote (it holds run.cfg)", path, strerror(errno));
+        return fl_fail(err, FL_EINPUT,
+                       "%s: cannot read the run manifest (%s) HINT: give the run directory that foldline train wrote "
+                       "(it holds run.cfg)",
+                       path, strerror(errno));
     config_t cfg;
     config_init(&cfg);
     fl_code rc = FL_OK;

@@ -103,7 +103,10 @@ static fl_code vote_choose(vote_state *v, const char **method, int *model, fl_er
                        fl_vote_method_list(list, sizeof list));
     int per_model = fl_vote_method_is_per_model(*method);
     if (o->model && !per_model)
-        return fl_fail(err, FL_EUSAGE, "vote: --model applies to the methods soft and hard, not %s HINT: add --method soft or --method hard", *method);
+        return fl_fail(
+            err, FL_EUSAGE,
+            "vote: --model applies to the methods soft and hard, not %s HINT: add --method soft or --method hard",
+            *method);
     if (!per_model)
         return FL_OK;
     if (o->model) {
@@ -111,11 +114,15 @@ static fl_code vote_choose(vote_state *v, const char **method, int *model, fl_er
             if (!strcmp(v->models[m].name, o->model))
                 *model = m;
         if (*model < 0)
-            return fl_fail(err, FL_EUSAGE, "vote: model '%s' is not in %s HINT: the run's models are: %s", o->model, v->manifest_path, names);
+            return fl_fail(err, FL_EUSAGE, "vote: model '%s' is not in %s HINT: the run's models are: %s", o->model,
+                           v->manifest_path, names);
         return FL_OK;
     }
     if (v->n_models > 1)
-        return fl_fail(err, FL_EUSAGE, "vote: method %s%s votes within one model, and the run has %d models HINT: add --model NAME with one of: %s (or use soft-soft, soft-hard, hard-hard)", *method, o->method ? "" : " (run.cfg's vote_method)", v->n_models, names);
+        return fl_fail(err, FL_EUSAGE,
+                       "vote: method %s%s votes within one model, and the run has %d models HINT: add --model NAME "
+                       "with one of: %s (or use soft-soft, soft-hard, hard-hard)",
+                       *method, o->method ? "" : " (run.cfg's vote_method)", v->n_models, names);
     *model = 0;
     return FL_OK;
 }
@@ -145,7 +152,10 @@ static fl_code vote_read_rows(vote_state *v, fl_datafile *df, fl_error *err)
     }
     for (int i = 0; i < v->man.n_folds; i++)
         if (v->man.folds[i] >= v->data_folds)
-            return fl_fail(err, FL_EINPUT, "%s: fold %d is not a fold of %s (it has folds 0..%d) HINT: vote with the data file the run trained on (--data FILE.h5)", v->manifest_path, v->man.folds[i], v->data_path, v->data_folds - 1);
+            return fl_fail(err, FL_EINPUT,
+                           "%s: fold %d is not a fold of %s (it has folds 0..%d) HINT: vote with the data file the run "
+                           "trained on (--data FILE.h5)",
+                           v->manifest_path, v->man.folds[i], v->data_path, v->data_folds - 1);
     return FL_OK;
 }
 
@@ -210,35 +220,54 @@ static fl_code vote_check_complete(const vote_state *v, fl_error *err)
             missing++;
         }
     if (missing)
-        return fl_fail(err, FL_EINPUT, "%s: the run has missing folds: %d of %d predictions files are absent: %s%s " VOTE_HINT_TRAIN, v->opt->run_dir, missing, total, list, missing > 3 ? ", ..." : "");
+        return fl_fail(err, FL_EINPUT,
+                       "%s: the run has missing folds: %d of %d predictions files are absent: %s%s " VOTE_HINT_TRAIN,
+                       v->opt->run_dir, missing, total, list, missing > 3 ? ", ..." : "");
     return FL_OK;
 }
 
 /* What only the data file can tell about a predictions file. */
-static fl_code vote_check_preds(const vote_state *v, const char *path, const char *model, int fold,
-                                const fl_preds *p, fl_error *err)
+static fl_code vote_check_preds(const vote_state *v, const char *path, const char *model, int fold, const fl_preds *p,
+                                fl_error *err)
 {
     if (p->num_classes != v->num_classes)
-        return fl_fail(err, FL_EINPUT, "%s: predictions of %d classes, the data file %s has %d HINT: the fold was trained on another data file; vote with that one (--data) or retrain the fold", path, p->num_classes, v->data_path, v->num_classes);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: predictions of %d classes, the data file %s has %d HINT: the fold was trained on another "
+                       "data file; vote with that one (--data) or retrain the fold",
+                       path, p->num_classes, v->data_path, v->num_classes);
     if (strcmp(p->test_fingerprint, v->fingerprint) != 0)
-        return fl_fail(err, FL_EINPUT, "%s: predictions of a different test set (test fingerprint %s, the data file %s has %s) HINT: vote with the data file the run trained on (--data) or retrain the fold", path, p->test_fingerprint, v->data_path, v->fingerprint);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: predictions of a different test set (test fingerprint %s, the data file %s has %s) HINT: "
+                       "vote with the data file the run trained on (--data) or retrain the fold",
+                       path, p->test_fingerprint, v->data_path, v->fingerprint);
     if (p->n_test != v->n_test)
-        return fl_fail(err, FL_EINPUT, "%s: /test/probs has %lld rows, the data file %s has %lld test rows", path, (long long)p->n_test, v->data_path, (long long)v->n_test);
+        return fl_fail(err, FL_EINPUT, "%s: /test/probs has %lld rows, the data file %s has %lld test rows", path,
+                       (long long)p->n_test, v->data_path, (long long)v->n_test);
     if (p->fold != fold || strcmp(p->model, model) != 0)
-        return fl_fail(err, FL_EINPUT, "%s: the file says model '%s' fold %d, its place says model '%s' fold %d HINT: predictions files must not be moved or copied between folds", path, p->model, p->fold, model, fold);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: the file says model '%s' fold %d, its place says model '%s' fold %d HINT: predictions "
+                       "files must not be moved or copied between folds",
+                       path, p->model, p->fold, model, fold);
     int64_t i = 0, expected = 0;
     for (int64_t r = 0; r < v->n_train; r++) {
         if (v->train_fold[r] != fold)
             continue;
         if (i >= p->n_oof)
-            return fl_fail(err, FL_EINPUT, "%s: /oof/index lacks train row %lld of fold %d (it has %lld rows) " VOTE_HINT_FOLDS, path, (long long)r, fold, (long long)p->n_oof, v->data_path);
+            return fl_fail(err, FL_EINPUT,
+                           "%s: /oof/index lacks train row %lld of fold %d (it has %lld rows) " VOTE_HINT_FOLDS, path,
+                           (long long)r, fold, (long long)p->n_oof, v->data_path);
         if (p->oof_index[i] != r)
-            return fl_fail(err, FL_EINPUT, "%s: /oof/index is not the train rows of fold %d: at position %lld it has row %d, the fold's next row is %lld " VOTE_HINT_FOLDS, path, fold, (long long)i, p->oof_index[i], (long long)r, v->data_path);
+            return fl_fail(err, FL_EINPUT,
+                           "%s: /oof/index is not the train rows of fold %d: at position %lld it has row %d, the "
+                           "fold's next row is %lld " VOTE_HINT_FOLDS,
+                           path, fold, (long long)i, p->oof_index[i], (long long)r, v->data_path);
         i++;
         expected++;
     }
     if (p->n_oof != expected)
-        return fl_fail(err, FL_EINPUT, "%s: /oof/index has %lld rows, fold %d has %lld: row %d is not in the fold " VOTE_HINT_FOLDS, path, (long long)p->n_oof, fold, (long long)expected, p->oof_index[expected], v->data_path);
+        return fl_fail(err, FL_EINPUT,
+                       "%s: /oof/index has %lld rows, fold %d has %lld: row %d is not in the fold " VOTE_HINT_FOLDS,
+                       path, (long long)p->n_oof, fold, (long long)expected, p->oof_index[expected], v->data_path);
     return FL_OK;
 }
 
@@ -373,7 +402,8 @@ static fl_code vote_read_predictions(vote_state *v, fl_error *err)
     s.oof_sum = calloc(NC, sizeof(double));
     s.row = malloc((size_t)(v->num_classes ? v->num_classes : 1) * sizeof(double));
     if (!s.oof_sum || !s.row)
-        rc = fl_fail(err, FL_ENOMEM, "vote: out of memory for %lld test and %lld train rows of %d classes", (long long)v->n_test, (long long)v->n_train, v->num_classes);
+        rc = fl_fail(err, FL_ENOMEM, "vote: out of memory for %lld test and %lld train rows of %d classes",
+                     (long long)v->n_test, (long long)v->n_train, v->num_classes);
     for (int m = 0; !rc && m < v->n_models; m++)
         rc = vote_read_model(v, m, &s, err);
     if (!rc)
@@ -433,7 +463,8 @@ static fl_code vote_make_ensemble_dir(const vote_state *v, fl_error *err)
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/ensemble", v->opt->run_dir);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return fl_fail(err, FL_EIO, "%s: cannot create the directory (%s) HINT: the run directory must be writable", dir, strerror(errno));
+        return fl_fail(err, FL_EIO, "%s: cannot create the directory (%s) HINT: the run directory must be writable",
+                       dir, strerror(errno));
     return FL_OK;
 }
 

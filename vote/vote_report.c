@@ -69,8 +69,8 @@ static void report_head(FILE *f, const vote_state *v)
 {
     const vote_method *chosen = &v->methods[v->chosen];
     fprintf(f, "# foldline vote: %s\n\n", v->opt->run_dir);
-    fprintf(f, "- data file: `%s` (test fingerprint %s): %lld train rows, %lld test rows, %d classes\n",
-            v->data_path, v->fingerprint, (long long)v->n_train, (long long)v->n_test, v->num_classes);
+    fprintf(f, "- data file: `%s` (test fingerprint %s): %lld train rows, %lld test rows, %d classes\n", v->data_path,
+            v->fingerprint, (long long)v->n_train, (long long)v->n_test, v->num_classes);
     fprintf(f, "- folds:");
     for (int i = 0; i < v->man.n_folds; i++)
         fprintf(f, "%s %d", i ? "," : "", v->man.folds[i]);
@@ -79,8 +79,7 @@ static void report_head(FILE *f, const vote_state *v)
     for (int m = 0; m < v->n_models; m++)
         fprintf(f, "%s %s (weight %g)", m ? "," : "", v->models[m].name, v->models[m].weight);
     fprintf(f, "\n- test labels: %s\n", v->test_labels ? v->labels_source : "none (no test accuracy)");
-    fprintf(f, "- submission: `%s` by **%s** (%lld rows)\n\n", v->submission_path, chosen->name,
-            (long long)v->n_test);
+    fprintf(f, "- submission: `%s` by **%s** (%lld rows)\n\n", v->submission_path, chosen->name, (long long)v->n_test);
 }
 
 static void report_folds(FILE *f, const vote_state *v)

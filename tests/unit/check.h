@@ -12,7 +12,7 @@ static int check_failures, check_passed, check_current_failed;
 #define CHECK(cond)                                                                                                    \
     do {                                                                                                               \
         if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                                  \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                                   \
             check_current_failed = 1;                                                                                  \
         }                                                                                                              \
     } while (0)

@@ -18,7 +18,15 @@ static void make_file(void)
 {
     test_tmp_path(path, sizeof path, "loader.h5");
     char *classes[2] = {"a", "b"};
-    fl_data_info in = {.n_train = N, .n_test = M, .num_classes = 2, .folds = 2, .height = 5, .width = 4, .channels = 3, .fold_seed = 1, .classes = classes};
+    fl_data_info in = {.n_train = N,
+                       .n_test = M,
+                       .num_classes = 2,
+                       .folds = 2,
+                       .height = 5,
+                       .width = 4,
+                       .channels = 3,
+                       .fold_seed = 1,
+                       .classes = classes};
     fl_datafile_writer *w;
     fl_error err;
     if (fl_datafile_create(path, NULL, &in, &w, &err))

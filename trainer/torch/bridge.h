@@ -17,10 +17,10 @@ extern "C" {
 #endif
 
 typedef struct {
-    char version[32];   /* libtorch's version, e.g. "1.13.0" */
-    int cuda_built;     /* this libtorch was built with CUDA */
-    int cuda_devices;   /* CUDA devices visible now (0 without a GPU) */
-    int intra_threads;  /* libtorch's current intra-op thread count */
+    char version[32];  /* libtorch's version, e.g. "1.13.0" */
+    int cuda_built;    /* this libtorch was built with CUDA */
+    int cuda_devices;  /* CUDA devices visible now (0 without a GPU) */
+    int intra_threads; /* libtorch's current intra-op thread count */
 } fl_torch_info;
 
 fl_code fl_torch_get_info(fl_torch_info *info, fl_error *err);
@@ -53,32 +53,32 @@ fl_code fl_torch_keep_freed_memory(fl_error *err);
 typedef struct fl_model fl_model;
 
 typedef struct {
-    const char *backbone;     /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "smallresnet" | "mlp" |
-                                 "torchscript:PATH" */
+    const char *backbone; /* "resnet18" | "resnet34" | "resnet50" | "smallcnn" | "smallresnet" | "mlp" |
+                             "torchscript:PATH" */
     int in_channels, height, width, num_classes; /* in_channels 1..3 (mean/std); height, width >= 8 */
-    const char *head_type;    /* "linear" | "mlp3" */
-    int head_hidden;          /* mlp3 */
-    const char *head_act;     /* "relu" | "gelu" */
-    int freeze_backbone;      /* train the head only (the backbone also stays in eval mode) */
+    const char *head_type;                       /* "linear" | "mlp3" */
+    int head_hidden;                             /* mlp3 */
+    const char *head_act;                        /* "relu" | "gelu" */
+    int freeze_backbone;                         /* train the head only (the backbone also stays in eval mode) */
     double backbone_lr_scale; /* trained backbone: its lr is lr * this (> 0; 0 means 1); the head's is lr */
     const char *optimizer;    /* "adam" | "adamw" | "sgd" */
     double lr, weight_decay, momentum;
     int nesterov;
-    double clip_grad_norm;    /* 0 = off */
-    double label_smoothing;   /* 0 = plain cross-entropy */
-    float mean[3], std[3];    /* per channel, on the 0..1 scale */
-    uint64_t seed;            /* weight initialisation (of the head alone when backbone_seed or backbone_of is set) */
-    uint64_t backbone_seed;   /* frozen backbone: its weights from this seed, the head's from seed (0: both from seed) */
+    double clip_grad_norm;  /* 0 = off */
+    double label_smoothing; /* 0 = plain cross-entropy */
+    float mean[3], std[3];  /* per channel, on the 0..1 scale */
+    uint64_t seed;          /* weight initialisation (of the head alone when backbone_seed or backbone_of is set) */
+    uint64_t backbone_seed; /* frozen backbone: its weights from this seed, the head's from seed (0: both from seed) */
     const struct fl_model *backbone_of; /* frozen backbone: share this model's (the same module, one copy in memory) */
-    const char *device;       /* "cpu", "cuda", "cuda:N" */
-    const char *precision;    /* "fp32" | "bf16" | "fp16" (CUDA only): the backbone's autocast dtype, see below */
-    int memory_format;        /* a convolutional backbone's activations (a ResNet, the smallcnn, the smallresnet, a
-                                 TorchScript one with more than one 4-d weight): 0 auto (channels_last on CUDA,
-                                 and on the CPU for smallresnet, whose narrow convolutions oneDNN runs faster in
-                                 NHWC; contiguous on the CPU otherwise, where it measured slower: docs/gpus.md),
-                                 1 contiguous, 2 channels_last */
-} fl_model_spec;              /* NULL head_type, head_act, optimizer, device, precision: "linear", "relu", "adam",
-                                 "cpu", "fp32" */
+    const char *device;                 /* "cpu", "cuda", "cuda:N" */
+    const char *precision; /* "fp32" | "bf16" | "fp16" (CUDA only): the backbone's autocast dtype, see below */
+    int memory_format;     /* a convolutional backbone's activations (a ResNet, the smallcnn, the smallresnet, a
+                              TorchScript one with more than one 4-d weight): 0 auto (channels_last on CUDA,
+                              and on the CPU for smallresnet, whose narrow convolutions oneDNN runs faster in
+                              NHWC; contiguous on the CPU otherwise, where it measured slower: docs/gpus.md),
+                              1 contiguous, 2 channels_last */
+} fl_model_spec;           /* NULL head_type, head_act, optimizer, device, precision: "linear", "relu", "adam",
+                              "cpu", "fp32" */
 
 /* Mixed precision (spec.precision other than "fp32"): the backbone's forward
  * runs under libtorch's autocast in bfloat16 or float16 (convolutions and
@@ -106,9 +106,9 @@ typedef struct {
  * 1.4.15, OpenCV INTER_LINEAR and BORDER_REFLECT_101), up to the single
  * interpolation: nothing is resampled twice. Then the pixel ops
  * (brightness_contrast, cutout) in their listed order, on the 0..255 scale. */
-#define FL_AUG_MAX_OPS 16        /* ops per image (= FL_MAX_OPS) */
-#define FL_GRID_MAX_STEPS 32     /* grid distortion: num_steps <= this */
-#define FL_CUTOUT_MAX_HOLES 16   /* cutout: holes <= this */
+#define FL_AUG_MAX_OPS      16 /* ops per image (= FL_MAX_OPS) */
+#define FL_GRID_MAX_STEPS   32 /* grid distortion: num_steps <= this */
+#define FL_CUTOUT_MAX_HOLES 16 /* cutout: holes <= this */
 
 typedef enum {
     FL_AUG_NONE,                /* the op did not fire: nothing happens */
@@ -171,8 +171,8 @@ typedef struct {
 } fl_aug_draw;
 
 typedef struct {
-    int n_ops;                        /* 0..FL_AUG_MAX_OPS */
-    fl_aug_draw ops[FL_AUG_MAX_OPS];  /* in the order they apply */
+    int n_ops;                       /* 0..FL_AUG_MAX_OPS */
+    fl_aug_draw ops[FL_AUG_MAX_OPS]; /* in the order they apply */
 } fl_augment;
 
 /* Builds the model on spec->device. Seeds libtorch's global CPU generator

@@ -10,7 +10,8 @@
 
 #include "base/error.h"
 
-namespace foldline {
+namespace foldline
+{
 // libtorch's messages carry a C++ backtrace after the first line; keep the first.
 inline fl_code torch_error(fl_error *err, const char *what)
 {
@@ -29,7 +30,7 @@ inline fl_code torch_error(fl_error *err, const char *what)
         __VA_ARGS__;                                                                                                   \
         return FL_OK;                                                                                                  \
     } catch (const std::bad_alloc &e) {                                                                                \
-        return fl_fail(err, FL_ENOMEM, "out of memory (%s)", e.what());                                               \
+        return fl_fail(err, FL_ENOMEM, "out of memory (%s)", e.what());                                                \
     } catch (const std::exception &e) {                                                                                \
         return foldline::torch_error(err, e.what());                                                                   \
     } catch (...) {                                                                                                    \

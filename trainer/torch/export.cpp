@@ -135,7 +135,10 @@ struct Emitter {
                 return c.value().get();
         return nullptr;
     }
-    static bool has_child(nn::Module &mod, const std::string &name) { return child(mod, name) != nullptr; }
+    static bool has_child(nn::Module &mod, const std::string &name)
+    {
+        return child(mod, name) != nullptr;
+    }
 
     // nets.cpp's ResBlock: relu(bn1(conv1)), bn2(conv2), [bn3(conv3(relu))], + identity, relu.
     void res_block(nn::Module &mod, const std::string &p, const std::string &x)

@@ -31,14 +31,14 @@ struct fl_model {
     foldline::Net net{nullptr};
     std::vector<torch::Tensor> trainable; // what the optimizer updates
     std::unique_ptr<torch::optim::Optimizer> opt;
-    double lr = 0;                   // the head's; the backbone's is lr * backbone_lr_scale
-    std::vector<double> group_scale; // lr factor of each optimizer parameter group
-    torch::Tensor mean, std;         // (1, C, 1, 1) float32 on device
-    torch::Tensor flat;              // (count) float32: model_comm.cpp's buffer, kept between steps
+    double lr = 0;                              // the head's; the backbone's is lr * backbone_lr_scale
+    std::vector<double> group_scale;            // lr factor of each optimizer parameter group
+    torch::Tensor mean, std;                    // (1, C, 1, 1) float32 on device
+    torch::Tensor flat;                         // (count) float32: model_comm.cpp's buffer, kept between steps
     std::shared_ptr<foldline::Overlap> overlap; // built at the first fl_model_grads_overlap_begin
-    at::ScalarType amp = at::kFloat; // the backbone's autocast dtype (kFloat: none); amp.h
-    foldline::LossScaler scaler;     // fp16 with a trained backbone
-    bool channels_last = false;      // backbone weights and input images in channels_last (NHWC) memory
+    at::ScalarType amp = at::kFloat;            // the backbone's autocast dtype (kFloat: none); amp.h
+    foldline::LossScaler scaler;                // fp16 with a trained backbone
+    bool channels_last = false;                 // backbone weights and input images in channels_last (NHWC) memory
 };
 
 namespace foldline

@@ -47,10 +47,12 @@ bool finite_at_least(double v, double lo)
 // Everything of the spec that needs no libtorch. Names default as trainer/spec.h says.
 fl_code check_spec(const fl_model_spec &s, fl_error *err)
 {
-    const std::string backbone = or_default(s.backbone, ""), head = or_default(s.head_type, fl_head_name(FL_HEAD_LINEAR)),
+    const std::string backbone = or_default(s.backbone, ""),
+                      head = or_default(s.head_type, fl_head_name(FL_HEAD_LINEAR)),
                       act = or_default(s.head_act, fl_act_name(FL_ACT_RELU)),
                       opt = or_default(s.optimizer, fl_optim_name(FL_OPTIM_ADAM));
-    const int head_i = fl_head_parse(head.c_str()), act_i = fl_act_parse(act.c_str()), opt_i = fl_optim_parse(opt.c_str());
+    const int head_i = fl_head_parse(head.c_str()), act_i = fl_act_parse(act.c_str()),
+              opt_i = fl_optim_parse(opt.c_str());
     const bool script = is_torchscript(backbone);
     if (!script && fl_backbone_parse(backbone.c_str()) < 0)
         return fl_fail(err, FL_EINPUT, "backbone \"%s\": expected %s", backbone.c_str(), kBackboneNames);
@@ -167,8 +169,9 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
         const fl_model &o = *s.backbone_of;
         if (!o.freeze_backbone || !m->freeze_backbone || o.backbone_name != m->backbone_name ||
             o.in_channels != m->in_channels || o.height != m->height || o.width != m->width || o.device != m->device)
-            return fl_fail(err, FL_EINTERNAL, "a model shares only the frozen backbone of a model of the same backbone, "
-                                              "images and device");
+            return fl_fail(err, FL_EINTERNAL,
+                           "a model shares only the frozen backbone of a model of the same backbone, "
+                           "images and device");
         backbone = o.net->backbone;
         torch::manual_seed(s.seed);
     } else {
@@ -202,8 +205,7 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
         conv_weights += p.dim() == 4;
     const bool conv = m->backbone_name.compare(0, 6, "resnet") == 0 || conv_weights > 1;
     const bool cpu_nhwc = fl_backbone_parse(m->backbone_name.c_str()) == FL_NET_SMALLRESNET;
-    m->channels_last =
-        conv && (s.memory_format == 2 || (s.memory_format == 0 && (m->device.is_cuda() || cpu_nhwc)));
+    m->channels_last = conv && (s.memory_format == 2 || (s.memory_format == 0 && (m->device.is_cuda() || cpu_nhwc)));
     if (m->channels_last && !s.backbone_of)
         for (auto &p : m->net->backbone->parameters())
             if (p.dim() == 4)
@@ -350,9 +352,9 @@ void forward_backward(fl_model &m, const uint8_t *x, const int32_t *y, int B, co
 {
     m.net->train();
     if (m.freeze_backbone)
-        m.net->backbone->eval(); // batch-norm statistics stay as they are
+        m.net->backbone->eval();                      // batch-norm statistics stay as they are
     torch::Tensor xb = model_input(m, x, B, aug, -1); // (B, C, H, W)
-    torch::Tensor feats = backbone_forward(m, xb); // (B, D)
+    torch::Tensor feats = backbone_forward(m, xb);    // (B, D)
     head_backward(m, feats, y, B, scale, loss_sum, correct);
 }
 
@@ -361,7 +363,7 @@ void predict(fl_model &m, const uint8_t *x, int B, const int *tta, int n_tta, fl
 {
     m.net->eval();
     torch::NoGradGuard no_grad;
-    torch::Tensor xb = model_input(m, x, B, nullptr, -1);                       // (B, C, H, W)
+    torch::Tensor xb = model_input(m, x, B, nullptr, -1);   // (B, C, H, W)
     torch::Tensor p = torch::softmax(net_logits(m, xb), 1); // (B, num_classes)
     for (int t = 0; t < n_tta; t++) {
         torch::Tensor view = xb.flip({tta[t] == FL_TTA_HFLIP ? 3 : 2});

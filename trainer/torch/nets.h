@@ -31,8 +31,7 @@ struct BackboneImpl : torch::nn::Module {
 // libtorch's global CPU generator (the caller seeds it) as torchvision does:
 // convolutions kaiming_normal_(fan_out, relu), batch norms weight 1 bias 0.
 // height and width matter only to "mlp" (its input is the flattened image).
-std::shared_ptr<BackboneImpl> backbone_new(const std::string &name, int64_t in_channels, int64_t height,
-                                           int64_t width);
+std::shared_ptr<BackboneImpl> backbone_new(const std::string &name, int64_t in_channels, int64_t height, int64_t width);
 
 // "linear": Linear(D, classes); "mlp3": Linear(D, hidden) - act - Linear(hidden, classes).
 // An empty holder when type or act is unknown. Linear layers keep libtorch's
