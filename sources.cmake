@@ -80,8 +80,11 @@ set(FOLDLINE_TRAINER_SOURCES
 # ... and the part that calls the bridge (in the libtorch module).
 set(FOLDLINE_TRAINER_TORCH_SOURCES
   trainer/fused.c
+  trainer/fused_cache.c
   trainer/fused_dev.c
+  trainer/fused_predict.c
   trainer/job.c
+  trainer/job_checkpoint.c
   trainer/predict.c)
 
 # The command: the executable, whose verbs start without libtorch...

@@ -64,6 +64,27 @@ void fused_folds_text(const fused_state *f, char *buf, size_t cap);
 /* The rank's contiguous shard [*lo, *hi) of the positions [a, b). */
 void fused_shard(const fused_state *f, int64_t a, int64_t b, int64_t *lo, int64_t *hi);
 
+/* Sums the heads' pairs (a[i], b[i]), i < n, over the group in one call (fused.c). */
+fl_code fused_sum_pairs(fused_state *f, double *a, double *b, int n, fl_error *err);
+
+/* ---- trainer/fused_cache.c: the backbone's features and the feature cache ---- */
+/* The features (B, D) of images x into out, with the training augmentation
+ * aug or the test-time view (-1: plain); nothing for an empty shard. */
+fl_code fused_embed(fused_state *f, const uint8_t *x, int B, const fl_augment *aug, int view, float *out,
+                    fl_error *err);
+/* Opens the cache as data.feature_cache says and fills it with the rows the
+ * rest of the job reads un-augmented. */
+fl_code fused_cache_open(fused_state *f, int first_epoch, fl_error *err);
+/* 1 if every one of rows (n) is in the cache. */
+int fused_all_cached(const fused_state *f, const int64_t *rows, int64_t n);
+
+/* ---- trainer/fused_predict.c: validation and the predictions ---------------- */
+/* Validation of the active heads, each on its fold: vl, va (n). */
+fl_code fused_validate(fused_state *f, const int *active, double *vl, double *va, fl_error *err);
+/* Every head loads the checkpoint predict_with names, then predicts its OOF
+ * rows and the test set with the test-time views; each writes its preds.h5. */
+fl_code fused_predict_all(fused_state *f, fl_error *err);
+
 /* ---- trainer/fused_dev.c ---- */
 fl_code fused_dev_open(fused_state *f, fl_error *err);
 /* One batch of the device cache's fill: x (B images, this rank's shard of

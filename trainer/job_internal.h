@@ -96,6 +96,8 @@ fl_code job_sync(job_state *js, int what, fl_error *err);
 fl_code job_sum(job_state *js, double *v, int n, fl_error *err);
 fl_code job_step_flags(job_state *js, int mine, int *flags, fl_error *err);
 
+/* ---- trainer/job_checkpoint.c: checkpoints, resuming, the stop message -------- */
+
 fl_code job_save(job_state *js, const char *name, fl_error *err);
 /* last.pt at batch `step` of the epoch in progress, with the epoch's sums so
  * far: this rank's (job_save_mid_epoch sums them over the group first) or
@@ -106,6 +108,12 @@ fl_code job_resume(job_state *js, fl_error *err);
 fl_code job_stopped(job_state *js, int epoch, int64_t step, fl_error *err);
 /* What stopped this rank, for the message: "SIGTERM", ..., or another rank's signal. */
 const char *job_stop_cause(void);
+/* Loads a checkpoint's weights on the leader, which sends them to the group
+ * (for prediction: the optimizer's state is let go). */
+fl_code job_load_weights(job_state *js, const char *name, fl_error *err);
+/* The train rows' order of `epoch` from the previous one (job.c); job_resume
+ * replays them. */
+void job_shuffle(job_state *js, int epoch);
 
 /* Starts ld on o's batches from batch `step` on, this rank's shard of each. */
 fl_code job_loader_start(fl_loader *ld, const fl_order *o, int64_t step, int shard, int n_shards, fl_error *err);
