@@ -17,8 +17,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 import t2  # noqa: E402
-from fltest.train import TempDirTest  # noqa: E402
-from test_recipe_configs import write_data  # noqa: E402  (Debian's torch is not used by it)
+from fltest.train import TempDirTest, write_recipe_data as write_data  # noqa: E402
 
 
 class SketchSeedWithEva02(TempDirTest):

@@ -24,7 +24,7 @@ except ImportError as e:
 import h5py
 import numpy as np
 
-from fltest.train import TempDirTest, run  # noqa: E402
+from fltest.train import TempDirTest, run, write_recipe_data as write_data  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -44,28 +44,6 @@ class TinyBackbone(nn.Module):
 
     def forward(self, x):
         return torch.relu(self.fc(nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 2).flatten(1)))
-
-
-def write_data(path, size, classes=3, per_class=5, folds=5, n_test=4):
-    """Same rows in every file (seeded), images at size x size: what prep writes, smaller."""
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(classes), per_class).astype(np.int32)
-    fold = np.tile(np.arange(folds), classes * per_class // folds).astype(np.int32)
-    s = h5py.string_dtype("utf-8")
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "foldline-data"
-        f.attrs["version"] = np.int32(1)
-        for k, v in dict(num_classes=classes, folds=folds, height=size, width=size, channels=3).items():
-            f.attrs[k] = np.int32(v)
-        f.attrs["fold_seed"] = np.int64(42)
-        f.create_dataset("classes", data=["c%d" % c for c in range(classes)], dtype=s)
-        img = rng.integers(0, 256, (len(labels), 3, size, size), dtype=np.uint8)
-        f.create_dataset("train/images", data=img, chunks=(1, 3, size, size))
-        f.create_dataset("train/labels", data=labels)
-        f.create_dataset("train/fold", data=fold)
-        f.create_dataset("train/paths", data=["t/%d.JPEG" % i for i in range(len(labels))], dtype=s)
-        f.create_dataset("test/images", data=img[:n_test], chunks=(1, 3, size, size))
-        f.create_dataset("test/paths", data=["%d.JPEG" % i for i in range(n_test)], dtype=s)
 
 
 class RecipeConfigs(TempDirTest):
