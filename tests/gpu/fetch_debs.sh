@@ -4,8 +4,8 @@
 # DEST/env.sh), downloaded with apt-get download into DEST (default .gpu-debs, which git ignores),
 # then checked for completeness against what the build needs.
 #
-# The download is the project's shared fetch-debs.sh (../shared/gpu/ beside the repository, or
-# $FOLDLINE_GPU_SHARED): it also copies env.sh, which unpacks the files on the GPU machine. The check
+# The download is tests/gpu/fetch-debs.sh (or the one in $FOLDLINE_GPU_SHARED): it also copies
+# tests/gpu/env.sh, which unpacks the files on the GPU machine. The check
 # lists every file the build and the run need (compiler wrappers, headers, libraries, pkg-config
 # files) and every shared library those libraries NEED, and finds each in the .deb files (or, for a
 # library, in the base set every glibc Linux has). One line per missing need; exit 1 when any is.
@@ -14,7 +14,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 dest=${1:-$root/.gpu-debs}
-shared=${FOLDLINE_GPU_SHARED:-$root/../shared/gpu}
+shared=${FOLDLINE_GPU_SHARED:-$root/tests/gpu}
 
 if [[ -z ${FETCH_DEBS_CHECK_ONLY:-} ]]; then
   [[ -x $shared/fetch-debs.sh ]] || {
