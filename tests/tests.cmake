@@ -158,7 +158,18 @@ if(Torch_VERSION VERSION_GREATER_EQUAL 2.0)
 endif()
 
 # The Python tests' library (tests/lib/fltest) is found through PYTHONPATH, for every test above.
+# Each test gets Open MPI session folders of its own (orte_tmpdir_base): Open MPI 4.1 processes that
+# start and end at the same moment share /tmp/ompi.HOST.UID, and one ending removes it while another
+# creates its folder inside ("A call to mkdir was unable to create the desired directory"). The
+# folders are short (PMIx puts sockets there) and derive from the build folder, so two builds differ.
+string(MD5 _fl_build_hash "${CMAKE_BINARY_DIR}")
+string(SUBSTRING "${_fl_build_hash}" 0 8 _fl_build_hash)
 get_property(_fl_tests DIRECTORY PROPERTY TESTS)
+set(_fl_i 0)
 foreach(_t IN LISTS _fl_tests)
-  set_property(TEST ${_t} APPEND PROPERTY ENVIRONMENT "PYTHONPATH=${CMAKE_CURRENT_SOURCE_DIR}/tests/lib")
+  set(_fl_ompi "/tmp/fl-ompi-${_fl_build_hash}/${_fl_i}")
+  file(MAKE_DIRECTORY "${_fl_ompi}")
+  set_property(TEST ${_t} APPEND PROPERTY ENVIRONMENT "PYTHONPATH=${CMAKE_CURRENT_SOURCE_DIR}/tests/lib"
+                                                      "OMPI_MCA_orte_tmpdir_base=${_fl_ompi}")
+  math(EXPR _fl_i "${_fl_i} + 1")
 endforeach()
