@@ -5,15 +5,20 @@
 #include <stdio.h>
 #include <string.h>
 
+static void error_set(fl_error *err, fl_code code, int names_job, const char *fmt, va_list ap)
+{
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    err->code = code;
+    err->names_job = names_job;
+}
+
 fl_code fl_fail(fl_error *err, fl_code code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        error_set(err, code, 0, fmt, ap);
         va_end(ap);
-        err->code = code;
-        err->names_job = 0;
     }
     return code;
 }
@@ -23,10 +28,8 @@ fl_code fl_fail_job(fl_error *err, fl_code code, const char *fmt, ...)
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        error_set(err, code, 1, fmt, ap);
         va_end(ap);
-        err->code = code;
-        err->names_job = 1;
     }
     return code;
 }

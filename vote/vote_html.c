@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/tempfile.h"
 #include "vote/vote_internal.h"
 
 #define HTML_CURVE_W 520
@@ -444,7 +445,7 @@ fl_code vote_write_html(const vote_state *v, fl_error *err)
     if (fclose(f) != 0 || !text)
         rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
     else
-        rc = vote_write_file(path, text, n, err);
+        rc = fl_write_file_atomic(path, text, n, err);
     free(text);
     return rc;
 }

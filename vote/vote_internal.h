@@ -157,7 +157,6 @@ void vote_html_agreement(FILE *f, const vote_state *v);
 void vote_html_calibration(FILE *f, const vote_state *v);
 
 /* vote_report.c */
-fl_code vote_write_file(const char *path, const char *text, size_t n, fl_error *err);
 fl_code vote_write_submission(const vote_state *v, fl_error *err);
 fl_code vote_write_report(const vote_state *v, FILE *echo, fl_error *err);
 

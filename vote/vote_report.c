@@ -16,17 +16,6 @@
 #include "base/tempfile.h"
 #include "vote/vote_internal.h"
 
-/* Writes n bytes of text to path atomically. */
-fl_code vote_write_file(const char *path, const char *text, size_t n, fl_error *err)
-{
-    fl_tempfile t;
-    fl_code rc = fl_tempfile_begin(&t, path, 1, err);
-    if (rc)
-        return rc;
-    FILE *f = fopen(t.tmp_path, "wb");
-    return fl_tempfile_close_stream(&t, f, !f || (n && fwrite(text, 1, n, f) != n), err);
-}
-
 fl_code vote_write_submission(const vote_state *v, fl_error *err)
 {
     char *text = NULL;
@@ -181,7 +170,7 @@ fl_code vote_write_report(const vote_state *v, FILE *echo, fl_error *err)
     if (fclose(f) != 0 || !text)
         rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", v->report_path);
     else
-        rc = vote_write_file(v->report_path, text, n, err);
+        rc = fl_write_file_atomic(v->report_path, text, n, err);
     if (!rc && echo) {
         fwrite(text, 1, n, echo);
         fflush(echo);
