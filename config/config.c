@@ -234,7 +234,7 @@ static fl_code load_dist(cfg_ctx *c, const config_setting_t *root, fl_train_conf
         cfg->ranks_per_job_line = (int)config_setting_source_line(s);
     if ((s = cfg_member(g, "backend")))
         cfg->backend_line = (int)config_setting_source_line(s);
-    if ((rc = cfg_opt_int(c, g, "dist", "ranks_per_job", 1, INT_MAX, &cfg->ranks_per_job)))
+    if ((rc = cfg_opt_int(c, g, "dist", "ranks_per_job", 0, INT_MAX, &cfg->ranks_per_job)))
         return rc;
     if ((rc = cfg_opt_float(c, g, "dist", "timeout_s", cfg_positive, &cfg->timeout_s)))
         return rc;
@@ -426,7 +426,7 @@ fl_code fl_config_check_world(const fl_train_config *cfg, int world_size, fl_err
 {
     char where[FL_PATH_MAX + 32];
     int g = cfg->ranks_per_job;
-    if (world_size % g == 0)
+    if (g == 0 || world_size % g == 0) /* 0: one group of every rank */
         return FL_OK;
     data_where(cfg, cfg->ranks_per_job_line, where, sizeof where);
     int up = (world_size / g + 1) * g;

@@ -38,6 +38,12 @@ fl_code fl_config_check_data(const fl_train_config *cfg, int model, int channels
 
 /* Checks against the MPI world: dist.ranks_per_job must divide its size. */
 fl_code fl_config_check_world(const fl_train_config *cfg, int world_size, fl_error *err);
+/* The ranks of one group: dist.ranks_per_job, or every rank of the world
+ * when it is 0 (data-parallel on all of them, whatever mpirun -np says). */
+static inline int fl_config_group_ranks(const fl_train_config *cfg, int world_size)
+{
+    return cfg->ranks_per_job > 0 ? cfg->ranks_per_job : world_size;
+}
 
 /* Every model's precision on this rank's device: "fp16" needs CUDA (the CPU's
  * autocast is bfloat16), an error naming run.precision or models.[i].precision

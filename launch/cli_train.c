@@ -337,7 +337,7 @@ static void train_say_placement(const train_ctx *t)
     if (spanning)
         printf("train: %d group%s of %d span%s hosts (a host's ranks are not a multiple of dist.ranks_per_job = %d): "
                "their all-reduce crosses the network every step\n",
-               spanning, spanning == 1 ? "" : "s", groups, spanning == 1 ? "s" : "", t->cfg->ranks_per_job);
+               spanning, spanning == 1 ? "" : "s", groups, spanning == 1 ? "s" : "", fl_group_size(t->env.group));
 }
 
 /* What status.txt says of who runs a job (collective): this rank, the
@@ -381,7 +381,7 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
     const fl_train_config *cfg = t->cfg;
     int n_jobs = t->n_jobs, hosts = w->hosts;
     fl_code rc;
-    if ((rc = fl_group_open(w, cfg->ranks_per_job, &t->env.group, err)) ||
+    if ((rc = fl_group_open(w, fl_config_group_ranks(cfg, w->size), &t->env.group, err)) ||
         (rc = fl_group_set_backend(t->env.group, t->backend, t->cuda_device, err)) ||
         (rc = fl_jobq_open(w, n_jobs, fl_group_rank(t->env.group) == 0, cfg->timeout_s, &t->env.queue, err)))
         return rc;
@@ -389,7 +389,7 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
     fl_group_set_progress(t->env.group, fl_jobq_progress, t->env.queue);
     if ((rc = train_say_who(t, err)) || w->rank != 0)
         return rc;
-    int groups = fl_group_count(t->env.group), per = cfg->ranks_per_job;
+    int groups = fl_group_count(t->env.group), per = fl_group_size(t->env.group);
     char folds[64];
     if (t->fold_only >= 0)
         snprintf(folds, sizeof folds, "fold %d (--fold; the run has %d)", t->fold_only, t->n_folds);

@@ -138,7 +138,7 @@ typedef struct {
     int folds_use[FL_MAX_FOLDS];
     int folds_use_line;
     /* dist */
-    int ranks_per_job;       /* default 1; must divide the MPI world size */
+    int ranks_per_job;       /* default 1; must divide the MPI world size; 0: all of it */
     fl_dist_backend backend; /* auto (default) | nccl | mpi */
     double timeout_s;        /* > 0, default 600: a collective waiting longer is a hang, reported and aborted */
     double lock_timeout_s;   /* >= 5, default 60: a job lock of another host with an older heartbeat is stale */

@@ -250,6 +250,23 @@ class DataParallel(unittest.TestCase):
         np.testing.assert_allclose(pa["oof/probs"], pb["oof/probs"], rtol=1e-3, atol=1e-5)
         np.testing.assert_allclose(pa["test/probs"], pb["test/probs"], rtol=1e-3, atol=1e-5)
 
+    def test_ranks_per_job_0_is_one_group_of_every_rank_alone_or_under_mpirun(self):
+        # The demo's setting: the same config trains data-parallel on all of mpirun's ranks, and alone
+        # as one process; each run equals the one with ranks_per_job spelled out, bit for bit.
+        extra = "folds = { use = [0]; };"
+        for name, ranks, same in (("dp_all2", 2, "dp2"), ("dp_all1", 0, "dp_alone")):
+            rc, out, err, _ = R.once(same, ranks, models=[MLP],
+                                     extra=extra + (" dist = { ranks_per_job = 2; };" if ranks else ""))
+            self.assertEqual(rc, 0, err)
+            rc, out, err, _ = R.once(name, ranks, models=[MLP], extra=extra + " dist = { ranks_per_job = 0; };")
+            self.assertEqual(rc, 0, err)
+            if ranks:
+                self.assertIn("1 group of 2 (dist.ranks_per_job); data-parallel", out)
+            a = read_preds(os.path.join(R.run_dir(same), "m", "fold0", "preds.h5"))
+            b = read_preds(os.path.join(R.run_dir(name), "m", "fold0", "preds.h5"))
+            for key in ("oof/index", "oof/probs", "test/probs"):
+                np.testing.assert_array_equal(a[key], b[key], err_msg="%s against %s: %s" % (name, same, key))
+
     def test_overlap_on_and_off_give_the_same_model_and_that_of_one_process(self):
         # dist.bucket_mb tiny (100 bytes): the MLP's 4 tensors in 3 buckets (the head's bias of 12 bytes
         # joins its weight), started during backward. A bucket

@@ -421,8 +421,12 @@ static void test_out_of_range_values_name_the_bound(void)
     CHECK_MSG(":3: run.threads: must be >= 0, found -1");
     CHECK(load(MINIMAL "run = { threads = 99999999999; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: run.threads: must be <= 2147483647, found 99999999999");
-    CHECK(load(MINIMAL "dist = { ranks_per_job = 0; };\n") == FL_ECONFIG);
-    CHECK_MSG(":3: dist.ranks_per_job: must be >= 1, found 0");
+    CHECK(load(MINIMAL "dist = { ranks_per_job = -1; };\n") == FL_ECONFIG);
+    CHECK_MSG(":3: dist.ranks_per_job: must be >= 0, found -1");
+    /* 0: one group of every rank, whatever the world's size */
+    CHECK(load(MINIMAL "dist = { ranks_per_job = 0; };\n") == FL_OK);
+    CHECK(cfg.ranks_per_job == 0 && fl_config_group_ranks(&cfg, 3) == 3 && fl_config_group_ranks(&cfg, 1) == 1);
+    CHECK(fl_config_check_world(&cfg, 3, &err) == FL_OK);
     CHECK(load(MINIMAL "run = { seed = -1; };\n") == FL_ECONFIG);
     CHECK_MSG(":3: run.seed: must be in 0..4294967295, found -1");
     CHECK(load(MINIMAL "run = { seed = 4294967296L; };\n") == FL_ECONFIG);

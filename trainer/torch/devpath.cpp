@@ -137,7 +137,7 @@ fl_code open(fl_model *const *models, int n, int64_t N, const int32_t *labels, i
         torch::Tensor probe =
             torch::zeros({1, m.in_channels, m.height, m.width}, torch::TensorOptions().device(d->dev));
         if (m.channels_last)
-            probe = probe.contiguous(torch::MemoryFormat::ChannelsLast);
+            probe = nhwc(probe);
         d->feat_dtype = frozen_forward(m, probe).scalar_type();
     }
     auto u8 = torch::TensorOptions(torch::kUInt8);
@@ -214,7 +214,7 @@ fl_code embed(fl_devpath &d, int k, const fl_augment *aug, int64_t batch_lo, fl_
         images_augment(xb, aug);
     xb = images_normalise(xb, m.mean, m.std);
     if (m.channels_last)
-        xb = xb.contiguous(torch::MemoryFormat::ChannelsLast);
+        xb = nhwc(xb);
     d.raw = frozen_forward(m, xb);
     d.batch = d.raw.to(torch::kFloat32).contiguous();
     d.batch_lo = batch_lo;

@@ -47,6 +47,16 @@ namespace foldline
 // it: backbone (a TorchScript one by file name and D), channels, classes,
 // head, optimizer and a backbone lr scale other than 1.
 std::string model_signature(const fl_model &m);
+// A 4-d tensor in NHWC strides. Not .contiguous(ChannelsLast): with one
+// channel (a grey image, the first convolution's weight) a contiguous NCHW
+// tensor already counts as channels_last contiguous, so .contiguous() keeps its
+// NCHW strides, the convolution then suggests NCHW, and the first layers run
+// contiguous: bf16 max pooling's NCHW kernel alone took a fifth of smallresnet's
+// step. PyTorch's module.to(memory_format=...) makes these strides too.
+inline torch::Tensor nhwc(const torch::Tensor &t)
+{
+    return torch::empty_like(t, t.options(), torch::MemoryFormat::ChannelsLast).copy_(t);
+}
 // Sets lr (times the group's scale) on every parameter group and remembers it.
 void model_set_lr(fl_model &m, double lr);
 } // namespace foldline

@@ -23,17 +23,6 @@ namespace foldline
 namespace
 {
 
-// A 4-d tensor in NHWC strides. Not .contiguous(ChannelsLast): with one
-// channel (a grey image, the first convolution's weight) a contiguous NCHW
-// tensor already counts as channels_last contiguous, so .contiguous() keeps its
-// NCHW strides, the convolution then suggests NCHW, and the first layers run
-// contiguous: bf16 max pooling's NCHW kernel alone took a fifth of smallresnet's
-// step. PyTorch's module.to(memory_format=...) makes these strides too.
-torch::Tensor nhwc(const torch::Tensor &t)
-{
-    return torch::empty_like(t, t.options(), torch::MemoryFormat::ChannelsLast).copy_(t);
-}
-
 const char *or_default(const char *s, const char *def)
 {
     return s ? s : def;
@@ -209,7 +198,7 @@ fl_code model_new(const fl_model_spec &s, fl_model **out, fl_error *err)
     if (m->channels_last && !s.backbone_of)
         for (auto &p : m->net->backbone->parameters())
             if (p.dim() == 4)
-                p.set_data(nhwc(p.data()));
+                p.set_data(foldline::nhwc(p.data()));
     if (m->freeze_backbone)
         for (auto &p : m->net->backbone->parameters())
             p.set_requires_grad(false);
@@ -318,7 +307,7 @@ torch::Tensor model_input(fl_model &m, const uint8_t *x, int B, const fl_augment
     xb = images_normalise(xb, m.mean, m.std);
     if (view >= 0)
         xb = xb.flip({view == FL_TTA_HFLIP ? 3 : 2});
-    return m.channels_last ? nhwc(xb) : xb;
+    return m.channels_last ? foldline::nhwc(xb) : xb;
 }
 
 // The backbone's features (B, D) of normalised images, under autocast in the
