@@ -6,7 +6,11 @@
 #   2. inspect: what the data file holds
 #   3. train configs/demo.cfg: the small ResNet x 5 folds on the CPU, then the vote
 #      and its report (runs/demo/ensemble/report.md, report.html, submission.csv).
-#      Rerunning skips the folds already trained; rm -rf runs/demo to start over.
+#      With 2 cores or more it runs as 2 MPI ranks (launch/mpirun.sh, NP=2), each
+#      with half the cores, training every fold data-parallel (demo.cfg's
+#      dist.ranks_per_job = 0); on one core, one process. Rerunning skips the
+#      folds already trained; rm -rf runs/demo to start over.
+# Options after the script's name go to foldline train (e.g. --set run.out_dir=DIR).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../tools/deps.sh"
 cd "$FOLDLINE_ROOT"
@@ -18,5 +22,9 @@ if [[ ! -f $data ]]; then
   "$FOLDLINE" prep "$src" "$data" --channels 1 --folds 5 --seed 42 --classes configs/fashion-mnist.classes
 fi
 "$FOLDLINE" inspect "$data"
-"$FOLDLINE" train configs/demo.cfg
+if (($(nproc) >= 2)); then
+  NP=2 FOLDLINE=$FOLDLINE bash launch/mpirun.sh configs/demo.cfg "$@"
+else
+  "$FOLDLINE" train configs/demo.cfg "$@"
+fi
 echo "demo: the report with charts (learning curves, confusion, calibration): $FOLDLINE_ROOT/runs/demo/ensemble/report.html"

@@ -1,109 +1,114 @@
 #!/usr/bin/env bash
 # demo_bench.sh [speed|full] -- foldline's demo against a plain PyTorch k-fold
 # script (tests/bench/kfold_baseline.py, Debian's python3-torch) on the same
-# data file, folds, test set and thread count, in one run. Not part of ctest.
-# Needs the data file (launch/demo.sh makes it) and python3-torch, python3-h5py.
+# data file, folds and test set, in one run. Not part of ctest. Needs the data
+# file (launch/demo.sh makes it), mpirun, python3-torch and python3-h5py.
 #
-# The machine may be shared, so both sides are measured in CPU time (user +
-# system of the whole process, every thread: /usr/bin/time) as well as wall
-# time, and the two are interleaved so that they share the load:
+# Wall-clock figures: run it on a quiet machine (it prints the load before and
+# after each run). foldline runs as launch/demo.sh runs it: NP ranks (default
+# 2) through launch/mpirun.sh, each with its share of the cores, data-parallel
+# (demo.cfg's dist.ranks_per_job = 0). The scripts run as one process with
+# torch's default threads (every core), as a user runs them.
 #
-#   speed (default): ROUNDS rounds (default 2) of, for each precision in
-#     PRECISIONS (default "bf16 fp32"): foldline train configs/demo.cfg on fold 0
-#     for one epoch, then the script with the same recipe (smallresnet in
-#     channels_last, AdamW, batch 128, one-cycle, label smoothing, hflip, hflip
-#     TTA, bf16 autocast or fp32) on fold 0 for one epoch. Each process trains
-#     fold 0's 48,000 rows once, predicts fold 0's 12,000 (validation) and the
-#     10,000 test rows: images per CPU-second = 48,000 / its CPU-seconds.
-#     Prints each run, the script's own training-loop figure, and the ratio
-#     foldline / script per precision (the goal: >= 1.3), and foldline bf16 /
-#     script fp32 (the demo against the plain script a user writes).
-#   full: the whole demo (5 folds, the vote included), then the script with the
-#     same recipe and epochs (EPOCHS, default the demo's 10), then the
-#     tutorials' CNN as the issue measured it (usercnn, 5 folds x 4 epochs). Test
-#     accuracies, wall and CPU time of each; the quiet-machine wall time is
-#     estimated as CPU-seconds / THREADS (every thread busy, none waiting).
+#   speed (default): ROUNDS rounds (default 2), interleaved, of one epoch of
+#     fold 0 (training on the other folds' 48,000 rows) of the demo's network
+#     (smallresnet + linear head, AdamW, batch 128, one-cycle, label smoothing,
+#     hflip, hflip TTA) in:
+#       foldline   configs/demo.cfg (bf16 autocast, channels_last, NP ranks)
+#       plain      the script as a user writes it: fp32, NCHW
+#       levers     the script with the levers a script can pull: bf16 autocast
+#                  and channels_last
+#     Compares training images/s (the training loop's images over its seconds,
+#     each side's own figure): foldline / plain and foldline / levers, goal >= 1.3.
+#   full: the whole demo (5 folds x 10 epochs and the vote), then each script
+#     given foldline's wall time (--budget-s: as many epochs per fold as fit):
+#     the demo's recipe with the levers, and the tutorials' CNN (usercnn, fp32).
+#     Test accuracies and wall times; foldline is ahead at equal wall time when
+#     its best ensemble beats both.
 #
-# THREADS (default 2, the demo's machine) sets both; BENCH_DIR where the runs go.
-# OMP_WAIT_POLICY=PASSIVE is set for both, so that a thread waiting on a loaded
-# machine sleeps instead of spinning on CPU time that would count as work.
+# NP (default 2), BENCH_DIR where the runs go (default /tmp/foldline-demo-bench).
 set -euo pipefail
 mode=${1:-speed}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-foldline=${FOLDLINE:-$root/build/foldline}
+export FOLDLINE=${FOLDLINE:-$root/build/foldline}
+export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1} OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
 py=/usr/bin/python3
-threads=${THREADS:-2}
+np_=${NP:-2}
 rounds=${ROUNDS:-2}
-precisions=${PRECISIONS:-bf16 fp32}
-epochs=${EPOCHS:-10}
 work=${BENCH_DIR:-/tmp/foldline-demo-bench}
 data=$root/data/fashion-mnist.h5
 [[ -f $data ]] || { echo "demo_bench: no $data HINT: run bash launch/demo.sh (or its prep line) first" >&2; exit 1; }
+[[ $mode == speed || $mode == full ]] || { echo "demo_bench: unknown mode \"$mode\" HINT: speed or full" >&2; exit 2; }
 rm -rf "$work" && mkdir -p "$work"
-export OMP_WAIT_POLICY=PASSIVE
 load() { cut -d' ' -f1 /proc/loadavg; }
-# timed LOG CMD...: runs CMD with its output in LOG, then prints "WALL CPU" (seconds)
+# timed LOG CMD...: runs CMD with its output in LOG, then prints its wall seconds
 timed() {
   local log=$1
   shift
-  /usr/bin/time -o "$log.time" -f "%e %U %S" "$@" >"$log" 2>&1 || { echo "demo_bench: failed, see $log" >&2; exit 1; }
-  awk '{ printf "%.1f %.1f\n", $1, $2 + $3 }' "$log.time"
+  /usr/bin/time -o "$log.time" -f "%e" "$@" >"$log" 2>&1 || { echo "demo_bench: failed, see $log" >&2; exit 1; }
+  cat "$log.time"
 }
-rows0=$($py -c "import h5py, sys; f = h5py.File(sys.argv[1], 'r'); print(int((f['train/fold'][:] != 0).sum()))" "$data")
-recipe=(--net smallresnet --channels-last 1 --optimizer adamw --weight-decay 1e-4 --lr 3e-3 --onecycle 1 --warmup 0.25
+# foldline LOG [train options]: the demo's training as launch/demo.sh starts it
+foldline() {
+  local log=$1
+  shift
+  if ((np_ > 1)); then
+    NP=$np_ timed "$log" bash "$root/launch/mpirun.sh" configs/demo.cfg "$@"
+  else
+    timed "$log" "$FOLDLINE" train configs/demo.cfg "$@"
+  fi
+}
+recipe=(--net smallresnet --optimizer adamw --weight-decay 1e-4 --lr 3e-3 --onecycle 1 --warmup 0.25
         --label-smoothing 0.1 --hflip 1 --tta 1 --batch 128)
-echo "demo_bench: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $threads threads, load $(load)"
+echo "demo_bench: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, foldline on $np_ rank(s), load $(load)"
 cd "$root"
 
 if [[ $mode == speed ]]; then
   for r in $(seq 1 "$rounds"); do
-    for p in $precisions; do
-      bf=0 && [[ $p == bf16 ]] && bf=1
+    l0=$(load)
+    w=$(foldline "$work/fl_$r.log" --set "folds.use=[0]" --set models.0.epochs=1 --set run.out_dir="$work/fl_$r")
+    v=$(sed -n 's/.*epoch 1\/1 .* \([0-9][0-9]*\) img\/s.*/\1/p' "$work/fl_$r.log")
+    echo "$r foldline $v $w $l0 $(load)" | tee -a "$work/speed.txt"
+    for side in plain levers; do
       l0=$(load)
-      read -r fw fc < <(timed "$work/fl_${p}_$r.log" "$foldline" train configs/demo.cfg --set "folds.use=[0]" \
-        --set models.0.epochs=1 --set models.0.precision="$p" --set run.threads="$threads" \
-        --set run.out_dir="$work/fl_${p}_$r")
-      read -r bw bc < <(timed "$work/py_${p}_$r.log" $py tests/bench/kfold_baseline.py "$data" --folds 0 --epochs 1 \
-        --threads "$threads" --bf16 "$bf" "${recipe[@]}")
-      bl=$(sed -n 's/^baseline: training \([0-9]*\) images per CPU-second/\1/p' "$work/py_${p}_$r.log")
-      echo "$r $p $fw $fc $bw $bc $bl" >>"$work/speed.txt"
-      awk -v n="$rows0" -v p="$p" -v r="$r" -v fw="$fw" -v fc="$fc" -v bw="$bw" -v bc="$bc" -v bl="$bl" -v l0="$l0" \
-        -v l1="$(load)" 'BEGIN { printf "round %d %s: foldline %.0f images/CPU-s (%.1f CPU-s, wall %.1f s); script %.0f" \
-        " images/CPU-s (%.1f CPU-s, wall %.1f s; its training loop alone %d); ratio %.2f (load %s -> %s)\n",
-        r, p, n / fc, fc, fw, n / bc, bc, bw, bl, bc / fc, l0, l1 }'
+      lv=(--bf16 0 --channels-last 0) && [[ $side == levers ]] && lv=(--bf16 1 --channels-last 1)
+      w=$(timed "$work/${side}_$r.log" $py tests/bench/kfold_baseline.py "$data" --folds 0 --epochs 1 \
+        "${recipe[@]}" "${lv[@]}")
+      v=$(sed -n 's/^baseline: training \([0-9]*\) images\/s/\1/p' "$work/${side}_$r.log")
+      echo "$r $side $v $w $l0 $(load)" | tee -a "$work/speed.txt"
     done
   done
-  # per precision: the ratio of the summed CPU-seconds over the rounds
-  awk -v n="$rows0" '{ fc[$2] += $4; bc[$2] += $6; k[$2]++ }
-    END { for (p in fc) printf "%s: foldline %.0f images/CPU-s, script %.0f, ratio %.2f (goal >= 1.3; %d rounds)\n",
-            p, n * k[p] / fc[p], n * k[p] / bc[p], bc[p] / fc[p], k[p]
-          if (("bf16" in fc) && ("fp32" in bc))
-            printf "the demo (foldline bf16) against the plain script (fp32): ratio %.2f\n",
-              (bc["fp32"] / k["fp32"]) / (fc["bf16"] / k["bf16"]) }' "$work/speed.txt"
+  # columns: round side images/s wall load-before load-after; the ratio of the mean images/s
+  awk '{ s[$2] += $3; k[$2]++ }
+    END { f = s["foldline"] / k["foldline"]; p = s["plain"] / k["plain"]; l = s["levers"] / k["levers"]
+          printf "training images/s, mean of %d rounds: foldline %.0f, plain script %.0f, script with levers %.0f\n",
+            k["foldline"], f, p, l
+          printf "foldline / plain script %.2f, foldline / script with levers %.2f (goal >= 1.3)\n", f / p, f / l }' \
+    "$work/speed.txt"
   exit 0
 fi
 
-[[ $mode == full ]] || { echo "demo_bench: unknown mode \"$mode\" HINT: speed or full" >&2; exit 2; }
 l0=$(load)
-read -r fw fc < <(timed "$work/foldline.log" "$foldline" train configs/demo.cfg --set run.out_dir="$work/runs" \
-  --set run.threads="$threads")
+fw=$(foldline "$work/foldline.log" --set run.out_dir="$work/runs")
 report=$work/runs/demo/ensemble/report.md
 # the best method's test accuracy (report.md): the Methods table's third column
 fl_best=$(awk -F'|' '/^## Methods/ { on = 1; next } /^## / { on = 0 } on && $4 ~ /^ *[0-9]/ { v = $4 + 0; if (v > b) b = v }
   END { printf "%.4f", b }' "$report")
-echo "foldline demo: best ensemble test acc $fl_best, wall $fw s, $fc CPU-s (quiet estimate $(awk -v c="$fc" \
-  -v t="$threads" 'BEGIN { printf "%.0f", c / t }') s; load $l0 -> $(load))"
+echo "foldline demo: best ensemble test acc $fl_best, wall $fw s (load $l0 -> $(load))"
+budget=${fw%.*}
 l0=$(load)
-read -r bw bc < <(timed "$work/baseline_recipe.log" $py tests/bench/kfold_baseline.py "$data" --epochs "$epochs" \
-  --threads "$threads" --bf16 1 "${recipe[@]}")
+bw=$(timed "$work/baseline_recipe.log" $py tests/bench/kfold_baseline.py "$data" --budget-s "$budget" \
+  "${recipe[@]}" --bf16 1 --channels-last 1)
 br=$(sed -n 's/.*soft vote test acc \([0-9.]*\)/\1/p' "$work/baseline_recipe.log")
-echo "script, the demo's recipe (5 folds x $epochs epochs): soft vote test acc $br, wall $bw s, $bc CPU-s (load $l0 -> $(load))"
+be=$(sed -n 's/.* \([0-9]*\) epochs per fold/\1/p' "$work/baseline_recipe.log")
+echo "script, the demo's recipe with bf16 and channels_last, given $budget s: 5 folds x $be epochs, soft vote test acc" \
+  "$br, wall $bw s (load $l0 -> $(load))"
 l0=$(load)
-read -r uw uc < <(timed "$work/baseline_usercnn.log" $py tests/bench/kfold_baseline.py "$data" --epochs 4 \
-  --threads "$threads")
+uw=$(timed "$work/baseline_usercnn.log" $py tests/bench/kfold_baseline.py "$data" --budget-s "$budget")
 ua=$(sed -n 's/.*soft vote test acc \([0-9.]*\)/\1/p' "$work/baseline_usercnn.log")
-echo "script, the tutorials' CNN (5 folds x 4 epochs): soft vote test acc $ua, wall $uw s, $uc CPU-s (load $l0 -> $(load))"
-awk -v fa="$fl_best" -v fc="$fc" -v ba="$br" -v bc="$bc" -v ua="$ua" -v uc="$uc" 'BEGIN {
-  printf "at equal CPU time: foldline %s the recipe script (%.4f in %.0f CPU-s against %.4f in %.0f)," \
-    " %s the tutorials script (%.4f in %.0f CPU-s)\n", (fa > ba && fc <= bc) ? "ahead of" : "not ahead of", fa, fc,
-    ba, bc, (fa > ua && fc <= uc) ? "ahead of" : "not ahead at equal time of", ua, uc }'
+ue=$(sed -n 's/.* \([0-9]*\) epochs per fold/\1/p' "$work/baseline_usercnn.log")
+echo "script, the tutorials' CNN, given $budget s: 5 folds x $ue epochs, soft vote test acc $ua, wall $uw s" \
+  "(load $l0 -> $(load))"
+awk -v fa="$fl_best" -v ba="$br" -v ua="$ua" 'BEGIN {
+  printf "at equal wall time: foldline %.4f, the recipe script %.4f, the tutorials script %.4f: foldline %s\n", fa, ba,
+    ua, (fa > ba && fa > ua) ? "ahead" : "NOT ahead" }'
