@@ -82,6 +82,7 @@ set(FOLDLINE_TRAINER_TORCH_SOURCES
   trainer/fused.c
   trainer/fused_cache.c
   trainer/fused_dev.c
+  trainer/fused_epoch.c
   trainer/fused_predict.c
   trainer/job.c
   trainer/job_checkpoint.c
