@@ -86,6 +86,7 @@ set(FOLDLINE_TRAINER_TORCH_SOURCES
   trainer/fused_predict.c
   trainer/job.c
   trainer/job_checkpoint.c
+  trainer/job_epoch.c
   trainer/predict.c)
 
 # The command: the executable, whose verbs start without libtorch...
