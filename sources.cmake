@@ -107,5 +107,7 @@ set(FOLDLINE_CLI_TORCH_SOURCES
   launch/cli_export.c
   launch/cli_train.c
   launch/train_data.c
+  launch/train_jobs.c
   launch/train_plan.c
+  launch/train_rundir.c
   launch/torch_verbs.c)
