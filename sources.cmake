@@ -82,9 +82,11 @@ set(FOLDLINE_TRAINER_TORCH_SOURCES
   trainer/fused.c
   trainer/fused_cache.c
   trainer/fused_dev.c
+  trainer/fused_epoch.c
   trainer/fused_predict.c
   trainer/job.c
   trainer/job_checkpoint.c
+  trainer/job_epoch.c
   trainer/predict.c)
 
 # The command: the executable, whose verbs start without libtorch...
@@ -105,5 +107,7 @@ set(FOLDLINE_CLI_TORCH_SOURCES
   launch/cli_export.c
   launch/cli_train.c
   launch/train_data.c
+  launch/train_jobs.c
   launch/train_plan.c
+  launch/train_rundir.c
   launch/torch_verbs.c)

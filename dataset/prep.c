@@ -255,6 +255,66 @@ static fl_code prep_not_an_input(const fl_prep_options *opt, const fl_outpath *o
     return rc;
 }
 
+/* OUT resolved and checked, and its temporary file begun: a device, FIFO,
+ * socket, directory, one of the source's files, an existing OUT without
+ * --force or an unwritable one is refused before minutes of work. A
+ * symbolic link to a file replaces that file. */
+static fl_code prep_begin_out(const fl_prep_options *opt, fl_tempfile *tmp, fl_error *err)
+{
+    fl_outpath out;
+    fl_code rc = fl_outpath_resolve(&out, opt->out_path, opt->force ? FL_OUTPATH_REPLACE : 0, err);
+    if (!rc)
+        rc = prep_not_an_input(opt, &out, err);
+    if (!rc)
+        rc = fl_tempfile_begin(tmp, out.target, 1, err);
+    return rc;
+}
+
+/* --classes names the classes of IDX sources only: a CSV layout's come from
+ * train.csv. */
+static fl_code prep_check_classes_option(const fl_prep_options *opt, const fl_source *src, fl_error *err)
+{
+    if (!opt->classes_file || src->is_idx)
+        return FL_OK;
+    return fl_fail(err, FL_EUSAGE,
+                   "--classes %s: class names come from train.csv's class_name column in a CSV layout; --classes is "
+                   "for IDX sources HINT: drop --classes, or name the classes in train.csv",
+                   opt->classes_file);
+}
+
+/* The data file's header from the source and the options (the size: --size,
+ * else the IDX images' own, else 224x224); the shape written into st. */
+static void prep_info(const fl_prep_options *opt, const fl_source *src, fl_data_info *info, fl_prep_stats *st)
+{
+    *info = (fl_data_info){0};
+    info->n_train = src->split[FL_SPLIT_TRAIN].n;
+    info->n_test = src->split[FL_SPLIT_TEST].n;
+    info->num_classes = src->num_classes;
+    info->classes = src->classes;
+    info->folds = opt->folds;
+    info->fold_seed = opt->seed;
+    info->channels = opt->channels;
+    info->height = opt->height ? opt->height : src->is_idx ? src->idx[0].rows : 224;
+    info->width = opt->width ? opt->width : src->is_idx ? src->idx[0].cols : 224;
+    info->has_test_labels = src->split[FL_SPLIT_TEST].labels != NULL;
+    st->out_h = info->height;
+    st->out_w = info->width;
+    st->is_idx = src->is_idx;
+}
+
+/* The train rows' stratified folds (dataset/folds.h) into *fold (allocated
+ * here), once every class has rows enough for them. */
+static fl_code prep_folds(const fl_prep_options *opt, const fl_source *src, int64_t n_train, int32_t **fold,
+                          fl_error *err)
+{
+    fl_code rc = fl_source_check_folds(src, opt->folds, err);
+    if (rc)
+        return rc;
+    if (!(*fold = malloc(sizeof **fold * (size_t)(n_train ? n_train : 1))))
+        return fl_fail(err, FL_ENOMEM, "out of memory");
+    return fl_folds_stratified(src->split[FL_SPLIT_TRAIN].labels, (int)n_train, opt->folds, opt->seed, *fold, err);
+}
+
 fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err)
 {
     memset(st, 0, sizeof *st);
@@ -264,15 +324,7 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
     if (opt->folds < 2)
         return fl_fail(err, FL_EUSAGE, "--folds %d: must be at least 2", opt->folds);
     fl_tempfile tmp;
-    fl_outpath out;
-    /* Refuse a device, FIFO, socket, directory, one of the source's files,
-     * an existing OUT without --force or an unwritable one before minutes of
-     * work. A symbolic link to a file replaces that file. */
-    fl_code rc = fl_outpath_resolve(&out, opt->out_path, opt->force ? FL_OUTPATH_REPLACE : 0, err);
-    if (!rc)
-        rc = prep_not_an_input(opt, &out, err);
-    if (!rc)
-        rc = fl_tempfile_begin(&tmp, out.target, 1, err);
+    fl_code rc = prep_begin_out(opt, &tmp, err);
     if (rc)
         return rc;
     fl_source src;
@@ -282,39 +334,13 @@ fl_code fl_prep_run(const fl_prep_options *opt, fl_prep_stats *st, fl_error *err
         fl_tempfile_abort(&tmp);
         return rc;
     }
-    if (opt->classes_file && !src.is_idx) {
-        rc = fl_fail(err, FL_EUSAGE,
-                     "--classes %s: class names come from train.csv's class_name column in a CSV layout; --classes is "
-                     "for IDX sources HINT: drop --classes, or name the classes in train.csv",
-                     opt->classes_file);
-        fl_tempfile_abort(&tmp);
-        fl_source_free(&src);
-        return rc;
-    }
+    if ((rc = prep_check_classes_option(opt, &src, err)))
+        goto fail;
     if (!opt->shape_given)
         prep_probe_grey(&src, st);
-    fl_data_info info = {0};
-    info.n_train = src.split[FL_SPLIT_TRAIN].n;
-    info.n_test = src.split[FL_SPLIT_TEST].n;
-    info.num_classes = src.num_classes;
-    info.classes = src.classes;
-    info.folds = opt->folds;
-    info.fold_seed = opt->seed;
-    info.channels = opt->channels;
-    info.height = opt->height ? opt->height : src.is_idx ? src.idx[0].rows : 224;
-    info.width = opt->width ? opt->width : src.is_idx ? src.idx[0].cols : 224;
-    info.has_test_labels = src.split[FL_SPLIT_TEST].labels != NULL;
-    st->out_h = info.height;
-    st->out_w = info.width;
-    st->is_idx = src.is_idx;
-    if ((rc = fl_source_check_folds(&src, opt->folds, err)))
-        goto fail;
-    if (!(fold = malloc(sizeof *fold * (size_t)(info.n_train ? info.n_train : 1)))) {
-        rc = fl_fail(err, FL_ENOMEM, "out of memory");
-        goto fail;
-    }
-    if ((rc = fl_folds_stratified(src.split[FL_SPLIT_TRAIN].labels, (int)info.n_train, opt->folds, opt->seed, fold,
-                                  err)))
+    fl_data_info info;
+    prep_info(opt, &src, &info, st);
+    if ((rc = prep_folds(opt, &src, info.n_train, &fold, err)))
         goto fail;
     st->seconds_scan = fl_clock_mono() - t_start;
     if ((rc = fl_datafile_create(tmp.tmp_path, opt->out_path, &info, &dw, err)))

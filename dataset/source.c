@@ -234,111 +234,141 @@ static fl_code test_row_class(const class_table *ct, const fl_strmap *class_ids,
     return FL_OK;
 }
 
+/* One CSV of the competition layout while read_split_csv reads it. */
+typedef struct {
+    fl_split_id split;
+    const char *src_dir, *sub; /* SRC, and "train" or "test" */
+    const char *path;          /* the CSV */
+    fl_csv *csv;
+    int c_path, c_target, c_class; /* the columns; -1: not there */
+    split_builder b;
+    fl_strmap seen;      /* normal form of each image_path -> its line */
+    fl_strmap class_ids; /* class name -> target */
+    str_list keys;       /* seen's keys, freed together */
+} split_reader;
+
+/* The CSV's columns (train.csv needs class_name and target), the split's
+ * builder, and for test.csv train.csv's class names by target. */
+static fl_code split_csv_begin(split_reader *r, fl_source *src, const class_table *ct, fl_error *err)
+{
+    r->c_path = require_column(r->csv, "image_path", err);
+    r->c_target = fl_csv_column(r->csv, "target");
+    r->c_class = fl_csv_column(r->csv, "class_name");
+    if (r->c_path < 0 || (r->split == FL_SPLIT_TRAIN && ((r->c_class = require_column(r->csv, "class_name", err)) < 0 ||
+                                                         (r->c_target = require_column(r->csv, "target", err)) < 0)))
+        return FL_EINPUT;
+    r->b = (split_builder){&src->split[r->split], 0, r->c_target >= 0};
+    if (fl_strmap_init(&r->seen, 1024) || fl_strmap_init(&r->class_ids, 1024))
+        return fl_fail(err, FL_ENOMEM, "%s: out of memory", r->path);
+    for (int t = 0; r->split != FL_SPLIT_TRAIN && t < ct->num; t++)
+        if (fl_strmap_put(&r->class_ids, ct->names[t], t))
+            return fl_fail(err, FL_ENOMEM, "%s: out of memory", r->path);
+    return FL_OK;
+}
+
+/* The row's image_path ip, checked: relative and inside the split's folder,
+ * and not listed before; *key its normal form ("a/./b.png" and "a//b.png"
+ * name "a/b.png"), the caller's to free. */
+static fl_code split_csv_key(split_reader *r, long line, const char *ip, char **key, fl_error *err)
+{
+    if (!path_is_safe(ip))
+        return fl_fail(err, FL_EINPUT,
+                       "%s:%ld: image_path '%s' is empty, absolute or leaves %s/ HINT: paths are relative to %s/%s/",
+                       r->path, line, ip, r->sub, r->src_dir, r->sub);
+    if (!(*key = normal_path(ip)))
+        return fl_fail(err, FL_ENOMEM, "%s: out of memory", r->path);
+    long *first = fl_strmap_get(&r->seen, *key);
+    if (first) {
+        free(*key);
+        return fl_fail(err, FL_EINPUT,
+                       "%s:%ld: image_path '%s' is listed twice (first at line %ld) HINT: remove the duplicate row",
+                       r->path, line, ip, *first);
+    }
+    return FL_OK;
+}
+
+/* Adds the row to the split (its image_path ip, the file SRC/sub/ip and its
+ * target), key to the paths seen (owned by r->keys from here on), and
+ * checks that the file can be read. */
+static fl_code split_csv_push(split_reader *r, long line, const char *ip, char *key, int32_t target, fl_error *err)
+{
+    char *file = malloc(strlen(r->src_dir) + strlen(r->sub) + strlen(ip) + 3);
+    char *ipd = strdup(ip);
+    if (push_key(&r->keys, key)) {
+        free(key);
+        free(file);
+        free(ipd);
+        return fl_fail(err, FL_ENOMEM, "%s: out of memory", r->path);
+    }
+    if (!file || !ipd || builder_push(&r->b, ipd, file, target)) {
+        free(file);
+        free(ipd);
+        return fl_fail(err, FL_ENOMEM, "%s: out of memory", r->path);
+    }
+    sprintf(file, "%s/%s/%s", r->src_dir, r->sub, ip);
+    if (fl_strmap_put(&r->seen, key, line))
+        return fl_fail(err, FL_ENOMEM, "%s: out of memory", r->path);
+    if (access(file, R_OK) != 0)
+        return fl_fail(err, FL_EINPUT,
+                       "%s: cannot open image listed at %s:%ld (%s) HINT: add the file or remove its row", file,
+                       r->path, line, strerror(errno));
+    return FL_OK;
+}
+
+/* The CSV's current row: its image, its target, and its class against the
+ * class table (train.csv fills it, test.csv is checked against it). */
+static fl_code split_csv_row(split_reader *r, fl_source *src, class_table *ct, fl_error *err)
+{
+    long line = fl_csv_line(r->csv);
+    const char *ip = fl_csv_field(r->csv, r->c_path);
+    int32_t target = 0;
+    char *key = NULL;
+    fl_code rc = split_csv_key(r, line, ip, &key, err);
+    if (rc)
+        return rc;
+    if (r->c_target >= 0 && (rc = parse_target(fl_csv_field(r->csv, r->c_target), r->path, line, &target, err))) {
+        free(key);
+        return rc;
+    }
+    if ((rc = split_csv_push(r, line, ip, key, target, err)))
+        return rc;
+    const char *name = r->c_class >= 0 ? fl_csv_field(r->csv, r->c_class) : NULL;
+    return r->split == FL_SPLIT_TRAIN
+               ? train_row_class(ct, &r->class_ids, r->path, line, target, name, err)
+               : test_row_class(ct, &r->class_ids, src->train_csv, r->path, line, r->c_target >= 0, target, name, err);
+}
+
 /* Reads one CSV of the competition layout into a split. train.csv fills the
  * class table; test.csv is checked against it (ct->num set). */
 static fl_code read_split_csv(fl_source *src, const char *src_dir, fl_split_id split, class_table *ct, fl_error *err)
 {
-    const char *sub = split == FL_SPLIT_TRAIN ? "train" : "test";
+    split_reader r = {0};
+    r.split = split;
+    r.src_dir = src_dir;
+    r.sub = split == FL_SPLIT_TRAIN ? "train" : "test";
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s.csv", src_dir, sub);
+    snprintf(path, sizeof path, "%s/%s.csv", src_dir, r.sub);
+    r.path = path;
     if (split == FL_SPLIT_TRAIN)
         snprintf(src->train_csv, sizeof src->train_csv, "%s", path);
-    fl_csv *csv = NULL;
-    fl_strmap seen = {0}, class_ids = {0};
-    str_list keys = {0};
-    fl_code rc = fl_csv_open_hint(path, "check the path; SRC must hold train.csv and test.csv", &csv, err);
+    fl_code rc = fl_csv_open_hint(path, "check the path; SRC must hold train.csv and test.csv", &r.csv, err);
     if (rc)
         return rc;
-    int c_path = require_column(csv, "image_path", err);
-    int c_target = fl_csv_column(csv, "target");
-    int c_class = fl_csv_column(csv, "class_name");
-    if (c_path < 0 || (split == FL_SPLIT_TRAIN && ((c_class = require_column(csv, "class_name", err)) < 0 ||
-                                                   (c_target = require_column(csv, "target", err)) < 0))) {
-        rc = FL_EINPUT;
+    if ((rc = split_csv_begin(&r, src, ct, err)))
         goto done;
-    }
-    split_builder b = {&src->split[split], 0, c_target >= 0};
-    if (fl_strmap_init(&seen, 1024) || fl_strmap_init(&class_ids, 1024)) {
-        rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    for (int t = 0; split != FL_SPLIT_TRAIN && t < ct->num; t++)
-        if (fl_strmap_put(&class_ids, ct->names[t], t)) {
-            rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
+    int got;
+    while ((got = fl_csv_next(r.csv, err)) == 1)
+        if ((rc = split_csv_row(&r, src, ct, err)))
             goto done;
-        }
-    int r;
-    while ((r = fl_csv_next(csv, err)) == 1) {
-        long line = fl_csv_line(csv);
-        const char *ip = fl_csv_field(csv, c_path);
-        int32_t target = 0;
-        if (!path_is_safe(ip)) {
-            rc = fl_fail(err, FL_EINPUT,
-                         "%s:%ld: image_path '%s' is empty, absolute or leaves %s/ HINT: paths are relative to %s/%s/",
-                         path, line, ip, sub, src_dir, sub);
-            goto done;
-        }
-        /* "a/./b.png" and "a//b.png" name "a/b.png": compare normal forms. */
-        char *key = normal_path(ip);
-        if (!key) {
-            rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
-            goto done;
-        }
-        long *first = fl_strmap_get(&seen, key);
-        if (first) {
-            free(key);
-            rc = fl_fail(err, FL_EINPUT,
-                         "%s:%ld: image_path '%s' is listed twice (first at line %ld) HINT: remove the duplicate row",
-                         path, line, ip, *first);
-            goto done;
-        }
-        if (c_target >= 0 && (rc = parse_target(fl_csv_field(csv, c_target), path, line, &target, err))) {
-            free(key);
-            goto done;
-        }
-        char *file = malloc(strlen(src_dir) + strlen(sub) + strlen(ip) + 3);
-        char *ipd = strdup(ip);
-        if (push_key(&keys, key)) {
-            free(key);
-            free(file);
-            free(ipd);
-            rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
-            goto done;
-        }
-        if (!file || !ipd || builder_push(&b, ipd, file, target)) {
-            free(file);
-            free(ipd);
-            rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
-            goto done;
-        }
-        sprintf(file, "%s/%s/%s", src_dir, sub, ip);
-        if (fl_strmap_put(&seen, key, line)) {
-            rc = fl_fail(err, FL_ENOMEM, "%s: out of memory", path);
-            goto done;
-        }
-        if (access(file, R_OK) != 0) {
-            rc = fl_fail(err, FL_EINPUT,
-                         "%s: cannot open image listed at %s:%ld (%s) HINT: add the file or remove its row", file, path,
-                         line, strerror(errno));
-            goto done;
-        }
-        const char *name = c_class >= 0 ? fl_csv_field(csv, c_class) : NULL;
-        if ((rc = split == FL_SPLIT_TRAIN
-                      ? train_row_class(ct, &class_ids, path, line, target, name, err)
-                      : test_row_class(ct, &class_ids, src->train_csv, path, line, c_target >= 0, target, name, err)))
-            goto done;
-    }
-    if (r < 0) {
+    if (got < 0)
         rc = err->code;
-        goto done;
-    }
-    if (src->split[split].n == 0)
+    else if (src->split[split].n == 0)
         rc = fl_fail(err, FL_EINPUT, "%s: empty CSV (a header but no rows) HINT: list one image per row", path);
 done:
-    fl_strmap_free(&seen);
-    fl_strmap_free(&class_ids);
-    free_keys(&keys);
-    fl_csv_close(csv);
+    fl_strmap_free(&r.seen);
+    fl_strmap_free(&r.class_ids);
+    free_keys(&r.keys);
+    fl_csv_close(r.csv);
     return rc;
 }
 

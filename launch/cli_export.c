@@ -33,89 +33,126 @@ static const char *export_usage =
     "the soft-soft vote of all the run's models, as vote's submission and foldline predict; another --method\n"
     "or a subset of --models uses run.cfg's weights. A line on stderr says which.\n";
 
-int cli_export(int argc, char **argv)
+/* What the command line names. */
+typedef struct {
+    const char *run_dir, *out, *models, *method;
+} export_args;
+
+/* The command line into a. Returns 1 when --help printed the usage, 0, or
+ * -1 for a usage error (in err). */
+static int export_parse_args(int argc, char **argv, export_args *a, fl_error *err)
 {
-    fl_error err;
-    fl_error_clear(&err);
-    const char *run_dir = NULL, *out = NULL, *models = NULL, *method = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL, **slot = NULL;
         int r = 0;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(export_usage, stdout);
-            return 0;
+            return 1;
         }
         if ((r = cli_opt_value(argc, argv, &i, "--models", &v)) != 0)
-            slot = &models;
+            slot = &a->models;
         else if ((r = cli_opt_value(argc, argv, &i, "--method", &v)) != 0)
-            slot = &method;
+            slot = &a->method;
         if (r < 0 || (slot && !*v)) {
-            fl_fail(&err, FL_EUSAGE, "export: option '%s' needs a value HINT: foldline export --help", argv[i]);
-            return cli_report(&err);
+            fl_fail(err, FL_EUSAGE, "export: option '%s' needs a value HINT: foldline export --help", argv[i]);
+            return -1;
         }
         if (slot) {
             *slot = v;
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            fl_fail(&err, FL_EUSAGE, "export: unknown option '%s' HINT: foldline export --help", argv[i]);
-            return cli_report(&err);
-        } else if (!run_dir) {
-            run_dir = argv[i];
-        } else if (!out) {
-            out = argv[i];
+            fl_fail(err, FL_EUSAGE, "export: unknown option '%s' HINT: foldline export --help", argv[i]);
+            return -1;
+        } else if (!a->run_dir) {
+            a->run_dir = argv[i];
+        } else if (!a->out) {
+            a->out = argv[i];
         } else {
-            fl_fail(&err, FL_EUSAGE, "export: unexpected argument '%s' HINT: foldline export RUN_DIR OUT.pt [options]",
+            fl_fail(err, FL_EUSAGE, "export: unexpected argument '%s' HINT: foldline export RUN_DIR OUT.pt [options]",
                     argv[i]);
-            return cli_report(&err);
+            return -1;
         }
     }
-    if (!run_dir || !out) {
-        fl_fail(&err, FL_EUSAGE,
+    if (!a->run_dir || !a->out) {
+        fl_fail(err, FL_EUSAGE,
                 "export: needs RUN_DIR and OUT.pt HINT: foldline export RUN_DIR OUT.pt [options]; see foldline export "
                 "--help");
-        return cli_report(&err);
+        return -1;
     }
-    fl_tempfile_install_signal_cleanup();
-    static fl_run run;
-    fl_predictor *pred = NULL;
-    char final[4096];
-    fl_code rc = fl_run_open(run_dir, models, method, &run, &err);
-    for (int m = 1; !rc && m < run.n_models; m++) {
-        const fl_run_model *a = &run.models[0], *b = &run.models[m];
+    return 0;
+}
+
+/* One module takes one image size: every model's must be the first one's. */
+static fl_code export_check_sizes(const fl_run *run, fl_error *err)
+{
+    for (int m = 1; m < run->n_models; m++) {
+        const fl_run_model *a = &run->models[0], *b = &run->models[m];
         if (a->channels != b->channels || a->height != b->height || a->width != b->width)
-            rc = fl_fail(
-                &err, FL_EUSAGE,
+            return fl_fail(
+                err, FL_EUSAGE,
                 "export: a size mismatch: model %s takes %dx%d images of %d channels, model %s %dx%d of %d; one module "
                 "takes one image size HINT: export each size on its own (--models %s, then --models %s)",
                 a->name, a->height, a->width, a->channels, b->name, b->height, b->width, b->channels, a->name, b->name);
     }
-    if (!rc) {
-        char *inputs[FL_MAX_MODELS * FL_MAX_FOLDS * 4 + 2];
-        int n = fl_run_inputs(&run, inputs, (int)(sizeof inputs / sizeof *inputs));
-        rc = fl_outpath_check("OUT.pt", out, inputs, n, final, sizeof final, &err);
-        fl_run_free_paths(inputs, n);
+    return FL_OK;
+}
+
+/* OUT.pt into final (cap): a path this command may write, none of the
+ * run's files it reads. */
+static fl_code export_out_path(const fl_run *run, const char *out, char *final, size_t cap, fl_error *err)
+{
+    char *inputs[FL_MAX_MODELS * FL_MAX_FOLDS * 4 + 2];
+    int n = fl_run_inputs(run, inputs, (int)(sizeof inputs / sizeof *inputs));
+    fl_code rc = fl_outpath_check("OUT.pt", out, inputs, n, final, cap, err);
+    fl_run_free_paths(inputs, n);
+    return rc;
+}
+
+/* The ensemble of the predictor's models as one TorchScript module, written
+ * to a temporary file beside final, then renamed to it. */
+static fl_code export_write(const fl_run *run, fl_predictor *pred, const char *final, const char *out, fl_error *err)
+{
+    fl_export_model em[FL_MAX_MODELS];
+    fl_model *folds[FL_MAX_MODELS][FL_MAX_FOLDS];
+    for (int m = 0; m < run->n_models; m++) {
+        for (int i = 0; i < run->man.n_folds; i++)
+            folds[m][i] = fl_predictor_fold(pred, m, i);
+        em[m] = (fl_export_model){
+            run->models[m].weight, run->models[m].temperature, run->models[m].frozen, run->man.n_folds, folds[m],
+            run->models[m].n_tta,  run->models[m].tta};
     }
+    fl_tempfile t;
+    fl_code rc = fl_tempfile_begin(&t, final, 1, err);
+    if (rc)
+        return rc;
+    if ((rc = fl_export_ensemble(em, run->n_models, run->method, run->fitted, t.tmp_path, err))) {
+        fl_tempfile_abort(&t);
+        fl_error_prefix(err, "%s", out);
+        return rc;
+    }
+    return fl_tempfile_commit(&t, err);
+}
+
+int cli_export(int argc, char **argv)
+{
+    fl_error err;
+    fl_error_clear(&err);
+    export_args a = {NULL, NULL, NULL, NULL};
+    int parsed = export_parse_args(argc, argv, &a, &err);
+    if (parsed)
+        return parsed > 0 ? 0 : cli_report(&err);
+    fl_tempfile_install_signal_cleanup();
+    static fl_run run;
+    fl_predictor *pred = NULL;
+    char final[4096];
+    fl_code rc = fl_run_open(a.run_dir, a.models, a.method, &run, &err);
+    if (!rc)
+        rc = export_check_sizes(&run, &err);
+    if (!rc)
+        rc = export_out_path(&run, a.out, final, sizeof final, &err);
     if (!rc)
         rc = fl_predictor_new(&run, "cpu", &pred, &err);
-    if (!rc) {
-        fl_export_model em[FL_MAX_MODELS];
-        fl_model *folds[FL_MAX_MODELS][FL_MAX_FOLDS];
-        for (int m = 0; m < run.n_models; m++) {
-            for (int i = 0; i < run.man.n_folds; i++)
-                folds[m][i] = fl_predictor_fold(pred, m, i);
-            em[m] = (fl_export_model){
-                run.models[m].weight, run.models[m].temperature, run.models[m].frozen, run.man.n_folds, folds[m],
-                run.models[m].n_tta,  run.models[m].tta};
-        }
-        fl_tempfile t;
-        if (!(rc = fl_tempfile_begin(&t, final, 1, &err))) {
-            if ((rc = fl_export_ensemble(em, run.n_models, run.method, run.fitted, t.tmp_path, &err))) {
-                fl_tempfile_abort(&t);
-                fl_error_prefix(&err, "%s", out);
-            } else {
-                rc = fl_tempfile_commit(&t, &err);
-            }
-        }
-    }
+    if (!rc)
+        rc = export_write(&run, pred, final, a.out, &err);
     if (!rc)
         fprintf(stderr, "export: weights %s\n", run.weights_line);
     if (!rc)

@@ -95,6 +95,123 @@ static void prep_on_progress(void *ctx, int64_t done, int64_t total)
     fl_ticker_print(&p->ticker, now, line);
 }
 
+/* The options that take a value, in the order they are matched. */
+static const char *const prep_value_options[] = {"--size",    "--channels", "--folds",  "--seed",
+                                                 "--threads", "--progress", "--classes"};
+
+/* Option opt (one of prep_value_options) with its value v into o or
+ * *progress_s; FL_EUSAGE with err set when v is not a value opt takes. */
+static fl_code prep_set_option(const char *opt, const char *v, fl_prep_options *o, double *progress_s, fl_error *err)
+{
+    long x;
+    if (!strcmp(opt, "--size")) {
+        if (parse_size(v, &o->height, &o->width, err))
+            return FL_EUSAGE;
+        o->shape_given = 1;
+    } else if (!strcmp(opt, "--channels")) {
+        if (cli_parse_int("--channels", v, 1, 3, &x, err))
+            return FL_EUSAGE;
+        if (x == 2)
+            return fl_fail(err, FL_EUSAGE, "--channels 2: must be 1 (grey) or 3 (RGB)");
+        o->channels = (int)x;
+        o->shape_given = 1;
+    } else if (!strcmp(opt, "--folds")) {
+        if (cli_parse_int("--folds", v, 2, 1000, &x, err))
+            return FL_EUSAGE;
+        o->folds = (int)x;
+    } else if (!strcmp(opt, "--seed")) {
+        if (cli_parse_int("--seed", v, 0, 4294967295L, &x, err))
+            return FL_EUSAGE;
+        o->seed = (uint32_t)x;
+    } else if (!strcmp(opt, "--threads")) {
+        if (cli_parse_int("--threads", v, 1, 1L << 20, &x, err))
+            return FL_EUSAGE;
+        int cores = fl_cores_available();
+        if (x > cores) {
+            fprintf(stderr,
+                    "foldline: warning: prep: --threads %ld is more than the %d core%s this process may use; "
+                    "using %d HINT: leave out --threads to use every core\n",
+                    x, cores, cores == 1 ? "" : "s", cores);
+            x = cores;
+        }
+        o->threads = (int)x;
+    } else if (!strcmp(opt, "--progress")) {
+        char *end = NULL;
+        *progress_s = strtod(v, &end);
+        if (end == v || *end || !(*progress_s >= 0) || *progress_s > 1e6)
+            return fl_fail(err, FL_EUSAGE, "--progress '%s': expected seconds >= 0 (0: no progress lines)", v);
+    } else { /* --classes */
+        o->classes_file = v;
+    }
+    return FL_OK;
+}
+
+/* The command line: the options into o, *quiet and *progress_s, SRC and
+ * OUT.h5 into o. Returns 1 when --help printed the usage, 0, or -1 for a
+ * usage error: err set, or not when an option's value is missing. */
+static int prep_parse_args(int argc, char **argv, fl_prep_options *o, int *quiet, double *progress_s, fl_error *err)
+{
+    int npos = 0;
+    const char *pos[2] = {NULL, NULL};
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL, *opt = NULL;
+        int r = 0;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(prep_usage, stdout);
+            return 1;
+        } else if (!strcmp(argv[i], "--force")) {
+            o->force = 1;
+            continue;
+        } else if (!strcmp(argv[i], "--quiet")) {
+            *quiet = 1;
+            continue;
+        }
+        for (size_t k = 0; k < sizeof prep_value_options / sizeof *prep_value_options && !r; k++)
+            if ((r = cli_opt_value(argc, argv, &i, prep_value_options[k], &v)) != 0)
+                opt = prep_value_options[k];
+        if (r < 0 || (r > 0 && prep_set_option(opt, v, o, progress_s, err)))
+            return -1;
+        if (r > 0)
+            continue;
+        if (argv[i][0] == '-' && argv[i][1]) {
+            fl_fail(err, FL_EUSAGE, "prep: unknown option '%s' HINT: foldline prep --help", argv[i]);
+            return -1;
+        }
+        if (npos >= 2) {
+            fl_fail(err, FL_EUSAGE, "prep: unexpected argument '%s' HINT: foldline prep SRC OUT.h5 [options]", argv[i]);
+            return -1;
+        }
+        pos[npos++] = argv[i];
+    }
+    if (npos != 2) {
+        fl_fail(err, FL_EUSAGE, "prep: needs SRC and OUT.h5 HINT: foldline prep --help");
+        return -1;
+    }
+    o->src_dir = pos[0];
+    o->out_path = pos[1];
+    return 0;
+}
+
+/* SRC that is not there, or not a folder, is a mistake on the command line. */
+static fl_code prep_check_src(const char *src_dir, fl_error *err)
+{
+    struct stat sst;
+    int st_rc = stat(src_dir, &sst), st_errno = errno;
+    if (st_rc == 0 && S_ISDIR(sst.st_mode))
+        return FL_OK;
+    char what[160];
+    if (st_rc == 0)
+        snprintf(what, sizeof what, "is not a folder");
+    else if (st_errno == ENOENT || st_errno == ENOTDIR)
+        snprintf(what, sizeof what, "does not exist");
+    else
+        snprintf(what, sizeof what, "cannot be read (%s)", strerror(st_errno));
+    return fl_fail(err, FL_EUSAGE,
+                   "%s: SRC %s HINT: SRC is the folder that holds train.csv and test.csv (or the IDX files): foldline "
+                   "prep SRC OUT.h5",
+                   src_dir, what);
+}
+
 int cli_prep(int argc, char **argv)
 {
     fl_error err;
@@ -103,100 +220,13 @@ int cli_prep(int argc, char **argv)
     o.channels = 3;
     o.folds = 5;
     o.seed = 42;
-    int quiet = 0, npos = 0;
+    int quiet = 0;
     double progress_s = 30;
-    const char *pos[2] = {NULL, NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        long x;
-        int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(prep_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--force")) {
-            o.force = 1;
-        } else if (!strcmp(argv[i], "--quiet")) {
-            quiet = 1;
-        } else if ((r = cli_opt_value(argc, argv, &i, "--size", &v)) != 0) {
-            if (r < 0 || parse_size(v, &o.height, &o.width, &err))
-                goto usage;
-            o.shape_given = 1;
-        } else if ((r = cli_opt_value(argc, argv, &i, "--channels", &v)) != 0) {
-            if (r < 0 || cli_parse_int("--channels", v, 1, 3, &x, &err))
-                goto usage;
-            if (x == 2) {
-                fl_fail(&err, FL_EUSAGE, "--channels 2: must be 1 (grey) or 3 (RGB)");
-                goto usage;
-            }
-            o.channels = (int)x;
-            o.shape_given = 1;
-        } else if ((r = cli_opt_value(argc, argv, &i, "--folds", &v)) != 0) {
-            if (r < 0 || cli_parse_int("--folds", v, 2, 1000, &x, &err))
-                goto usage;
-            o.folds = (int)x;
-        } else if ((r = cli_opt_value(argc, argv, &i, "--seed", &v)) != 0) {
-            if (r < 0 || cli_parse_int("--seed", v, 0, 4294967295L, &x, &err))
-                goto usage;
-            o.seed = (uint32_t)x;
-        } else if ((r = cli_opt_value(argc, argv, &i, "--threads", &v)) != 0) {
-            if (r < 0 || cli_parse_int("--threads", v, 1, 1L << 20, &x, &err))
-                goto usage;
-            int cores = fl_cores_available();
-            if (x > cores) {
-                fprintf(stderr,
-                        "foldline: warning: prep: --threads %ld is more than the %d core%s this process may use; "
-                        "using %d HINT: leave out --threads to use every core\n",
-                        x, cores, cores == 1 ? "" : "s", cores);
-                x = cores;
-            }
-            o.threads = (int)x;
-        } else if ((r = cli_opt_value(argc, argv, &i, "--progress", &v)) != 0) {
-            char *end = NULL;
-            if (r < 0)
-                goto usage;
-            progress_s = strtod(v, &end);
-            if (end == v || *end || !(progress_s >= 0) || progress_s > 1e6) {
-                fl_fail(&err, FL_EUSAGE, "--progress '%s': expected seconds >= 0 (0: no progress lines)", v);
-                goto usage;
-            }
-        } else if ((r = cli_opt_value(argc, argv, &i, "--classes", &v)) != 0) {
-            if (r < 0)
-                goto usage;
-            o.classes_file = v;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fl_fail(&err, FL_EUSAGE, "prep: unknown option '%s' HINT: foldline prep --help", argv[i]);
-            goto usage;
-        } else if (npos < 2) {
-            pos[npos++] = argv[i];
-        } else {
-            fl_fail(&err, FL_EUSAGE, "prep: unexpected argument '%s' HINT: foldline prep SRC OUT.h5 [options]",
-                    argv[i]);
-            goto usage;
-        }
-    }
-    if (npos != 2) {
-        fl_fail(&err, FL_EUSAGE, "prep: needs SRC and OUT.h5 HINT: foldline prep --help");
+    int parsed = prep_parse_args(argc, argv, &o, &quiet, &progress_s, &err);
+    if (parsed > 0)
+        return 0;
+    if (parsed < 0 || prep_check_src(o.src_dir, &err))
         goto usage;
-    }
-    o.src_dir = pos[0];
-    o.out_path = pos[1];
-    /* SRC that is not there, or not a folder, is a mistake on the command line. */
-    struct stat sst;
-    int st_rc = stat(o.src_dir, &sst), st_errno = errno;
-    if (st_rc != 0 || !S_ISDIR(sst.st_mode)) {
-        char what[160];
-        if (st_rc == 0)
-            snprintf(what, sizeof what, "is not a folder");
-        else if (st_errno == ENOENT || st_errno == ENOTDIR)
-            snprintf(what, sizeof what, "does not exist");
-        else
-            snprintf(what, sizeof what, "cannot be read (%s)", strerror(st_errno));
-        fl_fail(&err, FL_EUSAGE,
-                "%s: SRC %s HINT: SRC is the folder that holds train.csv and test.csv (or the IDX files): foldline "
-                "prep SRC OUT.h5",
-                o.src_dir, what);
-        goto usage;
-    }
     fl_h5_quiet();
     fl_tempfile_install_signal_cleanup();
     fl_prep_stats st;

@@ -2,7 +2,9 @@
  * (models x folds.use; a frozen model's folds in one fused job) of the run on
  * the ranks of the MPI world, then the gather step (vote) on rank 0. Alone,
  * the world is one rank. The data files' steps live in train_data.c, the
- * device, folds and jobs in train_plan.c (launch/train_priv.h).
+ * device, folds and jobs in train_plan.c, the run directory's --restart,
+ * settings check and run.cfg in train_rundir.c, and step 4 in train_jobs.c
+ * (launch/train_priv.h).
  *
  * The life of a rank:
  *   1. MPI up (FUNNELED); the launch check against SLURM_NTASKS.
@@ -25,9 +27,7 @@
  *      job of the run is complete (with --fold K, other processes may still
  *      be training the other folds: then it says what is missing).
  */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
@@ -96,13 +96,6 @@ static int default_threads(const fl_world *w)
     return t < 1 ? 1 : (int)t;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return (flag == FTW_DP ? rmdir(path) : unlink(path)) == 0 ? 0 : errno;
-}
-
 /* Warnings, once per host (its local rank 0), about cores: more ranks on
  * this host than it has cores (mpirun --oversubscribe), and run.threads above
  * the host's cores, which is clamped to them (more threads only contend). */
@@ -128,134 +121,6 @@ static void train_warn_cores(train_ctx *t)
         t->threads = (int)online;
     }
     fflush(stderr);
-}
-
-/* --restart --fold K: removes fold K's job directory of every model, and
- * nothing else: other processes (SLURM array tasks) may be training or have
- * finished the other folds, and run.cfg and ensemble/ are the run's (the
- * vote that follows the last fold rewrites ensemble/). Refused while a live
- * trainer holds fold K of any model. */
-static fl_code train_restart_fold(const train_ctx *t, fl_error *err)
-{
-    char dir[4096];
-    for (int m = 0; m < t->cfg->n_models; m++) {
-        fl_joblock_outcome held;
-        fl_job_dir(&t->env, &(fl_job){m, t->fold_only}, dir, sizeof dir);
-        fl_code rc = fl_joblock_inspect(dir, t->cfg->lock_timeout_s, &held, err);
-        if (rc)
-            return rc;
-        if (held.held)
-            return fl_fail(err, FL_EINPUT,
-                           "%s: --restart --fold %d: %s is held by %s, a trainer of this fold that is still running; "
-                           "it is left as it is HINT: stop that trainer (or let it finish), then rerun with --restart",
-                           t->cfg->path, t->fold_only, held.path, held.who);
-    }
-    for (int m = 0; m < t->cfg->n_models; m++) {
-        fl_job_dir(&t->env, &(fl_job){m, t->fold_only}, dir, sizeof dir);
-        if (access(dir, F_OK) != 0)
-            continue;
-        int rc = nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-        if (rc != 0)
-            return fl_fail(err, FL_EIO, "--restart: cannot remove %s: %s", dir, strerror(rc > 0 ? rc : errno));
-        printf("train: --restart --fold %d: removed %s\n", t->fold_only, dir);
-    }
-    return FL_OK;
-}
-
-/* --restart: removes the run directory, which must be a foldline run (hold
- * a run.cfg), so that a mistyped out_dir never empties another folder. */
-static fl_code train_restart(const train_ctx *t, fl_error *err)
-{
-    const char *dir = t->env.run_dir;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/run.cfg", dir);
-    if (access(dir, F_OK) != 0)
-        return FL_OK;
-    if (access(path, F_OK) != 0)
-        return fl_fail(err, FL_EINPUT,
-                       "%s: --restart: %s has no run.cfg, so it is not a foldline run; it is left as it is HINT: "
-                       "check run.out_dir and run.name",
-                       t->cfg->path, dir);
-    if (t->fold_only >= 0)
-        return train_restart_fold(t, err);
-    /* Never pull the floor from under a running trainer: a job lock with a
-     * live holder (trainer/joblock.h) keeps the whole run. */
-    fl_joblock_outcome held;
-    fl_code lrc = fl_joblock_find_held(dir, t->cfg->lock_timeout_s, &held, err);
-    if (lrc)
-        return lrc;
-    if (held.held)
-        return fl_fail(err, FL_EINPUT,
-                       "%s: --restart: %s is held by %s, a trainer of this run that is still running; %s is left "
-                       "as it is HINT: stop that trainer (or let it finish), then rerun with --restart",
-                       t->cfg->path, held.path, held.who, dir);
-    int rc = nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (rc != 0)
-        return fl_fail(err, FL_EIO, "--restart: cannot remove %s: %s", dir, strerror(rc > 0 ? rc : errno));
-    printf("train: --restart: removed %s\n", dir);
-    return FL_OK;
-}
-
-/* Before any job starts: every job of the config that has a directory was
- * trained with the settings the config gives now. Jobs where only
- * predict_with or tta changed re-predict from their checkpoints (their
- * settings.txt rewritten, preds.h5 removed: trainer/job.h) once every job
- * passed the check, so that a refusal leaves every job as it was; one that
- * a live trainer holds is refused. Only the jobs this process trains. */
-static fl_code train_check_settings(const train_ctx *t, fl_error *err)
-{
-    fl_job again[FL_MAX_MODELS * FL_MAX_FOLDS];
-    int n_again = 0;
-    for (int m = 0; m < t->cfg->n_models; m++)
-        for (int k = 0; k < t->n_folds; k++) {
-            fl_job job = {m, t->folds[k]};
-            int changed = 0, mine = 0;
-            fl_code rc = fl_job_check_settings(&t->env, &job, &changed, err);
-            if (rc)
-                return rc;
-            for (int i = 0; i < t->n_train_folds; i++)
-                mine |= t->train_folds[i] == job.fold;
-            if (!changed || !mine)
-                continue;
-            char dir[4096];
-            fl_joblock_outcome held;
-            fl_job_dir(&t->env, &job, dir, sizeof dir);
-            if ((rc = fl_joblock_inspect(dir, t->cfg->lock_timeout_s, &held, err)))
-                return rc;
-            if (held.held)
-                return fl_fail(err, FL_EINPUT,
-                               "%s: predict_with or tta of model %s changed, but %s is held by %s, a trainer that is "
-                               "still running HINT: rerun when it has finished, to re-predict fold %d",
-                               t->cfg->path, t->cfg->models[m].name, held.path, held.who, job.fold);
-            again[n_again++] = job;
-        }
-    for (int i = 0; i < n_again; i++) {
-        fl_code rc = fl_job_repredict(&t->env, &again[i], err);
-        if (rc)
-            return rc;
-    }
-    return FL_OK;
-}
-
-static fl_code train_write_manifest(const train_ctx *t, fl_error *err)
-{
-    const fl_train_config *cfg = t->cfg;
-    fl_manifest m;
-    memset(&m, 0, sizeof m);
-    /* The first model's data file: vote reads labels, folds and test paths,
-     * which every data file of the run shares. */
-    snprintf(m.data_file, sizeof m.data_file, "%s", t->data[0].real);
-    m.n_folds = t->n_folds;
-    memcpy(m.folds, t->folds, sizeof *t->folds * (size_t)t->n_folds);
-    m.n_models = cfg->n_models;
-    for (int i = 0; i < cfg->n_models; i++) {
-        snprintf(m.models[i].name, sizeof m.models[i].name, "%s", cfg->models[i].name);
-        m.models[i].weight = cfg->models[i].vote_weight;
-    }
-    snprintf(m.vote_method, sizeof m.vote_method, "%s", fl_vote_method_name(cfg->vote_method));
-    char path[4200];
-    snprintf(path, sizeof path, "%s/run.cfg", t->env.run_dir);
-    return fl_manifest_write(path, &m, err);
 }
 
 /* Step 2a: the config against the world and the data files, which stay
@@ -357,23 +222,6 @@ static fl_code train_say_who(train_ctx *t, fl_error *err)
     return rc;
 }
 
-/* "<prefix>: D of N jobs done ..., ETA ..." from the run directory (trainer/
- * runstatus.h) and this process's groups. */
-static void train_say_eta(const train_ctx *t, const char *prefix)
-{
-    fl_run_status rs;
-    fl_error err;
-    if (fl_run_status_scan(t->env.run_dir, fl_group_count(t->env.group), &rs, &err))
-        return;
-    char eta[32];
-    fl_progress_duration(rs.eta_s, eta, sizeof eta);
-    printf("%s %s: %d of %d job%s done, %d running, %d to run%s%s\n", prefix,
-           rs.eta_s < 0 ? "unknown until an epoch of each model is measured" : eta, rs.count[FL_RUN_DONE], rs.n_jobs,
-           rs.n_jobs == 1 ? "" : "s", rs.count[FL_RUN_RUNNING], rs.count[FL_RUN_STOPPED] + rs.count[FL_RUN_PENDING],
-           rs.count[FL_RUN_FAILED] ? ", some failed (foldline status)" : "", "");
-    fl_run_status_free(&rs);
-}
-
 /* Step 3: the groups, their backend and the job queue (collective). */
 static fl_code train_setup_groups(train_ctx *t, fl_error *err)
 {
@@ -447,167 +295,6 @@ static fl_code train_setup_groups(train_ctx *t, fl_error *err)
     return FL_OK;
 }
 
-static void train_say_skipped(const train_ctx *t, const fl_job *j)
-{
-    fl_job_log(stdout, t->cfg->models[j->model].name, j->fold, "complete (preds.h5 exists), skipped\n");
-    fflush(stdout);
-}
-
-/* Releases the leader's n job locks; a lock another trainer took over
- * meanwhile is a warning (the job's files are whole files either way). */
-static void train_unlock(fl_joblock **locks, int n)
-{
-    for (int i = 0; i < n; i++) {
-        fl_error e;
-        if (fl_joblock_release(locks[i], &e)) {
-            fflush(stdout);
-            fprintf(stderr, "foldline: warning: %s\n", e.msg);
-            fflush(stderr);
-        }
-        locks[i] = NULL;
-    }
-}
-
-/* The leader's lock on job j's directory (trainer/joblock.h): *take = 1 and
- * *lock when this process trains it; 0 when a live trainer holds it or it
- * completed meanwhile (both said in one line). */
-static fl_code train_lock_job(const train_ctx *t, const fl_job *j, fl_joblock **lock, int *take, fl_error *err)
-{
-    const char *name = t->cfg->models[j->model].name;
-    char dir[4096];
-    fl_joblock_outcome o;
-    *lock = NULL;
-    *take = 0;
-    fl_job_dir(&t->env, j, dir, sizeof dir);
-    fl_code rc = fl_mkdir_p(dir, err);
-    if (!rc)
-        rc = fl_joblock_open(dir, t->cfg->lock_timeout_s, lock, &o, err);
-    if (rc)
-        return fl_error_prefix(err, "job %s fold %d", name, j->fold);
-    if (o.held) {
-        fl_job_log(stdout, name, j->fold, "held by %s, skipped\n", o.who);
-        fflush(stdout);
-        return FL_OK;
-    }
-    if (o.took_over) {
-        fl_job_log(stdout, name, j->fold, "taking over the lock of %s\n", o.who);
-        fflush(stdout);
-    }
-    if (fl_job_is_done(&t->env, j)) { /* its trainer finished between the look and the lock */
-        train_unlock(lock, 1);
-        train_say_skipped(t, j);
-        return FL_OK;
-    }
-    *take = 1;
-    return FL_OK;
-}
-
-/* The train folds of fused job j to train now into todo[1..] (todo[0] of
- * them), each locked in locks[] (leader): complete folds and folds another
- * trainer holds are said and left out. */
-static fl_code train_fused_todo(const train_ctx *t, const fl_job *j, int *todo, fl_joblock **locks, fl_error *err)
-{
-    todo[0] = 0;
-    for (int i = 0; i < t->n_train_folds; i++) {
-        fl_job one = {j->model, t->train_folds[i]};
-        if (fl_job_is_done(&t->env, &one)) {
-            train_say_skipped(t, &one);
-            continue;
-        }
-        int take;
-        fl_code rc = train_lock_job(t, &one, &locks[todo[0]], &take, err);
-        if (rc) {
-            train_unlock(locks, todo[0]);
-            todo[0] = 0;
-            return rc;
-        }
-        if (take)
-            todo[1 + todo[0]++] = one.fold;
-    }
-    return FL_OK;
-}
-
-/* Step 4: jobs until the queue is empty. Job index i is t->jobs[i] (the
- * order of one process: model-major). */
-static fl_code train_jobs(train_ctx *t, fl_error *err)
-{
-    fl_job_env *env = &t->env;
-    int leader = fl_group_rank(env->group) == 0;
-    for (;;) {
-        int idx = -1, todo[FL_MAX_FOLDS + 1] = {0}; /* a fused job: todo[0] folds, then the folds */
-        fl_joblock *locks[FL_MAX_FOLDS] = {NULL};   /* the leader's: one per fold it trains */
-        int n_locks = 0;
-        fl_job job;
-        fl_code rc;
-        /* the leader takes jobs until one that is not complete and that it could lock */
-        while (leader) {
-            if (fl_stop_requested()) { /* asked to stop: take no new job */
-                idx = -1;
-                break;
-            }
-            if ((rc = fl_jobq_take(env->queue, &idx, err)))
-                return rc;
-            if (idx < 0)
-                break;
-            job = t->jobs[idx];
-            if (job.fold < 0) {
-                if ((rc = train_fused_todo(t, &job, todo, locks, err)))
-                    return rc;
-                if ((n_locks = todo[0]) > 0)
-                    break;
-                continue;
-            }
-            if (fl_job_is_done(env, &job)) {
-                train_say_skipped(t, &job);
-                continue;
-            }
-            int take;
-            if ((rc = train_lock_job(t, &job, &locks[0], &take, err)))
-                return rc;
-            if ((n_locks = take))
-                break;
-        }
-        if ((rc = fl_group_bcast_int(env->group, &idx, err))) {
-            train_unlock(locks, n_locks);
-            return rc;
-        }
-        if (idx < 0)
-            return FL_OK;
-        job = t->jobs[idx];
-        double t0 = fl_progress_now();
-        char who[128];
-        if (job.fold >= 0) {
-            rc = fl_job_run(env, &job, err);
-            fl_job_tag(who, sizeof who, t->cfg->models[job.model].name, job.fold);
-        } else {
-            if (!(rc = fl_group_bcast_host(env->group, todo, sizeof todo, err))) /* the leader's list */
-                rc = fl_fused_run(env, job.model, todo + 1, todo[0], err);
-            fl_job_tag(who, sizeof who, t->cfg->models[job.model].name, -1);
-        }
-        train_unlock(locks, n_locks); /* done, failed or stopped: the job is free again */
-        if (rc)
-            return rc;
-        if (leader) { /* the run's ETA from every job's files, at each finished job */
-            char took[32], prefix[200];
-            fl_progress_duration(fl_progress_now() - t0, took, sizeof took);
-            snprintf(prefix, sizeof prefix, "%s done in %s; run ETA", who, took);
-            train_say_eta(t, prefix);
-            fflush(stdout);
-        }
-    }
-}
-
-/* Jobs of the whole run (models x the run's folds) whose preds.h5 is missing:
- * with --fold, other processes may not have finished theirs. */
-static int train_jobs_missing(const train_ctx *t)
-{
-    int missing = 0;
-    for (int m = 0; m < t->cfg->n_models; m++)
-        for (int i = 0; i < t->n_folds; i++)
-            missing += !fl_job_is_done(&t->env, &(fl_job){m, t->folds[i]});
-    return missing;
-}
-
 static void train_free(train_ctx *t)
 {
     for (int d = 0; d < t->n_data; d++) {
@@ -655,76 +342,84 @@ static int train_agree_local(train_ctx **tp, fl_code rc, fl_error *err, int *sta
     return 1;
 }
 
-/* Steps 1 to 5. Returns the exit status; failures go through cli_report. */
-static int train_main(const char *config, int fold_only, const char **overrides, int n_over, int restart,
-                      fl_train_config *cfg)
+/* Steps 1 and 2: MPI up, the config, the data files and each rank's own
+ * set-up, the ranks agreeing after each part. Returns the rank's state for
+ * step 3, or NULL with *status the exit status (every rank ends; one prints
+ * the failure). */
+static train_ctx *train_start(const char *config, int fold_only, const char **overrides, int n_over, int restart,
+                              fl_train_config *cfg, int *status, fl_error *err)
 {
-    fl_error err;
-    fl_error_clear(&err);
     train_ctx *t = calloc(1, sizeof *t);
     if (!t) {
-        fl_fail(&err, FL_ENOMEM, "out of memory");
-        return cli_report(&err);
+        fl_fail(err, FL_ENOMEM, "out of memory");
+        *status = cli_report(err);
+        return NULL;
     }
     t->cfg = cfg;
     t->fold_only = fold_only;
     t->restart = restart;
-    fl_code rc = fl_world_start(&t->world, &err);
+    fl_code rc = fl_world_start(&t->world, err);
     if (rc) {
         int quiet = !fl_world_reports(&t->world); /* srun's N copies: only task 0 prints */
         free(t);
-        return quiet ? fl_exit_status(rc) : cli_report(&err);
+        *status = quiet ? fl_exit_status(rc) : cli_report(err);
+        return NULL;
     }
-    rc = fl_world_check_launch(&t->world, &err);
+    rc = fl_world_check_launch(&t->world, err);
     if (!rc)
-        rc = fl_config_load(config, overrides, n_over, cfg, &err);
+        rc = fl_config_load(config, overrides, n_over, cfg, err);
     if (!rc)
-        rc = train_setup_data(t, &err);
-    int status;
-    if (train_agree_local(&t, rc, &err, &status))
-        return status;
-    if ((rc = fl_world_bcast_ints(&t->world, t->verify, FL_MAX_MODELS, &err))) {
+        rc = train_setup_data(t, err);
+    if (train_agree_local(&t, rc, err, status))
+        return NULL;
+    if ((rc = fl_world_bcast_ints(&t->world, t->verify, FL_MAX_MODELS, err))) {
         train_free(t);
         free(t);
-        return cli_report(&err);
+        *status = cli_report(err);
+        return NULL;
     }
-    rc = train_setup_local(t, &err);
-    if (train_agree_local(&t, rc, &err, &status))
-        return status;
+    rc = train_setup_local(t, err);
+    if (train_agree_local(&t, rc, err, status))
+        return NULL;
     if (t->world.rank == 0)
         train_write_verified(t);
+    return t;
+}
+
+/* Steps 3 and 4, then every rank meets: the groups and the jobs, the
+ * queue's close (collective: it waits for every group), a barrier, and the
+ * ranks' agreement on a stop. A stop (FL_ESTOPPED: this rank's job
+ * checkpointed after a signal) is not a failure: *stopped, its message in
+ * *stop_err; *n_stopped ranks stopped. */
+static fl_code train_run(train_ctx *t, int *stopped, fl_error *stop_err, int *n_stopped, fl_error *err)
+{
     int first = 0;
-    /* A stop (FL_ESTOPPED: this rank's job checkpointed after a signal) is
-     * not a failure: the rank still meets the others, which finish or stop
-     * their own jobs, and then every rank exits with status 75. */
-    fl_error stop_err;
-    fl_error_clear(&stop_err);
-    int stopped = 0, n_stopped = 0;
-    if (!(rc = train_setup_groups(t, &err))) {
-        rc = train_jobs(t, &err);
+    fl_code rc = train_setup_groups(t, err);
+    if (!rc) {
+        rc = train_jobs(t, err);
         if (rc == FL_ESTOPPED || (!rc && fl_stop_requested())) {
-            stopped = 1;
-            stop_err = err;
+            *stopped = 1;
+            *stop_err = *err;
             rc = FL_OK;
         }
     }
-    if (!rc) {
-        rc = fl_jobq_close(t->env.queue, &err); /* collective: waits for every group */
-        t->env.queue = NULL;
-        if (!rc)
-            rc = fl_world_barrier(&t->world, &err);
-        if (!rc)
-            rc = fl_world_agree(&t->world, stopped, &first, &n_stopped, &err);
-    }
-    if (rc) {
-        train_free(t);
-        if (t->world.size == 1) { /* alone, MPI ends normally: free what it holds first */
-            fl_jobq_close(t->env.queue, NULL);
-            fl_group_close(t->env.group);
-        }
-        free(t);
-        return cli_report(&err); /* with more ranks: ends every one of them */
-    }
+    if (rc)
+        return rc;
+    rc = fl_jobq_close(t->env.queue, err);
+    t->env.queue = NULL;
+    if (!rc)
+        rc = fl_world_barrier(&t->world, err);
+    if (!rc)
+        rc = fl_world_agree(&t->world, *stopped, &first, n_stopped, err);
+    return rc;
+}
+
+/* Step 5, every rank having met: MPI down (t freed); after a stop, where the
+ * checkpoints are and exit status 75; else rank 0 votes when every job of
+ * the run is complete, or says how many are not. Returns the exit status. */
+static int train_finish(train_ctx *t, int stopped, const fl_error *stop_err, int n_stopped, fl_error *err)
+{
+    const fl_train_config *cfg = t->cfg;
     fl_group_close(t->env.group);
     int rank = t->world.rank, missing = rank == 0 ? train_jobs_missing(t) : 0;
     int n_jobs = cfg->n_models * t->n_folds;
@@ -732,8 +427,8 @@ static int train_main(const char *config, int fold_only, const char **overrides,
     free(t);
     fl_world_end();
     if (n_stopped) {
-        if (stopped && stop_err.msg[0]) /* a job that stopped says where its checkpoint is */
-            fprintf(stderr, "foldline: %s\n", stop_err.msg);
+        if (stopped && stop_err->msg[0]) /* a job that stopped says where its checkpoint is */
+            fprintf(stderr, "foldline: %s\n", stop_err->msg);
         if (rank == 0)
             fprintf(stderr, "foldline: training stopped by a signal; every running job wrote a checkpoint. Rerun "
                             "the same command to resume (exit status 75).\n");
@@ -753,9 +448,35 @@ static int train_main(const char *config, int fold_only, const char **overrides,
     fl_vote_options vo = {0};
     vo.run_dir = run_dir;
     vo.echo = stdout;
-    if (fl_vote_run(&vo, &err))
-        return cli_report(&err);
+    if (fl_vote_run(&vo, err))
+        return cli_report(err);
     return 0;
+}
+
+/* Steps 1 to 5. Returns the exit status; failures go through cli_report. */
+static int train_main(const char *config, int fold_only, const char **overrides, int n_over, int restart,
+                      fl_train_config *cfg)
+{
+    fl_error err;
+    fl_error_clear(&err);
+    int status;
+    train_ctx *t = train_start(config, fold_only, overrides, n_over, restart, cfg, &status, &err);
+    if (!t)
+        return status;
+    fl_error stop_err;
+    fl_error_clear(&stop_err);
+    int stopped = 0, n_stopped = 0;
+    fl_code rc = train_run(t, &stopped, &stop_err, &n_stopped, &err);
+    if (rc) {
+        train_free(t);
+        if (t->world.size == 1) { /* alone, MPI ends normally: free what it holds first */
+            fl_jobq_close(t->env.queue, NULL);
+            fl_group_close(t->env.group);
+        }
+        free(t);
+        return cli_report(&err); /* with more ranks: ends every one of them */
+    }
+    return train_finish(t, stopped, &stop_err, n_stopped, &err);
 }
 
 int cli_train(int argc, char **argv)

@@ -2,9 +2,11 @@
  * rank for the whole run and the set-up steps each file contributes. Not a
  * public API: only launch/cli_train.c and launch/train_*.c include it.
  *
- *   cli_train.c   the verb: the life of a rank (set-up, groups, jobs, vote)
- *   train_data.c  the data files: opening, comparing, the verification pass
- *   train_plan.c  device, folds, jobs, and the checks of backbones and batches
+ *   cli_train.c     the verb: the life of a rank (set-up, groups, jobs, vote)
+ *   train_data.c    the data files: opening, comparing, the verification pass
+ *   train_plan.c    device, folds, jobs, and the checks of backbones and batches
+ *   train_rundir.c  the run directory before the jobs: --restart, settings, run.cfg
+ *   train_jobs.c    step 4: the jobs from the queue, their locks, the run's ETA
  */
 #ifndef FOLDLINE_TRAIN_PRIV_H
 #define FOLDLINE_TRAIN_PRIV_H
@@ -76,5 +78,24 @@ fl_code train_probe_backbones(train_ctx *t, fl_error *err);
  * anything of the run is written. A batch larger than the fewest training
  * rows of a job is a warning (rank 0): each epoch is one smaller batch. */
 fl_code train_check_models(train_ctx *t, fl_error *err);
+
+/* train_rundir.c (rank 0, before any job starts) */
+/* --restart: removes the run directory (a foldline run's: it holds a
+ * run.cfg), or with --fold K fold K's job directory of every model; refused
+ * while a live trainer holds what it would remove. */
+fl_code train_restart(const train_ctx *t, fl_error *err);
+/* Every job of the config with a directory was trained with the settings
+ * the config gives now; the jobs this process trains where only predict_with
+ * or tta changed re-predict from their checkpoints. */
+fl_code train_check_settings(const train_ctx *t, fl_error *err);
+fl_code train_write_manifest(const train_ctx *t, fl_error *err);
+
+/* train_jobs.c */
+/* Step 4 (collective in each group): jobs until the queue is empty. */
+fl_code train_jobs(train_ctx *t, fl_error *err);
+/* Jobs of the whole run (models x the run's folds) whose preds.h5 is missing. */
+int train_jobs_missing(const train_ctx *t);
+/* "<prefix>: D of N jobs done ..., ETA ..." from the run directory. */
+void train_say_eta(const train_ctx *t, const char *prefix);
 
 #endif

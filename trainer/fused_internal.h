@@ -1,6 +1,7 @@
-/* fused_internal.h -- what trainer/fused.c and trainer/fused_dev.c (its
- * device-resident path) share: the fused job's state and the helpers both
- * use. Not an API: only those two files include it.
+/* fused_internal.h -- what the files of a fold-fused job share (trainer/
+ * fused.c, its epoch fused_epoch.c, fused_cache.c, fused_predict.c and its
+ * device-resident path fused_dev.c): the job's state and the helpers they
+ * use. Not an API: only those files include it.
  */
 #ifndef FOLDLINE_FUSED_INTERNAL_H
 #define FOLDLINE_FUSED_INTERNAL_H
@@ -66,6 +67,14 @@ void fused_shard(const fused_state *f, int64_t a, int64_t b, int64_t *lo, int64_
 
 /* Sums the heads' pairs (a[i], b[i]), i < n, over the group in one call (fused.c). */
 fl_code fused_sum_pairs(fused_state *f, double *a, double *b, int n, fl_error *err);
+
+/* ---- trainer/fused_epoch.c: one training epoch ------------------------------ */
+/* One epoch of every head whose progress is at this epoch (active[i]),
+ * each from its own step on. tl, ta, secs: (n) per head. */
+fl_code fused_train_epoch(fused_state *f, int epoch, const int *active, double *tl, double *ta, double *secs,
+                          fl_error *err);
+/* The job's stop: every head's last.pt holds epoch and step. */
+fl_code fused_stopped(fused_state *f, int epoch, int64_t step, fl_error *err);
 
 /* ---- trainer/fused_cache.c: the backbone's features and the feature cache ---- */
 /* The features (B, D) of images x into out, with the training augmentation

@@ -25,6 +25,71 @@ static fl_code fused_views(fused_state *f, const uint8_t *x, const int64_t *rows
     return rc;
 }
 
+/* A prediction of fused_predict in progress: the split and its rows, the
+ * views, and each head's probabilities and sums. */
+typedef struct {
+    int train; /* the train split (each row by its fold's head), else the test split (every head) */
+    const int64_t *rows;
+    int n_views;
+    const char *phase; /* for the heads' status.txt: "predict" or "validate" */
+    float **own;       /* (nh) each head's probabilities of this rank's rows, NULL without probs */
+    int64_t *filled;   /* (nh) rows in own[h] so far */
+    double *loss, *correct;
+} fused_pred;
+
+/* How many of rows (n) each head predicts on each rank (per_rank, head-major)
+ * and on this one (mine). */
+static void fused_predict_counts(const fused_state *f, int train, const int64_t *rows, int64_t n, int64_t *mine,
+                                 int64_t *per_rank)
+{
+    for (int r = 0; r < f->g_size; r++) {
+        int64_t a, b;
+        fl_group_share(n, r, f->g_size, &a, &b);
+        for (int64_t i = a; i < b; i++)
+            for (int h = 0; h < f->n; h++)
+                if (!train || f->head_of_fold[f->env->train_fold[rows[i]]] == h) {
+                    per_rank[(size_t)h * f->g_size + r]++;
+                    if (r == f->g_rank)
+                        mine[h]++;
+                }
+    }
+}
+
+/* Each head on its rows among rows[p .. p + B) (their views' features in
+ * f->views): the views of those rows gathered, then its probabilities, loss
+ * and correct count. */
+static fl_code fused_predict_heads(fused_state *f, fused_pred *pr, int64_t p, int B, fl_error *err)
+{
+    fl_code rc = FL_OK;
+    for (int h = 0; h < f->n && !rc; h++) {
+        int m = 0;
+        const float *vs[1 + FL_MAX_TTA];
+        for (int i = 0; i < B; i++) {
+            int64_t row = pr->rows[p + i];
+            if (pr->train && f->head_of_fold[f->env->train_fold[row]] != h)
+                continue;
+            for (int t = 0; t < pr->n_views; t++)
+                memcpy(f->sel_views[t] + (size_t)m * f->D, f->views[t] + (size_t)i * f->D, sizeof(float) * f->D);
+            if (pr->train)
+                f->labels[m] = f->env->train_labels[row];
+            m++;
+        }
+        if (!m)
+            continue;
+        for (int t = 0; t < pr->n_views; t++)
+            vs[t] = f->sel_views[t];
+        double l = 0;
+        int c = 0;
+        float *out = pr->own[h] ? pr->own[h] + (size_t)pr->filled[h] * f->C : f->probs;
+        rc = fl_model_head_predict(f->models[h], vs, pr->n_views, m, pr->train ? f->labels : NULL, out, &l, &c, err);
+        job_monitor_phase(&f->js[h], pr->phase);
+        pr->loss[h] += l;
+        pr->correct[h] += c;
+        pr->filled[h] += m;
+    }
+    return rc;
+}
+
 /* Predicts rows (n, of the train split when train, else the test split) for
  * the heads: on the train split each row by the head of its fold (only
  * folds with a head), on the test split every row by every head. Sharded
@@ -39,26 +104,17 @@ static fl_code fused_predict(fused_state *f, int train, const int64_t *rows, int
     fl_group_share(n, f->g_rank, f->g_size, &lo, &hi);
     /* Each head's rows on this rank: its count, then a buffer for their probabilities. */
     int64_t *mine = calloc((size_t)nh * (f->g_size + 1), sizeof *mine), *per_rank = mine + nh;
-    float **own = calloc((size_t)nh, sizeof *own);
-    int64_t *filled = calloc((size_t)nh, sizeof *filled);
+    fused_pred pr = {train, rows, n_views, probs ? "predict" : "validate", NULL, NULL, loss, correct};
+    pr.own = calloc((size_t)nh, sizeof *pr.own);
+    pr.filled = calloc((size_t)nh, sizeof *pr.filled);
     fl_code rc = FL_OK;
-    if (!mine || !own || !filled) {
+    if (!mine || !pr.own || !pr.filled) {
         rc = fused_oom(err);
         goto done;
     }
-    for (int r = 0; r < f->g_size; r++) {
-        int64_t a, b;
-        fl_group_share(n, r, f->g_size, &a, &b);
-        for (int64_t i = a; i < b; i++)
-            for (int h = 0; h < nh; h++)
-                if (!train || f->head_of_fold[f->env->train_fold[rows[i]]] == h) {
-                    per_rank[(size_t)h * f->g_size + r]++;
-                    if (r == f->g_rank)
-                        mine[h]++;
-                }
-    }
+    fused_predict_counts(f, train, rows, n, mine, per_rank);
     for (int h = 0; h < nh && probs; h++) /* every rank: its rows, gathered to the leader's probs[h] */
-        if (!(own[h] = malloc(sizeof *own[h] * (size_t)(mine[h] ? mine[h] : 1) * C))) {
+        if (!(pr.own[h] = malloc(sizeof *pr.own[h] * (size_t)(mine[h] ? mine[h] : 1) * C))) {
             rc = fused_oom(err);
             goto done;
         }
@@ -79,52 +135,27 @@ static fl_code fused_predict(fused_state *f, int train, const int64_t *rows, int
         }
         if ((rc = fused_views(f, x, rows + p, B, n_views, from_cache, err)))
             break;
-        for (int h = 0; h < nh && !rc; h++) {
-            int m = 0;
-            const float *vs[1 + FL_MAX_TTA];
-            for (int i = 0; i < B; i++) {
-                int64_t row = rows[p + i];
-                if (train && f->head_of_fold[f->env->train_fold[row]] != h)
-                    continue;
-                for (int t = 0; t < n_views; t++)
-                    memcpy(f->sel_views[t] + (size_t)m * f->D, f->views[t] + (size_t)i * f->D, sizeof(float) * f->D);
-                if (train)
-                    f->labels[m] = f->env->train_labels[row];
-                m++;
-            }
-            if (!m)
-                continue;
-            for (int t = 0; t < n_views; t++)
-                vs[t] = f->sel_views[t];
-            double l = 0;
-            int c = 0;
-            float *out = own[h] ? own[h] + (size_t)filled[h] * C : f->probs;
-            rc = fl_model_head_predict(f->models[h], vs, n_views, m, train ? f->labels : NULL, out, &l, &c, err);
-            job_monitor_phase(&f->js[h], probs ? "predict" : "validate");
-            loss[h] += l;
-            correct[h] += c;
-            filled[h] += m;
-        }
+        rc = fused_predict_heads(f, &pr, p, B, err);
         fl_group_progress(f->env->group);
     }
     if (rc)
         goto done;
     rc = fused_sum_pairs(f, loss, correct, nh, err);
     for (int h = 0; h < nh && !rc && probs; h++) {
-        if (!own[h])
+        if (!pr.own[h])
             continue;
         if (f->g_size == 1)
-            memcpy(probs[h], own[h], sizeof *own[h] * (size_t)mine[h] * C);
+            memcpy(probs[h], pr.own[h], sizeof *pr.own[h] * (size_t)mine[h] * C);
         else
-            rc = fl_group_gather_rows_of(f->group, own[h], f->leader ? probs[h] : NULL,
+            rc = fl_group_gather_rows_of(f->group, pr.own[h], f->leader ? probs[h] : NULL,
                                          per_rank + (size_t)h * f->g_size, C, err);
     }
 done:
-    for (int h = 0; own && h < nh; h++)
-        free(own[h]);
-    free(own);
+    for (int h = 0; pr.own && h < nh; h++)
+        free(pr.own[h]);
+    free(pr.own);
     free(mine);
-    free(filled);
+    free(pr.filled);
     return rc;
 }
 

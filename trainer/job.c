@@ -114,233 +114,53 @@ fl_code job_model_new(job_state *js, const fl_model *backbone_of, fl_error *err)
     return job_sync(js, FL_STATE_PARAMS | FL_STATE_BUFFERS, err);
 }
 
-/* A trained backbone's order of the train rows: a Fisher-Yates permutation
- * drawn from (job seed, epoch), the same on every rank of the group, applied
- * to the previous epoch's order. A job resumed at epoch e replays the
- * shuffles of epochs 0 .. e-1 first (job_resume). */
-void job_shuffle(job_state *js, int epoch)
-{
-    if (js->frozen) /* trainer/order.h: drawn afresh each epoch, nothing to replay */
-        return;
-    fl_rng r = fl_rng_for(js->seed ^ 0x73687566ull, (uint64_t)epoch, 0);
-    for (int64_t i = js->n_train - 1; i > 0; i--) {
-        int64_t j = (int64_t)fl_rng_below(&r, (uint64_t)i + 1);
-        int64_t t = js->train_rows[i];
-        js->train_rows[i] = js->train_rows[j];
-        js->train_rows[j] = t;
-    }
-}
+/* What job_predict predicts and returns: rows (n) of a loader's split,
+ * sharded over the group. With probs_out, the probabilities (n, C) are
+ * gathered into probs (the leader's; the others pass NULL). labels (by split
+ * row) may be NULL; *loss and *acc (each may be NULL) cover all n rows, on
+ * every rank. TTA views only when use_tta is set. */
+typedef struct {
+    fl_loader *loader;
+    const int64_t *rows;
+    int64_t n;
+    int use_tta;
+    const int32_t *labels;
+    int probs_out;
+    float *probs;
+    double *loss, *acc;
+} job_predict_req;
 
-fl_code job_step_flags(job_state *js, int mine, int *flags, fl_error *err)
-{
-    if (js->g_size == 1) {
-        *flags = mine;
-        return FL_OK;
-    }
-    double v[3] = {mine & STEP_NONFINITE, mine & STEP_STOP, mine & STEP_CHECKPOINT};
-    fl_code rc = fl_group_sum(js->group, v, 3, err);
-    *flags = (v[0] > 0 ? STEP_NONFINITE : 0) | (v[1] > 0 ? STEP_STOP : 0) | (v[2] > 0 ? STEP_CHECKPOINT : 0);
-    return rc;
-}
-
-fl_code job_loader_start(fl_loader *ld, const fl_order *o, int64_t step, int shard, int n_shards, fl_error *err)
-{
-    int64_t start = 0, hi;
-    if (step > 0)
-        fl_order_batch(o, step - 1, &hi, &start);
-    int64_t *ends = malloc(sizeof *ends * (size_t)(o->n_batches - step + 1));
-    if (!ends)
-        return fl_fail(err, FL_ENOMEM, "out of memory");
-    for (int64_t s = step; s < o->n_batches; s++)
-        ends[s - step] = o->ends[s] - start;
-    fl_code rc =
-        fl_loader_start_batches(ld, o->rows + start, o->n - start, ends, o->n_batches - step, shard, n_shards, err);
-    free(ends);
-    return rc;
-}
-
-/* The epoch's batches into js->order (trainer/order.h). */
-static fl_code job_epoch_order(job_state *js, int epoch, fl_error *err)
-{
-    fl_order_free(&js->order);
-    if (!js->frozen) {
-        job_shuffle(js, epoch);
-        return fl_order_plain(js->train_rows, js->n_train, js->mc->batch, &js->order, err);
-    }
-    fl_order all;
-    fl_code rc = fl_order_frozen(js->env->train_fold, js->data->info.n_train, js->data->info.folds, js->mc->batch,
-                                 js->model_seed, epoch, &all, err);
-    if (!rc)
-        rc = fl_order_without_fold(&all, js->env->train_fold, js->job.fold, &js->order, err);
-    fl_order_free(&all);
-    return rc;
-}
-
-/* One pass of training over the epoch's batches, from batch js->prog.step on
- * (a resumed epoch): on each rank its shard of every global batch, gradients
- * summed over the group, then the step. After each step the group agrees on
- * a non-finite loss (run.on_nan), a stop signal and a timed checkpoint
- * (run.checkpoint_minutes). An empty batch (a frozen model's, once this
- * fold's others ran out) is no step. */
-static fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *acc, double *seconds, fl_error *err)
-{
-    const fl_job_env *env = js->env;
-    const fl_train_config *cfg = env->cfg;
-    fl_code rc = job_epoch_order(js, epoch, err);
-    if (rc)
-        return rc;
-    const fl_order *o = &js->order;
-    const fl_aug_stage *stage = fl_augment_stage_at(js->mc, epoch);
-    /* A resumed epoch: the leader's sums so far stand for the whole group. */
-    int64_t step = js->prog.step < o->n_batches ? js->prog.step : o->n_batches, start = 0, hi;
-    if (step > 0)
-        fl_order_batch(o, step - 1, &hi, &start);
-    double t0 = job_now_s() - js->prog.seconds, loss_sum = js->leader ? js->prog.loss_sum : 0;
-    double correct = js->leader ? js->prog.correct : 0;
-    if ((rc = job_loader_start(js->data->train_loader, o, step, js->g_rank, js->g_size, err)) ||
-        (rc = job_monitor_epoch_start(js, epoch, o->n_batches, step, start, err)))
-        return rc;
-    const uint8_t *x;
-    int B, got;
-    int64_t first;
-    int skip_nonfinite = cfg->on_nan == FL_ON_NAN_SKIP_STEP, per_step = fl_schedule_per_step(js->mc);
-    double checkpoint_s = cfg->checkpoint_minutes * 60.0;
-    /* dist.overlap: the gradient buckets start during backward (fl_model_grads_overlap_begin). */
-    int overlap = js->g_size > 1 && cfg->overlap, host = js->g_size > 1 ? fl_group_host_buffers(js->group) : 1;
-    fl_flat_async_ops ops = {fl_group_sum_start, fl_group_sum_test, fl_group_sum_wait,
-                             js->g_size > 1 ? fl_group_sum_any_thread(js->group) : 0};
-    int64_t bucket_bytes = cfg->bucket_mb * 1e6 < 1 ? 1 : (int64_t)(cfg->bucket_mb * 1e6);
-    while ((got = fl_loader_next(js->data->train_loader, &x, &B, &first, err)) == 1) {
-        int64_t lo;
-        fl_order_batch(o, step, &lo, &hi);
-        int64_t batch_rows = hi - lo;
-        if (batch_rows == 0) { /* every rank knows: no step */
-            step++;
-            continue;
-        }
-        const int64_t *rows = o->rows + start + first;
-        double l = 0;
-        int c = 0, mine = 0, flags;
-        if (overlap && (rc = fl_model_grads_overlap_begin(js->model, host, &ops, js->group, bucket_bytes, err)))
-            return rc;
-        if (B > 0) { /* a shard is empty only when a batch has fewer rows than the group has ranks */
-            for (int i = 0; i < B; i++)
-                js->labels_buf[i] = env->train_labels[rows[i]];
-            int any = fl_augment_draw(stage, js->frozen ? js->model_seed : js->seed, epoch, rows, B, js->aug);
-            /* The mean loss over this shard times its share of the batch: the
-             * group's summed gradients are those of the whole batch's mean loss. */
-            double scale = (double)B / (double)batch_rows;
-            if ((rc = fl_model_forward_backward(js->model, x, js->labels_buf, B, any ? js->aug : NULL, scale, &l, &c,
-                                                err)))
-                return rc;
-            if (!isfinite(l) || (epoch == js->fault_epoch && step == js->fault_step))
-                mine |= STEP_NONFINITE;
-        }
-        if (overlap) { /* every bucket, also on a rank without backward: the ranks start the same buckets */
-            double c0 = job_now_s();
-            fl_overlap_stats st = {0};
-            rc = fl_model_grads_overlap_end(js->model, &st, err);
-            double waited = job_now_s() - c0;
-            js->comm_exposed += waited;
-            js->comm_seconds += waited + st.busy_s;
-            js->comm_buckets = st.buckets;
-            if (rc)
-                return rc;
-        }
-        if (fl_stop_requested())
-            mine |= STEP_STOP;
-        if (js->leader && checkpoint_s > 0 && job_now_s() - js->last_checkpoint >= checkpoint_s)
-            mine |= STEP_CHECKPOINT;
-        if ((rc = job_step_flags(js, mine, &flags, err)))
-            return rc;
-        if (flags & STEP_NONFINITE) {
-            if (!skip_nonfinite)
-                return fl_fail_job(err, FL_EINPUT,
-                                   "job %s fold %d: the training loss is not finite at epoch %d step %lld HINT: lower "
-                                   "the learning rate, set clip_grad_norm, or run.on_nan = \"skip_step\"",
-                                   js->mc->name, js->job.fold, epoch + 1, (long long)step);
-            if (js->log)
-                fl_job_log(js->log, js->mc->name, js->job.fold,
-                           "epoch %d step %lld: loss not finite, step skipped (run.on_nan)\n", epoch + 1,
-                           (long long)step);
-            rc = fl_model_zero_grad(js->model, err);
-        } else {
-            if (js->g_size > 1 && !overlap) {
-                double c0 = job_now_s();
-                rc = fl_model_grads_reduce(js->model, fl_group_host_buffers(js->group), fl_group_sum_flat, js->group,
-                                           err);
-                js->comm_seconds += job_now_s() - c0;
-                js->comm_exposed += job_now_s() - c0;
-                js->comm_buckets = 0;
-            }
-            if (!rc && per_step)
-                rc = fl_model_set_lr(js->model, fl_schedule_lr_at(js->mc, epoch, step, o->n_batches), err);
-            if (!rc)
-                rc = fl_model_step(js->model, err);
-            loss_sum += l;
-            correct += c;
-        }
-        if (rc)
-            return rc;
-        step++;
-        fl_group_progress(env->group);
-        if ((rc = (flags & STEP_NONFINITE) ? job_monitor_step(js, step, hi, 0, 0, 0, err)
-                                           : job_monitor_step(js, step, hi, l, c, B, err)))
-            return rc;
-        /* The prefetch thread reads on meanwhile: a checkpoint does not touch
-         * the data file. At a stop, the next start or close drops its reads. */
-        if ((flags & (STEP_STOP | STEP_CHECKPOINT)) &&
-            (rc = job_save_mid_epoch(js, step, loss_sum, correct, job_now_s() - t0, err)))
-            return rc;
-        if (flags & STEP_STOP)
-            return job_stopped(js, epoch, step, err);
-    }
-    if (got < 0)
-        return err->code;
-    double sums[2] = {loss_sum, correct};
-    if ((rc = job_sum(js, sums, 2, err)))
-        return rc;
-    *seconds = job_now_s() - t0;
-    *loss = sums[0] / (double)js->n_train;
-    *acc = sums[1] / (double)js->n_train;
-    return FL_OK;
-}
-
-/* Predicts rows (n) of a loader's split, sharded over the group: each rank
- * its fl_group_share of the rows, in batches of its share of `batch`. With
- * probs_out, the probabilities (n, C) are gathered into probs (the leader's;
- * the others pass NULL). labels (by split row) may be NULL; *loss and *acc
- * cover all n rows, on every rank. TTA views only when use_tta is set. */
-static fl_code job_predict(job_state *js, fl_loader *ld, const int64_t *rows, int64_t n, int use_tta,
-                           const int32_t *labels, int probs_out, float *probs, double *loss, double *acc, fl_error *err)
+/* Predicts r's rows: each rank its fl_group_share of them, in batches of its
+ * share of `batch`. */
+static fl_code job_predict(job_state *js, const job_predict_req *r, fl_error *err)
 {
     int C = js->data->info.num_classes, batch = (js->mc->batch + js->g_size - 1) / js->g_size;
-    int64_t lo, hi;
+    int64_t n = r->n, lo, hi;
     fl_group_share(n, js->g_rank, js->g_size, &lo, &hi);
     /* mine: (hi - lo, C), this rank's rows (on the leader, the first rows of
      * probs); own: its buffer elsewhere, or (batch, C) dropped after each batch. */
-    float *mine = probs_out && js->leader ? probs : NULL;
-    float *own = mine ? NULL : malloc(sizeof *own * (size_t)(probs_out ? (hi - lo) : batch) * C + 1);
+    float *mine = r->probs_out && js->leader ? r->probs : NULL;
+    float *own = mine ? NULL : malloc(sizeof *own * (size_t)(r->probs_out ? (hi - lo) : batch) * C + 1);
     if (!mine && !own)
         return fl_fail(err, FL_ENOMEM, "out of memory");
-    if (probs_out && !mine)
+    if (r->probs_out && !mine)
         mine = own;
     int tta[FL_MAX_TTA];
-    int n_tta = use_tta ? js->mc->n_tta : 0;
+    int n_tta = r->use_tta ? js->mc->n_tta : 0;
     for (int i = 0; i < n_tta; i++)
         tta[i] = (int)js->mc->tta[i];
     double sums[2] = {0, 0}; /* loss, correct */
     fl_code rc = job_sync(js, FL_STATE_BUFFERS, err);
     if (!rc)
-        rc = fl_loader_start(ld, rows + lo, hi - lo, batch, err);
+        rc = fl_loader_start(r->loader, r->rows + lo, hi - lo, batch, err);
     const uint8_t *x;
     int B, got = 0;
     int64_t first;
-    while (!rc && (got = fl_loader_next(ld, &x, &B, &first, err)) == 1) {
+    while (!rc && (got = fl_loader_next(r->loader, &x, &B, &first, err)) == 1) {
         const int32_t *y = NULL;
-        if (labels) {
+        if (r->labels) {
             for (int i = 0; i < B; i++)
-                js->labels_buf[i] = labels[rows[lo + first + i]];
+                js->labels_buf[i] = r->labels[r->rows[lo + first + i]];
             y = js->labels_buf;
         }
         double l = 0;
@@ -349,21 +169,21 @@ static fl_code job_predict(job_state *js, fl_loader *ld, const int64_t *rows, in
         sums[0] += l;
         sums[1] += c;
         fl_group_progress(js->env->group);
-        job_monitor_phase(js, probs_out ? "predict" : "validate");
+        job_monitor_phase(js, r->probs_out ? "predict" : "validate");
     }
     if (!rc && got < 0)
         rc = err->code;
     if (!rc)
         rc = job_sum(js, sums, 2, err);
-    if (!rc && probs_out && js->g_size > 1)
-        rc = fl_group_gather_rows(js->group, mine, probs, n, C, err);
+    if (!rc && r->probs_out && js->g_size > 1)
+        rc = fl_group_gather_rows(js->group, mine, r->probs, n, C, err);
     free(own);
     if (rc)
         return rc;
-    if (loss)
-        *loss = n ? sums[0] / (double)n : 0;
-    if (acc)
-        *acc = n ? sums[1] / (double)n : 0;
+    if (r->loss)
+        *r->loss = n ? sums[0] / (double)n : 0;
+    if (r->acc)
+        *r->acc = n ? sums[1] / (double)n : 0;
     return FL_OK;
 }
 
@@ -490,8 +310,13 @@ static fl_code job_train(job_state *js, fl_error *err)
         if ((rc = fl_model_set_lr(js->model, lr, err)) || (rc = job_train_epoch(js, epoch, &tl, &ta, &secs, err)))
             return rc;
         double t0 = job_now_s();
-        if ((rc = job_predict(js, js->data->train_loader, js->val_rows, js->n_val, 0, js->env->train_labels, 0, NULL,
-                              &vl, &va, err)))
+        job_predict_req val = {.loader = js->data->train_loader,
+                               .rows = js->val_rows,
+                               .n = js->n_val,
+                               .labels = js->env->train_labels,
+                               .loss = &vl,
+                               .acc = &va};
+        if ((rc = job_predict(js, &val, err)))
             return rc;
         if ((rc = job_end_epoch(js, epoch, lr, tl, ta, vl, va, secs, job_now_s() - t0, err)) ||
             (rc = job_stop_between_epochs(js, epoch, err)))
@@ -568,9 +393,17 @@ static fl_code job_predict_all(job_state *js, fl_error *err)
     for (int64_t i = 0; i < n_test; i++)
         test_rows[i] = i;
     double oof_acc = 0;
-    if (!(rc = job_predict(js, js->data->train_loader, js->val_rows, js->n_val, 1, js->env->train_labels, 1, oof, NULL,
-                           &oof_acc, err)) &&
-        !(rc = job_predict(js, js->data->test_loader, test_rows, n_test, 1, NULL, 1, test, NULL, NULL, err)))
+    job_predict_req oof_req = {.loader = js->data->train_loader,
+                               .rows = js->val_rows,
+                               .n = js->n_val,
+                               .use_tta = 1,
+                               .labels = js->env->train_labels,
+                               .probs_out = 1,
+                               .probs = oof,
+                               .acc = &oof_acc};
+    job_predict_req test_req = {
+        .loader = js->data->test_loader, .rows = test_rows, .n = n_test, .use_tta = 1, .probs_out = 1, .probs = test};
+    if (!(rc = job_predict(js, &oof_req, err)) && !(rc = job_predict(js, &test_req, err)))
         rc = job_write_preds(js, epoch, oof, test, oof_acc, err);
 done:
     free(oof);

@@ -2,7 +2,7 @@
  * trainer/fused.c (a frozen model's folds from one backbone pass) share: the
  * state of one fold's job and the steps around its training loop
  * (checkpoints, resume, the epoch's bookkeeping, predictions). Not a public
- * API: only trainer/job.c and trainer/fused.c include it.
+ * API: only trainer/job*.c and trainer/fused*.c include it.
  */
 #ifndef FOLDLINE_JOB_INTERNAL_H
 #define FOLDLINE_JOB_INTERNAL_H
@@ -94,7 +94,6 @@ fl_code job_model_new(job_state *js, const fl_model *backbone_of, fl_error *err)
 
 fl_code job_sync(job_state *js, int what, fl_error *err);
 fl_code job_sum(job_state *js, double *v, int n, fl_error *err);
-fl_code job_step_flags(job_state *js, int mine, int *flags, fl_error *err);
 
 /* ---- trainer/job_checkpoint.c: checkpoints, resuming, the stop message -------- */
 
@@ -111,12 +110,21 @@ const char *job_stop_cause(void);
 /* Loads a checkpoint's weights on the leader, which sends them to the group
  * (for prediction: the optimizer's state is let go). */
 fl_code job_load_weights(job_state *js, const char *name, fl_error *err);
-/* The train rows' order of `epoch` from the previous one (job.c); job_resume
+
+/* ---- trainer/job_epoch.c: one training epoch ------------------------------------ */
+
+/* The train rows' order of `epoch` from the previous one; job_resume
  * replays them. */
 void job_shuffle(job_state *js, int epoch);
-
+/* The group's flags (STEP_*) after a step: the sum of every rank's mine. */
+fl_code job_step_flags(job_state *js, int mine, int *flags, fl_error *err);
 /* Starts ld on o's batches from batch `step` on, this rank's shard of each. */
 fl_code job_loader_start(fl_loader *ld, const fl_order *o, int64_t step, int shard, int n_shards, fl_error *err);
+/* Trains the epoch from batch js->prog.step on: the mean training loss and
+ * accuracy over the job's train rows, and the epoch's training seconds. */
+fl_code job_train_epoch(job_state *js, int epoch, double *loss, double *acc, double *seconds, fl_error *err);
+
+/* ---- trainer/job.c: the epoch's end and the predictions ----------------------- */
 
 /* The end of an epoch whose training and validation are done: metrics.csv's
  * row, the best checkpoints, then last.pt, and the log line. */
