@@ -16,6 +16,7 @@ const char *const fl_data_verify_names[] = {"full", "open", NULL};
 const char *const fl_feature_cache_names[] = {"auto", "memory", "file", "none", "device", NULL};
 const char *const fl_dist_backend_names[] = {"auto", "nccl", "mpi", NULL};
 const char *const fl_vote_method_names[] = {"soft-soft", "soft-hard", "hard-hard", "soft", "hard", NULL};
+const char *const fl_fit_metric_names[] = {"logloss", "acc", NULL};
 const char *const fl_backbone_names[] = {"resnet18", "resnet34", "resnet50", "smallcnn", "smallresnet", "mlp", NULL};
 
 int fl_name_find(const char *const *names, const char *name)

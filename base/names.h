@@ -1,6 +1,7 @@
 /* names.h -- the closed sets of a run's settings (head, optimizer, schedule,
  * predict_with, precision, run.on_nan, data.cache, data.verify,
- * data.feature_cache, dist.backend, the vote methods, the built-in backbones)
+ * data.feature_cache, dist.backend, the vote methods, vote --fit-metric, the
+ * built-in backbones)
  * as enums, each with the one table of its names.
  *
  * The config loader parses with these tables, settings.txt, run.cfg and the
@@ -44,6 +45,8 @@ typedef enum {
     FL_VOTE_HARD, /* within one model */
     FL_VOTE_COUNT
 } fl_vote_method;
+/* vote --fit-metric: what the greedy weight fit optimises */
+typedef enum { FL_FIT_LOGLOSS, FL_FIT_ACC, FL_FIT_COUNT } fl_fit_metric;
 /* The built-in backbones (models.[i].backbone other than "torchscript:PATH"). */
 typedef enum {
     FL_NET_RESNET18,
@@ -68,6 +71,7 @@ extern const char *const fl_data_verify_names[];
 extern const char *const fl_feature_cache_names[];
 extern const char *const fl_dist_backend_names[];
 extern const char *const fl_vote_method_names[];
+extern const char *const fl_fit_metric_names[];
 extern const char *const fl_backbone_names[];
 
 /* The index of name in the NULL-terminated table names, -1 when absent. */
@@ -104,6 +108,7 @@ FL_NAMES_FUNCS(fl_on_nan)
 FL_NAMES_FUNCS(fl_data_cache)
 FL_NAMES_FUNCS(fl_data_verify)
 FL_NAMES_FUNCS(fl_feature_cache)
+FL_NAMES_FUNCS(fl_fit_metric)
 FL_NAMES_FUNCS(fl_dist_backend)
 FL_NAMES_FUNCS(fl_vote_method)
 FL_NAMES_FUNCS(fl_backbone)

@@ -92,8 +92,11 @@ static fl_code vote_choose(vote_state *v, const char **method, int *model, fl_er
                            "vote; it does not go with %s %s HINT: drop %s, or drop --fit-weights",
                            o->model ? "--model" : "--method", o->model ? o->model : o->method,
                            o->model ? "--model" : "--method");
-        if (o->fit_metric && strcmp(o->fit_metric, "logloss") && strcmp(o->fit_metric, "acc"))
-            return fl_fail(err, FL_EUSAGE, "vote: unknown --fit-metric '%s' HINT: use logloss or acc", o->fit_metric);
+        if (o->fit_metric && fl_fit_metric_parse(o->fit_metric) < 0) {
+            char names[64];
+            fl_names_join(names, sizeof names, fl_fit_metric_names, NULL, 0, "", ", ", " or ");
+            return fl_fail(err, FL_EUSAGE, "vote: unknown --fit-metric '%s' HINT: use %s", o->fit_metric, names);
+        }
         *method = "fitted";
         return FL_OK;
     }
@@ -484,7 +487,7 @@ static fl_code vote_write_weights(const vote_state *v, fl_error *err)
     }
     fl_vote_weights w = {0};
     w.present = 1;
-    snprintf(w.metric, sizeof w.metric, "%s", v->fit.metric_acc ? "acc" : "logloss");
+    snprintf(w.metric, sizeof w.metric, "%s", fl_fit_metric_name(v->fit.metric_acc ? FL_FIT_ACC : FL_FIT_LOGLOSS));
     w.rounds = v->fit.rounds;
     w.fitted_temperature = v->fit.temperature;
     w.n_models = v->n_models;

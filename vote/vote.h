@@ -40,7 +40,7 @@ typedef struct {
     const char *data_file;  /* NULL: the manifest's */
     FILE *echo;             /* where the report is also printed (stdout), or NULL */
     int fit_weights;        /* 1: fit the soft-soft vote's weights on the OOF rows; the submission uses them */
-    const char *fit_metric; /* "logloss" (NULL: the default) or "acc" */
+    const char *fit_metric; /* a name of fl_fit_metric_names (base/names.h); NULL: logloss */
     int fit_temperature;    /* 1: also fit one temperature per model (on OOF log-loss) */
     int fit_rounds;         /* rounds of greedy selection (0: VOTE_FIT_ROUNDS) */
 } fl_vote_options;

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/names.h"
 #include "dataset/preds.h"
 #include "vote/vote_internal.h"
 #include "vote/vote_sum.h"
@@ -323,7 +324,7 @@ fl_code vote_fit_run(vote_state *v, fl_error *err)
     vote_fit *f = &v->fit;
     const fl_vote_options *o = v->opt;
     const int C = v->num_classes;
-    f->metric_acc = o->fit_metric && !strcmp(o->fit_metric, "acc");
+    f->metric_acc = o->fit_metric && fl_fit_metric_parse(o->fit_metric) == FL_FIT_ACC;
     f->rounds = o->fit_rounds > 0 ? o->fit_rounds : VOTE_FIT_ROUNDS;
     f->temperature = o->fit_temperature;
     fit_scratch x = {0};

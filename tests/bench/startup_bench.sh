@@ -22,10 +22,10 @@ trap 'rm -rf "$work"' EXIT
 echo "bench: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $runs runs each;" \
   "load average $(cut -d' ' -f1-3 /proc/loadavg) (wall times need a quiet machine; CPU times much less so)"
 # A small learnable data file, written with h5py (the tests' writer), and a 1-epoch run.
-$py - "$root/tests/train" "$work" <<'PY'
+$py - "$root/tests/lib" "$work" <<'PY'
 import os, sys
 sys.path.insert(0, sys.argv[1])
-from common import write_data_file, config_text, model_text
+from fltest.train import write_data_file, config_text, model_text
 work = sys.argv[2]
 write_data_file(os.path.join(work, "data.h5"), n_per_class=20, classes=3, folds=2, n_test=12, size=16)
 with open(os.path.join(work, "run.cfg"), "w") as f:
