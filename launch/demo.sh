@@ -27,4 +27,5 @@ if (($(nproc) >= 2)); then
 else
   "$FOLDLINE" train configs/demo.cfg "$@"
 fi
-echo "demo: the report with charts (learning curves, confusion, calibration): $FOLDLINE_ROOT/runs/demo/ensemble/report.html"
+echo "demo: the report with charts (learning curves, confusion, calibration): $FOLDLINE_ROOT/runs/demo/ensemble/report.html" \
+  "(under your run.out_dir instead when you set one)"

@@ -30,7 +30,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root" || exit 1
-out=${1:-${OUT:-/tmp/foldline-seed-scale}}
+out=${1:-${OUT:-${TMPDIR:-/tmp}/foldline-seed-scale}}
 mkdir -p "$out"
 : > "$out/summary.txt"
 dry=${SEED_SCALE_DRY:-0}
