@@ -140,6 +140,17 @@ def predict(model, images, mean, std, batch, channels_last, bf16, tta):
     return torch.cat(out).numpy()
 
 
+def train_step(model, opt, x, y, a):
+    """One optimizer step on the batch (x, y); returns the loss and the logits."""
+    opt.zero_grad(set_to_none=True)
+    with autocast(a.bf16):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=a.label_smoothing)
+    loss.backward()
+    opt.step()
+    return loss, logits
+
+
 def budget_epochs(a, x_train, y_train, fold, x_test, classes, mean, std, folds, t_start):
     """The epochs per fold that fit the run in a.budget_s seconds: 40 timed training steps (after 10 to warm
     up) and one timed prediction pass of 4096 images, on a throw-away model, give a step's and an image's
@@ -149,18 +160,15 @@ def budget_epochs(a, x_train, y_train, fold, x_test, classes, mean, std, folds, 
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr)
     rows = np.flatnonzero(fold != folds[0])
+    if a.train_limit:
+        rows = rows[:a.train_limit]
     model.train()
     for i in range(50):
         if i == 10:
             t0 = time.time()
         idx = np.sort(rows[i * a.batch:(i + 1) * a.batch])
         x, y = to_input(x_train[idx], mean, std, a.channels_last), torch.from_numpy(y_train[idx])
-        opt.zero_grad(set_to_none=True)
-        with autocast(a.bf16):
-            loss = F.cross_entropy(model(x), y, label_smoothing=a.label_smoothing)
-        loss.backward()
-        opt.step()
-        loss.item()
+        train_step(model, opt, x, y, a)[0].item()
     step_s = (time.time() - t0) / 40
     t0 = time.time()
     predict(model, x_test[:4096], mean, std, 512, a.channels_last, a.bf16, a.tta)
@@ -240,12 +248,7 @@ def main():
                     xb = xb.copy()
                     xb[flip] = xb[flip][..., ::-1]
                 x, y = to_input(xb, mean, std, a.channels_last), torch.from_numpy(y_train[idx])
-                opt.zero_grad(set_to_none=True)
-                with autocast(a.bf16):
-                    logits = model(x)
-                    loss = F.cross_entropy(logits, y, label_smoothing=a.label_smoothing)
-                loss.backward()
-                opt.step()
+                loss, logits = train_step(model, opt, x, y, a)
                 if sched:
                     sched.step()
                 loss_sum += loss.item() * len(idx)

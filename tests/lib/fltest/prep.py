@@ -148,24 +148,22 @@ class Layout:
     def test_file(self, image_path):
         return os.path.join(self.root, "test", image_path)
 
-    def add_train(self, class_name, image_path, target, img=None, data=None):
-        f = self.train_file(image_path)
+    @staticmethod
+    def _write(f, img, data):
+        """Writes the image img (encoded by its extension) or the raw bytes data to f, if either is given."""
         if img is not None:
             save_image(img, f)
         elif data is not None:
             os.makedirs(os.path.dirname(f), exist_ok=True)
             with open(f, "wb") as fh:
                 fh.write(data)
+
+    def add_train(self, class_name, image_path, target, img=None, data=None):
+        self._write(self.train_file(image_path), img, data)
         self.train.append((class_name, image_path, target))
 
     def add_test(self, image_path, img=None, target=None, data=None):
-        f = self.test_file(image_path)
-        if img is not None:
-            save_image(img, f)
-        elif data is not None:
-            os.makedirs(os.path.dirname(f), exist_ok=True)
-            with open(f, "wb") as fh:
-                fh.write(data)
+        self._write(self.test_file(image_path), img, data)
         self.test.append((image_path,) if target is None else (image_path, target))
 
     def write_csvs(self, **kw):
