@@ -166,7 +166,7 @@ def budget_epochs(a, x_train, y_train, fold, x_test, classes, mean, std, folds, 
     for i in range(50):
         if i == 10:
             t0 = time.time()
-        idx = np.sort(rows[i * a.batch:(i + 1) * a.batch])
+        idx = np.sort(rows[np.arange(i * a.batch, (i + 1) * a.batch) % len(rows)])  # round the rows when few
         x, y = to_input(x_train[idx], mean, std, a.channels_last), torch.from_numpy(y_train[idx])
         train_step(model, opt, x, y, a)[0].item()
     step_s = (time.time() - t0) / 40
